@@ -1,0 +1,138 @@
+//! The browser app: layout, the z slider and keyboard shortcuts; panels live in submodules.
+
+mod fsjs;
+mod open;
+mod panels;
+mod state;
+mod viewer;
+mod worker_client;
+
+use leptos::prelude::*;
+use state::AppState;
+use wasm_bindgen::JsCast;
+
+/// Mounts the app.
+pub fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// True when the focused element handles this key itself: text fields take every key;
+/// sliders, check boxes and selects take arrows and paging keys but leave letters to us.
+fn field_handles_key(ev: &web_sys::KeyboardEvent) -> bool {
+    let Some(el) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return false;
+    };
+    let navigation = ev.key().starts_with("Arrow")
+        || matches!(
+            ev.key().as_str(),
+            "PageUp" | "PageDown" | "Home" | "End" | " "
+        );
+    match el.tag_name().as_str() {
+        "TEXTAREA" => true,
+        "SELECT" => navigation,
+        "INPUT" => {
+            let kind = el.get_attribute("type").unwrap_or_default();
+            !matches!(kind.as_str(), "range" | "checkbox" | "button" | "file") || navigation
+        }
+        _ => false,
+    }
+}
+
+fn step_z(state: AppState, delta: i64) {
+    let depth = state.depth() as i64;
+    if depth == 0 {
+        return;
+    }
+    state
+        .z
+        .update(|z| *z = (*z as i64 + delta).clamp(0, depth - 1) as usize);
+}
+
+fn toggle_labels(state: AppState, outline: bool) {
+    state.layers.update(|layers| {
+        if let Some(l) = layers
+            .iter_mut()
+            .find(|l| l.info.kind == emstudio_protocol::LayerKind::Label)
+        {
+            if outline {
+                l.outline = !l.outline;
+            } else {
+                l.visible = !l.visible;
+            }
+        }
+    });
+}
+
+/// The whole page.
+#[component]
+fn App() -> impl IntoView {
+    let state = AppState::new();
+    provide_context(state);
+
+    if let Err(e) = worker_client::start(move || state.ready.set(true), move |e| state.error(e)) {
+        state.error(e);
+    }
+
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        if field_handles_key(&ev) || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        match ev.key().as_str() {
+            "w" | "W" | "ArrowUp" => step_z(state, 1),
+            "s" | "S" | "ArrowDown" => step_z(state, -1),
+            "PageUp" => step_z(state, 10),
+            "PageDown" => step_z(state, -10),
+            "Home" => state.z.set(0),
+            "End" => step_z(state, i64::MAX / 2),
+            "f" | "F" => state.fit.update(|f| *f += 1),
+            "l" | "L" => toggle_labels(state, false),
+            "o" | "O" => toggle_labels(state, true),
+            _ => return,
+        }
+        ev.prevent_default();
+    });
+    on_cleanup(move || keys.remove());
+
+    let depth = move || state.depth();
+
+    view! {
+        <div class="app">
+            <header class="top">
+                <h1>"EM Studio"</h1>
+                <span class="hint" data-testid="opened">{move || state.opened.get().map(|o| o.name).unwrap_or_default()}</span>
+                <span class="grow"></span>
+                <span class="hint" data-testid="worker-status">{move || if state.ready.get() { "worker ready" } else { "starting worker…" }}</span>
+            </header>
+            <aside class="side">
+                <open::OpenPanel/>
+                <panels::LayersPanel/>
+                <panels::ExportPanel/>
+                <section class="panel">
+                    <h2>"Keys"</h2>
+                    <p class="hint">"W / ↑ next slice · S / ↓ previous · PgUp/PgDn ±10 · F fit · L labels on/off · O outlines · wheel zoom · drag pan · double-click fit"</p>
+                </section>
+            </aside>
+            <main class="main"
+                on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
+                on:drop=move |ev: web_sys::DragEvent| open::on_drop(state, ev)>
+                <panels::ErrorsPanel/>
+                <panels::JobsPanel/>
+                <viewer::Viewer/>
+                <div class="zbar">
+                    <button title="Fit to window (F)" data-testid="fit" on:click=move |_| state.fit.update(|f| *f += 1)>"Fit"</button>
+                    <input type="range" min="0" data-testid="z-slider"
+                        prop:max=move || depth().saturating_sub(1).to_string()
+                        prop:value=move || state.z.get().to_string()
+                        prop:disabled=move || depth() == 0
+                        on:input=move |ev| state.z.set(event_target_value(&ev).parse().unwrap_or(0)) />
+                    <span data-testid="z-label">{move || if depth() == 0 { String::from("z —") } else { format!("z {} / {}", state.z.get(), depth() - 1) }}</span>
+                </div>
+            </main>
+            <panels::StatusBar/>
+        </div>
+    }
+}

@@ -1,0 +1,287 @@
+//! Reactive application state shared by all panels, and the operations that change it.
+
+use super::worker_client;
+use emstudio_core::VoxelSize;
+use emstudio_protocol::{
+    FromWorker, LayerId, LayerInfo, LayerKind, RequestId, StackSource, ToWorker,
+};
+use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+
+/// A layer as the viewer shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerView {
+    /// What the worker holds.
+    pub info: LayerInfo,
+    /// Drawn or not.
+    pub visible: bool,
+    /// 0..1, applied when compositing.
+    pub opacity: f64,
+    /// Labels: outlines only.
+    pub outline: bool,
+}
+
+/// A long-running request shown with a progress bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    /// The request (for cancel).
+    pub request: RequestId,
+    /// What it is ("Opening isbi2012 / image").
+    pub title: String,
+    /// Units done.
+    pub done: u64,
+    /// Units in all (0 = unknown yet).
+    pub total: u64,
+    /// Latest step.
+    pub message: String,
+}
+
+/// The cursor readout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readout {
+    /// Voxel x.
+    pub x: usize,
+    /// Voxel y.
+    pub y: usize,
+    /// Voxel z.
+    pub z: usize,
+    /// Per layer name: values there.
+    pub values: Vec<(String, LayerKind, Vec<f64>)>,
+}
+
+/// Name and attribution of what is open.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opened {
+    /// Dataset or folder name.
+    pub name: String,
+    /// Attribution / license to show.
+    pub attribution: Option<String>,
+}
+
+/// All reactive state; `Copy`, handed to components through context.
+#[derive(Clone, Copy)]
+pub struct AppState {
+    /// Layers, images first.
+    pub layers: RwSignal<Vec<LayerView>>,
+    /// Current slice.
+    pub z: RwSignal<usize>,
+    /// Running jobs.
+    pub jobs: RwSignal<Vec<Job>>,
+    /// Errors the user has not dismissed.
+    pub errors: RwSignal<Vec<String>>,
+    /// Cursor readout.
+    pub readout: RwSignal<Option<Readout>>,
+    /// What is open.
+    pub opened: RwSignal<Option<Opened>>,
+    /// The worker is up.
+    pub ready: RwSignal<bool>,
+    /// Bumped to ask the viewer to fit the data to the window.
+    pub fit: RwSignal<u32>,
+}
+
+impl AppState {
+    /// Fresh state.
+    pub fn new() -> Self {
+        Self {
+            layers: RwSignal::new(Vec::new()),
+            z: RwSignal::new(0),
+            jobs: RwSignal::new(Vec::new()),
+            errors: RwSignal::new(Vec::new()),
+            readout: RwSignal::new(None),
+            opened: RwSignal::new(None),
+            ready: RwSignal::new(false),
+            fit: RwSignal::new(0),
+        }
+    }
+
+    /// Shows an error.
+    pub fn error(&self, msg: impl Into<String>) {
+        let msg = msg.into();
+        web_sys::console::warn_1(&msg.clone().into());
+        self.errors.update(|e| e.push(msg));
+    }
+
+    /// Number of slices of the deepest layer.
+    pub fn depth(&self) -> usize {
+        self.layers
+            .with(|l| l.iter().map(|l| l.info.shape.z).max().unwrap_or(0))
+    }
+
+    /// Closes every layer.
+    pub fn close_all(&self) {
+        for l in self.layers.get_untracked() {
+            worker_client::notify(&ToWorker::Close { layer: l.info.id });
+        }
+        self.layers.set(Vec::new());
+        self.readout.set(None);
+        self.z.set(0);
+    }
+
+    /// Closes one layer.
+    pub fn close_layer(&self, id: LayerId) {
+        worker_client::notify(&ToWorker::Close { layer: id });
+        self.layers.update(|l| l.retain(|l| l.info.id != id));
+    }
+
+    /// Updates one layer's display settings.
+    pub fn edit_layer(&self, id: LayerId, f: impl FnOnce(&mut LayerView)) {
+        self.layers.update(|l| {
+            if let Some(layer) = l.iter_mut().find(|l| l.info.id == id) {
+                f(layer);
+            }
+        });
+    }
+
+    fn job_progress(&self, request: RequestId, done: u64, total: u64, message: String) {
+        self.jobs.update(|jobs| {
+            if let Some(j) = jobs.iter_mut().find(|j| j.request == request) {
+                j.done = done;
+                j.total = total;
+                j.message = message;
+            }
+        });
+    }
+
+    fn job_end(&self, request: RequestId) {
+        self.jobs
+            .update(|jobs| jobs.retain(|j| j.request != request));
+    }
+
+    /// Starts a job: sends the request, tracks progress, calls `done` with the terminal reply.
+    pub fn run_job(
+        &self,
+        title: String,
+        make: impl FnOnce(RequestId) -> ToWorker,
+        attachments: &[JsValue],
+        mut done: impl FnMut(FromWorker, Vec<JsValue>) + 'static,
+    ) {
+        let state = *self;
+        let result = worker_client::request(make, attachments, move |msg, att| match msg {
+            FromWorker::Progress {
+                request,
+                done: d,
+                total,
+                message,
+            } => state.job_progress(request, d, total, message),
+            other => {
+                if let Some(r) = other.request() {
+                    state.job_end(r);
+                }
+                if let FromWorker::Failed { error, .. } = &other {
+                    state.error(error.clone());
+                }
+                done(other, att);
+            }
+        });
+        match result {
+            Ok(request) => self.jobs.update(|j| {
+                j.push(Job {
+                    request,
+                    title,
+                    done: 0,
+                    total: 0,
+                    message: String::new(),
+                })
+            }),
+            Err(e) => self.error(e),
+        }
+    }
+}
+
+/// A stack waiting to be opened as a layer.
+pub struct PendingLayer {
+    /// Layer name.
+    pub name: String,
+    /// Image or label.
+    pub kind: LayerKind,
+    /// Where its slices are.
+    pub source: StackSource,
+    /// `File`s for `StackSource::Attached`.
+    pub files: Vec<JsValue>,
+    /// Voxel size if known.
+    pub voxel_size: Option<VoxelSize>,
+}
+
+/// Opens layers one after another (so progress reads naturally). With `replace`, what was
+/// open is closed once the first new layer has opened, so a folder that fails to open does
+/// not take the current data with it.
+pub fn open_layers(
+    state: AppState,
+    opened: Option<Opened>,
+    mut pending: Vec<PendingLayer>,
+    replace: bool,
+) {
+    pending.reverse();
+    let replacing = replace.then_some(Replacing { opened });
+    open_next(state, pending, replacing);
+}
+
+/// What to do when the first layer of a new dataset arrives.
+struct Replacing {
+    opened: Option<Opened>,
+}
+
+fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Option<Replacing>) {
+    let Some(p) = pending.pop() else { return };
+    let title = format!("Opening {}", p.name);
+    let (name, kind, source, voxel_size) = (p.name.clone(), p.kind, p.source, p.voxel_size);
+    state.run_job(
+        title,
+        move |request| ToWorker::Open {
+            request,
+            kind,
+            name,
+            source,
+            voxel_size,
+        },
+        &p.files,
+        move |msg, _| {
+            if let FromWorker::Opened { layer, .. } = msg {
+                if let Some(r) = replacing.take() {
+                    state.close_all();
+                    state.opened.set(r.opened);
+                }
+                add_opened_layer(state, layer);
+            }
+            // Go on with the next layer even when one failed, so one bad folder does not
+            // hide the others; its error is already shown.
+            open_next(state, std::mem::take(&mut pending), replacing.take());
+        },
+    );
+}
+
+fn add_opened_layer(state: AppState, layer: LayerInfo) {
+    let existing = state.layers.get_untracked();
+    if let Some(first) = existing.first() {
+        let (a, b) = (first.info.shape, layer.shape);
+        if (a.y, a.x) != (b.y, b.x) || a.z != b.z {
+            state.error(format!(
+                "{}: the stack is {} but {} is {}; it was not added",
+                layer.name, b, first.info.name, a
+            ));
+            worker_client::notify(&ToWorker::Close { layer: layer.id });
+            return;
+        }
+    }
+    let first_label =
+        layer.kind == LayerKind::Label && !existing.iter().any(|l| l.info.kind == LayerKind::Label);
+    let view = LayerView {
+        visible: layer.kind == LayerKind::Image || first_label,
+        opacity: if layer.kind == LayerKind::Label {
+            0.5
+        } else {
+            1.0
+        },
+        outline: false,
+        info: layer,
+    };
+    let was_empty = existing.is_empty();
+    state.layers.update(|l| {
+        l.push(view);
+        l.sort_by_key(|v| v.info.kind == LayerKind::Label);
+    });
+    if was_empty {
+        state.z.set(0);
+        state.fit.update(|f| *f += 1);
+    }
+}

@@ -1,0 +1,436 @@
+//! The slice viewer: a 2D canvas compositing the visible layers' current slice.
+//!
+//! The worker renders each layer's slice to RGBA once per slice change; the UI thread keeps it
+//! in an offscreen canvas and only composites with a transform, so panning and zooming cost one
+//! `drawImage` per layer per frame. Redraws are coalesced to animation frames. Slice requests
+//! are latest-wins per layer: while one is in flight, only the newest wanted slice is queued.
+//!
+//! For tests and benchmarks the canvas carries `data-z-shown` (slice whose pixels are on
+//! screen), `data-draw-ms` (last composite time) and `data-slice-ms` (slice change to pixels).
+
+use super::state::{AppState, Readout};
+use super::worker_client;
+use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+struct Bitmap {
+    z: usize,
+    outline: bool,
+    canvas: HtmlCanvasElement,
+}
+
+#[derive(Default)]
+struct Pending {
+    in_flight: bool,
+    want: Option<(usize, bool)>,
+}
+
+struct View {
+    canvas: Option<HtmlCanvasElement>,
+    scale: f64,
+    tx: f64,
+    ty: f64,
+    bitmaps: HashMap<LayerId, Bitmap>,
+    pending: HashMap<LayerId, Pending>,
+    frame_requested: bool,
+    drag: Option<(f64, f64)>,
+    slice_asked_at: Option<(usize, f64)>,
+    probe_in_flight: bool,
+    probe_next: Option<(usize, usize, usize)>,
+    state: Option<AppState>,
+}
+
+thread_local! {
+    static VIEW: RefCell<View> = RefCell::new(View {
+        canvas: None, scale: 1.0, tx: 0.0, ty: 0.0, bitmaps: HashMap::new(), pending: HashMap::new(),
+        frame_requested: false, drag: None, slice_asked_at: None, probe_in_flight: false,
+        probe_next: None, state: None,
+    });
+}
+
+fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas.get_context("2d").ok()??.dyn_into().ok()
+}
+
+/// Asks for a redraw on the next animation frame.
+fn request_frame() {
+    let already = VIEW.with(|v| std::mem::replace(&mut v.borrow_mut().frame_requested, true));
+    if already {
+        return;
+    }
+    let cb = Closure::once_into_js(move |_: f64| {
+        VIEW.with(|v| v.borrow_mut().frame_requested = false);
+        draw();
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.request_animation_frame(cb.unchecked_ref());
+    }
+}
+
+/// Composites the visible layers.
+fn draw() {
+    let Some(state) = VIEW.with(|v| v.borrow().state) else {
+        return;
+    };
+    let layers = state.layers.get_untracked();
+    let z = state.z.get_untracked();
+    let start = now();
+    VIEW.with(|v| {
+        let v = v.borrow();
+        let Some(canvas) = v.canvas.as_ref() else {
+            return;
+        };
+        let (cw, ch) = (
+            canvas.client_width().max(1) as u32,
+            canvas.client_height().max(1) as u32,
+        );
+        if canvas.width() != cw || canvas.height() != ch {
+            canvas.set_width(cw);
+            canvas.set_height(ch);
+        }
+        let Some(ctx) = context(canvas) else { return };
+        let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        ctx.set_fill_style_str("#101418");
+        ctx.fill_rect(0.0, 0.0, cw as f64, ch as f64);
+        let _ = ctx.set_transform(v.scale, 0.0, 0.0, v.scale, v.tx, v.ty);
+        ctx.set_image_smoothing_enabled(v.scale < 1.0);
+        // "Shown" means complete: something visible, nothing still loading.
+        let mut all_current =
+            layers.iter().any(|l| l.visible) && state.jobs.with_untracked(|j| j.is_empty());
+        for l in layers.iter().filter(|l| l.visible) {
+            match v.bitmaps.get(&l.info.id) {
+                Some(b) => {
+                    all_current &=
+                        b.z == z && (l.info.kind == LayerKind::Image || b.outline == l.outline);
+                    ctx.set_global_alpha(l.opacity);
+                    let _ = ctx.draw_image_with_html_canvas_element(&b.canvas, 0.0, 0.0);
+                }
+                None => all_current = false,
+            }
+        }
+        ctx.set_global_alpha(1.0);
+        let elapsed = now() - start;
+        let _ = canvas.set_attribute("data-draw-ms", &format!("{elapsed:.3}"));
+        if all_current {
+            let _ = canvas.set_attribute("data-z-shown", &z.to_string());
+            if let Some((asked_z, t0)) = v.slice_asked_at {
+                if asked_z == z {
+                    let _ = canvas.set_attribute("data-slice-ms", &format!("{:.3}", now() - t0));
+                }
+            }
+        }
+    });
+}
+
+/// Requests slice `z` of a layer (latest-wins).
+fn want_slice(layer: LayerId, z: usize, outline: bool) {
+    let send_now = VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let p = v.pending.entry(layer).or_default();
+        if p.in_flight {
+            p.want = Some((z, outline));
+            false
+        } else {
+            p.in_flight = true;
+            true
+        }
+    });
+    if send_now {
+        send_render(layer, z, outline);
+    }
+}
+
+fn send_render(layer: LayerId, z: usize, outline: bool) {
+    let result = worker_client::request(
+        |request| ToWorker::RenderSlice {
+            request,
+            layer,
+            z,
+            outline,
+        },
+        &[],
+        move |msg, att| {
+            if let FromWorker::Slice {
+                z, width, height, ..
+            } = msg
+            {
+                if let Some(buf) = att.first() {
+                    store_bitmap(layer, z, outline, width, height, buf);
+                }
+            }
+            let next = VIEW.with(|v| {
+                let mut v = v.borrow_mut();
+                let p = v.pending.entry(layer).or_default();
+                p.in_flight = false;
+                p.want.take()
+            });
+            if let Some((z, outline)) = next {
+                want_slice(layer, z, outline);
+            }
+            request_frame();
+        },
+    );
+    if result.is_err() {
+        VIEW.with(|v| v.borrow_mut().pending.remove(&layer));
+    }
+}
+
+fn store_bitmap(
+    layer: LayerId,
+    z: usize,
+    outline: bool,
+    width: usize,
+    height: usize,
+    buf: &JsValue,
+) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let bytes = js_sys::Uint8Array::new(buf).to_vec();
+    let Ok(image) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        Clamped(&bytes),
+        width as u32,
+        height as u32,
+    ) else {
+        return;
+    };
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let entry = v.bitmaps.entry(layer);
+        let bitmap = match entry {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let Some(canvas) = document
+                    .create_element("canvas")
+                    .ok()
+                    .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
+                else {
+                    return;
+                };
+                slot.insert(Bitmap { z, outline, canvas })
+            }
+        };
+        if bitmap.canvas.width() != width as u32 || bitmap.canvas.height() != height as u32 {
+            bitmap.canvas.set_width(width as u32);
+            bitmap.canvas.set_height(height as u32);
+        }
+        if let Some(ctx) = context(&bitmap.canvas) {
+            let _ = ctx.put_image_data(&image, 0, 0);
+        }
+        bitmap.z = z;
+        bitmap.outline = outline;
+    });
+}
+
+/// Scales and centres the data in the window.
+fn fit(state: AppState) {
+    let Some((w, h)) = state.layers.with_untracked(|l| {
+        l.first()
+            .map(|l| (l.info.shape.x as f64, l.info.shape.y as f64))
+    }) else {
+        return;
+    };
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let Some(canvas) = v.canvas.as_ref() else {
+            return;
+        };
+        let (cw, ch) = (canvas.client_width() as f64, canvas.client_height() as f64);
+        let scale = (cw / w).min(ch / h) * 0.98;
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        v.scale = scale;
+        v.tx = (cw - w * scale) / 2.0;
+        v.ty = (ch - h * scale) / 2.0;
+    });
+    request_frame();
+}
+
+/// Zooms by `factor` keeping the canvas point (cx, cy) fixed.
+fn zoom_at(cx: f64, cy: f64, factor: f64) {
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let new = (v.scale * factor).clamp(0.02, 64.0);
+        let k = new / v.scale;
+        v.tx = cx - (cx - v.tx) * k;
+        v.ty = cy - (cy - v.ty) * k;
+        v.scale = new;
+    });
+    request_frame();
+}
+
+/// Pans by (dx, dy) canvas pixels.
+pub fn pan_by(dx: f64, dy: f64) {
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        v.tx += dx;
+        v.ty += dy;
+    });
+    request_frame();
+}
+
+fn probe(state: AppState, cx: f64, cy: f64) {
+    let (scale, tx, ty) = VIEW.with(|v| {
+        let v = v.borrow();
+        (v.scale, v.tx, v.ty)
+    });
+    let (x, y) = ((cx - tx) / scale, (cy - ty) / scale);
+    let Some(shape) = state
+        .layers
+        .with_untracked(|l| l.first().map(|l| l.info.shape))
+    else {
+        return;
+    };
+    if x < 0.0 || y < 0.0 || x >= shape.x as f64 || y >= shape.y as f64 {
+        state.readout.set(None);
+        return;
+    }
+    let at = (state.z.get_untracked(), y as usize, x as usize);
+    let busy = VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.probe_in_flight {
+            v.probe_next = Some(at);
+            true
+        } else {
+            v.probe_in_flight = true;
+            false
+        }
+    });
+    if !busy {
+        send_probe(state, at);
+    }
+}
+
+fn send_probe(state: AppState, (z, y, x): (usize, usize, usize)) {
+    let _ = worker_client::request(
+        |request| ToWorker::Probe { request, z, y, x },
+        &[],
+        move |msg, _| {
+            if let FromWorker::Probe { values, .. } = msg {
+                let layers = state.layers.get_untracked();
+                let values = values
+                    .into_iter()
+                    .filter_map(|(id, vals)| {
+                        layers
+                            .iter()
+                            .find(|l| l.info.id == id)
+                            .map(|l| (l.info.name.clone(), l.info.kind, vals))
+                    })
+                    .collect();
+                state.readout.set(Some(Readout { x, y, z, values }));
+            }
+            let next = VIEW.with(|v| {
+                let mut v = v.borrow_mut();
+                v.probe_in_flight = false;
+                v.probe_next.take()
+            });
+            if let Some(at) = next {
+                VIEW.with(|v| v.borrow_mut().probe_in_flight = true);
+                send_probe(state, at);
+            }
+        },
+    );
+}
+
+fn canvas_point(ev: &web_sys::MouseEvent) -> (f64, f64) {
+    (ev.offset_x() as f64, ev.offset_y() as f64)
+}
+
+/// The viewer component.
+#[component]
+pub fn Viewer() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let canvas_ref = NodeRef::<Canvas>::new();
+    VIEW.with(|v| v.borrow_mut().state = Some(state));
+
+    canvas_ref.on_load(move |canvas| {
+        VIEW.with(|v| v.borrow_mut().canvas = Some(canvas));
+        request_frame();
+    });
+
+    // Slice or layer settings changed: ask the worker for what is missing.
+    Effect::new(move |_| {
+        let z = state.z.get();
+        let layers = state.layers.get();
+        VIEW.with(|v| {
+            let mut v = v.borrow_mut();
+            v.slice_asked_at = Some((z, now()));
+            v.bitmaps
+                .retain(|id, _| layers.iter().any(|l| l.info.id == *id));
+        });
+        for l in layers.iter().filter(|l| l.visible) {
+            let current = VIEW.with(|v| {
+                v.borrow().bitmaps.get(&l.info.id).is_some_and(|b| {
+                    b.z == z && (l.info.kind == LayerKind::Image || b.outline == l.outline)
+                })
+            });
+            if !current && z < l.info.shape.z {
+                want_slice(l.info.id, z, l.outline);
+            }
+        }
+        request_frame();
+    });
+
+    // A finished job may complete the picture ("data-z-shown").
+    Effect::new(move |_| {
+        state.jobs.track();
+        request_frame();
+    });
+
+    Effect::new(move |_| {
+        state.fit.get();
+        fit(state);
+    });
+
+    let on_resize = window_event_listener(leptos::ev::resize, move |_| request_frame());
+    on_cleanup(move || on_resize.remove());
+
+    view! {
+        <canvas
+            class="viewer-canvas"
+            data-testid="viewer"
+            node_ref=canvas_ref
+            on:wheel=move |ev: web_sys::WheelEvent| {
+                ev.prevent_default();
+                let (cx, cy) = canvas_point(&ev);
+                zoom_at(cx, cy, (-ev.delta_y() * 0.0015).exp());
+            }
+            on:pointerdown=move |ev: web_sys::PointerEvent| {
+                if let Some(t) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
+                    let _ = t.set_pointer_capture(ev.pointer_id());
+                }
+                VIEW.with(|v| v.borrow_mut().drag = Some((ev.client_x() as f64, ev.client_y() as f64)));
+            }
+            on:pointermove=move |ev: web_sys::PointerEvent| {
+                let drag = VIEW.with(|v| v.borrow().drag);
+                if let Some((x0, y0)) = drag {
+                    let (x, y) = (ev.client_x() as f64, ev.client_y() as f64);
+                    VIEW.with(|v| v.borrow_mut().drag = Some((x, y)));
+                    pan_by(x - x0, y - y0);
+                }
+                let (cx, cy) = canvas_point(&ev);
+                probe(state, cx, cy);
+            }
+            on:pointerup=move |_| VIEW.with(|v| v.borrow_mut().drag = None)
+            on:pointercancel=move |_| VIEW.with(|v| v.borrow_mut().drag = None)
+            on:pointerleave=move |_| state.readout.set(None)
+            on:dblclick=move |_| fit(state)
+        ></canvas>
+    }
+}

@@ -1,0 +1,109 @@
+//! The app's side of the worker: starts it, numbers requests, routes replies to handlers.
+
+use emstudio_protocol::{FromWorker, RequestId, ToWorker, PROTOCOL_VERSION};
+use emstudio_webmsg::{post, receive, Target};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+
+type Handler = Box<dyn FnMut(FromWorker, Vec<JsValue>)>;
+
+struct Client {
+    worker: Worker,
+    next: Cell<u32>,
+    handlers: RefCell<HashMap<RequestId, Handler>>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
+}
+
+/// Starts the worker. `on_ready` runs once it listens; `on_error` gets fatal problems.
+pub fn start(
+    on_ready: impl Fn() + 'static,
+    on_error: impl Fn(String) + 'static,
+) -> Result<(), String> {
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    let worker = Worker::new_with_options("./worker.js", &options)
+        .map_err(|e| format!("could not start the worker: {}", super::fsjs::js_error(&e)))?;
+    let on_error = Rc::new(on_error);
+    let client = Rc::new(Client {
+        worker,
+        next: Cell::new(0),
+        handlers: RefCell::new(HashMap::new()),
+    });
+    let err = on_error.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let env = match receive::<FromWorker>(&event) {
+            Ok(env) => env,
+            Err(e) => return err(format!("worker sent a malformed message: {e}")),
+        };
+        if let FromWorker::Ready { version } = env.msg {
+            if version == PROTOCOL_VERSION {
+                on_ready();
+            } else {
+                err(format!(
+                    "worker speaks protocol {version}, the app {PROTOCOL_VERSION}: reload the page"
+                ));
+            }
+            return;
+        }
+        let Some(id) = env.msg.request() else { return };
+        let terminal = env.msg.is_terminal();
+        let handler = with_client(|c| c.handlers.borrow_mut().remove(&id)).flatten();
+        if let Some(mut h) = handler {
+            h(env.msg, env.attachments);
+            if !terminal {
+                with_client(|c| c.handlers.borrow_mut().insert(id, h));
+            }
+        }
+    });
+    client
+        .worker
+        .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_fail = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
+        on_error(format!("the worker stopped: {}", e.message()));
+    });
+    client
+        .worker
+        .set_onerror(Some(on_fail.as_ref().unchecked_ref()));
+    on_fail.forget();
+    CLIENT.with(|c| *c.borrow_mut() = Some(client));
+    Ok(())
+}
+
+fn with_client<R>(f: impl FnOnce(&Client) -> R) -> Option<R> {
+    let client = CLIENT.with(|c| c.borrow().clone());
+    client.as_deref().map(f)
+}
+
+/// Sends a request built from a fresh id; `handler` sees every reply until the terminal one.
+pub fn request(
+    make: impl FnOnce(RequestId) -> ToWorker,
+    attachments: &[JsValue],
+    handler: impl FnMut(FromWorker, Vec<JsValue>) + 'static,
+) -> Result<RequestId, String> {
+    with_client(|c| {
+        let id = RequestId(c.next.get() + 1);
+        c.next.set(id.0);
+        c.handlers.borrow_mut().insert(id, Box::new(handler));
+        post(Target::Worker(&c.worker), &make(id), attachments).map_err(|e| {
+            c.handlers.borrow_mut().remove(&id);
+            super::fsjs::js_error(&e)
+        })?;
+        Ok(id)
+    })
+    .unwrap_or_else(|| Err("the worker is not running".into()))
+}
+
+/// Sends a message that has no reply (close, cancel).
+pub fn notify(msg: &ToWorker) {
+    with_client(|c| {
+        let _ = post(Target::Worker(&c.worker), msg, &[]);
+    });
+}

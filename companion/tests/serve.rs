@@ -1,0 +1,94 @@
+//! The companion's HTTP surface: catalogue, dataset files, app files, traversal refused.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use emstudio_companion::{catalog, server};
+use http_body_util::BodyExt;
+use std::fs;
+use tower::ServiceExt;
+
+fn png_bytes() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, 2, 2);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().expect("header");
+        w.write_image_data(&[1, 2, 3, 4]).expect("data");
+    }
+    out
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Vec<u8>) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+#[tokio::test]
+async fn serves_catalogue_files_and_refuses_traversal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dist = tmp.path().join("dist");
+    let data = tmp.path().join("data");
+    let set = data.join("my set");
+    fs::create_dir_all(&dist).expect("dist");
+    fs::create_dir_all(set.join("image")).expect("image");
+    fs::create_dir_all(set.join("label_mito")).expect("label");
+    fs::write(dist.join("index.html"), "<html>app</html>").expect("index");
+    fs::write(tmp.path().join("secret.txt"), "secret").expect("secret");
+    for name in ["10.png", "2.png"] {
+        fs::write(set.join("image").join(name), png_bytes()).expect("png");
+        fs::write(set.join("label_mito").join(name), png_bytes()).expect("png");
+    }
+    fs::write(set.join("image").join(".hidden.png"), png_bytes()).expect("png");
+
+    let datasets = catalog::scan(None, std::slice::from_ref(&data));
+    assert_eq!(datasets.len(), 1);
+    let app = server::router(&dist, datasets);
+
+    let (status, body) = get(&app, "/api/datasets").await;
+    assert_eq!(status, StatusCode::OK);
+    let list: Vec<emstudio_protocol::DatasetInfo> = serde_json::from_slice(&body).expect("json");
+    assert_eq!(list[0].id, "my-set");
+    assert_eq!(list[0].layers.len(), 2);
+    assert_eq!(list[0].layers[0].path, "image");
+    assert_eq!(list[0].layers[0].files, vec!["2.png", "10.png"]);
+    assert_eq!(list[0].layers[1].kind, emstudio_protocol::LayerKind::Label);
+
+    let (status, body) = get(&app, "/datasets/my-set/image/2.png").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, png_bytes());
+
+    let (status, body) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"<html>app</html>");
+
+    for evil in [
+        "/datasets/my-set/../../secret.txt",
+        "/datasets/my-set/%2e%2e/%2e%2e/secret.txt",
+        "/datasets/my-set/image/..%2F..%2F..%2Fsecret.txt",
+        "/datasets/my-set/image/.hidden.png",
+        "/datasets/nope/image/2.png",
+        "/datasets/my-set/image/%5c..%5csecret.txt",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+    ] {
+        let (status, body) = get(&app, evil).await;
+        assert_ne!(status, StatusCode::OK, "{evil} was served");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("secret"),
+            "{evil} leaked"
+        );
+    }
+}

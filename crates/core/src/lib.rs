@@ -1,0 +1,14 @@
+//! EM Studio core: the data model and pure algorithms shared by the browser worker, the
+//! companion server and the CLI. No I/O beyond bytes in and bytes out, no threads, no clocks:
+//! it builds for `wasm32-unknown-unknown` and native alike.
+//!
+//! - [`volume`]: chunked 3D volumes (`u8`/`u16`/`u32`/`f32`, 1 or 3 channels) with voxel size.
+//! - [`stack`]: decoding and encoding PNG/TIFF slice series and multi-page TIFF, with
+//!   validation that names the offending file.
+//! - [`render`]: slices to RGBA for display; stable label colours.
+
+pub mod render;
+pub mod stack;
+pub mod volume;
+
+pub use volume::{AnyVolume, DType, Shape, Volume, VoxelSize};

@@ -1,0 +1,155 @@
+//! Turning slices into RGBA pixels for display: gray/RGB windowing and label overlays.
+//!
+//! Label colours are a pure function of the ID ([`label_color`]), so an object keeps its colour
+//! across slices, sessions and machines. ID 0 (background) is transparent.
+//!
+//! ```
+//! use emstudio_core::render::{label_color, render_labels};
+//! assert_eq!(label_color(7), label_color(7));
+//! assert_ne!(label_color(7), label_color(8));
+//! let rgba = render_labels(&[0, 7], 2, 1, false);
+//! assert_eq!(rgba[3], 0);   // background transparent
+//! assert_eq!(rgba[7], 255); // object opaque (opacity is applied when compositing)
+//! ```
+
+use crate::volume::Voxel;
+
+/// A 32-bit integer hash (the "lowbias32" finalizer) that spreads consecutive IDs apart.
+fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The display colour of label `id` (stable, saturated, never near-black).
+pub fn label_color(id: u32) -> [u8; 3] {
+    if id == 0 {
+        return [0, 0, 0];
+    }
+    let h = hash32(id);
+    let hue = (h & 0xffff) as f32 / 65536.0;
+    let sat = 0.55 + 0.45 * ((h >> 16) & 0xff) as f32 / 255.0;
+    let val = 0.75 + 0.25 * ((h >> 24) & 0xff) as f32 / 255.0;
+    hsv_to_rgb(hue, sat, val)
+}
+
+fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [u8; 3] {
+    let i = (h * 6.0).floor();
+    let f = h * 6.0 - i;
+    let (p, q, t) = (v * (1.0 - s), v * (1.0 - f * s), v * (1.0 - (1.0 - f) * s));
+    let (r, g, b) = match (i as i32).rem_euclid(6) {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    };
+    [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
+}
+
+/// Maps `values` (`width * height * channels`, channels 1 or 3) to RGBA, stretching
+/// `[lo, hi]` to `[0, 255]`.
+pub fn render_intensity<T: Voxel>(values: &[T], channels: usize, lo: f64, hi: f64) -> Vec<u8> {
+    let n = values.len() / channels.max(1);
+    let mut out = vec![255u8; n * 4];
+    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+    let map = |v: T| ((v.to_f64() - lo) * scale).clamp(0.0, 255.0) as u8;
+    for (i, px) in out.chunks_exact_mut(4).enumerate() {
+        if channels >= 3 {
+            px[0] = map(values[i * channels]);
+            px[1] = map(values[i * channels + 1]);
+            px[2] = map(values[i * channels + 2]);
+        } else {
+            let g = map(values[i]);
+            px[0] = g;
+            px[1] = g;
+            px[2] = g;
+        }
+    }
+    out
+}
+
+/// Label IDs to RGBA: each ID in its [`label_color`], background transparent. With `outline`,
+/// only pixels on a 4-neighbour boundary between different IDs are drawn.
+pub fn render_labels(ids: &[u32], width: usize, height: usize, outline: bool) -> Vec<u8> {
+    assert_eq!(ids.len(), width * height);
+    let mut out = vec![0u8; ids.len() * 4];
+    let mut last = (0u32, [0u8; 3]);
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            let id = ids[i];
+            if id == 0 {
+                continue;
+            }
+            if outline {
+                let differs = |j: usize| ids[j] != id;
+                let edge = (x > 0 && differs(i - 1))
+                    || (x + 1 < width && differs(i + 1))
+                    || (y > 0 && differs(i - width))
+                    || (y + 1 < height && differs(i + width));
+                if !edge {
+                    continue;
+                }
+            }
+            if last.0 != id {
+                last = (id, label_color(id));
+            }
+            out[i * 4..i * 4 + 3].copy_from_slice(&last.1);
+            out[i * 4 + 3] = 255;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbouring_ids_get_distinct_colours() {
+        for id in 1..2000u32 {
+            let (a, b) = (label_color(id), label_color(id + 1));
+            let dist: i32 = a
+                .iter()
+                .zip(b.iter())
+                .map(|(p, q)| (*p as i32 - *q as i32).abs())
+                .sum();
+            assert!(dist > 0, "ids {id} and {} share a colour", id + 1);
+            assert!(
+                a.iter().map(|&c| c as u32).sum::<u32>() > 120,
+                "id {id} too dark"
+            );
+        }
+    }
+
+    #[test]
+    fn outline_keeps_only_boundaries() {
+        // 4x4 block of id 5 in a 6x6 field: interior 2x2 must be transparent.
+        let mut ids = vec![0u32; 36];
+        for y in 1..5 {
+            for x in 1..5 {
+                ids[y * 6 + x] = 5;
+            }
+        }
+        let rgba = render_labels(&ids, 6, 6, true);
+        let alpha = |x: usize, y: usize| rgba[(y * 6 + x) * 4 + 3];
+        assert_eq!(alpha(1, 1), 255);
+        assert_eq!(alpha(2, 2), 0);
+        assert_eq!(alpha(0, 0), 0);
+        let filled = render_labels(&ids, 6, 6, false);
+        assert_eq!(filled[(2 * 6 + 2) * 4 + 3], 255);
+    }
+
+    #[test]
+    fn intensity_window_stretches() {
+        let rgba = render_intensity(&[0.0f32, 500.0, 1000.0], 1, 0.0, 1000.0);
+        assert_eq!(&rgba[0..4], &[0, 0, 0, 255]);
+        assert_eq!(rgba[4], 127);
+        assert_eq!(rgba[8], 255);
+    }
+}

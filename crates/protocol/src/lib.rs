@@ -1,0 +1,381 @@
+//! Messages between the UI thread ([`ToWorker`]) and the Web Worker ([`FromWorker`]), and the
+//! companion's dataset catalogue ([`DatasetInfo`]).
+//!
+//! Messages are encoded with postcard behind a version byte ([`encode`] / [`decode`]). Bulk
+//! data never goes inside a message: the envelope that carries the encoded bytes also carries
+//! `File` objects (app → worker) and transferred `ArrayBuffer`s (worker → app, e.g. slice
+//! pixels), and the message says what each attached buffer is. Every request carries a
+//! [`RequestId`]; long requests stream [`FromWorker::Progress`] and end with exactly one
+//! terminal reply (see [`FromWorker::is_terminal`]); [`ToWorker::Cancel`] stops them.
+//!
+//! ```
+//! use emstudio_protocol::{decode, encode, RequestId, ToWorker};
+//! let msg = ToWorker::Cancel { request: RequestId(7) };
+//! let bytes = encode(&msg).unwrap();
+//! assert_eq!(decode::<ToWorker>(&bytes).unwrap(), msg);
+//! ```
+
+use emstudio_core::stack::ExportOptions;
+use emstudio_core::{DType, Shape, VoxelSize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Version of this protocol; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Identifies one request and all replies to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u32);
+
+/// Identifies a layer held by the worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LayerId(pub u32);
+
+/// What a layer's values mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LayerKind {
+    /// Intensities (EM image, probability map).
+    Image,
+    /// Instance or class IDs (0 = background).
+    Label,
+}
+
+/// Where the slices of a stack to open come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StackSource {
+    /// `File` objects attached to the envelope, one per name, in this order.
+    Attached {
+        /// File names (used for sorting and in error messages).
+        names: Vec<String>,
+    },
+    /// URLs the worker fetches itself (companion datasets).
+    Urls {
+        /// File names, parallel to `urls`.
+        names: Vec<String>,
+        /// Absolute or page-relative URLs.
+        urls: Vec<String>,
+    },
+}
+
+impl StackSource {
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        match self {
+            StackSource::Attached { names } | StackSource::Urls { names, .. } => names.len(),
+        }
+    }
+    /// True when there are no files.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Requests from the app to the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Decode a stack into a new layer. Replies: `Progress`*, then `Opened` or `Failed`/`Cancelled`.
+    Open {
+        /// Request id.
+        request: RequestId,
+        /// Image or label layer.
+        kind: LayerKind,
+        /// Display name of the layer.
+        name: String,
+        /// Where the slices are.
+        source: StackSource,
+        /// Voxel size if known (nm).
+        voxel_size: Option<VoxelSize>,
+    },
+    /// Render slice `z` of a layer to RGBA. Reply: `Slice` with one attached buffer.
+    RenderSlice {
+        /// Request id.
+        request: RequestId,
+        /// Which layer.
+        layer: LayerId,
+        /// Slice index.
+        z: usize,
+        /// Label layers: draw only object outlines.
+        outline: bool,
+    },
+    /// Values of every layer at one voxel. Reply: `Probe`.
+    Probe {
+        /// Request id.
+        request: RequestId,
+        /// Voxel z.
+        z: usize,
+        /// Voxel y.
+        y: usize,
+        /// Voxel x.
+        x: usize,
+    },
+    /// Encode a layer to files. Replies: `Progress`*, then `Exported` (one buffer per file).
+    Export {
+        /// Request id.
+        request: RequestId,
+        /// Which layer.
+        layer: LayerId,
+        /// Format and depth.
+        options: ExportOptions,
+    },
+    /// Drop a layer and free its memory. No reply.
+    Close {
+        /// Which layer.
+        layer: LayerId,
+    },
+    /// Stop a running request; it ends with `Cancelled`.
+    Cancel {
+        /// The request to stop.
+        request: RequestId,
+    },
+}
+
+/// Description of a layer the worker holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Layer id.
+    pub id: LayerId,
+    /// Display name.
+    pub name: String,
+    /// Image or label.
+    pub kind: LayerKind,
+    /// Extent.
+    pub shape: Shape,
+    /// Values per voxel.
+    pub channels: usize,
+    /// Element type.
+    pub dtype: DType,
+    /// Voxel size (nm).
+    pub voxel_size: VoxelSize,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// Replies and events from the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The worker started and speaks this protocol version.
+    Ready {
+        /// [`PROTOCOL_VERSION`] of the worker build.
+        version: u8,
+    },
+    /// Part of a long request is done.
+    Progress {
+        /// Request id.
+        request: RequestId,
+        /// Units done.
+        done: u64,
+        /// Units in all.
+        total: u64,
+        /// What is being done ("reading 0007.png").
+        message: String,
+    },
+    /// A stack was opened.
+    Opened {
+        /// Request id.
+        request: RequestId,
+        /// The new layer.
+        layer: LayerInfo,
+    },
+    /// A rendered slice; buffer 0 holds `width * height * 4` RGBA bytes.
+    Slice {
+        /// Request id.
+        request: RequestId,
+        /// Which layer.
+        layer: LayerId,
+        /// Slice index.
+        z: usize,
+        /// Pixels per row.
+        width: usize,
+        /// Rows.
+        height: usize,
+    },
+    /// Values at a voxel for each layer (empty where outside the layer).
+    Probe {
+        /// Request id.
+        request: RequestId,
+        /// Per layer: its values at the voxel (one per channel).
+        values: Vec<(LayerId, Vec<f64>)>,
+    },
+    /// Exported files; buffer `i` holds the bytes of `files[i]`.
+    Exported {
+        /// Request id.
+        request: RequestId,
+        /// File names.
+        files: Vec<String>,
+    },
+    /// The request failed; `error` is a user-facing message naming file and problem.
+    Failed {
+        /// Request id.
+        request: RequestId,
+        /// What went wrong.
+        error: String,
+    },
+    /// The request was cancelled.
+    Cancelled {
+        /// Request id.
+        request: RequestId,
+    },
+}
+
+impl FromWorker {
+    /// The request this message answers, if any.
+    pub fn request(&self) -> Option<RequestId> {
+        match self {
+            FromWorker::Ready { .. } => None,
+            FromWorker::Progress { request, .. }
+            | FromWorker::Opened { request, .. }
+            | FromWorker::Slice { request, .. }
+            | FromWorker::Probe { request, .. }
+            | FromWorker::Exported { request, .. }
+            | FromWorker::Failed { request, .. }
+            | FromWorker::Cancelled { request } => Some(*request),
+        }
+    }
+    /// True for the last message of a request.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, FromWorker::Progress { .. } | FromWorker::Ready { .. })
+    }
+}
+
+/// One layer of a companion dataset: a folder of slices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetLayer {
+    /// Folder name inside the dataset ("image", "label_mito"); empty for the dataset root.
+    pub path: String,
+    /// Image or label.
+    pub kind: LayerKind,
+    /// Slice file names, naturally sorted.
+    pub files: Vec<String>,
+}
+
+/// A dataset the companion serves (`GET /api/datasets`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// URL-safe id; files live under `/datasets/{id}/{layer.path}/{file}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// True for the demo data shipped with the app.
+    pub demo: bool,
+    /// Attribution and license text to show with the data.
+    pub attribution: Option<String>,
+    /// Voxel size if known (nm).
+    pub voxel_size: Option<VoxelSize>,
+    /// Its layers.
+    pub layers: Vec<DatasetLayer>,
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Empty buffer.
+    #[error("empty message")]
+    Empty,
+    /// Sent by a different build.
+    #[error("protocol version {got} received, this build speaks {expected}")]
+    Version {
+        /// Version byte found.
+        got: u8,
+        /// [`PROTOCOL_VERSION`].
+        expected: u8,
+    },
+    /// The bytes are not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message behind the version byte.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+    let out = vec![PROTOCOL_VERSION];
+    postcard::to_extend(msg, out).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Decodes a message, checking the version byte.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    let (&version, body) = bytes.split_first().ok_or(ProtocolError::Empty)?;
+    if version != PROTOCOL_VERSION {
+        return Err(ProtocolError::Version {
+            got: version,
+            expected: PROTOCOL_VERSION,
+        });
+    }
+    postcard::from_bytes(body).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emstudio_core::stack::{BitDepth, ExportFormat};
+
+    fn samples() -> Vec<ToWorker> {
+        vec![
+            ToWorker::Open {
+                request: RequestId(1),
+                kind: LayerKind::Label,
+                name: "label".into(),
+                source: StackSource::Urls {
+                    names: vec!["0000.png".into()],
+                    urls: vec!["/datasets/demo/label/0000.png".into()],
+                },
+                voxel_size: Some(VoxelSize {
+                    z: 50.0,
+                    y: 4.0,
+                    x: 4.0,
+                }),
+            },
+            ToWorker::RenderSlice {
+                request: RequestId(2),
+                layer: LayerId(3),
+                z: 29,
+                outline: true,
+            },
+            ToWorker::Export {
+                request: RequestId(4),
+                layer: LayerId(1),
+                options: ExportOptions {
+                    format: ExportFormat::MultiPageTiff,
+                    depth: BitDepth::U16,
+                    rescale: false,
+                    base_name: "labels".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trips() {
+        for m in samples() {
+            let bytes = encode(&m).expect("encode");
+            assert_eq!(decode::<ToWorker>(&bytes).expect("decode"), m);
+        }
+        let reply = FromWorker::Failed {
+            request: RequestId(9),
+            error: "0007.png: truncated".into(),
+        };
+        let bytes = encode(&reply).expect("encode");
+        let back: FromWorker = decode(&bytes).expect("decode");
+        assert!(back.is_terminal());
+        assert_eq!(back.request(), Some(RequestId(9)));
+    }
+
+    #[test]
+    fn malformed_and_foreign_messages_are_errors() {
+        assert_eq!(decode::<ToWorker>(&[]), Err(ProtocolError::Empty));
+        assert!(matches!(
+            decode::<ToWorker>(&[PROTOCOL_VERSION + 1, 0]),
+            Err(ProtocolError::Version { .. })
+        ));
+        assert!(matches!(
+            decode::<ToWorker>(&[PROTOCOL_VERSION, 250, 1, 2]),
+            Err(ProtocolError::Malformed(_))
+        ));
+        // Every truncation of a valid message is an error, never a panic.
+        for m in samples() {
+            let bytes = encode(&m).expect("encode");
+            for cut in 1..bytes.len() {
+                assert!(decode::<ToWorker>(&bytes[..cut]).is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// Shared helpers for the end-to-end tests and the browser benchmarks: launching Debian's
+// Chromium with WebGPU on SwiftShader, waiting for the app, reading canvas pixels.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export const URL_ = process.env.EMSTUDIO_URL || "http://127.0.0.1:8080/";
+export const OUT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "out");
+fs.mkdirSync(OUT, { recursive: true });
+
+export async function launch() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "emstudio-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1280, height: 860 },
+    args: [
+      "--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--enable-unsafe-webgpu",
+      "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--no-first-run", "--disable-quic",
+    ],
+  });
+  return context;
+}
+
+export async function openApp(context) {
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`[pageerror] ${e.message}`));
+  page.logs = logs;
+  await page.goto(URL_);
+  await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  return page;
+}
+
+export async function waitShown(page, z, timeout = 60000) {
+  await page.waitForFunction(
+    (z) => document.querySelector("[data-testid=viewer]")?.getAttribute("data-z-shown") === String(z),
+    z,
+    { timeout },
+  );
+}
+
+export async function waitIdle(page, timeout = 120000) {
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=progress]").length === 0, null, { timeout });
+}
+
+// Pixels of the viewer canvas: a hash and how many look like a saturated label colour.
+export async function canvasStats(page) {
+  return await page.evaluate(() => {
+    const c = document.querySelector("[data-testid=viewer]");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let h = 2166136261 >>> 0, colourful = 0, bright = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const r = d[i], g = d[i + 1], b = d[i + 2];
+      h = Math.imul(h ^ r ^ (g << 8) ^ (b << 16), 16777619) >>> 0;
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 40) colourful++;
+      if (r + g + b > 60) bright++;
+    }
+    return { hash: h, colourful, bright, pixels: d.length / 4 };
+  });
+}
+
+export async function layerNames(page) {
+  return await page.$$eval("[data-testid^='layer-'] .layer-name", (els) => els.map((e) => e.textContent));
+}
+
+export function tmpDir(prefix) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}

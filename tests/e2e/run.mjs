@@ -1,0 +1,237 @@
+// End-to-end tests of EM Studio in headless Chromium. Run by `cargo xtask test` against a
+// companion it starts (EMSTUDIO_URL). Screenshots land in tests/e2e/out/.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openApp, waitShown, waitIdle, canvasStats, layerNames, tmpDir, OUT } from "./lib.mjs";
+
+const SHARED = process.env.EMSTUDIO_SHARED_DATA;
+const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const DEMO = path.join(REPO, "demo/flyem-medulla");
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+async function errors(page) {
+  return await page.getByTestId("error").allTextContents();
+}
+
+async function openDataset(page, id, layers) {
+  await page.getByTestId(`dataset-${id}`).click();
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, layers);
+  await waitIdle(page);
+  await waitShown(page, 0);
+}
+
+async function openFolder(page, dir) {
+  await page.getByTestId("folder-input").setInputFiles(dir);
+}
+
+function copySlices(from, to, count) {
+  fs.mkdirSync(to, { recursive: true });
+  const names = fs.readdirSync(from).filter((n) => n.endsWith(".png")).sort().slice(0, count);
+  for (const n of names) fs.copyFileSync(path.join(from, n), path.join(to, n));
+  return names;
+}
+
+test("app loads, worker starts, demo dataset opens with attribution", async (page) => {
+  assert.deepEqual(await errors(page), []);
+  await openDataset(page, "flyem-medulla", 2);
+  const names = await layerNames(page);
+  assert.deepEqual(names, ["FlyEM medulla (demo, 50×250×250)/image", "FlyEM medulla (demo, 50×250×250)/label"]);
+  assert.match(await page.getByTestId("attribution").textContent(), /Janelia FlyEM/);
+  assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 49/);
+  await page.screenshot({ path: path.join(OUT, "demo-flyem.png") });
+});
+
+test("keys and the z slider change the displayed pixels", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  const a = await canvasStats(page);
+  await page.keyboard.press("w");
+  await waitShown(page, 1);
+  const b = await canvasStats(page);
+  assert.notEqual(a.hash, b.hash, "slice 1 looks like slice 0");
+  await page.getByTestId("z-slider").fill("30");
+  await waitShown(page, 30);
+  assert.match(await page.getByTestId("z-label").textContent(), /z 30 \/ 49/);
+  const c = await canvasStats(page);
+  assert.notEqual(b.hash, c.hash);
+  await page.keyboard.press("s");
+  await waitShown(page, 29);
+  await page.keyboard.press("ArrowUp");
+  await waitShown(page, 30);
+});
+
+test("label overlay shows, toggles and draws outlines; readout names intensity and label", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  const withLabels = await canvasStats(page);
+  assert.ok(withLabels.colourful > withLabels.pixels * 0.05, `too few coloured pixels: ${withLabels.colourful}`);
+  await page.keyboard.press("l");
+  await page.waitForFunction(() => true);
+  await page.waitForTimeout(200);
+  const without = await canvasStats(page);
+  assert.ok(without.colourful < withLabels.colourful / 10, "labels still drawn after toggling off");
+  await page.keyboard.press("l");
+  await page.keyboard.press("o");
+  await page.waitForTimeout(300);
+  await waitShown(page, 0);
+  const outlines = await canvasStats(page);
+  assert.ok(outlines.colourful > without.colourful && outlines.colourful < withLabels.colourful, "outline mode");
+  const box = await page.getByTestId("viewer").boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.getByTestId("readout").filter({ hasText: "label" }).waitFor({ timeout: 10000 });
+  const readout = await page.getByTestId("readout").textContent();
+  assert.match(readout, /x \d+ +y \d+ +z 0 +intensity \d+ .* label \d+/);
+  await page.screenshot({ path: path.join(OUT, "outline-readout.png") });
+});
+
+test("wheel zoom and drag pan move the image; fit restores it", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  const fitted = await canvasStats(page);
+  const box = await page.getByTestId("viewer").boundingBox();
+  await page.mouse.move(box.x + 200, box.y + 200);
+  await page.mouse.wheel(0, -400);
+  await page.waitForTimeout(200);
+  const zoomed = await canvasStats(page);
+  assert.notEqual(zoomed.hash, fitted.hash);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 300, box.y + 260, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForTimeout(200);
+  const panned = await canvasStats(page);
+  assert.notEqual(panned.hash, zoomed.hash);
+  await page.getByTestId("fit").click();
+  await page.waitForTimeout(200);
+  assert.equal((await canvasStats(page)).hash, fitted.hash);
+});
+
+test("a folder opens through the directory input; labels can be added over it", async (page) => {
+  const dir = tmpDir("emstudio-folder-");
+  copySlices(path.join(DEMO, "image"), path.join(dir, "stack"), 5);
+  await openFolder(page, path.join(dir, "stack"));
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.deepEqual(await layerNames(page), ["stack"]);
+  const labels = path.join(dir, "gt");
+  copySlices(path.join(DEMO, "label"), labels, 5);
+  await page.getByTestId("label-input").setInputFiles(labels);
+  await waitIdle(page);
+  assert.deepEqual(await layerNames(page), ["stack", "gt"]);
+  assert.deepEqual(await errors(page), []);
+  // A label stack of another size is refused with a message.
+  const wrong = path.join(dir, "wrong");
+  copySlices(path.join(DEMO, "label"), wrong, 3);
+  await page.getByTestId("label-input").setInputFiles(wrong);
+  await waitIdle(page);
+  const errs = await errors(page);
+  assert.equal(errs.length, 1);
+  assert.match(errs[0], /wrong: the stack is 3×250×250/);
+});
+
+test("bad files produce errors that name the file and the problem, and keep what is open", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  const before = await layerNames(page);
+  const base = tmpDir("emstudio-bad-");
+  const good = fs.readFileSync(path.join(DEMO, "image/0000.png"));
+  const cases = [];
+  const make = (name, files, expect) => {
+    const dir = path.join(base, name);
+    fs.mkdirSync(dir);
+    for (const [f, bytes] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), bytes);
+    cases.push({ dir, expect });
+  };
+  make("truncated", { "0000.png": good, "0001.png": good.subarray(0, good.length >> 1) }, /0001\.png.*(truncat|corrupt)/i);
+  make("magic", { "0000.png": good, "0001.png": Buffer.from("hello, not an image") }, /0001\.png.*magic/i);
+  const big = fs.readFileSync(path.join(REPO, "demo/uniem-ac3-mito/image/0000.png"));
+  make("sizes", { "0000.png": good, "0001.png": big }, /0001\.png.*1024.*250|0001\.png.*250.*1024/);
+  // A PNG header claiming 100000×100000 pixels.
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(100000, 0); ihdr.writeUInt32BE(100000, 4); ihdr[8] = 8; ihdr[9] = 0;
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const huge = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IEND", Buffer.alloc(0))]);
+  make("huge", { "0000.png": huge }, /0000\.png.*100000/);
+  make("empty", { "notes.txt": Buffer.from("no images here") }, /no PNG or TIFF/);
+  for (const c of cases) {
+    await page.getByTestId("errors").evaluate(() => {});
+    await openFolder(page, c.dir);
+    await waitIdle(page);
+    await page.getByTestId("error").first().waitFor({ timeout: 20000 });
+    const errs = await errors(page);
+    assert.ok(errs.some((e) => c.expect.test(e)), `${path.basename(c.dir)}: got ${JSON.stringify(errs)}`);
+    if (path.basename(c.dir) === "truncated") await page.screenshot({ path: path.join(OUT, "error-truncated.png") });
+    // Dismiss all errors before the next case.
+    while ((await page.getByTestId("errors").locator("button").count()) > 0) {
+      await page.getByTestId("errors").locator("button").first().click();
+    }
+  }
+  // What was open is still open and still works.
+  assert.deepEqual(await layerNames(page), before);
+  await page.keyboard.press("w");
+  await waitShown(page, 1);
+});
+
+test("export as multi-page TIFF and reopen it: same pixels", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.keyboard.press("l");
+  await page.waitForTimeout(200);
+  const before = await canvasStats(page);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-download").click()]);
+  const dir = tmpDir("emstudio-export-");
+  const saved = path.join(dir, "stack", download.suggestedFilename());
+  fs.mkdirSync(path.dirname(saved));
+  await download.saveAs(saved);
+  assert.match(download.suggestedFilename(), /\.tif$/);
+  await openFolder(page, path.dirname(saved));
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 49/);
+  assert.equal((await canvasStats(page)).hash, before.hash, "re-opened export looks different");
+});
+
+test("isbi2012 from ../shared/data opens with its three label layers", async (page) => {
+  if (!SHARED) return "skipped: no shared data";
+  await openDataset(page, "isbi2012", 4);
+  const names = await layerNames(page);
+  assert.deepEqual(names, ["isbi2012/image", "isbi2012/label", "isbi2012/label_mito", "isbi2012/label_synapse"]);
+  assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 29/);
+  const a = await canvasStats(page);
+  await page.getByTestId("z-slider").fill("29");
+  await waitShown(page, 29);
+  assert.notEqual((await canvasStats(page)).hash, a.hash);
+  await page.screenshot({ path: path.join(OUT, "isbi2012.png") });
+});
+
+function crc32(buf) {
+  let c, crc = 0xffffffff;
+  for (let n = 0; n < buf.length; n++) {
+    c = (crc ^ buf[n]) & 0xff;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    crc = (crc >>> 8) ^ c;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const context = await launch();
+let failed = 0;
+for (const t of tests) {
+  const page = await openApp(context);
+  const t0 = Date.now();
+  try {
+    const note = await t.fn(page);
+    console.log(`ok   ${t.name} (${Date.now() - t0} ms)${note ? " — " + note : ""}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${t.name}\n     ${e.stack || e}`);
+    console.log(page.logs.slice(-20).map((l) => "     " + l).join("\n"));
+    await page.screenshot({ path: path.join(OUT, `fail-${tests.indexOf(t)}.png`) }).catch(() => {});
+  }
+  await page.close();
+}
+await context.close();
+console.log(`${tests.length - failed} passed, ${failed} failed; screenshots in ${OUT}`);
+process.exit(failed ? 1 : 0);

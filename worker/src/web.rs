@@ -1,0 +1,258 @@
+//! Browser glue: the worker's message loop, reading `File`s and fetching URLs, progress and
+//! cancellation. Long requests run as async tasks that yield to the event loop after every
+//! file, so `Cancel` and render requests are served while a stack loads.
+
+use crate::workspace::Workspace;
+use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
+use emstudio_protocol::{FromWorker, LayerId, RequestId, StackSource, ToWorker, PROTOCOL_VERSION};
+use emstudio_webmsg::{post, receive, to_buffer, Target};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+    static CANCELLED: RefCell<HashSet<RequestId>> = RefCell::new(HashSet::new());
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn send(msg: &FromWorker, buffers: &[JsValue]) {
+    if let Err(e) = post(Target::Scope(&scope()), msg, buffers) {
+        web_sys::console::error_2(&"emstudio worker: could not post a reply".into(), &e);
+    }
+}
+
+fn fail(request: RequestId, error: String) {
+    send(&FromWorker::Failed { request, error }, &[]);
+}
+
+/// Takes the cancel flag of `request` (true once if it was cancelled).
+fn take_cancelled(request: RequestId) -> bool {
+    CANCELLED.with(|c| c.borrow_mut().remove(&request))
+}
+
+/// Entry point, run when the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        match receive::<ToWorker>(&event) {
+            Ok(env) => handle(env.msg, env.attachments),
+            Err(e) => web_sys::console::error_1(&format!("emstudio worker: {e}").into()),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    send(
+        &FromWorker::Ready {
+            version: PROTOCOL_VERSION,
+        },
+        &[],
+    );
+}
+
+fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
+    match msg {
+        ToWorker::Open {
+            request,
+            kind,
+            name,
+            source,
+            voxel_size,
+        } => spawn_local(async move {
+            match open(request, &name, source, attachments).await {
+                Ok(Some(mut volume)) => {
+                    if let Some(vs) = voxel_size {
+                        volume.set_voxel_size(vs);
+                    }
+                    match WORKSPACE.with(|w| w.borrow_mut().add(&name, kind, volume)) {
+                        Ok(layer) => send(&FromWorker::Opened { request, layer }, &[]),
+                        Err(e) => fail(request, e),
+                    }
+                }
+                Ok(None) => send(&FromWorker::Cancelled { request }, &[]),
+                Err(e) => fail(request, e),
+            }
+        }),
+        ToWorker::RenderSlice {
+            request,
+            layer,
+            z,
+            outline,
+        } => match WORKSPACE.with(|w| w.borrow().render(layer, z, outline)) {
+            Ok(r) => send(
+                &FromWorker::Slice {
+                    request,
+                    layer,
+                    z,
+                    width: r.width,
+                    height: r.height,
+                },
+                &[to_buffer(&r.rgba)],
+            ),
+            Err(e) => fail(request, e),
+        },
+        ToWorker::Probe { request, z, y, x } => {
+            let values = WORKSPACE.with(|w| w.borrow().probe(z, y, x));
+            send(&FromWorker::Probe { request, values }, &[]);
+        }
+        ToWorker::Export {
+            request,
+            layer,
+            options,
+        } => spawn_local(async move {
+            match export(request, layer, &options).await {
+                Ok(Some((names, buffers))) => send(
+                    &FromWorker::Exported {
+                        request,
+                        files: names,
+                    },
+                    &buffers,
+                ),
+                Ok(None) => send(&FromWorker::Cancelled { request }, &[]),
+                Err(e) => fail(request, e),
+            }
+        }),
+        ToWorker::Close { layer } => WORKSPACE.with(|w| w.borrow_mut().close(layer)),
+        ToWorker::Cancel { request } => {
+            CANCELLED.with(|c| c.borrow_mut().insert(request));
+        }
+    }
+}
+
+/// Lets queued messages (cancel, render, probe) run.
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+fn js_error(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|err| String::from(err.message()))
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+async fn array_buffer_bytes(promise: js_sys::Promise) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(promise).await.map_err(|e| js_error(&e))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+async fn read_attached(file: &JsValue) -> Result<Vec<u8>, String> {
+    let blob = file
+        .dyn_ref::<web_sys::Blob>()
+        .ok_or_else(|| "the attachment is not a file".to_string())?;
+    array_buffer_bytes(blob.array_buffer()).await
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let response = JsFuture::from(scope().fetch_with_str(url))
+        .await
+        .map_err(|e| js_error(&e))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|e| js_error(&e))?;
+    if !response.ok() {
+        return Err(format!(
+            "HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    array_buffer_bytes(response.array_buffer().map_err(|e| js_error(&e))?).await
+}
+
+/// Reads and decodes a stack; `Ok(None)` when cancelled.
+async fn open(
+    request: RequestId,
+    layer_name: &str,
+    source: StackSource,
+    attachments: Vec<JsValue>,
+) -> Result<Option<emstudio_core::AnyVolume>, String> {
+    let names: Vec<String> = match &source {
+        StackSource::Attached { names } | StackSource::Urls { names, .. } => names.clone(),
+    };
+    let mut order: Vec<usize> = (0..names.len())
+        .filter(|&i| is_stack_file_name(&names[i]))
+        .collect();
+    order.sort_by(|&a, &b| natural_cmp(&names[a], &names[b]));
+    if order.is_empty() {
+        return Err(format!("{layer_name}: no PNG or TIFF files found"));
+    }
+    let total = order.len() as u64;
+    let mut builder = StackBuilder::new(order.len(), Limits::default());
+    for (done, &i) in order.iter().enumerate() {
+        if take_cancelled(request) {
+            return Ok(None);
+        }
+        let name = &names[i];
+        let bytes = match &source {
+            StackSource::Attached { .. } => match attachments.get(i) {
+                Some(file) => read_attached(file).await,
+                None => Err("the file was not attached".to_string()),
+            },
+            StackSource::Urls { urls, .. } => match urls.get(i) {
+                Some(url) => fetch_bytes(url).await,
+                None => Err("no URL given".to_string()),
+            },
+        }
+        .map_err(|e| format!("{name}: could not read the file ({e})"))?;
+        builder.push(name, &bytes).map_err(|e| e.to_string())?;
+        send(
+            &FromWorker::Progress {
+                request,
+                done: done as u64 + 1,
+                total,
+                message: format!("{layer_name}: read {name}"),
+            },
+            &[],
+        );
+        yield_now().await;
+    }
+    builder.finish().map(Some).map_err(|e| e.to_string())
+}
+
+/// Encodes a layer; `Ok(None)` when cancelled.
+async fn export(
+    request: RequestId,
+    layer: LayerId,
+    options: &emstudio_core::stack::ExportOptions,
+) -> Result<Option<(Vec<String>, Vec<JsValue>)>, String> {
+    let mut names = Vec::new();
+    let mut buffers = Vec::new();
+    if options.format == ExportFormat::MultiPageTiff {
+        for (name, bytes) in WORKSPACE.with(|w| w.borrow().export_all(layer, options))? {
+            names.push(name);
+            buffers.push(to_buffer(&bytes));
+        }
+        return Ok(Some((names, buffers)));
+    }
+    let depth = WORKSPACE.with(|w| w.borrow().layer(layer).map(|l| l.info.shape.z))?;
+    for z in 0..depth {
+        if take_cancelled(request) {
+            return Ok(None);
+        }
+        let (name, bytes) = WORKSPACE.with(|w| w.borrow().export_slice(layer, z, options))?;
+        names.push(name);
+        buffers.push(to_buffer(&bytes));
+        send(
+            &FromWorker::Progress {
+                request,
+                done: z as u64 + 1,
+                total: depth as u64,
+                message: format!("encoded slice {z}"),
+            },
+            &[],
+        );
+        yield_now().await;
+    }
+    Ok(Some((names, buffers)))
+}

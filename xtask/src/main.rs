@@ -1,0 +1,434 @@
+//! `cargo xtask`: one entry point for building, running, testing and benchmarking EM Studio.
+//!
+//! - `cargo xtask run [-- serve args]`: installs what is missing (wasm32 target,
+//!   wasm-bindgen-cli at the `Cargo.lock` version), builds app + worker to `dist/`, builds the
+//!   companion and serves the app with the demo datasets on http://127.0.0.1:8080.
+//! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
+//!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
+//!   headless Chromium (installed from Debian packages when missing).
+//! - `cargo xtask bench`: browser benchmarks, written to `BENCHMARKS.md`.
+//! - `cargo xtask build`: just the web build.
+//!
+//! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
+//! target directory CI reuses.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root()?;
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("setup") => setup().map(|_| ()),
+        Some("build") => build().map(|_| ()),
+        Some("run") => run(&args[1..]),
+        Some("test") => test(),
+        Some("bench") => bench(),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(dir
+        .parent()
+        .context("xtask has no parent folder")?
+        .to_path_buf())
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("EMSTUDIO_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".cache/emstudio")
+        })
+}
+
+fn step(name: &str) {
+    eprintln!("\n==> {name}");
+}
+
+fn cmd(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    Command::new(program)
+}
+
+fn status(c: &mut Command) -> Result<()> {
+    let shown = format!("{c:?}");
+    let s = c
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !s.success() {
+        bail!("failed ({s}): {shown}");
+    }
+    Ok(())
+}
+
+fn output(c: &mut Command) -> Result<String> {
+    let shown = format!("{c:?}");
+    let o = c
+        .output()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !o.status.success() {
+        bail!("failed: {shown}\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    cmd(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn target_dir() -> Result<PathBuf> {
+    let meta = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let v: serde_json::Value = serde_json::from_str(&meta)?;
+    Ok(PathBuf::from(
+        v["target_directory"]
+            .as_str()
+            .context("no target_directory in cargo metadata")?,
+    ))
+}
+
+/// The wasm-bindgen version pinned in Cargo.lock.
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string("Cargo.lock").context("Cargo.lock missing")?;
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    bail!("wasm-bindgen is not in Cargo.lock")
+}
+
+struct Tools {
+    wasm_bindgen: PathBuf,
+    test_runner: PathBuf,
+}
+
+/// Installs the wasm32 target and wasm-bindgen-cli when missing.
+fn setup() -> Result<Tools> {
+    let installed =
+        output(cmd("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        step("rustup target add wasm32-unknown-unknown");
+        status(cmd("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let version = locked_wasm_bindgen()?;
+    let root = cache_dir().join("tools");
+    let bin = root.join("bin");
+    let wasm_bindgen = bin.join("wasm-bindgen");
+    let have = output(&mut cmd(&wasm_bindgen).arg("--version")).unwrap_or_default();
+    if !have.contains(&version) {
+        step(&format!(
+            "cargo install wasm-bindgen-cli {version} (a few minutes, once)"
+        ));
+        // Not --locked: the CLI's own lock file pins a yanked crate.
+        status(
+            cargo()
+                .args(["install", "wasm-bindgen-cli", "--version"])
+                .arg(format!("={version}"))
+                .arg("--root")
+                .arg(&root),
+        )?;
+    }
+    Ok(Tools {
+        test_runner: bin.join("wasm-bindgen-test-runner"),
+        wasm_bindgen,
+    })
+}
+
+/// Builds app and worker into `dist/`; returns the sizes of the two wasm files.
+fn build() -> Result<(u64, u64)> {
+    let tools = setup()?;
+    step("build app and worker (wasm32, release)");
+    status(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "emstudio-app",
+        "-p",
+        "emstudio-worker",
+    ]))?;
+    let out = target_dir()?.join("wasm32-unknown-unknown/release");
+    let dist = PathBuf::from("dist");
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist)?;
+    }
+    std::fs::create_dir_all(&dist)?;
+    for wasm in ["emstudio-app.wasm", "emstudio_worker.wasm"] {
+        status(
+            cmd(&tools.wasm_bindgen)
+                .args(["--target", "web", "--no-typescript", "--out-dir"])
+                .arg(&dist)
+                .arg(out.join(wasm)),
+        )?;
+    }
+    // The bin target's wasm is named after the package with '-'; wasm-bindgen keeps the stem.
+    if dist.join("emstudio-app.js").exists() {
+        std::fs::rename(dist.join("emstudio-app.js"), dist.join("emstudio_app.js"))?;
+        std::fs::rename(
+            dist.join("emstudio-app_bg.wasm"),
+            dist.join("emstudio_app_bg.wasm"),
+        )?;
+        let js = std::fs::read_to_string(dist.join("emstudio_app.js"))?;
+        std::fs::write(
+            dist.join("emstudio_app.js"),
+            js.replace("emstudio-app_bg.wasm", "emstudio_app_bg.wasm"),
+        )?;
+    }
+    for (src, name) in [
+        ("app/index.html", "index.html"),
+        ("app/style.css", "style.css"),
+        ("app/js/worker.js", "worker.js"),
+    ] {
+        std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
+    }
+    let size = |f: &str| {
+        std::fs::metadata(dist.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let sizes = (
+        size("emstudio_app_bg.wasm"),
+        size("emstudio_worker_bg.wasm"),
+    );
+    eprintln!(
+        "dist/: app wasm {} KiB, worker wasm {} KiB",
+        sizes.0 / 1024,
+        sizes.1 / 1024
+    );
+    Ok(sizes)
+}
+
+fn companion_bin() -> Result<PathBuf> {
+    step("build the companion");
+    status(cargo().args(["build", "--release", "-p", "emstudio-companion"]))?;
+    Ok(target_dir()?.join("release/emstudio"))
+}
+
+fn run(extra: &[String]) -> Result<()> {
+    build()?;
+    let bin = companion_bin()?;
+    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
+    step("serve");
+    status(
+        cmd(bin)
+            .args(["serve", "--dist", "dist", "--demo", "demo"])
+            .args(extra),
+    )
+}
+
+/// The shared EM data used by tests and benchmarks, if this machine has it.
+fn shared_data() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("EMSTUDIO_SHARED_DATA").map(PathBuf::from),
+        Some(PathBuf::from("../shared/data")),
+        Some(PathBuf::from("/work/shared/data")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("isbi2012").is_dir())
+}
+
+fn ensure_chromium() -> Result<PathBuf> {
+    for c in ["chromium", "chromium-browser"] {
+        if let Ok(p) = output(cmd("sh").args(["-c", &format!("command -v {c}")])) {
+            if !p.trim().is_empty() {
+                return Ok(PathBuf::from(p.trim()));
+            }
+        }
+    }
+    step("install Debian chromium (headless browser tests)");
+    let sudo = if output(&mut cmd("id").arg("-u")).unwrap_or_default().trim() == "0" {
+        vec![]
+    } else {
+        vec!["sudo"]
+    };
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut full: Vec<&str> = sudo.clone();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        status(
+            cmd(full[0])
+                .args(&full[1..])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "chromium"])?;
+    Ok(PathBuf::from("/usr/bin/chromium"))
+}
+
+fn ensure_node_deps() -> Result<()> {
+    let dir = Path::new("tests/e2e");
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        step("npm ci (playwright-core, driving Debian's chromium; no browser download)");
+        status(
+            cmd("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(dir)
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
+        )?;
+    }
+    Ok(())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the companion on a free port; returns it with its URL.
+fn start_server(bin: &Path, data: Option<&Path>) -> Result<(Server, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut c = cmd(bin);
+    c.args([
+        "serve",
+        "--dist",
+        "dist",
+        "--demo",
+        "demo",
+        "--port",
+        &port.to_string(),
+    ]);
+    if let Some(d) = data {
+        c.arg("--data").arg(d);
+    }
+    let server = Server(
+        c.stdout(Stdio::null())
+            .spawn()
+            .context("start the companion")?,
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the companion did not start listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((server, format!("http://127.0.0.1:{port}/")))
+}
+
+fn test() -> Result<()> {
+    step("cargo fmt --check");
+    status(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("clippy (native)");
+    status(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let tools = setup()?;
+    step("clippy (wasm32: app, worker, webmsg, core, nets)");
+    status(cargo().args([
+        "clippy",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "emstudio-app",
+        "-p",
+        "emstudio-worker",
+        "-p",
+        "emstudio-webmsg",
+        "-p",
+        "emstudio-core",
+        "-p",
+        "emstudio-nets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("native tests");
+    status(cargo().args(["test", "--workspace"]))?;
+    step("wasm32 check of core and nets");
+    status(cargo().args([
+        "check",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "emstudio-core",
+        "-p",
+        "emstudio-nets",
+    ]))?;
+    step("wasm tests (core, in Node)");
+    status(
+        cargo()
+            .args([
+                "test",
+                "--target",
+                "wasm32-unknown-unknown",
+                "-p",
+                "emstudio-core",
+                "--test",
+                "wasm",
+            ])
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                &tools.test_runner,
+            ),
+    )?;
+    build()?;
+    let bin = companion_bin()?;
+    let chromium = ensure_chromium()?;
+    ensure_node_deps()?;
+    let data = shared_data();
+    if data.is_none() {
+        eprintln!("note: ../shared/data not found; the isbi2012 browser test will be skipped");
+    }
+    let (_server, url) = start_server(&bin, data.as_deref())?;
+    step("end-to-end tests in headless Chromium");
+    let mut e2e = cmd("node");
+    e2e.arg("tests/e2e/run.mjs")
+        .env("EMSTUDIO_URL", &url)
+        .env("CHROMIUM", &chromium);
+    if let Some(d) = &data {
+        e2e.env("EMSTUDIO_SHARED_DATA", d);
+    }
+    status(&mut e2e)?;
+    eprintln!("\nall tests passed");
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    let (app_wasm, worker_wasm) = build()?;
+    let bin = companion_bin()?;
+    let chromium = ensure_chromium()?;
+    ensure_node_deps()?;
+    let data =
+        shared_data().context("benchmarks need ../shared/data (isbi2012, flyem-medulla-fib)")?;
+    let (_server, url) = start_server(&bin, Some(&data))?;
+    step("browser benchmarks");
+    status(
+        cmd("node")
+            .arg("tests/e2e/bench.mjs")
+            .env("EMSTUDIO_URL", &url)
+            .env("CHROMIUM", &chromium)
+            .env("EMSTUDIO_SHARED_DATA", &data)
+            .env("APP_WASM_BYTES", app_wasm.to_string())
+            .env("WORKER_WASM_BYTES", worker_wasm.to_string()),
+    )
+}
