@@ -137,6 +137,11 @@ export async function filesFromDrop(dataTransfer) {
       else if (child.isDirectory && depth > 0) await addDir(child, prefix + child.name + "/", depth - 1);
     }
   };
+  if (roots.length === 0) {
+    // No entry API (or synthetic drops): plain files only.
+    for (const f of dataTransfer.files) entries.push({ path: f.name, file: f });
+    return { name, entries };
+  }
   if (roots.length === 1 && roots[0].isDirectory) {
     name = roots[0].name;
     await addDir(roots[0], "", 1);

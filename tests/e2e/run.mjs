@@ -193,6 +193,67 @@ test("export as multi-page TIFF and reopen it: same pixels", async (page) => {
   assert.equal((await canvasStats(page)).hash, before.hash, "re-opened export looks different");
 });
 
+// The File System Access path, with the folder picker answered by an origin-private (OPFS)
+// folder: headless Chromium cannot click through a native picker, but OPFS handles are real
+// FileSystemDirectoryHandles with the same API.
+async function stubPickerWithOpfs(page, files) {
+  await page.evaluate(async (files) => {
+    const root = await navigator.storage.getDirectory();
+    const dir = await root.getDirectoryHandle("opfs-stack", { create: true });
+    for (const [sub, name, b64] of files) {
+      const d = sub ? await dir.getDirectoryHandle(sub, { create: true }) : dir;
+      const w = await (await d.getFileHandle(name, { create: true })).createWritable();
+      await w.write(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+      await w.close();
+    }
+    const out = await root.getDirectoryHandle("opfs-export", { create: true });
+    window.showDirectoryPicker = async (opts) => (window.__pickCount = (window.__pickCount || 0) + 1) === 1 ? dir : out;
+  }, files);
+}
+
+test("Open folder… (File System Access) reads image/ and label/, is remembered under Recent and reopens", async (page) => {
+  const files = [];
+  for (const sub of ["image", "label"]) {
+    for (const n of ["0000.png", "0001.png", "0002.png"]) files.push([sub, n, fs.readFileSync(path.join(DEMO, sub, n)).toString("base64")]);
+  }
+  await stubPickerWithOpfs(page, files);
+  await page.getByTestId("open-folder").click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 2);
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.deepEqual(await layerNames(page), ["opfs-stack/image", "opfs-stack/label"]);
+  // Save to folder… writes the export through the same API.
+  await page.getByTestId("export-format").selectOption("png");
+  await page.getByRole("button", { name: "Save to folder…" }).click();
+  await page.waitForFunction(async () => {
+    const out = await (await navigator.storage.getDirectory()).getDirectoryHandle("opfs-export");
+    const names = [];
+    for await (const [n] of out.entries()) names.push(n);
+    return names.length === 3;
+  });
+  // Reload: the folder is listed under Recent and reopens from there.
+  await page.reload();
+  await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor();
+  await page.getByTestId("recent").getByRole("button", { name: "opfs-stack" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 2);
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.deepEqual(await errors(page), []);
+});
+
+test("files dropped on the viewer open as a stack", async (page) => {
+  const b64 = ["0000.png", "0001.png"].map((n) => fs.readFileSync(path.join(DEMO, "image", n)).toString("base64"));
+  await page.evaluate((b64) => {
+    const dt = new DataTransfer();
+    b64.forEach((b, i) => dt.items.add(new File([Uint8Array.from(atob(b), (c) => c.charCodeAt(0))], `000${i}.png`, { type: "image/png" })));
+    document.querySelector("[data-testid=viewer]").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 1);
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 1/);
+});
+
 test("isbi2012 from ../shared/data opens with its three label layers", async (page) => {
   if (!SHARED) return "skipped: no shared data";
   await openDataset(page, "isbi2012", 4);

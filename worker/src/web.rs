@@ -86,16 +86,22 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             z,
             outline,
         } => match WORKSPACE.with(|w| w.borrow().render(layer, z, outline)) {
-            Ok(r) => send(
-                &FromWorker::Slice {
-                    request,
-                    layer,
-                    z,
-                    width: r.width,
-                    height: r.height,
-                },
-                &[to_buffer(&r.rgba)],
-            ),
+            Ok(r) => spawn_local(async move {
+                // Decode into an ImageBitmap here, so the UI thread only draws it.
+                match to_image_bitmap(&r).await {
+                    Ok(bitmap) => send(
+                        &FromWorker::Slice {
+                            request,
+                            layer,
+                            z,
+                            width: r.width,
+                            height: r.height,
+                        },
+                        &[bitmap],
+                    ),
+                    Err(e) => fail(request, format!("could not draw slice {z}: {e}")),
+                }
+            }),
             Err(e) => fail(request, e),
         },
         ToWorker::Probe { request, z, y, x } => {
@@ -126,6 +132,19 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
     }
 }
 
+async fn to_image_bitmap(r: &crate::workspace::Rendered) -> Result<JsValue, String> {
+    let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(&r.rgba),
+        r.width as u32,
+        r.height as u32,
+    )
+    .map_err(|e| js_error(&e))?;
+    let promise = scope()
+        .create_image_bitmap_with_image_data(&image)
+        .map_err(|e| js_error(&e))?;
+    JsFuture::from(promise).await.map_err(|e| js_error(&e))
+}
+
 /// Lets queued messages (cancel, render, probe) run.
 async fn yield_now() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
@@ -143,19 +162,21 @@ fn js_error(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-async fn array_buffer_bytes(promise: js_sys::Promise) -> Result<Vec<u8>, String> {
-    let buffer = JsFuture::from(promise).await.map_err(|e| js_error(&e))?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+/// How many files are read ahead of the decoder (network and disk overlap decoding).
+const READ_AHEAD: usize = 16;
+
+async fn array_buffer(promise: js_sys::Promise) -> Result<JsValue, String> {
+    JsFuture::from(promise).await.map_err(|e| js_error(&e))
 }
 
-async fn read_attached(file: &JsValue) -> Result<Vec<u8>, String> {
+async fn read_attached(file: &JsValue) -> Result<JsValue, String> {
     let blob = file
         .dyn_ref::<web_sys::Blob>()
         .ok_or_else(|| "the attachment is not a file".to_string())?;
-    array_buffer_bytes(blob.array_buffer()).await
+    array_buffer(blob.array_buffer()).await
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+async fn fetch_buffer(url: &str) -> Result<JsValue, String> {
     let response = JsFuture::from(scope().fetch_with_str(url))
         .await
         .map_err(|e| js_error(&e))?;
@@ -167,10 +188,35 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
             response.status_text()
         ));
     }
-    array_buffer_bytes(response.array_buffer().map_err(|e| js_error(&e))?).await
+    array_buffer(response.array_buffer().map_err(|e| js_error(&e))?).await
 }
 
-/// Reads and decodes a stack; `Ok(None)` when cancelled.
+/// One file to read.
+enum ReadJob {
+    File(JsValue),
+    Url(String),
+    Missing,
+}
+
+/// Starts reading file `i` now; the promise resolves to its `ArrayBuffer`.
+fn start_read(source: &StackSource, attachments: &[JsValue], i: usize) -> js_sys::Promise {
+    let job = match source {
+        StackSource::Attached { .. } => attachments.get(i).cloned().map(ReadJob::File),
+        StackSource::Urls { urls, .. } => urls.get(i).cloned().map(ReadJob::Url),
+    }
+    .unwrap_or(ReadJob::Missing);
+    wasm_bindgen_futures::future_to_promise(async move {
+        let result = match job {
+            ReadJob::File(f) => read_attached(&f).await,
+            ReadJob::Url(u) => fetch_buffer(&u).await,
+            ReadJob::Missing => Err("the file was not attached".to_string()),
+        };
+        result.map_err(|e| JsValue::from_str(&e))
+    })
+}
+
+/// Reads and decodes a stack; `Ok(None)` when cancelled. Files are read up to
+/// [`READ_AHEAD`] ahead of the decoder.
 async fn open(
     request: RequestId,
     layer_name: &str,
@@ -189,22 +235,26 @@ async fn open(
     }
     let total = order.len() as u64;
     let mut builder = StackBuilder::new(order.len(), Limits::default());
+    let mut reading: std::collections::VecDeque<js_sys::Promise> = order
+        .iter()
+        .take(READ_AHEAD)
+        .map(|&i| start_read(&source, &attachments, i))
+        .collect();
     for (done, &i) in order.iter().enumerate() {
         if take_cancelled(request) {
             return Ok(None);
         }
         let name = &names[i];
-        let bytes = match &source {
-            StackSource::Attached { .. } => match attachments.get(i) {
-                Some(file) => read_attached(file).await,
-                None => Err("the file was not attached".to_string()),
-            },
-            StackSource::Urls { urls, .. } => match urls.get(i) {
-                Some(url) => fetch_bytes(url).await,
-                None => Err("no URL given".to_string()),
-            },
+        let promise = reading
+            .pop_front()
+            .ok_or_else(|| format!("{name}: internal error, no read in flight"))?;
+        if let Some(&next) = order.get(done + READ_AHEAD) {
+            reading.push_back(start_read(&source, &attachments, next));
         }
-        .map_err(|e| format!("{name}: could not read the file ({e})"))?;
+        let buffer = JsFuture::from(promise)
+            .await
+            .map_err(|e| format!("{name}: could not read the file ({})", js_error(&e)))?;
+        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
         builder.push(name, &bytes).map_err(|e| e.to_string())?;
         send(
             &FromWorker::Progress {

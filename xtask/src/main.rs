@@ -129,7 +129,7 @@ fn setup() -> Result<Tools> {
     let root = cache_dir().join("tools");
     let bin = root.join("bin");
     let wasm_bindgen = bin.join("wasm-bindgen");
-    let have = output(&mut cmd(&wasm_bindgen).arg("--version")).unwrap_or_default();
+    let have = output(cmd(&wasm_bindgen).arg("--version")).unwrap_or_default();
     if !have.contains(&version) {
         step(&format!(
             "cargo install wasm-bindgen-cli {version} (a few minutes, once)"
@@ -254,7 +254,7 @@ fn ensure_chromium() -> Result<PathBuf> {
         }
     }
     step("install Debian chromium (headless browser tests)");
-    let sudo = if output(&mut cmd("id").arg("-u")).unwrap_or_default().trim() == "0" {
+    let sudo = if output(cmd("id").arg("-u")).unwrap_or_default().trim() == "0" {
         vec![]
     } else {
         vec!["sudo"]
@@ -298,7 +298,7 @@ impl Drop for Server {
 }
 
 /// Starts the companion on a free port; returns it with its URL.
-fn start_server(bin: &Path, data: Option<&Path>) -> Result<(Server, String)> {
+fn start_server(bin: &Path, data: &[&Path]) -> Result<(Server, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -312,7 +312,7 @@ fn start_server(bin: &Path, data: Option<&Path>) -> Result<(Server, String)> {
         "--port",
         &port.to_string(),
     ]);
-    if let Some(d) = data {
+    for d in data {
         c.arg("--data").arg(d);
     }
     let server = Server(
@@ -399,7 +399,8 @@ fn test() -> Result<()> {
     if data.is_none() {
         eprintln!("note: ../shared/data not found; the isbi2012 browser test will be skipped");
     }
-    let (_server, url) = start_server(&bin, data.as_deref())?;
+    let data_dirs: Vec<&Path> = data.iter().map(PathBuf::as_path).collect();
+    let (_server, url) = start_server(&bin, &data_dirs)?;
     step("end-to-end tests in headless Chromium");
     let mut e2e = cmd("node");
     e2e.arg("tests/e2e/run.mjs")
@@ -413,6 +414,58 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// A 30×1024×1024 stack (image + labels) made by tiling isbi2012 2×2, for the 1024² viewer
+/// benchmarks; written once under the target directory.
+fn tiled_1024(data: &Path) -> Result<PathBuf> {
+    use emstudio_core::stack::{export, read_stack, BitDepth, ExportFormat, ExportOptions, Limits};
+    use emstudio_core::{with_volume, AnyVolume, Shape, Volume};
+    let root = target_dir()?.join("bench-data");
+    let set = root.join("tiled-1024");
+    if set.join("label").is_dir() {
+        return Ok(root);
+    }
+    step("generate the 1024² benchmark stack from isbi2012");
+    for layer in ["image", "label"] {
+        let dir = data.join("isbi2012").join(layer);
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+            let e = e?;
+            files.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path())?,
+            ));
+        }
+        let small = read_stack(files, &Limits::default())?;
+        let tiled = with_volume!(&small, v => {
+            let s = v.shape();
+            let mut big = Volume::new(Shape::new(s.z, s.y * 2, s.x * 2), 1)?;
+            for z in 0..s.z {
+                let src = v.slice(z);
+                let mut dst = Vec::with_capacity(src.len() * 4);
+                for y in 0..s.y * 2 {
+                    let row = &src[(y % s.y) * s.x..(y % s.y + 1) * s.x];
+                    dst.extend_from_slice(row);
+                    dst.extend_from_slice(row);
+                }
+                big.set_slice(z, &dst)?;
+            }
+            AnyVolume::from(big)
+        });
+        let out = set.join(layer);
+        std::fs::create_dir_all(&out)?;
+        let options = ExportOptions {
+            format: ExportFormat::PngSeries,
+            depth: BitDepth::Native,
+            rescale: false,
+            base_name: "slice".into(),
+        };
+        for (name, bytes) in export(&tiled, &options)? {
+            std::fs::write(out.join(name), bytes)?;
+        }
+    }
+    Ok(root)
+}
+
 fn bench() -> Result<()> {
     let (app_wasm, worker_wasm) = build()?;
     let bin = companion_bin()?;
@@ -420,15 +473,41 @@ fn bench() -> Result<()> {
     ensure_node_deps()?;
     let data =
         shared_data().context("benchmarks need ../shared/data (isbi2012, flyem-medulla-fib)")?;
-    let (_server, url) = start_server(&bin, Some(&data))?;
+    let bench_data = tiled_1024(&data)?;
+    let (_server, url) = start_server(&bin, &[data.as_path(), bench_data.as_path()])?;
     step("browser benchmarks");
-    status(
+    let out = output(
         cmd("node")
             .arg("tests/e2e/bench.mjs")
             .env("EMSTUDIO_URL", &url)
             .env("CHROMIUM", &chromium)
-            .env("EMSTUDIO_SHARED_DATA", &data)
             .env("APP_WASM_BYTES", app_wasm.to_string())
             .env("WORKER_WASM_BYTES", worker_wasm.to_string()),
-    )
+    )?;
+    print!("{out}");
+    update_benchmarks_md("browser-foundation", &out)
+}
+
+/// Replaces the block between `<!-- bench:NAME -->` markers in BENCHMARKS.md with the one
+/// found in `report`.
+fn update_benchmarks_md(name: &str, report: &str) -> Result<()> {
+    let (open, close) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let block = |s: &str| -> Option<(usize, usize)> {
+        let a = s.find(&open)?;
+        let b = s[a..].find(&close)? + a + close.len();
+        Some((a, b))
+    };
+    let (a, b) = block(report).context("the benchmark printed no result block")?;
+    let new_block = &report[a..b];
+    let md = std::fs::read_to_string("BENCHMARKS.md").unwrap_or_else(|_| "# Benchmarks\n".into());
+    let updated = match block(&md) {
+        Some((x, y)) => format!("{}{}{}", &md[..x], new_block, &md[y..]),
+        None => format!("{md}\n{new_block}\n"),
+    };
+    std::fs::write("BENCHMARKS.md", updated)?;
+    eprintln!("BENCHMARKS.md updated ({name})");
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The slice viewer: a 2D canvas compositing the visible layers' current slice.
 //!
-//! The worker renders each layer's slice to RGBA once per slice change; the UI thread keeps it
-//! in an offscreen canvas and only composites with a transform, so panning and zooming cost one
+//! The worker renders each layer's slice to an `ImageBitmap` once per slice change and
+//! transfers it; the UI thread only composites with a transform, so panning and zooming cost one
 //! `drawImage` per layer per frame. Redraws are coalesced to animation frames. Slice requests
 //! are latest-wins per layer: while one is in flight, only the newest wanted slice is queued.
 //!
@@ -16,13 +16,13 @@ use leptos::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 struct Bitmap {
     z: usize,
     outline: bool,
-    canvas: HtmlCanvasElement,
+    image: web_sys::ImageBitmap,
 }
 
 #[derive(Default)]
@@ -116,7 +116,7 @@ fn draw() {
                     all_current &=
                         b.z == z && (l.info.kind == LayerKind::Image || b.outline == l.outline);
                     ctx.set_global_alpha(l.opacity);
-                    let _ = ctx.draw_image_with_html_canvas_element(&b.canvas, 0.0, 0.0);
+                    let _ = ctx.draw_image_with_image_bitmap(&b.image, 0.0, 0.0);
                 }
                 None => all_current = false,
             }
@@ -163,12 +163,9 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
         },
         &[],
         move |msg, att| {
-            if let FromWorker::Slice {
-                z, width, height, ..
-            } = msg
-            {
-                if let Some(buf) = att.first() {
-                    store_bitmap(layer, z, outline, width, height, buf);
+            if let FromWorker::Slice { z, .. } = msg {
+                if let Some(image) = att.first() {
+                    store_bitmap(layer, z, outline, image);
                 }
             }
             let next = VIEW.with(|v| {
@@ -188,50 +185,18 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
     }
 }
 
-fn store_bitmap(
-    layer: LayerId,
-    z: usize,
-    outline: bool,
-    width: usize,
-    height: usize,
-    buf: &JsValue,
-) {
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    let bytes = js_sys::Uint8Array::new(buf).to_vec();
-    let Ok(image) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
-        Clamped(&bytes),
-        width as u32,
-        height as u32,
-    ) else {
+fn store_bitmap(layer: LayerId, z: usize, outline: bool, image: &JsValue) {
+    let Some(image) = image.dyn_ref::<web_sys::ImageBitmap>().cloned() else {
         return;
     };
     VIEW.with(|v| {
-        let mut v = v.borrow_mut();
-        let entry = v.bitmaps.entry(layer);
-        let bitmap = match entry {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let Some(canvas) = document
-                    .create_element("canvas")
-                    .ok()
-                    .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
-                else {
-                    return;
-                };
-                slot.insert(Bitmap { z, outline, canvas })
-            }
-        };
-        if bitmap.canvas.width() != width as u32 || bitmap.canvas.height() != height as u32 {
-            bitmap.canvas.set_width(width as u32);
-            bitmap.canvas.set_height(height as u32);
+        if let Some(old) = v
+            .borrow_mut()
+            .bitmaps
+            .insert(layer, Bitmap { z, outline, image })
+        {
+            old.image.close();
         }
-        if let Some(ctx) = context(&bitmap.canvas) {
-            let _ = ctx.put_image_data(&image, 0, 0);
-        }
-        bitmap.z = z;
-        bitmap.outline = outline;
     });
 }
 
@@ -349,7 +314,7 @@ fn send_probe(state: AppState, (z, y, x): (usize, usize, usize)) {
 }
 
 fn canvas_point(ev: &web_sys::MouseEvent) -> (f64, f64) {
-    (ev.offset_x() as f64, ev.offset_y() as f64)
+    (ev.offset_x(), ev.offset_y())
 }
 
 /// The viewer component.
@@ -415,12 +380,12 @@ pub fn Viewer() -> impl IntoView {
                 if let Some(t) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
                     let _ = t.set_pointer_capture(ev.pointer_id());
                 }
-                VIEW.with(|v| v.borrow_mut().drag = Some((ev.client_x() as f64, ev.client_y() as f64)));
+                VIEW.with(|v| v.borrow_mut().drag = Some((ev.client_x(), ev.client_y())));
             }
             on:pointermove=move |ev: web_sys::PointerEvent| {
                 let drag = VIEW.with(|v| v.borrow().drag);
                 if let Some((x0, y0)) = drag {
-                    let (x, y) = (ev.client_x() as f64, ev.client_y() as f64);
+                    let (x, y) = (ev.client_x(), ev.client_y());
                     VIEW.with(|v| v.borrow_mut().drag = Some((x, y)));
                     pan_by(x - x0, y - y0);
                 }

@@ -429,6 +429,20 @@ macro_rules! with_volume {
     };
 }
 
+macro_rules! impl_from_volume {
+    ($t:ty, $v:ident) => {
+        impl From<Volume<$t>> for AnyVolume {
+            fn from(v: Volume<$t>) -> Self {
+                AnyVolume::$v(v)
+            }
+        }
+    };
+}
+impl_from_volume!(u8, U8);
+impl_from_volume!(u16, U16);
+impl_from_volume!(u32, U32);
+impl_from_volume!(f32, F32);
+
 impl AnyVolume {
     /// Element type.
     pub fn dtype(&self) -> DType {

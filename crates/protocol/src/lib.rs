@@ -177,7 +177,7 @@ pub enum FromWorker {
         /// The new layer.
         layer: LayerInfo,
     },
-    /// A rendered slice; buffer 0 holds `width * height * 4` RGBA bytes.
+    /// A rendered slice; attachment 0 is a transferred `ImageBitmap` of `width × height`.
     Slice {
         /// Request id.
         request: RequestId,

@@ -2,7 +2,7 @@
 //!
 //! An envelope is a plain JS object `{ msg: Uint8Array, att: [..] }`: `msg` is the
 //! [`emstudio_protocol::encode`]d message and `att` its attachments: `File` objects from the
-//! app (structured clone of a `File` copies a handle, not the bytes) or `ArrayBuffer`s from the
+//! app (structured clone of a `File` copies a handle, not the bytes) or `ArrayBuffer`s and `ImageBitmap`s from the
 //! worker, which are *transferred* (moved without copying). The message itself says what each
 //! attachment is.
 
@@ -26,7 +26,8 @@ pub struct Envelope<T> {
     pub attachments: Vec<JsValue>,
 }
 
-/// Posts `msg` with `attachments`; `ArrayBuffer` attachments are transferred, not copied.
+/// Posts `msg` with `attachments`; `ArrayBuffer` and `ImageBitmap` attachments are
+/// transferred, not copied.
 pub fn post<T: Serialize>(
     target: Target<'_>,
     msg: &T,
@@ -39,7 +40,7 @@ pub fn post<T: Serialize>(
     transfer.push(&msg_array.buffer());
     for a in attachments {
         att.push(a);
-        if a.is_instance_of::<js_sys::ArrayBuffer>() {
+        if a.is_instance_of::<js_sys::ArrayBuffer>() || a.is_instance_of::<web_sys::ImageBitmap>() {
             transfer.push(a);
         }
     }

@@ -1,0 +1,117 @@
+// Browser benchmarks of the foundation: open times, slice-change latency and pan frame times
+// on a 1024×1024 stack, in Debian's headless Chromium. Run by `cargo xtask bench`, which
+// starts the companion with ../shared/data and a generated 1024² stack (EMSTUDIO_BENCH_SET),
+// and writes the Markdown printed between the markers into BENCHMARKS.md.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { launch, openApp, waitShown, waitIdle, OUT } from "./lib.mjs";
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+async function timeOpen(context, id, layers, runs = 3) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const page = await openApp(context);
+    const t0 = Date.now();
+    await page.getByTestId(`dataset-${id}`).click();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, layers, { timeout: 300000 });
+    await waitIdle(page, 300000);
+    await waitShown(page, 0, 300000);
+    times.push(Date.now() - t0);
+    await page.close();
+  }
+  return median(times);
+}
+
+// Reference: the same files fetched and decoded by the browser's own image decoder
+// (createImageBitmap, all in parallel), as a plain JavaScript viewer would load them.
+async function timeNativeDecode(context, id) {
+  const page = await openApp(context);
+  const ms = await page.evaluate(async (id) => {
+    const list = await (await fetch("api/datasets")).json();
+    const d = list.find((x) => x.id === id);
+    const urls = d.layers.flatMap((l) => l.files.map((f) => `datasets/${d.id}/${l.path ? l.path + "/" : ""}${f}`));
+    const t0 = performance.now();
+    const bitmaps = await Promise.all(urls.map(async (u) => createImageBitmap(await (await fetch(u, { cache: "no-store" })).blob())));
+    const t = performance.now() - t0;
+    bitmaps.forEach((b) => b.close());
+    return t;
+  }, id);
+  await page.close();
+  return ms;
+}
+
+async function sliceAndPan(context, id, layers) {
+  const page = await openApp(context);
+  await page.getByTestId(`dataset-${id}`).click();
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, layers, { timeout: 300000 });
+  await waitIdle(page, 300000);
+  await waitShown(page, 0, 300000);
+  const result = await page.evaluate(async () => {
+    const canvas = document.querySelector("[data-testid=viewer]");
+    const shown = (z) => new Promise((resolve) => {
+      if (canvas.getAttribute("data-z-shown") === String(z)) return resolve();
+      const obs = new MutationObserver(() => {
+        if (canvas.getAttribute("data-z-shown") === String(z)) { obs.disconnect(); resolve(); }
+      });
+      obs.observe(canvas, { attributes: true });
+    });
+    const slice = [];
+    for (let z = 1; z < 20; z++) {
+      const t0 = performance.now();
+      window.dispatchEvent(new KeyboardEvent("keydown", { key: "w", bubbles: true }));
+      await shown(z);
+      slice.push(performance.now() - t0);
+    }
+    // Pan: one pointer move per animation frame for 180 frames.
+    const r = canvas.getBoundingClientRect();
+    const opts = (x, y) => ({ clientX: x, clientY: y, pointerId: 1, bubbles: true, buttons: 1 });
+    let x = r.left + r.width / 2, y = r.top + r.height / 2;
+    canvas.dispatchEvent(new PointerEvent("pointerdown", opts(x, y)));
+    const frames = [], draws = [];
+    let last = await new Promise(requestAnimationFrame);
+    for (let i = 0; i < 180; i++) {
+      x += (i % 60 < 30 ? 3 : -3); y += 1;
+      canvas.dispatchEvent(new PointerEvent("pointermove", opts(x, y)));
+      const now = await new Promise(requestAnimationFrame);
+      frames.push(now - last);
+      last = now;
+      draws.push(parseFloat(canvas.getAttribute("data-draw-ms") || "0"));
+    }
+    canvas.dispatchEvent(new PointerEvent("pointerup", opts(x, y)));
+    return { slice, frames, draws, width: canvas.width, height: canvas.height };
+  });
+  await page.screenshot({ path: path.join(OUT, "bench-1024.png") });
+  await page.close();
+  return result;
+}
+
+const context = await launch();
+const openIsbi = await timeOpen(context, "isbi2012", 4);
+const openFlyem = await timeOpen(context, "flyem-medulla-fib", 2);
+const nativeIsbi = median([await timeNativeDecode(context, "isbi2012"), await timeNativeDecode(context, "isbi2012"), await timeNativeDecode(context, "isbi2012")]);
+const nativeFlyem = median([await timeNativeDecode(context, "flyem-medulla-fib"), await timeNativeDecode(context, "flyem-medulla-fib"), await timeNativeDecode(context, "flyem-medulla-fib")]);
+const set = process.env.EMSTUDIO_BENCH_SET || "tiled-1024";
+const sp = await sliceAndPan(context, set, 2);
+await context.close();
+
+const frames = sp.frames.slice(10);
+const fps = 1000 / median(frames);
+const kib = (b) => (Number(b) / 1024).toFixed(0);
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model?.trim() || "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Chromium headless (SwiftShader), ${new Date().toISOString().slice(0, 10)}`;
+const md = `
+Machine: ${machine}
+
+| measurement | result | target / reference | ratio |
+|---|---|---|---|
+| open isbi2012 (30×512×512 image + 3 label stacks, 120 PNGs via companion), click → pixels | ${openIsbi} ms | browser-native fetch + createImageBitmap of the same files, parallel: ${nativeIsbi.toFixed(0)} ms | ${(openIsbi / nativeIsbi).toFixed(2)}× |
+| open flyem-medulla-fib (250×250×250 image + 16-bit labels, 500 PNGs), click → pixels | ${openFlyem} ms | browser-native, same: ${nativeFlyem.toFixed(0)} ms | ${(openFlyem / nativeFlyem).toFixed(2)}× |
+| slice change on 1024×1024 (image + labels), key → pixels, median / p95 | ${median(sp.slice).toFixed(1)} / ${pct(sp.slice, 0.95).toFixed(1)} ms | 16.7 ms (one 60 fps frame) | ${(median(sp.slice) / 16.7).toFixed(2)}× |
+| pan on 1024×1024 (image + labels): frame interval median / p95 | ${median(frames).toFixed(1)} / ${pct(frames, 0.95).toFixed(1)} ms (${fps.toFixed(0)} fps) | 16.7 ms (60 fps) | ${(median(frames) / 16.7).toFixed(2)}× |
+| pan: composite time per frame, median / max | ${median(sp.draws).toFixed(2)} / ${Math.max(...sp.draws).toFixed(2)} ms | — | — |
+| wasm size: app / worker (release, no wasm-opt) | ${kib(process.env.APP_WASM_BYTES || 0)} KiB / ${kib(process.env.WORKER_WASM_BYTES || 0)} KiB | — | — |
+`;
+fs.writeFileSync(path.join(OUT, "bench.md"), md);
+console.log("<!-- bench:browser-foundation -->" + md + "<!-- /bench:browser-foundation -->");
