@@ -19,11 +19,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-struct Bitmap {
-    z: usize,
-    outline: bool,
-    image: web_sys::ImageBitmap,
-}
+/// Which rendering of a layer: (layer, slice, outline-only).
+type SliceKey = (LayerId, usize, bool);
+
+/// How many slices around the current one are kept rendered (and prefetched).
+const PREFETCH_RADIUS: usize = 2;
 
 #[derive(Default)]
 struct Pending {
@@ -31,12 +31,16 @@ struct Pending {
     want: Option<(usize, bool)>,
 }
 
+fn key(l: &super::state::LayerView, z: usize) -> SliceKey {
+    (l.info.id, z, l.info.kind == LayerKind::Label && l.outline)
+}
+
 struct View {
     canvas: Option<HtmlCanvasElement>,
     scale: f64,
     tx: f64,
     ty: f64,
-    bitmaps: HashMap<LayerId, Bitmap>,
+    bitmaps: HashMap<SliceKey, web_sys::ImageBitmap>,
     pending: HashMap<LayerId, Pending>,
     frame_requested: bool,
     drag: Option<(f64, f64)>,
@@ -111,14 +115,19 @@ fn draw() {
         let mut all_current =
             layers.iter().any(|l| l.visible) && state.jobs.with_untracked(|j| j.is_empty());
         for l in layers.iter().filter(|l| l.visible) {
-            match v.bitmaps.get(&l.info.id) {
-                Some(b) => {
-                    all_current &=
-                        b.z == z && (l.info.kind == LayerKind::Image || b.outline == l.outline);
-                    ctx.set_global_alpha(l.opacity);
-                    let _ = ctx.draw_image_with_image_bitmap(&b.image, 0.0, 0.0);
-                }
-                None => all_current = false,
+            // The wanted slice, or while it is on its way the nearest one we have.
+            let exact = v.bitmaps.get(&key(l, z));
+            all_current &= exact.is_some();
+            let shown = exact.or_else(|| {
+                v.bitmaps
+                    .iter()
+                    .filter(|((id, _, o), _)| *id == l.info.id && *o == key(l, z).2)
+                    .min_by_key(|((_, bz, _), _)| bz.abs_diff(z))
+                    .map(|(_, b)| b)
+            });
+            if let Some(b) = shown {
+                ctx.set_global_alpha(l.opacity);
+                let _ = ctx.draw_image_with_image_bitmap(b, 0.0, 0.0);
             }
         }
         ctx.set_global_alpha(1.0);
@@ -135,7 +144,8 @@ fn draw() {
     });
 }
 
-/// Requests slice `z` of a layer (latest-wins).
+/// Requests slice `z` of a layer (latest-wins: while one request is in flight only the newest
+/// wish is kept). When nothing is wished, neighbouring slices are prefetched.
 fn want_slice(layer: LayerId, z: usize, outline: bool) {
     let send_now = VIEW.with(|v| {
         let mut v = v.borrow_mut();
@@ -153,6 +163,28 @@ fn want_slice(layer: LayerId, z: usize, outline: bool) {
     }
 }
 
+/// The nearest slice around the current one that is not rendered yet.
+fn prefetch_candidate(layer: LayerId) -> Option<(usize, bool)> {
+    let state = VIEW.with(|v| v.borrow().state)?;
+    let z = state.z.get_untracked();
+    let l = state
+        .layers
+        .with_untracked(|ls| ls.iter().find(|l| l.info.id == layer).cloned())?;
+    if !l.visible {
+        return None;
+    }
+    let depth = l.info.shape.z;
+    VIEW.with(|v| {
+        let v = v.borrow();
+        (1..=PREFETCH_RADIUS)
+            .flat_map(|d| [z.checked_add(d), z.checked_sub(d)])
+            .flatten()
+            .filter(|&c| c < depth)
+            .find(|&c| !v.bitmaps.contains_key(&key(&l, c)))
+            .map(|c| (c, key(&l, c).2))
+    })
+}
+
 fn send_render(layer: LayerId, z: usize, outline: bool) {
     let result = worker_client::request(
         |request| ToWorker::RenderSlice {
@@ -168,16 +200,16 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
                     store_bitmap(layer, z, outline, image);
                 }
             }
-            let next = VIEW.with(|v| {
+            let wanted = VIEW.with(|v| {
                 let mut v = v.borrow_mut();
                 let p = v.pending.entry(layer).or_default();
                 p.in_flight = false;
                 p.want.take()
             });
-            if let Some((z, outline)) = next {
+            request_frame();
+            if let Some((z, outline)) = wanted.or_else(|| prefetch_candidate(layer)) {
                 want_slice(layer, z, outline);
             }
-            request_frame();
         },
     );
     if result.is_err() {
@@ -185,18 +217,24 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
     }
 }
 
+/// Keeps a rendered slice and drops those far from the current slice.
 fn store_bitmap(layer: LayerId, z: usize, outline: bool, image: &JsValue) {
     let Some(image) = image.dyn_ref::<web_sys::ImageBitmap>().cloned() else {
         return;
     };
     VIEW.with(|v| {
-        if let Some(old) = v
-            .borrow_mut()
-            .bitmaps
-            .insert(layer, Bitmap { z, outline, image })
-        {
-            old.image.close();
+        let mut v = v.borrow_mut();
+        let current = v.state.map(|s| s.z.get_untracked()).unwrap_or(z);
+        if let Some(old) = v.bitmaps.insert((layer, z, outline), image) {
+            old.close();
         }
+        v.bitmaps.retain(|(id, bz, _), b| {
+            let keep = *id != layer || bz.abs_diff(current) <= PREFETCH_RADIUS + 1;
+            if !keep {
+                b.close();
+            }
+            keep
+        });
     });
 }
 
@@ -336,16 +374,22 @@ pub fn Viewer() -> impl IntoView {
         VIEW.with(|v| {
             let mut v = v.borrow_mut();
             v.slice_asked_at = Some((z, now()));
-            v.bitmaps
-                .retain(|id, _| layers.iter().any(|l| l.info.id == *id));
+            v.bitmaps.retain(|(id, _, _), b| {
+                let keep = layers.iter().any(|l| l.info.id == *id);
+                if !keep {
+                    b.close();
+                }
+                keep
+            });
         });
         for l in layers.iter().filter(|l| l.visible) {
-            let current = VIEW.with(|v| {
-                v.borrow().bitmaps.get(&l.info.id).is_some_and(|b| {
-                    b.z == z && (l.info.kind == LayerKind::Image || b.outline == l.outline)
-                })
-            });
-            if !current && z < l.info.shape.z {
+            let cached = VIEW.with(|v| v.borrow().bitmaps.contains_key(&key(l, z)));
+            if cached {
+                // Shown now; keep the neighbourhood warm.
+                if let Some((c, o)) = prefetch_candidate(l.info.id) {
+                    want_slice(l.info.id, c, o);
+                }
+            } else if z < l.info.shape.z {
                 want_slice(l.info.id, z, l.outline);
             }
         }

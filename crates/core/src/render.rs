@@ -57,14 +57,29 @@ pub fn render_intensity<T: Voxel>(values: &[T], channels: usize, lo: f64, hi: f6
     let n = values.len() / channels.max(1);
     let mut out = vec![255u8; n * 4];
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let map = |v: T| ((v.to_f64() - lo) * scale).clamp(0.0, 255.0) as u8;
-    for (i, px) in out.chunks_exact_mut(4).enumerate() {
-        if channels >= 3 {
-            px[0] = map(values[i * channels]);
-            px[1] = map(values[i * channels + 1]);
-            px[2] = map(values[i * channels + 2]);
+    let map_f64 = |v: f64| ((v - lo) * scale).clamp(0.0, 255.0) as u8;
+    // u8/u16: one table lookup per value instead of float arithmetic per pixel.
+    let table: Option<Vec<u8>> = values.first().and_then(|v| v.table_index()).map(|_| {
+        let size = if T::DTYPE == crate::volume::DType::U8 {
+            256
         } else {
-            let g = map(values[i]);
+            65536
+        };
+        (0..size).map(|i| map_f64(i as f64)).collect()
+    });
+    let map = |v: T| match (&table, v.table_index()) {
+        (Some(t), Some(i)) => t[i],
+        _ => map_f64(v.to_f64()),
+    };
+    if channels >= 3 {
+        for (px, v) in out.chunks_exact_mut(4).zip(values.chunks_exact(channels)) {
+            px[0] = map(v[0]);
+            px[1] = map(v[1]);
+            px[2] = map(v[2]);
+        }
+    } else {
+        for (px, &v) in out.chunks_exact_mut(4).zip(values) {
+            let g = map(v);
             px[0] = g;
             px[1] = g;
             px[2] = g;
@@ -143,6 +158,19 @@ mod tests {
         assert_eq!(alpha(0, 0), 0);
         let filled = render_labels(&ids, 6, 6, false);
         assert_eq!(filled[(2 * 6 + 2) * 4 + 3], 255);
+    }
+
+    #[test]
+    fn table_and_float_paths_agree() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let words: Vec<u16> = (0..=255).map(|v| v * 257).collect();
+        let floats: Vec<f32> = (0..=255).map(|v| v as f32).collect();
+        let a = render_intensity(&bytes, 1, 10.0, 200.0);
+        assert_eq!(a, render_intensity(&floats, 1, 10.0, 200.0));
+        assert_eq!(a, render_intensity(&words, 1, 10.0 * 257.0, 200.0 * 257.0));
+        let rgb: Vec<u8> = (0..12).collect();
+        let px = render_intensity(&rgb, 3, 0.0, 11.0);
+        assert_eq!(&px[4..8], &[69, 92, 115, 255]);
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub trait Voxel: bytemuck::Pod + Default + PartialEq + fmt::Debug + Send + Sync 
     const DTYPE: DType;
     /// The value as `f64` (for display windows and statistics).
     fn to_f64(self) -> f64;
+    /// For small integer types (`u8`, `u16`): the value as a table index, so per-pixel maps
+    /// can be precomputed once per value instead of evaluated per pixel.
+    fn table_index(self) -> Option<usize> {
+        None
+    }
 }
 
 macro_rules! impl_voxel {
@@ -78,8 +83,21 @@ macro_rules! impl_voxel {
         }
     };
 }
-impl_voxel!(u8, U8);
-impl_voxel!(u16, U16);
+macro_rules! impl_voxel_table {
+    ($t:ty, $d:ident) => {
+        impl Voxel for $t {
+            const DTYPE: DType = DType::$d;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn table_index(self) -> Option<usize> {
+                Some(self as usize)
+            }
+        }
+    };
+}
+impl_voxel_table!(u8, U8);
+impl_voxel_table!(u16, U16);
 impl_voxel!(u32, U32);
 impl_voxel!(f32, F32);
 
