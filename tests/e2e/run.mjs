@@ -254,6 +254,25 @@ test("files dropped on the viewer open as a stack", async (page) => {
   assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 1/);
 });
 
+test("a long load shows progress and can be cancelled, keeping what is open", async (page) => {
+  if (!SHARED) return "skipped: no shared data";
+  await openDataset(page, "flyem-medulla", 2);
+  const before = await layerNames(page);
+  await page.getByTestId("dataset-flyem-medulla-fib").click();
+  const progress = page.getByTestId("progress").first();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=progress]")?.getAttribute("value") || 0) >= 5);
+  assert.ok(Number(await progress.getAttribute("max")) === 250, "progress counts the 250 slices");
+  await page.getByTestId("jobs").getByRole("button", { name: "Cancel" }).first().click();
+  await waitIdle(page, 20000);
+  // Cancel stops the whole open (image and label stacks); nothing else starts.
+  await page.waitForTimeout(300);
+  assert.equal(await page.getByTestId("progress").count(), 0);
+  assert.deepEqual(await layerNames(page), before);
+  assert.deepEqual(await errors(page), []);
+  await page.keyboard.press("w");
+  await waitShown(page, 1);
+});
+
 test("isbi2012 from ../shared/data opens with its three label layers", async (page) => {
   if (!SHARED) return "skipped: no shared data";
   await openDataset(page, "isbi2012", 4);

@@ -69,19 +69,34 @@ fn layer_row(state: AppState, l: LayerView) -> impl IntoView {
     }
 }
 
-/// Running jobs with progress bars and Cancel.
+/// Running jobs with progress bars and Cancel. Rows are keyed by request only and update in
+/// place, so the Cancel button stays put while progress streams in.
 #[component]
 pub fn JobsPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     view! {
         <div class="jobs" data-testid="jobs">
-            <For each=move || state.jobs.get() key=|j| (j.request, j.done) let:j>
-                <div class="job">
-                    <div class="job-title">{j.title.clone()}<span class="hint">{format!(" {}", j.message)}</span></div>
-                    <progress max=j.total.max(1).to_string() value=j.done.to_string() data-testid="progress"></progress>
-                    <button on:click=move |_| worker_client::notify(&ToWorker::Cancel { request: j.request })>"Cancel"</button>
-                </div>
+            <For each=move || state.jobs.get() key=|j| j.request let:j>
+                {job_row(state, j.request, j.title.clone())}
             </For>
+        </div>
+    }
+}
+
+fn job_row(state: AppState, request: emstudio_protocol::RequestId, title: String) -> impl IntoView {
+    let field = move |f: fn(&super::state::Job) -> String| {
+        move || {
+            state
+                .jobs
+                .with(|jobs| jobs.iter().find(|j| j.request == request).map(f))
+                .unwrap_or_default()
+        }
+    };
+    view! {
+        <div class="job">
+            <div class="job-title">{title}<span class="hint">{field(|j| format!(" {}", j.message))}</span></div>
+            <progress data-testid="progress" max=field(|j| j.total.max(1).to_string()) value=field(|j| j.done.to_string())></progress>
+            <button on:click=move |_| worker_client::notify(&ToWorker::Cancel { request })>"Cancel"</button>
         </div>
     }
 }

@@ -236,16 +236,21 @@ fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Opt
         },
         &p.files,
         move |msg, _| {
-            if let FromWorker::Opened { layer, .. } = msg {
+            if let FromWorker::Opened { layer, .. } = &msg {
+                let layer = layer.clone();
                 if let Some(r) = replacing.take() {
                     state.close_all();
                     state.opened.set(r.opened);
                 }
                 add_opened_layer(state, layer);
             }
-            // Go on with the next layer even when one failed, so one bad folder does not
-            // hide the others; its error is already shown.
-            open_next(state, std::mem::take(&mut pending), replacing.take());
+            match msg {
+                // Cancel stops the whole open; what was open before stays.
+                FromWorker::Cancelled { .. } => {}
+                // Go on with the next layer even when one failed, so one bad folder does not
+                // hide the others; its error is already shown.
+                _ => open_next(state, std::mem::take(&mut pending), replacing.take()),
+            }
         },
     );
 }
