@@ -6,7 +6,20 @@
 //! - [`stack`]: decoding and encoding PNG/TIFF slice series and multi-page TIFF, with
 //!   validation that names the offending file.
 //! - [`render`]: slices to RGBA for display; stable label colours.
+//! - [`filters`]: 2D/3D image filters (Gaussian, median, bilateral, CLAHE, unsharp, Canny,
+//!   thresholds, morphology).
+//! - [`distance`]: Euclidean distance transform with anisotropic voxel size.
+//! - [`labels`]: connected components, relabelling, size filter, z-linking, watershed.
+//! - [`metrics`]: segmentation metrics (Rand, VI, Jaccard/Dice) and per-object errors.
+//! - [`progress`]: progress reporting and cancellation for long kernels.
+//! - [`neighborhood`]: 2D/3D connectivity.
 
+pub mod distance;
+pub mod filters;
+pub mod labels;
+pub mod metrics;
+pub mod neighborhood;
+pub mod progress;
 pub mod render;
 pub mod stack;
 pub mod volume;

@@ -168,6 +168,12 @@ pub enum VolumeError {
         /// The requested channel count.
         channels: usize,
     },
+    /// A dense-array conversion was asked of a multi-channel (RGB) volume.
+    #[error("this operation needs a single-channel volume, not {channels} channels")]
+    MultiChannel {
+        /// Channels of the volume.
+        channels: usize,
+    },
     /// A slice buffer had the wrong length.
     #[error("slice {z} has {got} values, expected {expected}")]
     SliceLength {
@@ -403,6 +409,38 @@ impl<T: Voxel> Volume<T> {
         Ok(())
     }
 
+    /// Copies a single-channel volume into a dense, contiguous `z × y × x` array (the form the
+    /// filters, labelling and metrics work on).
+    pub fn to_array(&self) -> Result<ndarray::Array3<T>, VolumeError> {
+        if self.channels != 1 {
+            return Err(VolumeError::MultiChannel {
+                channels: self.channels,
+            });
+        }
+        let s = self.shape;
+        let mut data = vec![T::default(); s.slice_len() * s.z];
+        for (z, out) in data.chunks_exact_mut(s.slice_len()).enumerate() {
+            self.read_slice_into(z, out);
+        }
+        ndarray::Array3::from_shape_vec((s.z, s.y, s.x), data).map_err(|_| {
+            VolumeError::InvalidShape {
+                shape: s,
+                channels: 1,
+            }
+        })
+    }
+
+    /// A single-channel volume from a dense `z × y × x` array (any memory layout).
+    pub fn from_array(array: ndarray::ArrayView3<'_, T>) -> Result<Self, VolumeError> {
+        let (z, y, x) = array.dim();
+        let mut v = Self::new(Shape::new(z, y, x), 1)?;
+        for (k, plane) in array.outer_iter().enumerate() {
+            let values: Vec<T> = plane.iter().copied().collect();
+            v.set_slice(k, &values)?;
+        }
+        Ok(v)
+    }
+
     /// Smallest and largest value over all voxels and channels.
     pub fn min_max(&self) -> (T, T)
     where
@@ -534,6 +572,21 @@ mod tests {
         assert_eq!(v.chunk_grid(), Shape::new(2, 2, 2));
         assert_eq!(v.byte_len(), 3 * 5 * 7);
         assert_eq!(v.chunk_bounds(1, 1, 1).1, Shape::new(1, 1, 3));
+    }
+
+    #[test]
+    fn dense_array_round_trip() {
+        let a = ndarray::Array3::from_shape_fn((3, 5, 700), |(z, y, x)| {
+            (z * 10000 + y * 1000 + x) as u32
+        });
+        let v = Volume::from_array(a.view()).expect("from");
+        assert_eq!(v.chunk_grid(), Shape::new(3, 1, 2));
+        assert_eq!(v.to_array().expect("to"), a);
+        let rgb = Volume::<u8>::new(Shape::new(1, 2, 2), 3).expect("rgb");
+        assert_eq!(
+            rgb.to_array(),
+            Err(VolumeError::MultiChannel { channels: 3 })
+        );
     }
 
     #[test]
