@@ -6,7 +6,7 @@
 //! name, attribution and voxel size; otherwise the first line of `README.md` is shown as the
 //! description. A `--data DIR` is either one dataset or a folder of datasets.
 
-use emstudio_core::stack::{is_stack_file_name, sort_natural};
+use emstudio_core::stack::{is_label_folder_name, is_stack_file_name, sort_natural};
 use emstudio_core::VoxelSize;
 use emstudio_protocol::{DatasetInfo, DatasetLayer, LayerKind};
 use serde::Deserialize;
@@ -28,22 +28,6 @@ struct Manifest {
     name: Option<String>,
     attribution: Option<String>,
     voxel_size_nm: Option<[f32; 3]>,
-}
-
-/// True when a folder name denotes a label layer.
-pub fn is_label_folder(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "label",
-        "seg",
-        "mask",
-        "gt",
-        "groundtruth",
-        "ground_truth",
-        "annotation",
-    ]
-    .iter()
-    .any(|k| n.contains(k))
 }
 
 fn stack_files(dir: &Path) -> Vec<String> {
@@ -68,7 +52,7 @@ pub fn scan_dataset(root: &Path, demo: bool) -> Option<Dataset> {
     if !root_files.is_empty() {
         layers.push(DatasetLayer {
             path: String::new(),
-            kind: if is_label_folder(&dir_name) {
+            kind: if is_label_folder_name(&dir_name) {
                 LayerKind::Label
             } else {
                 LayerKind::Image
@@ -87,7 +71,7 @@ pub fn scan_dataset(root: &Path, demo: bool) -> Option<Dataset> {
     for sub in subdirs {
         let files = stack_files(&root.join(&sub));
         if !files.is_empty() {
-            let kind = if is_label_folder(&sub) {
+            let kind = if is_label_folder_name(&sub) {
                 LayerKind::Label
             } else {
                 LayerKind::Image

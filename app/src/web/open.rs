@@ -3,29 +3,13 @@
 
 use super::fsjs::{self, Entry};
 use super::state::{open_layers, AppState, Opened, PendingLayer};
-use emstudio_core::stack::{is_stack_file_name, natural_cmp};
+use emstudio_core::stack::{is_label_folder_name, is_stack_file_name, natural_cmp};
 use emstudio_protocol::{DatasetInfo, LayerKind, StackSource};
 use leptos::html::Input;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-
-/// True when a folder name denotes a label layer (same rule as the companion's catalogue).
-fn is_label_folder(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "label",
-        "seg",
-        "mask",
-        "gt",
-        "groundtruth",
-        "ground_truth",
-        "annotation",
-    ]
-    .iter()
-    .any(|k| n.contains(k))
-}
 
 /// Groups a folder's files into layers: files at the top are one layer, each subfolder with
 /// slices another; subfolders named like labels become label layers. Images come first.
@@ -57,8 +41,9 @@ pub fn group_entries(folder: &str, entries: Vec<Entry>, as_labels: bool) -> Vec<
     let mut layers: Vec<PendingLayer> = groups
         .into_iter()
         .map(|(dir, files)| {
-            let label =
-                as_labels || is_label_folder(&dir) || (dir.is_empty() && is_label_folder(folder));
+            let label = as_labels
+                || is_label_folder_name(&dir)
+                || (dir.is_empty() && is_label_folder_name(folder));
             let name = if dir.is_empty() {
                 folder.to_string()
             } else {

@@ -557,8 +557,35 @@ pub fn encode_slice(
     encode::encode_planned(volume, z, format, &plan, &file)
 }
 
+/// True when a folder name denotes a label layer (`label`, `label_mito`, `seg`, `mask`, `gt`,
+/// `groundtruth`, `annotation`, case-insensitive). One rule for the app and the companion.
+pub fn is_label_folder_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "label",
+        "seg",
+        "mask",
+        "gt",
+        "groundtruth",
+        "ground_truth",
+        "annotation",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn label_folder_names() {
+        for n in ["label", "label_mito", "GT", "seg_v2", "Masks"] {
+            assert!(super::is_label_folder_name(n), "{n}");
+        }
+        for n in ["image", "raw", "em"] {
+            assert!(!super::is_label_folder_name(n), "{n}");
+        }
+    }
+
     use super::*;
 
     #[test]

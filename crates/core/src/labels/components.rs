@@ -477,9 +477,9 @@ impl Runs {
     }
 }
 
-/// Root of `x` with path halving. Invariant: `parent[i] <= i`.
+/// Root of `x` with path halving. Invariant: `parent[i] <= i`. Shared with `relabel`.
 #[inline(always)]
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
+pub(crate) fn find(parent: &mut [u32], mut x: u32) -> u32 {
     loop {
         let p = parent[x as usize];
         if p == x {

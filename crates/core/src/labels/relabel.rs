@@ -20,6 +20,7 @@
 //!   per-slice 4-connected components of a mask with any overlap gives exactly the mask's 3D
 //!   6-connected components.
 
+use super::components::find;
 use super::components::{dust, for_each_run, LabelError, LabelValue};
 use crate::neighborhood::Connectivity3;
 use crate::progress::{check, Progress};
@@ -318,19 +319,6 @@ pub fn remove_small_objects<T: LabelValue>(
         planes.tick()?;
     }
     Ok(out)
-}
-
-/// Root of `x` with path halving. Invariant: `parent[i] <= i`.
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
-    loop {
-        let p = parent[x as usize];
-        if p == x {
-            return x;
-        }
-        let gp = parent[p as usize];
-        parent[x as usize] = gp;
-        x = gp;
-    }
 }
 
 /// Joins two sets; the smaller root becomes the root.
