@@ -4,6 +4,7 @@
 //! reached through [`emstudio_protocol`] messages. On native targets this binary only prints
 //! a hint, so `cargo build --workspace` stays green.
 
+mod pipeline_edit;
 #[cfg(target_arch = "wasm32")]
 mod web;
 

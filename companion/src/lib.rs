@@ -1,8 +1,9 @@
-//! The EM Studio companion: a native server next to the browser app.
+//! The EM Studio companion: a native binary next to the browser app.
 //!
-//! Today it serves the built app and datasets ([`catalog`] finds them, [`server`] serves them
-//! with path traversal refused). Collaboration, long training jobs and batch CLI commands
-//! build on the same binary later.
+//! It serves the built app and datasets ([`catalog`] finds them, [`server`] serves them with
+//! path traversal refused) and runs batch commands over stacks ([`cli`]: `filter`, `label`,
+//! `evaluate`). Collaboration and long training jobs build on the same binary later.
 
 pub mod catalog;
+pub mod cli;
 pub mod server;

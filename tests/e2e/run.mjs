@@ -10,7 +10,10 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 const DEMO = path.join(REPO, "demo/flyem-medulla");
 
 const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+// E2E_ONLY=<substring> runs only the tests whose name contains it (for working on one panel).
+const test = (name, fn) => {
+  if (!process.env.E2E_ONLY || name.includes(process.env.E2E_ONLY)) tests.push({ name, fn });
+};
 
 async function errors(page) {
   return await page.getByTestId("error").allTextContents();
@@ -295,6 +298,170 @@ function crc32(buf) {
   }
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+// ---- Filters, Postprocess, Evaluate (issue 3) ----
+
+async function addFilter(page, label) {
+  const options = await page.getByTestId("filter-add-choice").locator("option").allTextContents();
+  await page.getByTestId("filter-add-choice").selectOption(String(options.indexOf(label)));
+  await page.getByTestId("filter-add").click();
+}
+
+async function stepNames(page) {
+  return await page.$$eval("[data-testid=filter-step] .step-name", (els) => els.map((e) => e.textContent));
+}
+
+async function waitLayer(page, pattern) {
+  await page.waitForFunction(
+    (src) => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => new RegExp(src).test(e.textContent)),
+    pattern.source,
+    { timeout: 120000 },
+  );
+}
+
+test("filters: build, reorder, preview on the slice, apply as a new layer, save and load JSON", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("layer-visible").nth(1).uncheck(); // image only, so pixels are the image's
+  await waitShown(page, 0);
+  const before = await canvasStats(page);
+  await page.getByTestId("tab-filters").click();
+  await addFilter(page, "Median");
+  await addFilter(page, "Gaussian blur");
+  assert.deepEqual(await stepNames(page), ["Median", "Gaussian blur"]);
+  await page.locator("[data-testid=filter-step]").nth(1).getByTitle("Move up").click();
+  assert.deepEqual(await stepNames(page), ["Gaussian blur", "Median"]);
+  await page.getByTestId("param-sigma-0").first().fill("3");
+  await page.getByTestId("param-sigma-0").first().dispatchEvent("change");
+  await page.getByTestId("param-sigma-1").first().fill("3");
+  await page.getByTestId("param-sigma-1").first().dispatchEvent("change");
+  // An invalid value blocks preview and apply and says why.
+  await page.getByTestId("param-size-0").fill("0");
+  await page.getByTestId("param-size-0").dispatchEvent("change");
+  assert.match(await page.getByTestId("filters-invalid").textContent(), /step 2 \(Median\)/);
+  assert.equal(await page.getByTestId("filters-apply").isDisabled(), true);
+  await page.getByTestId("filter-remove").nth(1).click();
+  assert.deepEqual(await stepNames(page), ["Gaussian blur"]);
+
+  await page.getByTestId("filters-preview").check();
+  await page.waitForFunction(() => document.querySelector("[data-testid=viewer]").getAttribute("data-preview-z") === "0");
+  const blurred = await canvasStats(page);
+  assert.notEqual(blurred.hash, before.hash, "the preview shows the filtered slice");
+  await page.screenshot({ path: path.join(OUT, "filters-preview.png") });
+  await page.keyboard.press("w");
+  await page.waitForFunction(() => document.querySelector("[data-testid=viewer]").getAttribute("data-preview-z") === "1");
+  await page.getByTestId("filters-preview").uncheck();
+  await page.keyboard.press("s");
+  await waitShown(page, 0);
+  assert.equal((await canvasStats(page)).hash, before.hash, "preview off shows the image again");
+
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("filters-save").click()]);
+  const dir = tmpDir("emstudio-filters-");
+  const saved = path.join(dir, "pipeline.json");
+  await download.saveAs(saved);
+  const json = JSON.parse(fs.readFileSync(saved, "utf8"));
+  assert.deepEqual(json.steps, [{ filter: "gaussian", sigma: [3, 3] }]);
+
+  await page.getByTestId("filters-apply").click();
+  await waitLayer(page, /· gaussian blur$/);
+  await waitIdle(page);
+  assert.match(await page.getByTestId("filters-result").textContent(), /gaussian · [0-9.]+ s/);
+  await waitShown(page, 0);
+  // The new layer is windowed to the whole stack's range, the preview to its slice's.
+  assert.notEqual((await canvasStats(page)).hash, before.hash, "the new layer is drawn over the image");
+
+  // Load a pipeline file; a broken one is refused with its name.
+  const good = path.join(dir, "clahe.json");
+  fs.writeFileSync(good, JSON.stringify([{ filter: "clahe", block_size: [64, 64] }, { filter: "invert" }]));
+  await page.getByTestId("filters-load").setInputFiles(good);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=filter-step]").length === 2);
+  assert.deepEqual(await stepNames(page), ["CLAHE", "Invert"]);
+  const bad = path.join(dir, "broken.json");
+  fs.writeFileSync(bad, '[{"filter":"gaussian","sigma":[1]}]');
+  await page.getByTestId("filters-load").setInputFiles(bad);
+  await page.getByTestId("error").filter({ hasText: "broken.json" }).waitFor();
+  assert.match((await errors(page)).join("\n"), /broken\.json: .*sigma needs 2/);
+  assert.deepEqual(await stepNames(page), ["CLAHE", "Invert"], "a bad file leaves the pipeline alone");
+  await page.getByTestId("tab-filters").click();
+  await page.screenshot({ path: path.join(OUT, "filters-panel.png") });
+});
+
+test("filters: cancel stops a long run and adds nothing", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-filters").click();
+  await addFilter(page, "Median");
+  for (const i of [0, 1]) {
+    await page.getByTestId(`param-size-${i}`).fill("31");
+    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
+  }
+  await page.getByTestId("filters-apply").click();
+  await page.locator(".job button").first().click();
+  await waitIdle(page);
+  assert.equal((await layerNames(page)).length, 2, "no layer was added");
+  assert.equal(await page.getByTestId("filters-result").textContent(), "");
+  assert.deepEqual(await errors(page), []);
+});
+
+test("postprocess and evaluate: threshold → 3D labels → size filter, metrics, error map, jump to an error", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-postprocess").click();
+  // Cell interiors are bright in this EM; membranes dark. Otsu, then split touching cells.
+  await page.getByTestId("post-otsu").check();
+  await page.getByTestId("post-method").selectOption("distance");
+  await page.getByTestId("post-min-distance").fill("8");
+  await page.getByTestId("post-min-distance").dispatchEvent("change");
+  await page.getByTestId("post-min-size").fill("500");
+  await page.getByTestId("post-min-size").dispatchEvent("change");
+  await page.getByTestId("post-run").click();
+  await waitLayer(page, /· objects$/);
+  await waitIdle(page);
+  const summary = await page.getByTestId("post-result").textContent();
+  const objects = Number(summary.match(/^(\d+) objects · Otsu threshold/)[1]);
+  assert.ok(objects > 10, summary);
+  await waitShown(page, 0);
+  await page.screenshot({ path: path.join(OUT, "postprocess.png") });
+
+  await page.getByTestId("tab-evaluate").click();
+  const labels = await page.getByTestId("eval-gt").locator("option").allTextContents();
+  assert.equal(labels.length, 2);
+  // GT against itself is perfect.
+  await page.getByTestId("eval-pred").selectOption({ index: 0 });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("eval-report").waitFor();
+  assert.equal(await page.getByTestId("eval-vrand").textContent(), "1.0000");
+  assert.equal(await page.getByTestId("eval-are").textContent(), "0.0000");
+  assert.equal(await page.locator("[data-testid=eval-splits] li").count(), 0);
+  // The computed objects against GT.
+  await page.getByTestId("eval-pred").selectOption({ index: 1 });
+  await page.getByTestId("eval-run").click();
+  await page.waitForFunction(() => document.querySelector("[data-testid=eval-vrand]")?.textContent !== "1.0000", null, { timeout: 120000 });
+  const vrand = Number(await page.getByTestId("eval-vrand").textContent());
+  // Raw Otsu on EM joins most of the neuropil: a poor but valid segmentation.
+  assert.ok(vrand > 0 && vrand < 1, `V_rand ${vrand}`);
+  const are = Number(await page.getByTestId("eval-are").textContent());
+  assert.ok(Math.abs(are - (1 - vrand)) < 1e-3, "adapted Rand error = 1 − V_rand(½)");
+  await waitLayer(page, /^errors: /);
+  const splits = await page.locator("[data-testid=eval-splits] li").count();
+  const merges = await page.locator("[data-testid=eval-merges] li").count();
+  assert.ok(splits + merges > 0, "some errors are listed");
+  // Go to the first error: the slice changes to it and the marker ring is drawn.
+  const list = splits > 0 ? "eval-splits" : "eval-merges";
+  const first = page.locator(`[data-testid=${list}] li`).first();
+  await first.getByRole("button", { name: "Go" }).click();
+  await waitIdle(page);
+  const zText = await page.getByTestId("z-label").textContent();
+  const z = Number(zText.match(/z (\d+)/)[1]);
+  await waitShown(page, z);
+  const yellow = await page.evaluate(() => {
+    const c = document.querySelector("[data-testid=viewer]");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 240 && d[i + 1] > 200 && d[i + 1] < 225 && d[i + 2] < 30) n++;
+    return n;
+  });
+  assert.ok(yellow > 50, `marker ring drawn (${yellow} px)`);
+  await page.screenshot({ path: path.join(OUT, "evaluate.png") });
+  return `${objects} objects, V_rand ${vrand}, ${splits} splits / ${merges} merges listed`;
+});
 
 const context = await launch();
 let failed = 0;

@@ -2,12 +2,16 @@
 //! cancellation. Long requests run as async tasks that yield to the event loop after every
 //! file, so `Cancel` and render requests are served while a stack loads.
 
-use crate::workspace::Workspace;
+use crate::compute::{self, ComputeError, FilterJob};
+use crate::workspace::{Rendered, Workspace};
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
-use emstudio_protocol::{FromWorker, LayerId, RequestId, StackSource, ToWorker, PROTOCOL_VERSION};
+use emstudio_protocol::{
+    FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, PROTOCOL_VERSION,
+};
 use emstudio_webmsg::{post, receive, to_buffer, Target};
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -86,24 +90,85 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             z,
             outline,
         } => match WORKSPACE.with(|w| w.borrow().render(layer, z, outline)) {
-            Ok(r) => spawn_local(async move {
-                // Decode into an ImageBitmap here, so the UI thread only draws it.
-                match to_image_bitmap(&r).await {
-                    Ok(bitmap) => send(
-                        &FromWorker::Slice {
-                            request,
-                            layer,
-                            z,
-                            width: r.width,
-                            height: r.height,
-                        },
-                        &[bitmap],
-                    ),
-                    Err(e) => fail(request, format!("could not draw slice {z}: {e}")),
-                }
-            }),
+            Ok(r) => send_rendered(request, layer, z, r),
             Err(e) => fail(request, e),
         },
+        ToWorker::PreviewFilters {
+            request,
+            layer,
+            z,
+            pipeline_json,
+        } => {
+            let rendered = compute::parse_pipeline(&pipeline_json).and_then(|p| {
+                WORKSPACE.with(|w| compute::preview_filters(&w.borrow(), layer, z, &p))
+            });
+            match rendered {
+                Ok(r) => send_rendered(request, layer, z, r),
+                Err(e) => fail(request, e),
+            }
+        }
+        ToWorker::ApplyFilters {
+            request,
+            layer,
+            pipeline_json,
+            name,
+        } => spawn_local(async move {
+            let started = now_ms();
+            let result = apply_filters(request, layer, &pipeline_json).await;
+            finish_layer(request, &name, LayerKind::Image, started, result);
+        }),
+        ToWorker::Postprocess {
+            request,
+            layer,
+            markers,
+            params,
+            name,
+        } => spawn_local(async move {
+            // Let the app show the job row before the worker is busy.
+            yield_now().await;
+            let started = now_ms();
+            let mut progress = progress_sender(request, "labelling".into());
+            let result = WORKSPACE.with(|w| {
+                compute::postprocess_layer(&w.borrow(), layer, markers, &params, &mut progress)
+            });
+            finish_layer(request, &name, LayerKind::Label, started, result);
+        }),
+        ToWorker::Evaluate {
+            request,
+            gt,
+            pred,
+            params,
+        } => spawn_local(async move {
+            yield_now().await;
+            let started = now_ms();
+            let mut progress = progress_sender(request, "comparing".into());
+            let result = WORKSPACE
+                .with(|w| compute::evaluate_layers(&w.borrow(), gt, pred, &params, &mut progress));
+            let compute_ms = now_ms() - started;
+            match result {
+                Ok((evaluation, map)) => {
+                    let name = WORKSPACE.with(|w| {
+                        let w = w.borrow();
+                        let n = |id| w.layer(id).map(|l| l.info.name.clone()).unwrap_or_default();
+                        format!("errors: {} vs {}", n(pred), n(gt))
+                    });
+                    match WORKSPACE.with(|w| w.borrow_mut().add(&name, LayerKind::Errors, map)) {
+                        Ok(error_map) => send(
+                            &FromWorker::Evaluated {
+                                request,
+                                evaluation: Box::new(evaluation),
+                                error_map,
+                                compute_ms,
+                            },
+                            &[],
+                        ),
+                        Err(e) => fail(request, e),
+                    }
+                }
+                Err(ComputeError::Cancelled) => send(&FromWorker::Cancelled { request }, &[]),
+                Err(ComputeError::Failed(e)) => fail(request, e),
+            }
+        }),
         ToWorker::Probe { request, z, y, x } => {
             let values = WORKSPACE.with(|w| w.borrow().probe(z, y, x));
             send(&FromWorker::Probe { request, values }, &[]);
@@ -132,7 +197,100 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
     }
 }
 
-async fn to_image_bitmap(r: &crate::workspace::Rendered) -> Result<JsValue, String> {
+/// Sends a rendered slice as an `ImageBitmap` (decoded here, so the UI thread only draws it).
+fn send_rendered(request: RequestId, layer: LayerId, z: usize, r: Rendered) {
+    spawn_local(async move {
+        match to_image_bitmap(&r).await {
+            Ok(bitmap) => send(
+                &FromWorker::Slice {
+                    request,
+                    layer,
+                    z,
+                    width: r.width,
+                    height: r.height,
+                },
+                &[bitmap],
+            ),
+            Err(e) => fail(request, format!("could not draw slice {z}: {e}")),
+        }
+    });
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Forwards kernel progress as protocol events, at most every 50 ms. A kernel runs
+/// synchronously, so `Cancel` messages queue behind it; they are honoured between slabs.
+fn progress_sender(request: RequestId, message: String) -> impl FnMut(u64, u64) -> ControlFlow<()> {
+    let mut last = f64::NEG_INFINITY;
+    move |done, total| {
+        let now = now_ms();
+        if now - last >= 50.0 || done >= total {
+            last = now;
+            send(
+                &FromWorker::Progress {
+                    request,
+                    done,
+                    total,
+                    message: message.clone(),
+                },
+                &[],
+            );
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Runs a filter pipeline slab by slab, yielding between slabs so `Cancel` is seen.
+async fn apply_filters(
+    request: RequestId,
+    layer: LayerId,
+    pipeline_json: &str,
+) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
+    let pipeline = compute::parse_pipeline(pipeline_json)?;
+    let mut job = WORKSPACE.with(|w| FilterJob::new(&w.borrow(), layer, pipeline))?;
+    let steps = job.describe();
+    let mut progress = progress_sender(request, format!("filtering: {steps}"));
+    loop {
+        yield_now().await;
+        if take_cancelled(request) {
+            return Err(ComputeError::Cancelled);
+        }
+        if !WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))? {
+            return Ok((job.finish(), steps));
+        }
+    }
+}
+
+/// Adds a computed volume as a layer and sends the terminal reply.
+fn finish_layer(
+    request: RequestId,
+    name: &str,
+    kind: LayerKind,
+    started: f64,
+    result: Result<(emstudio_core::AnyVolume, String), ComputeError>,
+) {
+    let compute_ms = now_ms() - started;
+    match result {
+        Ok((volume, summary)) => match WORKSPACE.with(|w| w.borrow_mut().add(name, kind, volume)) {
+            Ok(layer) => send(
+                &FromWorker::LayerCreated {
+                    request,
+                    layer,
+                    summary: format!("{summary} · {:.1} s", compute_ms / 1000.0),
+                    compute_ms,
+                },
+                &[],
+            ),
+            Err(e) => fail(request, e),
+        },
+        Err(ComputeError::Cancelled) => send(&FromWorker::Cancelled { request }, &[]),
+        Err(ComputeError::Failed(e)) => fail(request, e),
+    }
+}
+
+async fn to_image_bitmap(r: &Rendered) -> Result<JsValue, String> {
     let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
         wasm_bindgen::Clamped(&r.rgba),
         r.width as u32,

@@ -1,6 +1,6 @@
 //! The worker's layers and the synchronous operations on them.
 
-use emstudio_core::render::{render_intensity, render_labels};
+use emstudio_core::render::{render_error_map, render_intensity, render_labels};
 use emstudio_core::stack::{self, ExportOptions, FileFormat};
 use emstudio_core::{with_volume, AnyVolume};
 use emstudio_protocol::{LayerId, LayerInfo, LayerKind};
@@ -41,7 +41,7 @@ impl Workspace {
         kind: LayerKind,
         volume: AnyVolume,
     ) -> Result<LayerInfo, String> {
-        if kind == LayerKind::Label && volume.channels() != 1 {
+        if kind.is_labels() && volume.channels() != 1 {
             return Err(format!(
                 "{name}: a label layer needs grayscale slices (IDs), but these have {} channels",
                 volume.channels()
@@ -102,6 +102,9 @@ impl Workspace {
             )),
             LayerKind::Label => {
                 render_labels(&layer.volume.slice_labels(z), shape.x, shape.y, outline)
+            }
+            LayerKind::Errors => {
+                render_error_map(&layer.volume.slice_labels(z), shape.x, shape.y, outline)
             }
         };
         Ok(Rendered {

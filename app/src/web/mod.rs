@@ -1,9 +1,13 @@
 //! The browser app: layout, the z slider and keyboard shortcuts; panels live in submodules.
 
+mod evaluate_panel;
+mod filters_panel;
 mod fsjs;
 mod open;
 mod panels;
+mod postprocess_panel;
 mod state;
+mod tools;
 mod viewer;
 mod worker_client;
 
@@ -132,6 +136,7 @@ fn App() -> impl IntoView {
                     <span data-testid="z-label">{move || if depth() == 0 { String::from("z —") } else { format!("z {} / {}", state.z.get(), depth() - 1) }}</span>
                 </div>
             </main>
+            <tools::Tools/>
             <panels::StatusBar/>
         </div>
     }

@@ -29,11 +29,15 @@ pub fn LayersPanel() -> impl IntoView {
 
 fn layer_row(state: AppState, l: LayerView) -> impl IntoView {
     let id: LayerId = l.info.id;
-    let is_label = l.info.kind == LayerKind::Label;
+    let is_label = l.info.kind.is_labels();
     let s = l.info.shape;
     let details = format!(
         "{} · {}×{}×{} · {}{}",
-        if is_label { "labels" } else { "image" },
+        match l.info.kind {
+            LayerKind::Image => "image",
+            LayerKind::Label => "labels",
+            LayerKind::Errors => "error map",
+        },
         s.z,
         s.y,
         s.x,
@@ -265,13 +269,15 @@ pub fn StatusBar() -> impl IntoView {
                     let mut s = format!("x {}  y {}  z {}", r.x, r.y, r.z);
                     let images = r.values.iter().filter(|v| v.1 == LayerKind::Image).count();
                     for (name, kind, values) in r.values {
-                        let vals: Vec<String> = values.into_iter().map(fmt_value).collect();
+                        let vals: Vec<String> = values.iter().copied().map(fmt_value).collect();
                         let short = name.rsplit('/').next().unwrap_or(&name).to_string();
                         let what = match kind {
                             LayerKind::Image if images == 1 => String::from("intensity"),
                             LayerKind::Image => format!("intensity[{short}]"),
                             LayerKind::Label if short.starts_with("label") => short,
                             LayerKind::Label => format!("label[{short}]"),
+                            LayerKind::Errors => format!("errors {}", match values.first().copied().unwrap_or(0.0) as u32 {
+                                1 => "merge", 2 => "split", 3 => "split+merge", _ => "none" }),
                         };
                         s.push_str(&format!("   {what} {}", vals.join(",")));
                     }

@@ -77,6 +77,11 @@ pub struct AppState {
     pub ready: RwSignal<bool>,
     /// Bumped to ask the viewer to fit the data to the window.
     pub fit: RwSignal<u32>,
+    /// Filter preview: the viewer shows this pipeline (JSON) applied to this image layer's
+    /// current slice in place of the layer.
+    pub preview: RwSignal<Option<(LayerId, String)>>,
+    /// A voxel (z, y, x) to centre on and mark (set by "Go" in the error lists).
+    pub marker: RwSignal<Option<[usize; 3]>>,
 }
 
 impl AppState {
@@ -91,6 +96,8 @@ impl AppState {
             opened: RwSignal::new(None),
             ready: RwSignal::new(false),
             fit: RwSignal::new(0),
+            preview: RwSignal::new(None),
+            marker: RwSignal::new(None),
         }
     }
 
@@ -113,6 +120,8 @@ impl AppState {
             worker_client::notify(&ToWorker::Close { layer: l.info.id });
         }
         self.layers.set(Vec::new());
+        self.preview.set(None);
+        self.marker.set(None);
         self.readout.set(None);
         self.z.set(0);
     }
@@ -242,7 +251,7 @@ fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Opt
                     state.close_all();
                     state.opened.set(r.opened);
                 }
-                add_opened_layer(state, layer);
+                add_layer(state, layer);
             }
             match msg {
                 // Cancel stops the whole open; what was open before stays.
@@ -255,7 +264,17 @@ fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Opt
     );
 }
 
-fn add_opened_layer(state: AppState, layer: LayerInfo) {
+/// Adds a layer the user just computed: shown at once, whatever its kind.
+pub fn add_computed_layer(state: AppState, layer: LayerInfo) {
+    let id = layer.id;
+    add_layer(state, layer);
+    state.edit_layer(id, |l| l.visible = true);
+}
+
+/// Adds a layer the worker made (opened or computed); refused with an error when its size
+/// differs from what is open. Label-like layers draw over images at half opacity; only the
+/// first label layer starts visible.
+pub fn add_layer(state: AppState, layer: LayerInfo) {
     let existing = state.layers.get_untracked();
     if let Some(first) = existing.first() {
         let (a, b) = (first.info.shape, layer.shape);
@@ -268,22 +287,17 @@ fn add_opened_layer(state: AppState, layer: LayerInfo) {
             return;
         }
     }
-    let first_label =
-        layer.kind == LayerKind::Label && !existing.iter().any(|l| l.info.kind == LayerKind::Label);
+    let first_label = layer.kind.is_labels() && !existing.iter().any(|l| l.info.kind.is_labels());
     let view = LayerView {
         visible: layer.kind == LayerKind::Image || first_label,
-        opacity: if layer.kind == LayerKind::Label {
-            0.5
-        } else {
-            1.0
-        },
+        opacity: if layer.kind.is_labels() { 0.5 } else { 1.0 },
         outline: false,
         info: layer,
     };
     let was_empty = existing.is_empty();
     state.layers.update(|l| {
         l.push(view);
-        l.sort_by_key(|v| v.info.kind == LayerKind::Label);
+        l.sort_by_key(|v| v.info.kind.is_labels());
     });
     if was_empty {
         state.z.set(0);

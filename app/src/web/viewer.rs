@@ -5,12 +5,18 @@
 //! `drawImage` per layer per frame. Redraws are coalesced to animation frames. Slice requests
 //! are latest-wins per layer: while one is in flight, only the newest wanted slice is queued.
 //!
+//! A filter preview ([`AppState::preview`]) replaces its source layer with the pipeline's
+//! result on the current slice, rendered by the worker on demand (one request in flight,
+//! latest wins). A marker ([`AppState::marker`], set by "Go" in the error lists) centres the
+//! view on a voxel and rings it.
+//!
 //! For tests and benchmarks the canvas carries `data-z-shown` (slice whose pixels are on
-//! screen), `data-draw-ms` (last composite time) and `data-slice-ms` (slice change to pixels).
+//! screen), `data-draw-ms` (last composite time), `data-slice-ms` (slice change to pixels)
+//! and `data-preview-z` (slice of the filter preview on screen, absent when none).
 
 use super::state::{AppState, Readout};
 use super::worker_client;
-use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
+use emstudio_protocol::{FromWorker, LayerId, ToWorker};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -32,7 +38,7 @@ struct Pending {
 }
 
 fn key(l: &super::state::LayerView, z: usize) -> SliceKey {
-    (l.info.id, z, l.info.kind == LayerKind::Label && l.outline)
+    (l.info.id, z, l.info.kind.is_labels() && l.outline)
 }
 
 struct View {
@@ -48,13 +54,23 @@ struct View {
     probe_in_flight: bool,
     probe_next: Option<(usize, usize, usize)>,
     state: Option<AppState>,
+    preview: Option<PreviewSlot>,
+    preview_in_flight: bool,
+}
+
+/// A rendered filter preview.
+struct PreviewSlot {
+    layer: LayerId,
+    json: String,
+    z: usize,
+    bitmap: web_sys::ImageBitmap,
 }
 
 thread_local! {
     static VIEW: RefCell<View> = RefCell::new(View {
         canvas: None, scale: 1.0, tx: 0.0, ty: 0.0, bitmaps: HashMap::new(), pending: HashMap::new(),
         frame_requested: false, drag: None, slice_asked_at: None, probe_in_flight: false,
-        probe_next: None, state: None,
+        probe_next: None, state: None, preview: None, preview_in_flight: false,
     });
 }
 
@@ -114,7 +130,20 @@ fn draw() {
         // "Shown" means complete: something visible, nothing still loading.
         let mut all_current =
             layers.iter().any(|l| l.visible) && state.jobs.with_untracked(|j| j.is_empty());
+        let want_preview = state.preview.get_untracked();
+        let mut preview_z = None;
         for l in layers.iter().filter(|l| l.visible) {
+            if let (Some((id, json)), Some(p)) = (&want_preview, &v.preview) {
+                if *id == l.info.id && p.layer == *id {
+                    // The preview stands in for its layer; a stale one shows while the next renders.
+                    let current = p.z == z && p.json == *json;
+                    all_current &= current;
+                    preview_z = current.then_some(z);
+                    ctx.set_global_alpha(l.opacity);
+                    let _ = ctx.draw_image_with_image_bitmap(&p.bitmap, 0.0, 0.0);
+                    continue;
+                }
+            }
             // The wanted slice, or while it is on its way the nearest one we have.
             let exact = v.bitmaps.get(&key(l, z));
             all_current &= exact.is_some();
@@ -131,6 +160,19 @@ fn draw() {
             }
         }
         ctx.set_global_alpha(1.0);
+        if let Some([mz, my, mx]) = state.marker.get_untracked() {
+            if mz == z {
+                draw_marker(&ctx, v.scale, mx as f64 + 0.5, my as f64 + 0.5);
+            }
+        }
+        match preview_z {
+            Some(pz) => {
+                let _ = canvas.set_attribute("data-preview-z", &pz.to_string());
+            }
+            None => {
+                let _ = canvas.remove_attribute("data-preview-z");
+            }
+        }
         let elapsed = now() - start;
         let _ = canvas.set_attribute("data-draw-ms", &format!("{elapsed:.3}"));
         if all_current {
@@ -142,6 +184,101 @@ fn draw() {
             }
         }
     });
+}
+
+/// Rings a data point (x, y) with a circle of fixed screen size.
+fn draw_marker(ctx: &CanvasRenderingContext2d, scale: f64, x: f64, y: f64) {
+    ctx.begin_path();
+    let _ = ctx.arc(x, y, 14.0 / scale, 0.0, std::f64::consts::TAU);
+    ctx.set_line_width(3.0 / scale);
+    ctx.set_stroke_style_str("#ffd400");
+    ctx.stroke();
+}
+
+/// Asks the worker for the filter preview of the current slice when the one shown is not it.
+fn pump_preview() {
+    let Some(state) = VIEW.with(|v| v.borrow().state) else {
+        return;
+    };
+    let Some((layer, json)) = state.preview.get_untracked() else {
+        VIEW.with(|v| {
+            if let Some(p) = v.borrow_mut().preview.take() {
+                p.bitmap.close();
+            }
+        });
+        request_frame();
+        return;
+    };
+    let z = state.z.get_untracked();
+    let busy_or_done = VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let done = v
+            .preview
+            .as_ref()
+            .is_some_and(|p| p.layer == layer && p.z == z && p.json == json);
+        if v.preview_in_flight || done {
+            return true;
+        }
+        v.preview_in_flight = true;
+        false
+    });
+    if busy_or_done {
+        return;
+    }
+    let sent_json = json.clone();
+    let result = worker_client::request(
+        move |request| ToWorker::PreviewFilters {
+            request,
+            layer,
+            z,
+            pipeline_json: json,
+        },
+        &[],
+        move |msg, att| {
+            VIEW.with(|v| v.borrow_mut().preview_in_flight = false);
+            match msg {
+                FromWorker::Slice { .. } => {
+                    if let Some(bitmap) = att
+                        .first()
+                        .and_then(|b| b.dyn_ref::<web_sys::ImageBitmap>().cloned())
+                    {
+                        let slot = PreviewSlot {
+                            layer,
+                            json: sent_json.clone(),
+                            z,
+                            bitmap,
+                        };
+                        VIEW.with(|v| {
+                            if let Some(old) = v.borrow_mut().preview.replace(slot) {
+                                old.bitmap.close();
+                            }
+                        });
+                    }
+                }
+                FromWorker::Failed { error, .. } => state.error(format!("preview: {error}")),
+                _ => {}
+            }
+            request_frame();
+            pump_preview();
+        },
+    );
+    if result.is_err() {
+        VIEW.with(|v| v.borrow_mut().preview_in_flight = false);
+    }
+}
+
+/// Centres the view on data point (x, y) at the current zoom.
+fn center_on(x: f64, y: f64) {
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        let Some(canvas) = v.canvas.as_ref() else {
+            return;
+        };
+        let (cw, ch) = (canvas.client_width() as f64, canvas.client_height() as f64);
+        v.tx = cw / 2.0 - x * v.scale;
+        v.ty = ch / 2.0 - y * v.scale;
+    });
+    request_frame();
 }
 
 /// Requests slice `z` of a layer (latest-wins: while one request is in flight only the newest
@@ -405,6 +542,18 @@ pub fn Viewer() -> impl IntoView {
     Effect::new(move |_| {
         state.fit.get();
         fit(state);
+    });
+
+    Effect::new(move |_| {
+        state.preview.track();
+        state.z.track();
+        pump_preview();
+    });
+
+    Effect::new(move |_| {
+        if let Some([_, y, x]) = state.marker.get() {
+            center_on(x as f64 + 0.5, y as f64 + 0.5);
+        }
     });
 
     let on_resize = window_event_listener(leptos::ev::resize, move |_| request_frame());

@@ -52,3 +52,40 @@ pub fn check(progress: &mut dyn Progress, done: u64, total: u64) -> Result<(), C
         ControlFlow::Break(()) => Err(Cancelled),
     }
 }
+
+/// Maps a sub-step's progress into `[offset, offset + span)` of 1000 overall units, so a
+/// pipeline of steps reports one bar from 0 to 1000.
+///
+/// ```
+/// use emstudio_core::progress::{Phase, Progress};
+/// use std::ops::ControlFlow;
+/// let mut last = (0, 0);
+/// let mut outer = |d: u64, t: u64| { last = (d, t); ControlFlow::Continue(()) };
+/// let _ = Phase::new(&mut outer, 500, 250).report(1, 2);
+/// assert_eq!(last, (625, 1000));
+/// ```
+pub struct Phase<'a> {
+    inner: &'a mut dyn Progress,
+    offset: u64,
+    span: u64,
+}
+
+impl<'a> Phase<'a> {
+    /// Reports into `[offset, offset + span)` of 1000 units of `inner`.
+    pub fn new(inner: &'a mut dyn Progress, offset: u64, span: u64) -> Self {
+        Self {
+            inner,
+            offset,
+            span,
+        }
+    }
+}
+
+impl Progress for Phase<'_> {
+    fn report(&mut self, done: u64, total: u64) -> ControlFlow<()> {
+        let frac = (done.min(total) * self.span)
+            .checked_div(total)
+            .unwrap_or(self.span);
+        self.inner.report(self.offset + frac, 1000)
+    }
+}

@@ -91,6 +91,30 @@ pub fn render_intensity<T: Voxel>(values: &[T], channels: usize, lo: f64, hi: f6
 /// Label IDs to RGBA: each ID in its [`label_color`], background transparent. With `outline`,
 /// only pixels on a 4-neighbour boundary between different IDs are drawn.
 pub fn render_labels(ids: &[u32], width: usize, height: usize, outline: bool) -> Vec<u8> {
+    render_ids(ids, width, height, outline, label_color)
+}
+
+/// Colour of an error-map value: 1 merge (red), 2 split (blue), 3 both (magenta).
+pub fn error_color(value: u32) -> [u8; 3] {
+    match value {
+        1 => [235, 64, 52],
+        2 => [40, 140, 255],
+        _ => [225, 70, 225],
+    }
+}
+
+/// Renders an evaluation error map (see [`error_color`]); 0 is transparent.
+pub fn render_error_map(ids: &[u32], width: usize, height: usize, outline: bool) -> Vec<u8> {
+    render_ids(ids, width, height, outline, error_color)
+}
+
+fn render_ids(
+    ids: &[u32],
+    width: usize,
+    height: usize,
+    outline: bool,
+    color: fn(u32) -> [u8; 3],
+) -> Vec<u8> {
     assert_eq!(ids.len(), width * height);
     let mut out = vec![0u8; ids.len() * 4];
     let mut last = (0u32, [0u8; 3]);
@@ -112,7 +136,7 @@ pub fn render_labels(ids: &[u32], width: usize, height: usize, outline: bool) ->
                 }
             }
             if last.0 != id {
-                last = (id, label_color(id));
+                last = (id, color(id));
             }
             out[i * 4..i * 4 + 3].copy_from_slice(&last.1);
             out[i * 4 + 3] = 255;

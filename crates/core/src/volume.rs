@@ -551,6 +551,68 @@ impl AnyVolume {
     pub fn byte_len(&self) -> usize {
         with_volume!(self, v => v.byte_len())
     }
+
+    /// Slices `zs` as a dense `f32` array (`z, y, x`), the form the filters take. `u8`/`u16`
+    /// convert exactly; `u32` above 2²⁴ rounds. Multi-channel volumes are refused.
+    pub fn to_f32_array(
+        &self,
+        zs: std::ops::Range<usize>,
+    ) -> Result<ndarray::Array3<f32>, VolumeError> {
+        let s = self.shape();
+        if self.channels() != 1 {
+            return Err(VolumeError::MultiChannel {
+                channels: self.channels(),
+            });
+        }
+        let zs = zs.start.min(s.z)..zs.end.min(s.z);
+        let plane = s.slice_len();
+        let mut data = Vec::with_capacity(plane * zs.len());
+        for z in zs.clone() {
+            with_volume!(self, v => data.extend(v.slice(z).into_iter().map(|x| x.to_f64() as f32)));
+        }
+        ndarray::Array3::from_shape_vec((zs.len(), s.y, s.x), data).map_err(|_| {
+            VolumeError::InvalidShape {
+                shape: s,
+                channels: 1,
+            }
+        })
+    }
+
+    /// A label volume in the smallest type that holds its largest ID (`u16` up to 65535, else
+    /// `u32`), so label stacks export as 16-bit PNG whenever they can.
+    pub fn from_labels(
+        labels: ndarray::ArrayView3<'_, u32>,
+        voxel_size: VoxelSize,
+    ) -> Result<Self, VolumeError> {
+        let max = labels.iter().copied().max().unwrap_or(0);
+        let mut out: AnyVolume = if max <= u32::from(u16::MAX) {
+            Volume::from_array(labels.mapv(|v| v as u16).view())?.into()
+        } else {
+            Volume::from_array(labels)?.into()
+        };
+        out.set_voxel_size(voxel_size);
+        Ok(out)
+    }
+
+    /// The whole volume as label IDs (`u32`, see [`AnyVolume::slice_labels`]).
+    pub fn to_label_array(&self) -> Result<ndarray::Array3<u32>, VolumeError> {
+        let s = self.shape();
+        if self.channels() != 1 {
+            return Err(VolumeError::MultiChannel {
+                channels: self.channels(),
+            });
+        }
+        let mut data = Vec::with_capacity(s.slice_len() * s.z);
+        for z in 0..s.z {
+            data.extend(self.slice_labels(z));
+        }
+        ndarray::Array3::from_shape_vec((s.z, s.y, s.x), data).map_err(|_| {
+            VolumeError::InvalidShape {
+                shape: s,
+                channels: 1,
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +649,19 @@ mod tests {
             rgb.to_array(),
             Err(VolumeError::MultiChannel { channels: 3 })
         );
+    }
+
+    #[test]
+    fn label_volumes_take_the_smallest_type() {
+        let small = ndarray::Array3::from_elem((1, 2, 2), 65535u32);
+        let v = AnyVolume::from_labels(small.view(), VoxelSize::default()).expect("u16");
+        assert_eq!(v.dtype(), DType::U16);
+        assert_eq!(v.to_label_array().expect("labels"), small);
+        let big = ndarray::Array3::from_elem((1, 2, 2), 65536u32);
+        let v = AnyVolume::from_labels(big.view(), VoxelSize::default()).expect("u32");
+        assert_eq!(v.dtype(), DType::U32);
+        let rgb = Volume::<u8>::new(Shape::new(1, 2, 2), 3).expect("rgb");
+        assert!(AnyVolume::U8(rgb).to_f32_array(0..1).is_err());
     }
 
     #[test]

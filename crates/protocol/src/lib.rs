@@ -15,12 +15,14 @@
 //! assert_eq!(decode::<ToWorker>(&bytes).unwrap(), msg);
 //! ```
 
+use emstudio_core::labels::postprocess::PostprocessParams;
+use emstudio_core::metrics::{EvaluateParams, Evaluation};
 use emstudio_core::stack::ExportOptions;
 use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +39,16 @@ pub enum LayerKind {
     Image,
     /// Instance or class IDs (0 = background).
     Label,
+    /// Evaluation error map: 1 = voxel of a predicted object that merges GT objects,
+    /// 2 = voxel of a GT object that the prediction splits, 3 = both; drawn in fixed colours.
+    Errors,
+}
+
+impl LayerKind {
+    /// Label-like layers (IDs, drawn as colours over the image): `Label` and `Errors`.
+    pub fn is_labels(self) -> bool {
+        matches!(self, LayerKind::Label | LayerKind::Errors)
+    }
 }
 
 /// Where the slices of a stack to open come from.
@@ -116,6 +128,57 @@ pub enum ToWorker {
         /// Format and depth.
         options: ExportOptions,
     },
+    /// Run a filter pipeline on slice `z` of an image layer and render the result (an instant
+    /// preview; nothing is stored). Reply: `Slice` with one attached `ImageBitmap`.
+    PreviewFilters {
+        /// Request id.
+        request: RequestId,
+        /// Source image layer.
+        layer: LayerId,
+        /// Slice index.
+        z: usize,
+        /// The pipeline as JSON (`emstudio_core::filters::Pipeline`; its filters use serde's
+        /// internal tagging, which postcard cannot carry, so JSON travels inside the message).
+        pipeline_json: String,
+    },
+    /// Run a filter pipeline over a whole image layer into a new `f32` image layer.
+    /// Replies: `Progress`*, then `LayerCreated` or `Failed`/`Cancelled`.
+    ApplyFilters {
+        /// Request id.
+        request: RequestId,
+        /// Source image layer.
+        layer: LayerId,
+        /// The pipeline as JSON (see `PreviewFilters`).
+        pipeline_json: String,
+        /// Name of the new layer.
+        name: String,
+    },
+    /// Threshold → label → size filter → relabel an image (probability) or label layer into a
+    /// new label layer. Replies: `Progress`*, then `LayerCreated` or `Failed`/`Cancelled`.
+    Postprocess {
+        /// Request id.
+        request: RequestId,
+        /// Source layer.
+        layer: LayerId,
+        /// Seeds for marker watershed.
+        markers: Option<LayerId>,
+        /// The chain's settings.
+        params: PostprocessParams,
+        /// Name of the new layer.
+        name: String,
+    },
+    /// Score a predicted label layer against a ground-truth layer and build an error map layer.
+    /// Replies: `Progress`*, then `Evaluated` or `Failed`/`Cancelled`.
+    Evaluate {
+        /// Request id.
+        request: RequestId,
+        /// Ground-truth label layer.
+        gt: LayerId,
+        /// Predicted label layer.
+        pred: LayerId,
+        /// Metric settings.
+        params: EvaluateParams,
+    },
     /// Drop a layer and free its memory. No reply.
     Close {
         /// Which layer.
@@ -177,6 +240,28 @@ pub enum FromWorker {
         /// The new layer.
         layer: LayerInfo,
     },
+    /// A computation made a new layer.
+    LayerCreated {
+        /// Request id.
+        request: RequestId,
+        /// The new layer.
+        layer: LayerInfo,
+        /// One line for the user ("312 objects, Otsu threshold 0.43").
+        summary: String,
+        /// Worker time spent computing, in milliseconds (for benchmarks).
+        compute_ms: f64,
+    },
+    /// Metrics of a comparison, and the error map layer it made.
+    Evaluated {
+        /// Request id.
+        request: RequestId,
+        /// Scores and split/merge lists (boxed: far larger than the other replies).
+        evaluation: Box<Evaluation>,
+        /// The error map (kind `Errors`).
+        error_map: LayerInfo,
+        /// Worker time spent computing, in milliseconds (for benchmarks).
+        compute_ms: f64,
+    },
     /// A rendered slice; attachment 0 is a transferred `ImageBitmap` of `width × height`.
     Slice {
         /// Request id.
@@ -225,6 +310,8 @@ impl FromWorker {
             FromWorker::Ready { .. } => None,
             FromWorker::Progress { request, .. }
             | FromWorker::Opened { request, .. }
+            | FromWorker::LayerCreated { request, .. }
+            | FromWorker::Evaluated { request, .. }
             | FromWorker::Slice { request, .. }
             | FromWorker::Probe { request, .. }
             | FromWorker::Exported { request, .. }
@@ -340,6 +427,25 @@ mod tests {
                     base_name: "labels".into(),
                 },
             },
+            ToWorker::ApplyFilters {
+                request: RequestId(5),
+                layer: LayerId(1),
+                pipeline_json: r#"{"version":1,"steps":[{"filter":"otsu"}]}"#.into(),
+                name: "otsu".into(),
+            },
+            ToWorker::Postprocess {
+                request: RequestId(6),
+                layer: LayerId(1),
+                markers: Some(LayerId(2)),
+                params: PostprocessParams::default(),
+                name: "objects".into(),
+            },
+            ToWorker::Evaluate {
+                request: RequestId(7),
+                gt: LayerId(1),
+                pred: LayerId(2),
+                params: EvaluateParams::default(),
+            },
         ]
     }
 
@@ -357,6 +463,45 @@ mod tests {
         let back: FromWorker = decode(&bytes).expect("decode");
         assert!(back.is_terminal());
         assert_eq!(back.request(), Some(RequestId(9)));
+    }
+
+    #[test]
+    fn evaluation_replies_round_trip() {
+        let gt = ndarray::Array3::from_shape_fn((2, 4, 4), |(_, _, x)| (x / 2 + 1) as u32);
+        let pred = ndarray::Array3::from_shape_fn((2, 4, 4), |(z, _, _)| z as u32 + 1);
+        let evaluation = emstudio_core::metrics::evaluate_labels_3d(
+            gt.view(),
+            pred.view(),
+            &EvaluateParams {
+                errors: emstudio_core::metrics::ErrorListOptions {
+                    min_overlap_voxels: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect("same shape");
+        assert!(!evaluation.errors.splits.is_empty() && !evaluation.errors.merges.is_empty());
+        let info = LayerInfo {
+            id: LayerId(4),
+            name: "errors".into(),
+            kind: LayerKind::Errors,
+            shape: Shape::new(2, 4, 4),
+            channels: 1,
+            dtype: DType::U8,
+            voxel_size: VoxelSize::default(),
+            min: 0.0,
+            max: 3.0,
+        };
+        let msg = FromWorker::Evaluated {
+            request: RequestId(3),
+            evaluation: Box::new(evaluation),
+            error_map: info,
+            compute_ms: 1.5,
+        };
+        let back: FromWorker = decode(&encode(&msg).expect("encode")).expect("decode");
+        assert_eq!(back, msg);
     }
 
     #[test]

@@ -573,6 +573,120 @@ impl Pipeline {
     }
 }
 
+/// One entry of the filter menu.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogEntry {
+    /// Menu label ("Gaussian blur").
+    pub label: &'static str,
+    /// One line on what it does and when to use it.
+    pub help: &'static str,
+    /// The filter with a sensible starting setting.
+    pub default: FilterSpec,
+}
+
+/// Every filter with a starting setting, in menu order: the app's "Add filter" list and
+/// `emstudio filter --list`. CLAHE starts at the UNI-EM paper's 127 / 256 / 1.5.
+pub fn catalog() -> Vec<CatalogEntry> {
+    let e = |label, help, default| CatalogEntry {
+        label,
+        help,
+        default,
+    };
+    vec![
+        e(
+            "Gaussian blur",
+            "Smooths noise; sigma in voxels per axis.",
+            FilterSpec::Gaussian(GaussianParams {
+                sigma: vec![1.0, 1.0],
+            }),
+        ),
+        e(
+            "Median",
+            "Removes speckle noise and keeps edges; window size in voxels.",
+            FilterSpec::Median(MedianParams { size: vec![3, 3] }),
+        ),
+        e(
+            "Bilateral",
+            "Edge-preserving smoothing (per slice).",
+            FilterSpec::Bilateral(BilateralParams {
+                sigma_spatial: 3.0,
+                sigma_range: 20.0,
+                window: 0,
+            }),
+        ),
+        e(
+            "CLAHE",
+            "Local contrast equalisation (block size, bins, max slope).",
+            FilterSpec::Clahe(ClaheParams {
+                block_size: vec![127, 127],
+                bins: 256,
+                max_slope: 1.5,
+            }),
+        ),
+        e(
+            "Invert",
+            "Dark becomes bright; max empty = the data's maximum.",
+            FilterSpec::Invert(InvertParams { max: None }),
+        ),
+        e(
+            "Normalize",
+            "Stretches contrast between two percentiles onto [out_min, out_max].",
+            FilterSpec::Normalize(NormalizeParams {
+                low_percentile: 1.0,
+                high_percentile: 99.0,
+                out_min: 0.0,
+                out_max: 1.0,
+                per_slice: false,
+            }),
+        ),
+        e(
+            "Unsharp mask",
+            "Sharpens: adds amount × (image − blurred).",
+            FilterSpec::UnsharpMask(UnsharpParams {
+                radius: vec![2.0, 2.0],
+                amount: 1.0,
+                clip: None,
+            }),
+        ),
+        e(
+            "Canny edges",
+            "Thin edge map (0/1) per slice.",
+            FilterSpec::Canny(CannyParams {
+                sigma: 2.0,
+                low_threshold: 5.0,
+                high_threshold: 15.0,
+            }),
+        ),
+        e(
+            "Threshold",
+            "Mask (0/1) of values above the threshold (below with invert).",
+            FilterSpec::Threshold(ThresholdParams {
+                value: 128.0,
+                invert: false,
+            }),
+        ),
+        e(
+            "Otsu threshold",
+            "Mask (0/1) with the threshold chosen automatically.",
+            FilterSpec::Otsu(OtsuParams {
+                invert: false,
+                per_slice: false,
+                nbins: 256,
+            }),
+        ),
+        e(
+            "Morphology",
+            "Erode / dilate / open / close, binary or grey.",
+            FilterSpec::Morphology(MorphologyParams {
+                op: MorphOp::Open,
+                mode: MorphMode::Grey,
+                footprint: FootprintShape::Ball,
+                radius: vec![1, 1],
+            }),
+        ),
+    ]
+}
+
 /// `u8` volume to `f32` (exact).
 pub fn u8_to_f32(volume: ArrayView3<'_, u8>) -> Array3<f32> {
     volume.mapv(f32::from)
@@ -587,6 +701,18 @@ pub fn u16_to_f32(volume: ArrayView3<'_, u16>) -> Array3<f32> {
 mod tests {
     use super::*;
     use std::ops::ControlFlow;
+
+    #[test]
+    fn catalog_defaults_are_valid_and_cover_every_filter() {
+        let c = catalog();
+        let mut names: Vec<&str> = c.iter().map(|e| e.default.name()).collect();
+        for e in &c {
+            e.default.validate().expect(e.label);
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 11);
+    }
 
     #[test]
     fn json_shape_reads_well() {

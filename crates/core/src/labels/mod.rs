@@ -1,6 +1,7 @@
 //! Labelling: connected components, relabelling and size filtering, linking 2D segments
-//! across z, and seeded watershed.
+//! across z, seeded watershed, and the threshold → label → size filter chain ([`postprocess`]).
 
 pub mod components;
+pub mod postprocess;
 pub mod relabel;
 pub mod watershed;

@@ -59,12 +59,11 @@
 
 use crate::distance::{edt_2d, edt_3d, sampling_from_voxel_size, DistanceError};
 use crate::neighborhood::{Connectivity2, Connectivity3};
-use crate::progress::{check, Cancelled, Progress};
+use crate::progress::{check, Cancelled, Phase, Progress};
 use crate::volume::VoxelSize;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
 /// Errors of the watershed functions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -1185,32 +1184,6 @@ pub fn distance_watershed_2d<T: Copy + PartialEq + Default>(
     }
     dist.mapv_inplace(|d| -d);
     watershed_2d(dist.view(), markers.view(), Some(mask.view()), connectivity)
-}
-
-/// Maps a sub-step's progress into `[offset, offset + span)` of 1000 overall units.
-struct Phase<'a> {
-    inner: &'a mut dyn Progress,
-    offset: u64,
-    span: u64,
-}
-
-impl<'a> Phase<'a> {
-    fn new(inner: &'a mut dyn Progress, offset: u64, span: u64) -> Self {
-        Self {
-            inner,
-            offset,
-            span,
-        }
-    }
-}
-
-impl Progress for Phase<'_> {
-    fn report(&mut self, done: u64, total: u64) -> ControlFlow<()> {
-        let frac = (done.min(total) * self.span)
-            .checked_div(total)
-            .unwrap_or(self.span);
-        self.inner.report(self.offset + frac, 1000)
-    }
 }
 
 #[cfg(test)]

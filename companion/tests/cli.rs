@@ -1,0 +1,263 @@
+//! The batch commands `filter`, `label` and `evaluate`: results equal the library's on the
+//! same input, outputs read back, and bad input gives one clear error line.
+
+use emstudio_companion::cli::{
+    self, EvaluateArgs, EvaluateOutput, FilterArgs, LabelArgs, OutputSpec,
+};
+use emstudio_core::filters::{apply_pipeline, FilterSpec};
+use emstudio_core::labels::postprocess::{LabelMethod, PostprocessParams, ThresholdChoice};
+use emstudio_core::metrics::EvaluateParams;
+use emstudio_core::progress::NoProgress;
+use emstudio_core::stack::{export, BitDepth, ExportFormat, ExportOptions};
+use emstudio_core::{AnyVolume, Volume};
+use ndarray::Array3;
+use std::path::{Path, PathBuf};
+
+/// Writes a volume as a PNG series into `dir`.
+fn write_png_series(volume: &AnyVolume, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let files = export(
+        volume,
+        &ExportOptions {
+            format: ExportFormat::PngSeries,
+            depth: BitDepth::Native,
+            rescale: false,
+            base_name: "s".into(),
+        },
+    )
+    .expect("export");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write");
+    }
+}
+
+/// 4 × 24 × 40: two bright boxes on a dark, slightly noisy background.
+fn blobs() -> Array3<u8> {
+    Array3::from_shape_fn((4, 24, 40), |(z, y, x)| {
+        let inside = (4..20).contains(&y) && ((4..16).contains(&x) || (24..36).contains(&x));
+        let noise = ((z * 31 + y * 17 + x * 7) % 11) as u8;
+        if inside {
+            200 + noise
+        } else {
+            30 + noise
+        }
+    })
+}
+
+fn output(path: PathBuf) -> OutputSpec {
+    OutputSpec {
+        path,
+        series: ExportFormat::PngSeries,
+        depth: BitDepth::Native,
+        rescale: false,
+    }
+}
+
+#[test]
+fn filter_equals_the_library_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = blobs();
+    let vol: AnyVolume = Volume::from_array(input.view()).expect("v").into();
+    write_png_series(&vol, &dir.path().join("em"));
+    let pipeline = dir.path().join("p.json");
+    std::fs::write(
+        &pipeline,
+        r#"{"version":1,"steps":[{"filter":"median","size":[3,3]}]}"#,
+    )
+    .expect("write");
+    let out = dir.path().join("smooth.tif");
+    let msg = cli::filter(&FilterArgs {
+        input: dir.path().join("em"),
+        pipeline: Some(pipeline),
+        steps: vec![r#"{"filter":"gaussian","sigma":[1,1.5,1.5]}"#.into()],
+        output: output(out.clone()),
+        quiet: true,
+    })
+    .expect("filter");
+    assert!(msg.contains("median → gaussian"), "{msg}");
+    let back = cli::read_stack_path(&out, true).expect("read back");
+    let specs: Vec<FilterSpec> = vec![
+        serde_json::from_str(r#"{"filter":"median","size":[3,3]}"#).expect("spec"),
+        serde_json::from_str(r#"{"filter":"gaussian","sigma":[1,1.5,1.5]}"#).expect("spec"),
+    ];
+    let expected =
+        apply_pipeline(&specs, input.mapv(f32::from).view(), &mut NoProgress).expect("library");
+    assert_eq!(back.to_f32_array(0..4).expect("f32"), expected);
+
+    // A float result cannot be a PNG series; the error says what to do.
+    let err = cli::filter(&FilterArgs {
+        input: dir.path().join("em"),
+        pipeline: None,
+        steps: vec![r#"{"filter":"gaussian","sigma":[1,1]}"#.into()],
+        output: output(dir.path().join("pngs")),
+        quiet: true,
+    })
+    .expect_err("f32 to png");
+    assert!(
+        format!("{err:#}").contains("--depth 16 --rescale"),
+        "{err:#}"
+    );
+    let err = cli::filter(&FilterArgs {
+        input: dir.path().join("em"),
+        pipeline: None,
+        steps: vec![r#"{"filter":"gaussian","sigma":[-1,1]}"#.into()],
+        output: output(out),
+        quiet: true,
+    })
+    .expect_err("negative sigma");
+    assert!(format!("{err:#}").contains("--step 1"), "{err:#}");
+}
+
+#[test]
+fn label_then_evaluate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol: AnyVolume = Volume::from_array(blobs().view()).expect("v").into();
+    write_png_series(&vol, &dir.path().join("em"));
+    let msg = cli::label(&LabelArgs {
+        input: dir.path().join("em"),
+        markers: None,
+        params: PostprocessParams {
+            threshold: ThresholdChoice::Otsu,
+            min_size: 10,
+            ..PostprocessParams::default()
+        },
+        output: output(dir.path().join("objects")),
+        quiet: true,
+    })
+    .expect("label");
+    assert!(msg.starts_with("2 objects"), "{msg}");
+    let labels = cli::read_stack_path(&dir.path().join("objects"), true).expect("read");
+    assert_eq!(labels.dtype(), emstudio_core::DType::U16);
+    let ids = labels.to_label_array().expect("ids");
+    assert_eq!(ids[[0, 10, 10]], 1);
+    assert_eq!(ids[[3, 10, 30]], 2);
+    assert_eq!(ids[[0, 0, 0]], 0);
+
+    // Ground truth: the same boxes, the right one split in two.
+    let gt = Array3::from_shape_fn((4, 24, 40), |(_, y, x)| {
+        let row = (4..20).contains(&y);
+        match x {
+            4..=15 if row => 1u16,
+            24..=29 if row => 2,
+            30..=35 if row => 3,
+            _ => 0,
+        }
+    });
+    write_png_series(
+        &Volume::from_array(gt.view()).expect("v").into(),
+        &dir.path().join("gt"),
+    );
+    let json = dir.path().join("eval.json");
+    let (text, out) = cli::evaluate(&EvaluateArgs {
+        gt: dir.path().join("gt"),
+        pred: dir.path().join("objects"),
+        isbi: false,
+        boundary_high: false,
+        params: EvaluateParams::default(),
+        json: Some(json.clone()),
+        show_errors: 5,
+        quiet: true,
+    })
+    .expect("evaluate");
+    assert!(text.contains("merging predictions: 1"), "{text}");
+    let EvaluateOutput::Plain(e) = out else {
+        panic!("plain form expected")
+    };
+    assert_eq!(e.errors.merges[0].pred_label, 2);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).expect("json")).expect("parse");
+    assert_eq!(saved["report"]["gt_objects"], 3);
+
+    // Marker watershed needs markers; sizes must agree.
+    let err = cli::label(&LabelArgs {
+        input: dir.path().join("em"),
+        markers: None,
+        params: PostprocessParams {
+            method: LabelMethod::MarkerWatershed {
+                connectivity: emstudio_core::neighborhood::Connectivity3::C6,
+            },
+            ..PostprocessParams::default()
+        },
+        output: output(dir.path().join("x")),
+        quiet: true,
+    })
+    .expect_err("no markers");
+    assert!(format!("{err:#}").contains("marker layer"), "{err:#}");
+    let small: AnyVolume = Volume::from_array(Array3::<u8>::zeros((1, 5, 5)).view())
+        .expect("v")
+        .into();
+    write_png_series(&small, &dir.path().join("small"));
+    let err = cli::evaluate(&EvaluateArgs {
+        gt: dir.path().join("gt"),
+        pred: dir.path().join("small"),
+        isbi: false,
+        boundary_high: false,
+        params: EvaluateParams::default(),
+        json: None,
+        show_errors: 0,
+        quiet: true,
+    })
+    .expect_err("size mismatch");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("gt") && msg.contains("small") && msg.contains("same size"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn isbi_protocol_on_a_perfect_map_scores_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Cells separated by one-pixel membranes (label 0); the map is 255 inside cells.
+    let gt = Array3::from_shape_fn((2, 20, 20), |(_, y, x)| {
+        if y == 10 || x == 10 {
+            0u8
+        } else {
+            1 + u8::from(y > 10) * 2 + u8::from(x > 10)
+        }
+    });
+    write_png_series(
+        &Volume::from_array(gt.view()).expect("v").into(),
+        &dir.path().join("gt"),
+    );
+    let map = gt.mapv(|v| if v == 0 { 0u8 } else { 255 });
+    write_png_series(
+        &Volume::from_array(map.view()).expect("v").into(),
+        &dir.path().join("map"),
+    );
+    let (text, out) = cli::evaluate(&EvaluateArgs {
+        gt: dir.path().join("gt"),
+        pred: dir.path().join("map"),
+        isbi: true,
+        boundary_high: false,
+        params: EvaluateParams::default(),
+        json: None,
+        show_errors: 0,
+        quiet: true,
+    })
+    .expect("isbi");
+    let EvaluateOutput::Isbi(r) = out else {
+        panic!("isbi form expected")
+    };
+    assert_eq!(r.best_rand.scores.v_rand, 1.0, "{text}");
+    assert!(text.contains("V_rand  1.0000"), "{text}");
+}
+
+#[test]
+fn the_binary_reports_errors_in_one_line() {
+    let exe = env!("CARGO_BIN_EXE_emstudio");
+    let out = std::process::Command::new(exe)
+        .args(["evaluate", "--gt", "/no/such/gt", "--pred", "/no/such/pred"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim(), "error: /no/such/gt: no such file or folder");
+    let list = std::process::Command::new(exe)
+        .args(["filter", "--list"])
+        .output()
+        .expect("run");
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains(r#"{"filter":"clahe""#));
+}

@@ -1,0 +1,493 @@
+//! Computations that make new layers: filter pipelines (whole stack or a one-slice preview),
+//! the postprocessing chain, and evaluation against ground truth with its error map.
+//!
+//! Platform-free and synchronous, like [`crate::workspace`]. The worker runs filter pipelines
+//! in slabs of slices ([`FilterJob::step`]) and yields to its event loop between slabs, so a
+//! `Cancel` message is seen within one slab; a pipeline with a 3D step runs as one slab. The
+//! kernels themselves report progress through [`Progress`], which the worker forwards as
+//! protocol progress events (and which stops them when it returns `Break`).
+
+use crate::workspace::{Rendered, Workspace};
+use emstudio_core::filters::{apply_pipeline, FilterError, Pipeline, Scope};
+use emstudio_core::labels::postprocess::{
+    postprocess, PostprocessError, PostprocessParams, ThresholdChoice,
+};
+use emstudio_core::metrics::{evaluate_labels_3d, EvaluateParams, Evaluation, MetricsError};
+use emstudio_core::progress::{Phase, Progress};
+use emstudio_core::render::render_intensity;
+use emstudio_core::{AnyVolume, Shape, Volume};
+use emstudio_protocol::LayerId;
+use ndarray::{Array3, ArrayView3};
+use std::collections::HashSet;
+
+/// Why a computation did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComputeError {
+    /// The progress callback asked to stop.
+    Cancelled,
+    /// A user-facing message naming the layer and the problem.
+    Failed(String),
+}
+
+impl From<String> for ComputeError {
+    fn from(s: String) -> Self {
+        ComputeError::Failed(s)
+    }
+}
+
+/// Voxels per slab when a pipeline runs slice by slice (4 MB of `f32`; one 1024² slice):
+/// small enough that `Cancel` is seen within a fraction of a second for most filters.
+const SLAB_VOXELS: usize = 1 << 20;
+
+/// Reads and validates a pipeline sent as JSON.
+pub fn parse_pipeline(json: &str) -> Result<Pipeline, String> {
+    let p = Pipeline::from_json(json).map_err(|e| e.to_string())?;
+    if p.steps.is_empty() {
+        return Err("the filter pipeline is empty: add a filter first".into());
+    }
+    Ok(p)
+}
+
+/// The single-channel volume of an image or label layer as `f32` slices `zs`.
+fn layer_f32(
+    ws: &Workspace,
+    id: LayerId,
+    zs: std::ops::Range<usize>,
+) -> Result<Array3<f32>, String> {
+    let layer = ws.layer(id)?;
+    layer.volume.to_f32_array(zs).map_err(|_| {
+        format!(
+            "{}: filters work on grayscale stacks, this one has {} channels",
+            layer.info.name, layer.info.channels
+        )
+    })
+}
+
+/// Filters slice `z` of a layer and renders the result windowed to its own value range.
+pub fn preview_filters(
+    ws: &Workspace,
+    id: LayerId,
+    z: usize,
+    pipeline: &Pipeline,
+) -> Result<Rendered, String> {
+    let layer = ws.layer(id)?;
+    let s = layer.info.shape;
+    if z >= s.z {
+        return Err(format!(
+            "{}: slice {z} requested, the stack has {} slices",
+            layer.info.name, s.z
+        ));
+    }
+    let slice = layer_f32(ws, id, z..z + 1)?;
+    let mut plane = slice.index_axis_move(ndarray::Axis(0), 0);
+    for step in &pipeline.steps {
+        plane = step
+            .apply_2d(plane.view())
+            .map_err(|e| format!("preview: {e}"))?;
+    }
+    let (lo, hi) = plane
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let values: Vec<f32> = plane.iter().copied().collect();
+    Ok(Rendered {
+        width: s.x,
+        height: s.y,
+        rgba: render_intensity(&values, 1, f64::from(lo), f64::from(hi)),
+    })
+}
+
+/// A filter pipeline running over a whole layer, slab by slab.
+pub struct FilterJob {
+    source: LayerId,
+    pipeline: Pipeline,
+    shape: Shape,
+    slab: usize,
+    next_z: usize,
+    out: Volume<f32>,
+}
+
+impl FilterJob {
+    /// Prepares a run of `pipeline` over layer `source`.
+    pub fn new(ws: &Workspace, source: LayerId, pipeline: Pipeline) -> Result<Self, String> {
+        let layer = ws.layer(source)?;
+        if layer.info.channels != 1 {
+            return Err(format!(
+                "{}: filters work on grayscale stacks, this one has {} channels",
+                layer.info.name, layer.info.channels
+            ));
+        }
+        let shape = layer.info.shape;
+        let per_slice = pipeline.steps.iter().all(|s| s.scope() != Scope::Volume);
+        let slab = if per_slice {
+            (SLAB_VOXELS / shape.slice_len().max(1)).clamp(1, shape.z)
+        } else {
+            shape.z
+        };
+        let mut out = Volume::<f32>::new(shape, 1).map_err(|e| e.to_string())?;
+        out.set_voxel_size(layer.info.voxel_size);
+        Ok(Self {
+            source,
+            pipeline,
+            shape,
+            slab,
+            next_z: 0,
+            out,
+        })
+    }
+
+    /// Slices done so far and in all.
+    pub fn done_of(&self) -> (usize, usize) {
+        (self.next_z, self.shape.z)
+    }
+
+    /// Filters the next slab; returns `false` when every slice is done. `progress` receives
+    /// `(done, total)` over the whole job in thousandths.
+    pub fn step(
+        &mut self,
+        ws: &Workspace,
+        progress: &mut dyn Progress,
+    ) -> Result<bool, ComputeError> {
+        if self.next_z >= self.shape.z {
+            return Ok(false);
+        }
+        let zs = self.next_z..(self.next_z + self.slab).min(self.shape.z);
+        let input = layer_f32(ws, self.source, zs.clone())?;
+        let total = self.shape.z as u64;
+        let (z0, n) = (zs.start as u64, zs.len() as u64);
+        let mut scaled = |done: u64, of: u64| {
+            let frac = if of == 0 {
+                1.0
+            } else {
+                done as f64 / of as f64
+            };
+            progress.report(
+                ((z0 as f64 + frac * n as f64) * 1000.0) as u64,
+                total * 1000,
+            )
+        };
+        let result = apply_pipeline(&self.pipeline.steps, input.view(), &mut scaled);
+        let filtered = match result {
+            Ok(a) => a,
+            Err(FilterError::Cancelled(_)) => return Err(ComputeError::Cancelled),
+            Err(e) => return Err(ComputeError::Failed(e.to_string())),
+        };
+        for (k, plane) in filtered.outer_iter().enumerate() {
+            let values: Vec<f32> = plane.iter().copied().collect();
+            self.out
+                .set_slice(zs.start + k, &values)
+                .map_err(|e| ComputeError::Failed(e.to_string()))?;
+        }
+        self.next_z = zs.end;
+        Ok(self.next_z < self.shape.z)
+    }
+
+    /// The filtered volume (call after [`FilterJob::step`] returned `false`).
+    pub fn finish(self) -> AnyVolume {
+        AnyVolume::F32(self.out)
+    }
+
+    /// One line naming the steps ("gaussian → clahe").
+    pub fn describe(&self) -> String {
+        self.pipeline
+            .steps
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+/// Runs a whole filter job at once (tests, and anywhere without an event loop).
+pub fn apply_filters(
+    ws: &Workspace,
+    source: LayerId,
+    pipeline: Pipeline,
+    progress: &mut dyn Progress,
+) -> Result<AnyVolume, ComputeError> {
+    let mut job = FilterJob::new(ws, source, pipeline)?;
+    while job.step(ws, progress)? {}
+    Ok(job.finish())
+}
+
+/// Runs the postprocessing chain on a layer; returns the label volume and a one-line summary.
+pub fn postprocess_layer(
+    ws: &Workspace,
+    source: LayerId,
+    markers: Option<LayerId>,
+    params: &PostprocessParams,
+    progress: &mut dyn Progress,
+) -> Result<(AnyVolume, String), ComputeError> {
+    let layer = ws.layer(source)?;
+    let depth = layer.info.shape.z;
+    let map = layer_f32(ws, source, 0..depth)?;
+    let marker_array = match markers {
+        Some(m) => {
+            let ml = ws.layer(m)?;
+            if ml.info.shape != layer.info.shape {
+                return Err(ComputeError::Failed(format!(
+                    "{}: the marker layer is {} but {} is {}",
+                    ml.info.name, ml.info.shape, layer.info.name, layer.info.shape
+                )));
+            }
+            Some(
+                ml.volume
+                    .to_label_array()
+                    .map_err(|e| format!("{}: {e}", ml.info.name))?,
+            )
+        }
+        None => None,
+    };
+    let out = postprocess(
+        map.view(),
+        layer.volume.voxel_size(),
+        marker_array.as_ref().map(Array3::view),
+        params,
+        progress,
+    )
+    .map_err(|e| match e {
+        e if e.is_cancelled() => ComputeError::Cancelled,
+        PostprocessError::Invalid(m) => ComputeError::Failed(format!("{}: {m}", layer.info.name)),
+        e => ComputeError::Failed(format!("{}: {e}", layer.info.name)),
+    })?;
+    let threshold = match params.threshold {
+        ThresholdChoice::Nonzero => "nonzero voxels".to_string(),
+        ThresholdChoice::Otsu => format!("Otsu threshold {:.4}", out.threshold),
+        ThresholdChoice::Fixed(t) => format!("threshold {t}"),
+    };
+    let summary = format!(
+        "{} objects · {} · {} foreground voxels",
+        out.objects, threshold, out.foreground_voxels
+    );
+    let volume = AnyVolume::from_labels(out.labels.view(), layer.volume.voxel_size())
+        .map_err(|e| ComputeError::Failed(e.to_string()))?;
+    Ok((volume, summary))
+}
+
+/// Builds the error map of an evaluation: 1 = voxel of a listed merging predicted object,
+/// 2 = voxel of a listed split GT object, 3 = both.
+pub fn error_map(
+    gt: ArrayView3<'_, u32>,
+    pred: ArrayView3<'_, u32>,
+    evaluation: &Evaluation,
+) -> Array3<u8> {
+    let merges: HashSet<u32> = evaluation
+        .errors
+        .merges
+        .iter()
+        .map(|m| m.pred_label)
+        .collect();
+    let splits: HashSet<u32> = evaluation
+        .errors
+        .splits
+        .iter()
+        .map(|s| s.gt_label)
+        .collect();
+    let mut out = Array3::<u8>::zeros(gt.dim());
+    ndarray::Zip::from(&mut out)
+        .and(gt)
+        .and(pred)
+        .for_each(|o, &g, &p| {
+            let merge = p != 0 && merges.contains(&p);
+            let split = g != 0 && splits.contains(&g);
+            *o = u8::from(merge) | (u8::from(split) << 1);
+        });
+    out
+}
+
+/// Scores `pred` against `gt` and returns the evaluation and its error map volume.
+pub fn evaluate_layers(
+    ws: &Workspace,
+    gt: LayerId,
+    pred: LayerId,
+    params: &EvaluateParams,
+    progress: &mut dyn Progress,
+) -> Result<(Evaluation, AnyVolume), ComputeError> {
+    let (g, p) = (ws.layer(gt)?, ws.layer(pred)?);
+    if g.info.shape != p.info.shape {
+        return Err(ComputeError::Failed(format!(
+            "{} is {} but {} is {}: ground truth and prediction must have the same size",
+            g.info.name, g.info.shape, p.info.name, p.info.shape
+        )));
+    }
+    let labels = |l: &crate::workspace::Layer| {
+        l.volume
+            .to_label_array()
+            .map_err(|e| ComputeError::Failed(format!("{}: {e}", l.info.name)))
+    };
+    let (ga, pa) = (labels(g)?, labels(p)?);
+    let evaluation = evaluate_labels_3d(
+        ga.view(),
+        pa.view(),
+        params,
+        &mut Phase::new(progress, 0, 900),
+    )
+    .map_err(|e| match e {
+        MetricsError::Cancelled(_) => ComputeError::Cancelled,
+        e => ComputeError::Failed(e.to_string()),
+    })?;
+    let map = error_map(ga.view(), pa.view(), &evaluation);
+    let mut volume: AnyVolume = Volume::from_array(map.view())
+        .map_err(|e| ComputeError::Failed(e.to_string()))?
+        .into();
+    volume.set_voxel_size(g.volume.voxel_size());
+    let _ = progress.report(1000, 1000);
+    Ok((evaluation, volume))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emstudio_core::progress::NoProgress;
+    use emstudio_protocol::LayerKind;
+    use std::ops::ControlFlow;
+
+    fn ramp(ws: &mut Workspace, shape: (usize, usize, usize)) -> LayerId {
+        let a = Array3::from_shape_fn(shape, |(z, y, x)| ((z * 7 + y * 3 + x) % 256) as u8);
+        let v = Volume::from_array(a.view()).expect("volume");
+        ws.add("em", LayerKind::Image, v.into()).expect("add").id
+    }
+
+    #[test]
+    fn slab_and_whole_runs_match_the_library() {
+        let mut ws = Workspace::default();
+        // Tall enough for several slabs at a smaller slab size.
+        let id = ramp(&mut ws, (5, 40, 50));
+        let pipeline = parse_pipeline(
+            r#"[{"filter":"gaussian","sigma":[1.5,1.5]},{"filter":"otsu","per_slice":true}]"#,
+        )
+        .expect("valid");
+        let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
+        job.slab = 2;
+        let mut steps = 0;
+        let mut last = 0;
+        let mut p = |d: u64, t: u64| {
+            assert!(d <= t && t == 5000);
+            last = d;
+            ControlFlow::Continue(())
+        };
+        while job.step(&ws, &mut p).expect("step") {
+            steps += 1;
+        }
+        assert_eq!(steps, 2, "three slabs: two that leave work, one that ends");
+        assert_eq!(last, 5000);
+        let out = job.finish();
+        let input = ws
+            .layer(id)
+            .expect("layer")
+            .volume
+            .to_f32_array(0..5)
+            .expect("f32");
+        let expected = pipeline
+            .apply(input.view(), &mut NoProgress)
+            .expect("library");
+        assert_eq!(out.to_f32_array(0..5).expect("f32"), expected);
+    }
+
+    #[test]
+    fn cancel_and_bad_input() {
+        let mut ws = Workspace::default();
+        let id = ramp(&mut ws, (2, 8, 8));
+        let p = parse_pipeline(r#"[{"filter":"gaussian","sigma":[1,1,1]}]"#).expect("valid");
+        let mut stop = |_: u64, _: u64| ControlFlow::Break(());
+        assert_eq!(
+            apply_filters(&ws, id, p.clone(), &mut stop).err(),
+            Some(ComputeError::Cancelled)
+        );
+        assert!(parse_pipeline("[]").expect_err("empty").contains("empty"));
+        assert!(parse_pipeline(r#"[{"filter":"gaussian","sigma":[-1,1]}]"#)
+            .expect_err("negative")
+            .contains("gaussian"));
+        let rgb = Volume::<u8>::new(Shape::new(1, 4, 4), 3).expect("rgb");
+        let rgb = ws
+            .add("photo", LayerKind::Image, rgb.into())
+            .expect("add")
+            .id;
+        match apply_filters(&ws, rgb, p, &mut NoProgress) {
+            Err(ComputeError::Failed(m)) => {
+                assert!(m.contains("photo") && m.contains("3 channels"))
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn preview_equals_the_first_slice_of_a_per_slice_run() {
+        let mut ws = Workspace::default();
+        let id = ramp(&mut ws, (3, 16, 16));
+        let p = parse_pipeline(r#"[{"filter":"median","size":[3,3]}]"#).expect("valid");
+        let r = preview_filters(&ws, id, 1, &p).expect("preview");
+        assert_eq!((r.width, r.height, r.rgba.len()), (16, 16, 16 * 16 * 4));
+        assert!(preview_filters(&ws, id, 3, &p).is_err());
+    }
+
+    #[test]
+    fn postprocess_and_evaluate_a_layer() {
+        let mut ws = Workspace::default();
+        // Two blobs in a probability map; ground truth with a third object.
+        let prob = Array3::from_shape_fn((2, 10, 20), |(_, y, x)| {
+            if (2..8).contains(&y) && ((2..8).contains(&x) || (12..18).contains(&x)) {
+                0.9f32
+            } else {
+                0.1
+            }
+        });
+        let prob = ws
+            .add(
+                "prob",
+                LayerKind::Image,
+                Volume::from_array(prob.view()).expect("v").into(),
+            )
+            .expect("add")
+            .id;
+        let params = PostprocessParams {
+            threshold: ThresholdChoice::Otsu,
+            ..PostprocessParams::default()
+        };
+        let (labels, summary) =
+            postprocess_layer(&ws, prob, None, &params, &mut NoProgress).expect("postprocess");
+        assert!(summary.starts_with("2 objects"), "{summary}");
+        assert_eq!(labels.dtype(), emstudio_core::DType::U16);
+        let pred = ws.add("objects", LayerKind::Label, labels).expect("add").id;
+
+        // GT: left blob split into two objects; right blob as one.
+        let gt = Array3::from_shape_fn((2, 10, 20), |(_, y, x)| {
+            if (2..8).contains(&y) && (2..5).contains(&x) {
+                1u16
+            } else if (2..8).contains(&y) && (5..8).contains(&x) {
+                2
+            } else if (2..8).contains(&y) && (12..18).contains(&x) {
+                3
+            } else {
+                0
+            }
+        });
+        let gt = ws
+            .add(
+                "gt",
+                LayerKind::Label,
+                Volume::from_array(gt.view()).expect("v").into(),
+            )
+            .expect("add")
+            .id;
+        let (evaluation, map) =
+            evaluate_layers(&ws, gt, pred, &EvaluateParams::default(), &mut NoProgress)
+                .expect("evaluate");
+        assert_eq!(
+            evaluation.errors.merges.len(),
+            1,
+            "left blob merges GT 1 and 2"
+        );
+        assert!(evaluation.errors.splits.is_empty());
+        assert!(evaluation.report.rand.v_rand < 1.0);
+        assert_eq!(map.get_f64(0, 3, 3, 0), 1.0, "merged object marked");
+        assert_eq!(map.get_f64(0, 3, 14, 0), 0.0, "correct object unmarked");
+
+        let other = ramp(&mut ws, (1, 10, 20));
+        match evaluate_layers(&ws, gt, other, &EvaluateParams::default(), &mut NoProgress) {
+            Err(ComputeError::Failed(m)) => assert!(m.contains("same size"), "{m}"),
+            r => panic!("expected a size error, got {r:?}"),
+        }
+    }
+}
