@@ -13,7 +13,7 @@ use emstudio_core::labels::postprocess::{
 };
 use emstudio_core::labels::watershed::DistanceWatershedParams;
 use emstudio_core::metrics::isbi::{isbi_evaluate, IsbiParams, IsbiReport, MapPolarity};
-use emstudio_core::metrics::{evaluate_labels_3d, EvaluateParams, Evaluation};
+use emstudio_core::metrics::{center_positions, evaluate_labels_3d, EvaluateParams, Evaluation};
 use emstudio_core::neighborhood::{Connectivity2, Connectivity3};
 use emstudio_core::stack::{
     export, is_stack_file_name, natural_cmp, BitDepth, ExportFormat, ExportOptions, Limits,
@@ -384,13 +384,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(String, EvaluateOutput)> {
         .with_context(|| format!("{}: ground truth must be a label stack", args.gt.display()))?;
     let pb = bar(args.quiet, "evaluating");
     let (text, output) = if args.isbi {
-        let map = pred
-            .to_f32_array(0..pred.shape().z)
-            .with_context(|| format!("{}: needs a grayscale map", args.pred.display()))?;
         // Maps stored as 8/16-bit images are scaled to 0..1 for the 0.0..1.0 sweep.
-        let (_, hi) = pred.min_max_f64();
-        let scale = if hi > 1.0 { 1.0 / hi as f32 } else { 1.0 };
-        let map = map.mapv(|v| v * scale);
+        let map = pred
+            .to_unit_f32_array()
+            .with_context(|| format!("{}: needs a grayscale map", args.pred.display()))?;
         let params = IsbiParams {
             polarity: if args.boundary_high {
                 MapPolarity::BoundaryHigh
@@ -423,12 +420,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(String, EvaluateOutput)> {
                 args.pred.display()
             )
         })?;
-        let e = evaluate_labels_3d(
+        let mut e = evaluate_labels_3d(
             gt_labels.view(),
             pred_labels.view(),
             &args.params,
             &mut follow(&pb),
         )?;
+        center_positions(gt_labels.view(), pred_labels.view(), &mut e.errors);
         (
             plain_report(&e, args.show_errors),
             EvaluateOutput::Plain(Box::new(e)),

@@ -289,6 +289,35 @@ test("isbi2012 from ../shared/data opens with its three label layers", async (pa
   await page.screenshot({ path: path.join(OUT, "isbi2012.png") });
 });
 
+test("evaluate, ISBI 2012 protocol: a smoothed image as the map, scores and the threshold plot", async (page) => {
+  if (!SHARED) return "skipped: no shared data";
+  await openDataset(page, "isbi2012", 4);
+  await page.getByTestId("tab-filters").click();
+  const dir = tmpDir("emstudio-isbi-");
+  const file = path.join(dir, "map.json");
+  // Membranes are dark in this EM: a blurred, normalised image is a crude interior map.
+  fs.writeFileSync(file, JSON.stringify([{ filter: "gaussian", sigma: [2, 2] }, { filter: "normalize", low_percentile: 1, high_percentile: 99 }]));
+  await page.getByTestId("filters-load").setInputFiles(file);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=filter-step]").length === 2);
+  await page.getByTestId("filters-apply").click();
+  await waitLayer(page, /· gaussian blur \+ normalize$/);
+  await waitIdle(page);
+  await page.getByTestId("tab-evaluate").click();
+  await page.getByTestId("eval-mode-isbi").check();
+  assert.match(await page.getByTestId("eval-map").locator("option:checked").textContent(), /normalize$/);
+  await page.getByTestId("eval-gt").selectOption({ label: "isbi2012/label" });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("isbi-report").waitFor({ timeout: 120000 });
+  const vrand = Number(await page.getByTestId("isbi-vrand").textContent());
+  const vinfo = Number(await page.getByTestId("isbi-vinfo").textContent());
+  assert.ok(vrand > 0 && vrand < 1 && vinfo > 0 && vinfo < 1, `V_rand ${vrand}, V_info ${vinfo}`);
+  assert.equal(await page.getByTestId("isbi-slices").textContent(), "30");
+  const points = await page.$$eval("[data-testid=isbi-plot] polyline", (ls) => ls.map((l) => l.getAttribute("points").trim().split(/\s+/).length));
+  assert.deepEqual(points, [11, 11], "one point per threshold 0, 0.1, … 1 for each score");
+  await page.getByTestId("isbi-report").screenshot({ path: path.join(OUT, "evaluate-isbi.png") });
+  return `V_rand ${vrand}, V_info ${vinfo}`;
+});
+
 function crc32(buf) {
   let c, crc = 0xffffffff;
   for (let n = 0; n < buf.length; n++) {
@@ -451,6 +480,7 @@ test("postprocess and evaluate: threshold → 3D labels → size filter, metrics
   const zText = await page.getByTestId("z-label").textContent();
   const z = Number(zText.match(/z (\d+)/)[1]);
   await waitShown(page, z);
+  await page.waitForFunction((z) => document.querySelector("[data-testid=viewer]").getAttribute("data-marker")?.startsWith(`${z},`), z);
   const yellow = await page.evaluate(() => {
     const c = document.querySelector("[data-testid=viewer]");
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;

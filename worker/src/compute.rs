@@ -12,7 +12,10 @@ use emstudio_core::filters::{apply_pipeline, FilterError, Pipeline, Scope};
 use emstudio_core::labels::postprocess::{
     postprocess, PostprocessError, PostprocessParams, ThresholdChoice,
 };
-use emstudio_core::metrics::{evaluate_labels_3d, EvaluateParams, Evaluation, MetricsError};
+use emstudio_core::metrics::isbi::{isbi_evaluate, IsbiParams, IsbiReport};
+use emstudio_core::metrics::{
+    center_positions, evaluate_labels_3d, EvaluateParams, Evaluation, MetricsError,
+};
 use emstudio_core::progress::{Phase, Progress};
 use emstudio_core::render::render_intensity;
 use emstudio_core::{AnyVolume, Shape, Volume};
@@ -253,6 +256,9 @@ pub fn postprocess_layer(
     })?;
     let threshold = match params.threshold {
         ThresholdChoice::Nonzero => "nonzero voxels".to_string(),
+        ThresholdChoice::Otsu if out.threshold.fract() == 0.0 => {
+            format!("Otsu threshold {:.0}", out.threshold)
+        }
         ThresholdChoice::Otsu => format!("Otsu threshold {:.4}", out.threshold),
         ThresholdChoice::Fixed(t) => format!("threshold {t}"),
     };
@@ -317,7 +323,7 @@ pub fn evaluate_layers(
             .map_err(|e| ComputeError::Failed(format!("{}: {e}", l.info.name)))
     };
     let (ga, pa) = (labels(g)?, labels(p)?);
-    let evaluation = evaluate_labels_3d(
+    let mut evaluation = evaluate_labels_3d(
         ga.view(),
         pa.view(),
         params,
@@ -327,6 +333,8 @@ pub fn evaluate_layers(
         MetricsError::Cancelled(_) => ComputeError::Cancelled,
         e => ComputeError::Failed(e.to_string()),
     })?;
+    // "Go" in the error lists jumps to the middle of each object, not its corner.
+    center_positions(ga.view(), pa.view(), &mut evaluation.errors);
     let map = error_map(ga.view(), pa.view(), &evaluation);
     let mut volume: AnyVolume = Volume::from_array(map.view())
         .map_err(|e| ComputeError::Failed(e.to_string()))?
@@ -334,6 +342,35 @@ pub fn evaluate_layers(
     volume.set_voxel_size(g.volume.voxel_size());
     let _ = progress.report(1000, 1000);
     Ok((evaluation, volume))
+}
+
+/// Scores a probability map layer against GT with the ISBI 2012 protocol.
+pub fn evaluate_isbi_layers(
+    ws: &Workspace,
+    gt: LayerId,
+    map: LayerId,
+    params: &IsbiParams,
+    progress: &mut dyn Progress,
+) -> Result<IsbiReport, ComputeError> {
+    let (g, m) = (ws.layer(gt)?, ws.layer(map)?);
+    if g.info.shape != m.info.shape {
+        return Err(ComputeError::Failed(format!(
+            "{} is {} but {} is {}: ground truth and map must have the same size",
+            g.info.name, g.info.shape, m.info.name, m.info.shape
+        )));
+    }
+    let labels = g
+        .volume
+        .to_label_array()
+        .map_err(|e| ComputeError::Failed(format!("{}: {e}", g.info.name)))?;
+    let unit = m
+        .volume
+        .to_unit_f32_array()
+        .map_err(|e| ComputeError::Failed(format!("{}: {e}", m.info.name)))?;
+    isbi_evaluate(labels.view(), unit.view(), params, progress).map_err(|e| match e {
+        MetricsError::Cancelled(_) => ComputeError::Cancelled,
+        e => ComputeError::Failed(e.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -483,6 +520,25 @@ mod tests {
         assert!(evaluation.report.rand.v_rand < 1.0);
         assert_eq!(map.get_f64(0, 3, 3, 0), 1.0, "merged object marked");
         assert_eq!(map.get_f64(0, 3, 14, 0), 0.0, "correct object unmarked");
+
+        // ISBI protocol: a map that is 1 exactly inside the GT objects scores 1.
+        let map = Array3::from_shape_fn((2, 10, 20), |(_, y, x)| {
+            let inside = (2..8).contains(&y)
+                && ((2..5).contains(&x) || (5..8).contains(&x) || (12..18).contains(&x));
+            u8::from(inside) * 255
+        });
+        let map = ws
+            .add(
+                "map",
+                LayerKind::Image,
+                Volume::from_array(map.view()).expect("v").into(),
+            )
+            .expect("add")
+            .id;
+        let r = evaluate_isbi_layers(&ws, gt, map, &IsbiParams::default(), &mut NoProgress)
+            .expect("isbi");
+        assert_eq!(r.per_threshold.len(), 11);
+        assert!(r.best_rand.scores.v_rand > 0.99, "{:?}", r.best_rand);
 
         let other = ramp(&mut ws, (1, 10, 20));
         match evaluate_layers(&ws, gt, other, &EvaluateParams::default(), &mut NoProgress) {

@@ -190,6 +190,32 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
                 Err(e) => fail(request, e),
             }
         }),
+        ToWorker::EvaluateIsbi {
+            request,
+            gt,
+            map,
+            params,
+        } => spawn_local(async move {
+            yield_now().await;
+            let started = now_ms();
+            let mut progress = progress_sender(request, "ISBI sweep".into());
+            let result = WORKSPACE.with(|w| {
+                compute::evaluate_isbi_layers(&w.borrow(), gt, map, &params, &mut progress)
+            });
+            let compute_ms = now_ms() - started;
+            match result {
+                Ok(report) => send(
+                    &FromWorker::IsbiEvaluated {
+                        request,
+                        report,
+                        compute_ms,
+                    },
+                    &[],
+                ),
+                Err(ComputeError::Cancelled) => send(&FromWorker::Cancelled { request }, &[]),
+                Err(ComputeError::Failed(e)) => fail(request, e),
+            }
+        }),
         ToWorker::Close { layer } => WORKSPACE.with(|w| w.borrow_mut().close(layer)),
         ToWorker::Cancel { request } => {
             CANCELLED.with(|c| c.borrow_mut().insert(request));

@@ -6,11 +6,15 @@
 //! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
 //!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
 //!   headless Chromium (installed from Debian packages when missing).
-//! - `cargo xtask bench`: browser benchmarks, written to `BENCHMARKS.md`.
+//! - `cargo xtask bench [browser|kernels|all]`: benchmarks, written to `BENCHMARKS.md`:
+//!   browser loading/viewing, and the kernels against their Python references plus the
+//!   worker's operations native vs wasm ([`kernels`]).
 //! - `cargo xtask build`: just the web build.
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
+
+mod kernels;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -26,9 +30,14 @@ fn main() -> Result<()> {
         Some("build") => build().map(|_| ()),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
-        Some("bench") => bench(),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            None | Some("all") => bench_browser().and_then(|_| bench_kernels()),
+            Some("browser") => bench_browser(),
+            Some("kernels") => bench_kernels(),
+            Some(other) => bail!("cargo xtask bench {other}: use browser, kernels or all"),
+        },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench>");
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|all]>");
             std::process::exit(2);
         }
     }
@@ -469,7 +478,59 @@ fn tiled_1024(data: &Path) -> Result<PathBuf> {
     Ok(root)
 }
 
-fn bench() -> Result<()> {
+/// "2 × CPU model, N GiB, date" for the benchmark tables.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("cpu")
+        .to_string();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let date = output(cmd("date").arg("+%Y-%m-%d")).unwrap_or_default();
+    format!("{cores} × {model}, {mem:.0} GiB, {}", date.trim())
+}
+
+/// Kernels vs references (native) and worker operations native vs wasm in Chromium.
+fn bench_kernels() -> Result<()> {
+    let data =
+        shared_data().context("benchmarks need ../shared/data (isbi2012, flyem-medulla-fib)")?;
+    let machine = machine();
+    let table = kernels::kernels(&data, &machine)?;
+    println!("{table}");
+    update_benchmarks_md("kernels", &table)?;
+
+    let native = kernels::ops_native(&data)?;
+    build()?;
+    let bin = companion_bin()?;
+    let chromium = ensure_chromium()?;
+    ensure_node_deps()?;
+    let (_server, url) = start_server(&bin, &[data.as_path()])?;
+    step("worker operations in Chromium (wasm)");
+    let wasm = output(
+        cmd("node")
+            .arg("tests/e2e/bench_ops.mjs")
+            .env("EMSTUDIO_URL", &url)
+            .env("CHROMIUM", &chromium),
+    )?;
+    let table = kernels::ops_table(&native, &wasm, &format!("{machine}, Chromium headless"));
+    println!("{table}");
+    update_benchmarks_md("worker-ops", &table)
+}
+
+fn bench_browser() -> Result<()> {
     let (app_wasm, worker_wasm) = build()?;
     let bin = companion_bin()?;
     let chromium = ensure_chromium()?;

@@ -28,6 +28,7 @@ pub fn FiltersPanel() -> impl IntoView {
     let previewing = RwSignal::new(false);
     let result = RwSignal::new(None::<String>);
     let add_choice = RwSignal::new(0usize);
+    let compute_ms = RwSignal::new(None::<f64>);
 
     let images = move || {
         state.layers.with(|l| {
@@ -82,6 +83,7 @@ pub fn FiltersPanel() -> impl IntoView {
         let names: Vec<String> = steps.with_untracked(|s| s.iter().map(Step::name).collect());
         let name = format!("{src_name} · {}", names.join(" + ").to_lowercase());
         result.set(None);
+        compute_ms.set(None);
         previewing.set(false);
         state.run_job(
             format!("Filtering {src_name}"),
@@ -93,7 +95,14 @@ pub fn FiltersPanel() -> impl IntoView {
             },
             &[],
             move |msg, _| {
-                if let FromWorker::LayerCreated { layer, summary, .. } = msg {
+                if let FromWorker::LayerCreated {
+                    layer,
+                    summary,
+                    compute_ms: ms,
+                    ..
+                } = msg
+                {
+                    compute_ms.set(Some(ms));
                     result.set(Some(format!("{}: {summary}", layer.name)));
                     add_computed_layer(state, layer);
                 }
@@ -182,7 +191,7 @@ pub fn FiltersPanel() -> impl IntoView {
                     <input type="file" accept=".json,application/json" class="hidden" data-testid="filters-load" on:change=load />
                 </label>
             </div>
-            <p class="result" data-testid="filters-result">{move || result.get().unwrap_or_default()}</p>
+            <p class="result" data-testid="filters-result" data-compute-ms=move || compute_ms.get().map(|m| format!("{m:.1}"))>{move || result.get().unwrap_or_default()}</p>
         </div>
     }
 }

@@ -35,6 +35,7 @@ pub fn PostprocessPanel() -> impl IntoView {
     let min_overlap = RwSignal::new(0.5f64);
     let min_size = RwSignal::new(0u64);
     let result = RwSignal::new(None::<String>);
+    let compute_ms = RwSignal::new(None::<f64>);
 
     let layers = move || {
         state.layers.with(|l| {
@@ -154,6 +155,7 @@ pub fn PostprocessPanel() -> impl IntoView {
         let name = format!("{} · objects", layer.name);
         let id = layer.id;
         result.set(None);
+        compute_ms.set(None);
         state.run_job(
             format!("Labelling {}", layer.name),
             move |request| ToWorker::Postprocess {
@@ -165,7 +167,14 @@ pub fn PostprocessPanel() -> impl IntoView {
             },
             &[],
             move |msg, _| {
-                if let FromWorker::LayerCreated { layer, summary, .. } = msg {
+                if let FromWorker::LayerCreated {
+                    layer,
+                    summary,
+                    compute_ms: ms,
+                    ..
+                } = msg
+                {
+                    compute_ms.set(Some(ms));
                     result.set(Some(summary));
                     add_computed_layer(state, layer);
                 }
@@ -245,7 +254,7 @@ pub fn PostprocessPanel() -> impl IntoView {
             <div class="buttons">
                 <button class="primary" data-testid="post-run" prop:disabled=move || selected().is_none() on:click=run>"Make label layer"</button>
             </div>
-            <p class="result" data-testid="post-result">{move || result.get().unwrap_or_default()}</p>
+            <p class="result" data-testid="post-result" data-compute-ms=move || compute_ms.get().map(|m| format!("{m:.1}"))>{move || result.get().unwrap_or_default()}</p>
         </div>
     }
 }

@@ -264,11 +264,22 @@ fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Opt
     );
 }
 
-/// Adds a layer the user just computed: shown at once, whatever its kind.
+/// Adds a layer the user just computed: shown at once, whatever its kind. A new label-like
+/// layer hides the other label layers (still loaded, one click to show), so it is not drawn
+/// through a mix of overlays.
 pub fn add_computed_layer(state: AppState, layer: LayerInfo) {
     let id = layer.id;
+    let labels = layer.kind.is_labels();
     add_layer(state, layer);
-    state.edit_layer(id, |l| l.visible = true);
+    state.layers.update(|ls| {
+        for l in ls.iter_mut() {
+            if l.info.id == id {
+                l.visible = true;
+            } else if labels && l.info.kind.is_labels() {
+                l.visible = false;
+            }
+        }
+    });
 }
 
 /// Adds a layer the worker made (opened or computed); refused with an error when its size

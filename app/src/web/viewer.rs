@@ -12,7 +12,8 @@
 //!
 //! For tests and benchmarks the canvas carries `data-z-shown` (slice whose pixels are on
 //! screen), `data-draw-ms` (last composite time), `data-slice-ms` (slice change to pixels)
-//! and `data-preview-z` (slice of the filter preview on screen, absent when none).
+//! `data-preview-z` (slice of the filter preview on screen, absent when none) and
+//! `data-marker` (`z,y,x` of the marker ring on screen, absent when none).
 
 use super::state::{AppState, Readout};
 use super::worker_client;
@@ -160,9 +161,13 @@ fn draw() {
             }
         }
         ctx.set_global_alpha(1.0);
-        if let Some([mz, my, mx]) = state.marker.get_untracked() {
-            if mz == z {
+        match state.marker.get_untracked() {
+            Some([mz, my, mx]) if mz == z => {
                 draw_marker(&ctx, v.scale, mx as f64 + 0.5, my as f64 + 0.5);
+                let _ = canvas.set_attribute("data-marker", &format!("{mz},{my},{mx}"));
+            }
+            _ => {
+                let _ = canvas.remove_attribute("data-marker");
             }
         }
         match preview_z {

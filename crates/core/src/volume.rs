@@ -578,6 +578,21 @@ impl AnyVolume {
         })
     }
 
+    /// The volume as a probability map in `[0, 1]`: 8-bit ÷ 255, 16-bit ÷ 65535 (maps saved as
+    /// images), 32-bit integer and float values unchanged. Multi-channel volumes are refused.
+    pub fn to_unit_f32_array(&self) -> Result<ndarray::Array3<f32>, VolumeError> {
+        let mut a = self.to_f32_array(0..self.shape().z)?;
+        let scale = match self.dtype() {
+            DType::U8 => 1.0 / 255.0,
+            DType::U16 => 1.0 / 65535.0,
+            DType::U32 | DType::F32 => 1.0,
+        };
+        if scale != 1.0 {
+            a.mapv_inplace(|v| v * scale);
+        }
+        Ok(a)
+    }
+
     /// A label volume in the smallest type that holds its largest ID (`u16` up to 65535, else
     /// `u32`), so label stacks export as 16-bit PNG whenever they can.
     pub fn from_labels(
@@ -662,6 +677,11 @@ mod tests {
         assert_eq!(v.dtype(), DType::U32);
         let rgb = Volume::<u8>::new(Shape::new(1, 2, 2), 3).expect("rgb");
         assert!(AnyVolume::U8(rgb).to_f32_array(0..1).is_err());
+        let map = ndarray::Array3::from_elem((1, 1, 2), 255u8);
+        let unit = AnyVolume::from(Volume::from_array(map.view()).expect("u8"))
+            .to_unit_f32_array()
+            .expect("unit");
+        assert_eq!(unit[[0, 0, 1]], 1.0);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! ```
 
 use emstudio_core::labels::postprocess::PostprocessParams;
+use emstudio_core::metrics::isbi::{IsbiParams, IsbiReport};
 use emstudio_core::metrics::{EvaluateParams, Evaluation};
 use emstudio_core::stack::ExportOptions;
 use emstudio_core::{DType, Shape, VoxelSize};
@@ -179,6 +180,19 @@ pub enum ToWorker {
         /// Metric settings.
         params: EvaluateParams,
     },
+    /// Score a probability map against a ground-truth layer with the ISBI 2012 protocol
+    /// (threshold sweep, border thinning, per-slice means). Replies: `Progress`*, then
+    /// `IsbiEvaluated` or `Failed`.
+    EvaluateIsbi {
+        /// Request id.
+        request: RequestId,
+        /// Ground-truth label layer (0 = membrane).
+        gt: LayerId,
+        /// Probability map layer (8/16-bit maps are read as value ÷ 255 / 65535).
+        map: LayerId,
+        /// Sweep, polarity, thinning.
+        params: IsbiParams,
+    },
     /// Drop a layer and free its memory. No reply.
     Close {
         /// Which layer.
@@ -262,6 +276,15 @@ pub enum FromWorker {
         /// Worker time spent computing, in milliseconds (for benchmarks).
         compute_ms: f64,
     },
+    /// ISBI 2012 scores of a probability map.
+    IsbiEvaluated {
+        /// Request id.
+        request: RequestId,
+        /// Per-threshold scores and the best thresholds.
+        report: IsbiReport,
+        /// Worker time spent computing, in milliseconds.
+        compute_ms: f64,
+    },
     /// A rendered slice; attachment 0 is a transferred `ImageBitmap` of `width × height`.
     Slice {
         /// Request id.
@@ -312,6 +335,7 @@ impl FromWorker {
             | FromWorker::Opened { request, .. }
             | FromWorker::LayerCreated { request, .. }
             | FromWorker::Evaluated { request, .. }
+            | FromWorker::IsbiEvaluated { request, .. }
             | FromWorker::Slice { request, .. }
             | FromWorker::Probe { request, .. }
             | FromWorker::Exported { request, .. }
@@ -445,6 +469,12 @@ mod tests {
                 gt: LayerId(1),
                 pred: LayerId(2),
                 params: EvaluateParams::default(),
+            },
+            ToWorker::EvaluateIsbi {
+                request: RequestId(8),
+                gt: LayerId(1),
+                map: LayerId(3),
+                params: IsbiParams::default(),
             },
         ]
     }

@@ -59,7 +59,7 @@ mod thinning;
 pub use contingency::{Cell, ContingencyTable, LabelSize};
 pub use label2d::label_4connected;
 pub use object_errors::{
-    object_errors, ErrorListOptions, MergeError, ObjectErrors, Piece, SplitError,
+    center_positions, object_errors, ErrorListOptions, MergeError, ObjectErrors, Piece, SplitError,
 };
 pub use rand_vi::{
     info_scores, rand_scores, InfoScores, PairCounting, RandOptions, RandScores,
