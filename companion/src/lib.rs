@@ -2,8 +2,9 @@
 //!
 //! It serves the built app and datasets ([`catalog`] finds them, [`server`] serves them with
 //! path traversal refused) and runs batch commands over stacks ([`cli`]: `filter`, `label`,
-//! `evaluate`). Collaboration and long training jobs build on the same binary later.
+//! `evaluate`; [`nets_cli`]: `train`, `infer`). Collaboration and long training jobs build on the same binary later.
 
 pub mod catalog;
 pub mod cli;
+pub mod nets_cli;
 pub mod server;

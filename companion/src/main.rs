@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use emstudio_companion::cli::{self, EvaluateArgs, FilterArgs, LabelArgs, OutputSpec};
-use emstudio_companion::{catalog, server};
+use emstudio_companion::{catalog, nets_cli, server};
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::metrics::EvaluateParams;
 use emstudio_core::stack::{BitDepth, ExportFormat};
@@ -21,6 +21,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Serve the browser app and datasets over HTTP.
     Serve(ServeArgs),
@@ -90,6 +91,100 @@ enum BatchCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Train a 2D CNN on image/label stacks and write a model file.
+    Train {
+        /// Image stack.
+        #[arg(long)]
+        image: PathBuf,
+        /// Label stack (same size): binary masks or class values.
+        #[arg(long)]
+        label: PathBuf,
+        /// Training slices, e.g. "0-4" or "0,3,7".
+        #[arg(long, default_value = "0")]
+        slices: String,
+        /// Validation slices (default: the bottom fifth of a single training slice).
+        #[arg(long)]
+        validation_slices: Option<String>,
+        #[command(flatten)]
+        arch: ArchFlags,
+        /// Output classes: 1 = binary (label ≠ 0), K = label values 0..K.
+        #[arg(long, default_value_t = 1)]
+        classes: usize,
+        /// softmax_cross_entropy | sigmoid_cross_entropy | dice | square | logistic | l1.
+        #[arg(long, default_value = "softmax_cross_entropy")]
+        loss: String,
+        /// Optimiser steps.
+        #[arg(long, default_value_t = 2000)]
+        steps: u64,
+        /// Patches per step.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Patch side in pixels.
+        #[arg(long, default_value_t = 256)]
+        patch: usize,
+        /// Adam learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// constant | cosine.
+        #[arg(long, default_value = "cosine")]
+        schedule: String,
+        /// Validation loss every N steps.
+        #[arg(long, default_value_t = 100)]
+        validation_every: u64,
+        /// Turn augmentation off.
+        #[arg(long)]
+        no_augment: bool,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Label value meaning "not annotated" (ignored by the loss).
+        #[arg(long)]
+        ignore_label: Option<u32>,
+        /// Start from this model file (fine-tune).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// With --init: continue that run (optimiser state, step count).
+        #[arg(long)]
+        resume: bool,
+        /// Model file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Save every N steps too.
+        #[arg(long, default_value_t = 0)]
+        checkpoint_every: u64,
+        /// auto | cpu | wgpu | cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run a trained model over a stack: probability map (binary) or class labels.
+    Infer {
+        /// Model file.
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Image stack.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Slices to run (default all).
+        #[arg(long)]
+        slices: Option<String>,
+        #[command(flatten)]
+        output: OutputFlags,
+        /// Tile side in pixels.
+        #[arg(long, default_value_t = 256)]
+        tile: usize,
+        /// Tiles per forward pass.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// auto | cpu | wgpu | cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Score predicted labels against ground truth (Rand, VI, Jaccard/Dice, split/merge lists).
     Evaluate {
         /// Ground-truth label stack.
@@ -114,6 +209,56 @@ enum BatchCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+/// Network choice and size (`emstudio train`).
+#[derive(clap::Args)]
+struct ArchFlags {
+    /// unet | resnet | highway | densenet.
+    #[arg(long, default_value = "unet")]
+    arch: String,
+    /// U-Net levels.
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    /// ResNet blocks / Highway units / DenseNet blocks (defaults: 9, 9, 3).
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// DenseNet layers per block.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// DenseNet growth rate.
+    #[arg(long, default_value_t = 12)]
+    growth: usize,
+    /// Channels at full resolution.
+    #[arg(long, default_value_t = 16)]
+    base_width: usize,
+}
+
+impl ArchFlags {
+    fn config(&self) -> anyhow::Result<emstudio_nets::arch::ArchConfig> {
+        use emstudio_nets::arch::*;
+        Ok(match self.arch.as_str() {
+            "unet" => ArchConfig::UNet(unet::UNetConfig {
+                depth: self.depth,
+                base_width: self.base_width,
+            }),
+            "resnet" => ArchConfig::ResNet(resnet::ResNetConfig {
+                blocks: self.blocks.unwrap_or(9),
+                base_width: self.base_width,
+            }),
+            "highway" => ArchConfig::Highway(highway::HighwayConfig {
+                units: self.blocks.unwrap_or(9),
+                base_width: self.base_width,
+            }),
+            "densenet" => ArchConfig::DenseNet(densenet::DenseNetConfig {
+                blocks: self.blocks.unwrap_or(3),
+                layers: self.layers,
+                growth: self.growth,
+                base_width: self.base_width,
+            }),
+            other => anyhow::bail!("--arch {other}: use unet, resnet, highway or densenet"),
+        })
+    }
 }
 
 /// Flags of `emstudio serve`.
@@ -238,6 +383,89 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 quiet,
             })?
         }
+        BatchCommand::Train {
+            image,
+            label,
+            slices,
+            validation_slices,
+            arch,
+            classes,
+            loss,
+            steps,
+            batch,
+            patch,
+            lr,
+            schedule,
+            validation_every,
+            no_augment,
+            seed,
+            ignore_label,
+            init,
+            resume,
+            output,
+            checkpoint_every,
+            device,
+            quiet,
+        } => {
+            use emstudio_nets::train::{Schedule, TrainConfig};
+            let loss = serde_json::from_value(serde_json::Value::String(loss.clone()))
+                .map_err(|_| anyhow::anyhow!("--loss {loss}: use softmax_cross_entropy, sigmoid_cross_entropy, dice, square, logistic or l1"))?;
+            let schedule = match schedule.as_str() {
+                "constant" => Schedule::Constant,
+                "cosine" => Schedule::Cosine,
+                other => anyhow::bail!("--schedule {other}: use constant or cosine"),
+            };
+            nets_cli::train(&nets_cli::TrainArgs {
+                image,
+                label,
+                slices,
+                validation_slices,
+                config: TrainConfig {
+                    arch: arch.config()?,
+                    classes,
+                    loss,
+                    steps,
+                    batch,
+                    patch,
+                    learning_rate: lr,
+                    schedule,
+                    weight_decay: 0.0,
+                    validation_every,
+                    augment: if no_augment {
+                        emstudio_nets::augment::AugmentConfig::none()
+                    } else {
+                        emstudio_nets::augment::AugmentConfig::default()
+                    },
+                    seed,
+                },
+                ignore_label,
+                init,
+                resume,
+                output,
+                checkpoint_every,
+                device: device.parse()?,
+                quiet,
+            })?
+        }
+        BatchCommand::Infer {
+            model,
+            input,
+            slices,
+            output,
+            tile,
+            batch,
+            device,
+            quiet,
+        } => nets_cli::infer(&nets_cli::InferArgs {
+            model,
+            image: input,
+            slices,
+            output: output.spec()?,
+            tile,
+            batch,
+            device: device.parse()?,
+            quiet,
+        })?,
         BatchCommand::Evaluate {
             gt,
             pred,

@@ -1,9 +1,22 @@
 //! EM Studio networks.
 //!
-//! This crate will hold the 2D CNNs (U-Net, ResNet, Highway-Net, DenseNet), the flood-filling
-//! network, losses, augmentation, training loops and model files, all on burn with the backend
-//! chosen at run time. What is here now is the backend-independent part of tiled inference:
-//! [`tiling`] plans overlapping tiles over an image of any size and the blending weights that
-//! make the stitched result seamless.
+//! The 2D CNNs and everything around them, on burn 0.22 with the backend chosen at run time
+//! (`burn::tensor::Device`: flex CPU here and in wasm, wgpu/WebGPU, CUDA):
+//!
+//! - [`arch`]: U-Net, ResNet, Highway-Net, DenseNet behind one registry ([`arch::ArchConfig`],
+//!   [`arch::Net`]); a new architecture is one file and one line (docs/plugins.md).
+//! - [`loss`]: square, softmax / sigmoid cross-entropy, Dice, logistic, L1, with ignore masks.
+//! - [`augment`]: flips, rotations, elastic, intensity, noise, blur, section defects.
+//! - [`train`]: the hand-written training loop (Adam, schedules, validation, resume).
+//! - [`model`]: the model file (architecture, weights, normalisation, provenance).
+//! - [`infer`] and [`tiling`]: seamless tiled inference of any image size.
+//!
+//! The flood-filling network comes with the 3D milestone.
 
+pub mod arch;
+pub mod augment;
+pub mod infer;
+pub mod loss;
+pub mod model;
 pub mod tiling;
+pub mod train;

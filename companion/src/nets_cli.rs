@@ -1,0 +1,405 @@
+//! `emstudio train` and `emstudio infer`: the 2D CNNs of `emstudio_nets` over image/label
+//! stacks, with progress bars, on the device picked at run time (CPU always; wgpu/Vulkan and
+//! CUDA when the binary is built with the `wgpu` or `cuda` feature and such a device exists).
+
+use crate::cli::{read_stack_path, write_stack, OutputSpec};
+use anyhow::{bail, ensure, Context, Result};
+use burn::prelude::*;
+use emstudio_core::{AnyVolume, Volume};
+use emstudio_nets::infer::{predict, InferOptions};
+use emstudio_nets::model::ModelFile;
+use emstudio_nets::train::{Slice, TrainConfig, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array2, Array3, Axis};
+use std::path::{Path, PathBuf};
+
+/// Which compute device to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The best available: CUDA, then wgpu, then the CPU.
+    Auto,
+    /// burn's flex CPU backend.
+    Cpu,
+    /// wgpu (Vulkan/Metal/DX12), needs the `wgpu` feature.
+    Wgpu,
+    /// CUDA, needs the `cuda` feature.
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "auto" => DeviceChoice::Auto,
+            "cpu" => DeviceChoice::Cpu,
+            "wgpu" | "vulkan" => DeviceChoice::Wgpu,
+            "cuda" => DeviceChoice::Cuda,
+            other => bail!("--device {other}: use auto, cpu, wgpu or cuda"),
+        })
+    }
+}
+
+/// The device and a line describing it.
+pub fn pick_device(choice: DeviceChoice) -> Result<(Device, String)> {
+    match choice {
+        DeviceChoice::Cuda => {
+            #[cfg(feature = "cuda")]
+            return Ok((Device::cuda(0), "CUDA GPU 0".into()));
+            #[cfg(not(feature = "cuda"))]
+            bail!("this emstudio was built without CUDA (cargo build --release -p emstudio-companion --features cuda)")
+        }
+        DeviceChoice::Wgpu => {
+            #[cfg(feature = "wgpu")]
+            return Ok((
+                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                "wgpu default adapter".into(),
+            ));
+            #[cfg(not(feature = "wgpu"))]
+            bail!("this emstudio was built without wgpu (cargo build --release -p emstudio-companion --features wgpu)")
+        }
+        DeviceChoice::Cpu => Ok((
+            Device::flex(),
+            format!(
+                "CPU (burn flex, {} threads)",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+        )),
+        DeviceChoice::Auto => {
+            #[cfg(feature = "cuda")]
+            return pick_device(DeviceChoice::Cuda);
+            #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+            return pick_device(DeviceChoice::Wgpu);
+            #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+            pick_device(DeviceChoice::Cpu)
+        }
+    }
+}
+
+/// Parses "0-4,7,10-12" into sorted slice indices (below `depth`).
+pub fn parse_slices(text: &str, depth: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            None => {
+                let v = part
+                    .parse::<usize>()
+                    .with_context(|| format!("slice {part:?}"))?;
+                (v, v)
+            }
+        };
+        ensure!(a <= b, "slice range {part}: start after end");
+        ensure!(
+            b < depth,
+            "slice {b} requested, the stack has {depth} slices (0–{})",
+            depth.saturating_sub(1)
+        );
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    ensure!(!out.is_empty(), "no slices selected");
+    Ok(out)
+}
+
+fn bar(quiet: bool, len: u64, message: &str) -> ProgressBar {
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40.cyan/blue}] {pos}/{len} {elapsed_precise} (eta {eta}) {prefix}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(message.to_string());
+    pb
+}
+
+/// Arguments of `emstudio train`.
+#[derive(Clone, Debug)]
+pub struct TrainArgs {
+    /// Image stack.
+    pub image: PathBuf,
+    /// Label stack (same size).
+    pub label: PathBuf,
+    /// Training slices ("0-4").
+    pub slices: String,
+    /// Validation slices (empty: the bottom fifth of a single training slice).
+    pub validation_slices: Option<String>,
+    /// Training settings.
+    pub config: TrainConfig,
+    /// A label value meaning "not annotated" (ignored).
+    pub ignore_label: Option<u32>,
+    /// Start from this model (fine-tune); with `resume`, continue its run.
+    pub init: Option<PathBuf>,
+    /// Continue the run of `init` (optimiser state and step count).
+    pub resume: bool,
+    /// Model file to write.
+    pub output: PathBuf,
+    /// Also save every this many steps (0 = only at the end).
+    pub checkpoint_every: u64,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+fn slices_of(
+    image: &Array3<f32>,
+    labels: &Array3<u32>,
+    zs: &[usize],
+    classes: usize,
+    ignore: Option<u32>,
+) -> Result<Vec<Slice>> {
+    zs.iter()
+        .map(|&z| {
+            Slice::new(
+                image.index_axis(Axis(0), z).to_owned(),
+                &labels.index_axis(Axis(0), z).to_owned(),
+                classes,
+                ignore,
+            )
+            .with_context(|| format!("slice {z}"))
+        })
+        .collect()
+}
+
+fn write_model(path: &Path, file: &ModelFile) -> Result<()> {
+    std::fs::write(path, file.to_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// `emstudio train`: trains a network and writes its model file.
+pub fn train(args: &TrainArgs) -> Result<String> {
+    let (device, described) = pick_device(args.device)?;
+    if !args.quiet {
+        eprintln!("device: {described}");
+    }
+    let image_vol = read_stack_path(&args.image, args.quiet)?;
+    let label_vol = read_stack_path(&args.label, args.quiet)?;
+    ensure!(
+        image_vol.shape() == label_vol.shape(),
+        "{} is {} but {} is {}",
+        args.image.display(),
+        image_vol.shape(),
+        args.label.display(),
+        label_vol.shape()
+    );
+    let image = image_vol
+        .to_unit_f32_array()
+        .with_context(|| format!("{}: needs a grayscale stack", args.image.display()))?;
+    let labels = label_vol
+        .to_label_array()
+        .with_context(|| format!("{}: needs a label stack", args.label.display()))?;
+    let depth = image_vol.shape().z;
+    let train_z = parse_slices(&args.slices, depth)?;
+    let val_z = match &args.validation_slices {
+        Some(s) => parse_slices(s, depth)?,
+        None => Vec::new(),
+    };
+    let classes = args.config.classes;
+    let train_set = slices_of(&image, &labels, &train_z, classes, args.ignore_label)?;
+    let val_set = slices_of(&image, &labels, &val_z, classes, args.ignore_label)?;
+    let names = vec![format!(
+        "{} + {} slices {}",
+        args.image.display(),
+        args.label.display(),
+        args.slices
+    )];
+    let start = match &args.init {
+        Some(p) => Some(
+            ModelFile::from_bytes(
+                &std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
+            )
+            .with_context(|| p.display().to_string())?,
+        ),
+        None => None,
+    };
+    let mut trainer = Trainer::new(
+        args.config.clone(),
+        train_set,
+        val_set,
+        names,
+        &device.clone().autodiff(),
+        start.as_ref().map(|f| (f, args.resume)),
+    )?;
+    let total = args.config.steps;
+    let pb = bar(args.quiet, total, "training");
+    let t0 = std::time::Instant::now();
+    let mut last_val = None;
+    let mut done = 0u64;
+    while !trainer.finished() {
+        let r = trainer.step();
+        done += 1;
+        if r.validation.is_some() {
+            last_val = r.validation;
+        }
+        pb.set_position(done);
+        pb.set_prefix(format!(
+            "loss {:.4}{}",
+            r.loss,
+            last_val.map(|v| format!(" val {v:.4}")).unwrap_or_default()
+        ));
+        if args.checkpoint_every > 0 && done % args.checkpoint_every == 0 {
+            write_model(&args.output, &trainer.model_file(&today())?)?;
+        }
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    write_model(&args.output, &trainer.model_file(&today())?)?;
+    let h = trainer.history();
+    Ok(format!(
+        "trained {} steps in {secs:.1} s ({:.2} steps/s, patch {}, {described}); loss {} → {}{} → {}",
+        total,
+        total as f64 / secs.max(1e-9),
+        trainer.patch(),
+        h.first().map_or("?".into(), |p| format!("{:.4}", p.train)),
+        h.last().map_or("?".into(), |p| format!("{:.4}", p.train)),
+        h.last()
+            .and_then(|p| p.validation)
+            .map(|v| format!(" (validation {v:.4})"))
+            .unwrap_or_default(),
+        args.output.display()
+    ))
+}
+
+/// Arguments of `emstudio infer`.
+#[derive(Clone, Debug)]
+pub struct InferArgs {
+    /// Model file.
+    pub model: PathBuf,
+    /// Image stack.
+    pub image: PathBuf,
+    /// Slices to run (default all).
+    pub slices: Option<String>,
+    /// Output: probabilities (one channel: foreground; several: the argmax class as labels).
+    pub output: OutputSpec,
+    /// Tile side.
+    pub tile: usize,
+    /// Tiles per pass.
+    pub batch: usize,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// `emstudio infer`: runs a model over a stack and writes the probability map (binary
+/// models: foreground probability as float, or 8/16-bit with `--depth`) or class labels
+/// (multi-class models).
+pub fn infer(args: &InferArgs) -> Result<String> {
+    let (device, described) = pick_device(args.device)?;
+    let file = ModelFile::from_bytes(
+        &std::fs::read(&args.model)
+            .with_context(|| format!("{}: cannot read", args.model.display()))?,
+    )
+    .with_context(|| args.model.display().to_string())?;
+    let net = file.load_net(&device)?;
+    let vol = read_stack_path(&args.image, args.quiet)?;
+    let image = vol
+        .to_unit_f32_array()
+        .with_context(|| format!("{}: needs a grayscale stack", args.image.display()))?;
+    let depth = vol.shape().z;
+    let zs = match &args.slices {
+        Some(s) => parse_slices(s, depth)?,
+        None => (0..depth).collect(),
+    };
+    let (h, w) = (image.dim().1, image.dim().2);
+    let classes = file.header.io.out_channels;
+    let pb = bar(args.quiet, zs.len() as u64, "inferring");
+    let t0 = std::time::Instant::now();
+    let mut prob = Array3::<f32>::zeros((zs.len(), h, w));
+    let mut class = Array3::<u32>::zeros((zs.len(), h, w));
+    for (k, &z) in zs.iter().enumerate() {
+        let p = predict(
+            &net,
+            &file.header,
+            image.index_axis(Axis(0), z),
+            InferOptions {
+                tile: args.tile,
+                batch: args.batch,
+            },
+            &device,
+            &mut |_, _| {},
+        )?;
+        if classes == 1 {
+            prob.index_axis_mut(Axis(0), k)
+                .assign(&p.index_axis(Axis(0), 0));
+        } else {
+            let arg: Array2<u32> = Array2::from_shape_fn((h, w), |(y, x)| {
+                (0..classes)
+                    .max_by(|&a, &b| p[[a, y, x]].total_cmp(&p[[b, y, x]]))
+                    .unwrap_or(0) as u32
+            });
+            class.index_axis_mut(Axis(0), k).assign(&arg);
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let mut result: AnyVolume = if classes == 1 {
+        Volume::from_array(prob.view())?.into()
+    } else {
+        AnyVolume::from_labels(class.view(), vol.voxel_size())?
+    };
+    result.set_voxel_size(vol.voxel_size());
+    let files = write_stack(&result, &args.output)?;
+    let mpx = (zs.len() * h * w) as f64 / 1e6;
+    Ok(format!(
+        "{} slices ({mpx:.1} Mpx) in {secs:.1} s = {:.2} Mpx/s on {described} → {} ({} file{})",
+        zs.len(),
+        mpx / secs.max(1e-9),
+        args.output.path.display(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_lists_and_dates() {
+        assert_eq!(
+            parse_slices("0-2, 5,4", 10).expect("ok"),
+            vec![0, 1, 2, 4, 5]
+        );
+        assert!(parse_slices("3-1", 10).is_err());
+        assert!(parse_slices("12", 10)
+            .expect_err("out of range")
+            .to_string()
+            .contains("10 slices"));
+        let d = today();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20"));
+    }
+}

@@ -1,0 +1,266 @@
+//! One model file: architecture, weights, input normalisation and training provenance, plus
+//! (optionally) the optimiser state so training can resume.
+//!
+//! Layout (little-endian): the 16-byte magic `EMSTUDIO-MODEL1\n`, a `u32` header length and the
+//! header as JSON ([`ModelHeader`]), a `u64` length and the weights (burn's burnpack record of
+//! the network, loaded with validation), a `u64` length and the optimiser record (0 = none).
+//! The same bytes are written by the CLI and by the browser (which keeps them in OPFS), so a
+//! model moves freely between them. JSON keeps the header readable and extensible; unknown
+//! header fields are ignored so older builds can open newer files of the same format version.
+
+use crate::arch::{ArchConfig, Net, NetIo};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The file's first bytes.
+pub const MAGIC: &[u8; 16] = b"EMSTUDIO-MODEL1\n";
+
+/// How raw intensities become network input: `(v / scale − mean) / std`, where `scale` maps the
+/// stored range to `[0, 1]` (255 for 8-bit, 65535 for 16-bit, 1 for float).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Mean of the `[0, 1]`-scaled training images.
+    pub mean: f32,
+    /// Standard deviation of the `[0, 1]`-scaled training images (> 0).
+    pub std: f32,
+}
+
+impl Default for Normalization {
+    fn default() -> Self {
+        Self {
+            mean: 0.5,
+            std: 0.25,
+        }
+    }
+}
+
+/// One point of the loss curves.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Training step.
+    pub step: u64,
+    /// Training loss (mean over the steps since the previous point).
+    pub train: f32,
+    /// Validation loss, when measured.
+    pub validation: Option<f32>,
+}
+
+/// Where a model came from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Provenance {
+    /// When it was saved (ISO 8601, given by the caller: the library has no clock).
+    pub saved: String,
+    /// The training data (paths or layer names, slices used).
+    pub data: Vec<String>,
+    /// The training settings, as JSON (see `train::TrainConfig`).
+    pub training: Option<serde_json::Value>,
+    /// Steps trained in all (across resumes).
+    pub steps: u64,
+    /// Loss curves.
+    pub losses: Vec<LossPoint>,
+    /// Set when the weights were imported (e.g. a PyTorch safetensors file name).
+    pub imported_from: Option<String>,
+}
+
+/// Everything but the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelHeader {
+    /// Architecture and settings.
+    pub arch: ArchConfig,
+    /// Input/output channels.
+    pub io: NetIo,
+    /// Input normalisation.
+    pub normalization: Normalization,
+    /// Training history.
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+/// A model file's contents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFile {
+    /// Header.
+    pub header: ModelHeader,
+    /// burnpack record of the network.
+    pub weights: Vec<u8>,
+    /// burnpack record of the optimiser (for resuming), if saved.
+    pub optimizer: Option<Vec<u8>>,
+}
+
+/// Why a model file could not be read or used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// Not a model file.
+    #[error("not an EM Studio model file (the file does not start with {:?})", String::from_utf8_lossy(MAGIC).trim_end())]
+    BadMagic,
+    /// Ends too early.
+    #[error("the model file is truncated ({0})")]
+    Truncated(&'static str),
+    /// The header is not valid JSON for this format.
+    #[error("the model header is invalid: {0}")]
+    Header(String),
+    /// The weights do not fit the architecture in the header.
+    #[error("the weights do not match the architecture: {0}")]
+    Weights(String),
+    /// The architecture settings are invalid.
+    #[error(transparent)]
+    Arch(#[from] crate::arch::ArchError),
+}
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], ModelError> {
+    if bytes.len() < n {
+        return Err(ModelError::Truncated(what));
+    }
+    let (a, b) = bytes.split_at(n);
+    *bytes = b;
+    Ok(a)
+}
+
+fn take_u64(bytes: &mut &[u8], what: &'static str) -> Result<usize, ModelError> {
+    let b = take(bytes, 8, what)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    usize::try_from(u64::from_le_bytes(a)).map_err(|_| ModelError::Truncated(what))
+}
+
+impl ModelFile {
+    /// Packs a trained network with its header.
+    pub fn from_net(
+        header: ModelHeader,
+        net: &Net,
+        optimizer: Option<Vec<u8>>,
+    ) -> Result<Self, ModelError> {
+        let weights = net
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| ModelError::Weights(e.to_string()))?
+            .to_vec();
+        Ok(Self {
+            header,
+            weights,
+            optimizer,
+        })
+    }
+
+    /// Builds the network on `device` and loads the weights (validated against the
+    /// architecture).
+    pub fn load_net(&self, device: &Device) -> Result<Net, ModelError> {
+        self.header.arch.validate()?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        self.header
+            .arch
+            .build(&self.header.io, device)
+            .try_load_record(record)
+            .map_err(|e| ModelError::Weights(e.to_string()))
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).expect("the header is plain data");
+        let opt = self.optimizer.as_deref().unwrap_or(&[]);
+        let mut out =
+            Vec::with_capacity(16 + 4 + header.len() + 16 + self.weights.len() + opt.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.weights);
+        out.extend_from_slice(&(opt.len() as u64).to_le_bytes());
+        out.extend_from_slice(opt);
+        out
+    }
+
+    /// Reads a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let mut rest = bytes;
+        if take(&mut rest, 16, "magic").map_err(|_| ModelError::BadMagic)? != MAGIC {
+            return Err(ModelError::BadMagic);
+        }
+        let len = take(&mut rest, 4, "header length")?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let header: ModelHeader = serde_json::from_slice(take(&mut rest, len, "header")?)
+            .map_err(|e| ModelError::Header(e.to_string()))?;
+        header.arch.validate()?;
+        let n = take_u64(&mut rest, "weights length")?;
+        let weights = take(&mut rest, n, "weights")?.to_vec();
+        let n = take_u64(&mut rest, "optimizer length")?;
+        let optimizer = take(&mut rest, n, "optimizer")?.to_vec();
+        Ok(Self {
+            header,
+            weights,
+            optimizer: (!optimizer.is_empty()).then_some(optimizer),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{unet::UNetConfig, SegNet};
+
+    #[test]
+    fn round_trip_gives_the_same_outputs_and_bad_files_are_refused() {
+        let device = Device::flex();
+        device.seed(5);
+        let header = ModelHeader {
+            arch: ArchConfig::UNet(UNetConfig {
+                depth: 2,
+                base_width: 4,
+            }),
+            io: NetIo {
+                in_channels: 1,
+                out_channels: 1,
+            },
+            normalization: Normalization::default(),
+            provenance: Provenance {
+                saved: "2026-11-26T00:00:00Z".into(),
+                ..Provenance::default()
+            },
+        };
+        let net = header.arch.build(&header.io, &device);
+        let x = Tensor::<4>::random([1, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+        let before: Vec<f32> = net
+            .valid()
+            .forward(x.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let file = ModelFile::from_net(header, &net, None).expect("pack");
+        let bytes = file.to_bytes();
+        let back = ModelFile::from_bytes(&bytes).expect("read");
+        assert_eq!(back, file);
+        let net2 = back.load_net(&device).expect("load");
+        let after: Vec<f32> = net2
+            .forward(x)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        assert_eq!(before, after);
+
+        assert_eq!(
+            ModelFile::from_bytes(b"PNG....").err(),
+            Some(ModelError::BadMagic)
+        );
+        for cut in [20, 40, bytes.len() - 1] {
+            assert!(
+                ModelFile::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // Weights of another architecture do not load.
+        let mut other = back.clone();
+        other.header.arch = ArchConfig::UNet(UNetConfig {
+            depth: 3,
+            base_width: 4,
+        });
+        assert!(matches!(
+            other.load_net(&device),
+            Err(ModelError::Weights(_))
+        ));
+    }
+}

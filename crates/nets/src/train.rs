@@ -1,0 +1,622 @@
+//! The training loop, written by hand (burn-train has no wasm support) as a [`Trainer`] that
+//! advances one optimiser step per [`Trainer::step`] call, so the CLI can drive it with a
+//! progress bar and the browser worker can yield between steps (pause, resume and stop are the
+//! caller not calling `step` for a while, or any more).
+//!
+//! Each step samples `batch` random `patch × patch` crops from the training slices, augments
+//! them ([`crate::augment`]), normalises them with the training set's mean and standard
+//! deviation, and takes one Adam step on the chosen loss ([`crate::loss`]) with the learning
+//! rate of the schedule. Validation patches (fixed at start, never augmented) come from held-out
+//! slices, or from the bottom fifth of a single training slice. Runs are reproducible: the seed
+//! drives weight initialisation and every random choice. Training can start from a model file
+//! (fine-tuning; with its optimiser state: resuming).
+
+use crate::arch::{ArchConfig, Net, NetIo, SegNet};
+use crate::augment::{augment, AugmentConfig, Patch};
+use crate::loss::{loss, LossKind};
+use crate::model::{LossPoint, ModelError, ModelFile, ModelHeader, Normalization, Provenance};
+use burn::optim::{decay::WeightDecayConfig, AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use ndarray::{s, Array2};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// How the learning rate changes over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from the rate to 1 % of it at the last step.
+    Cosine,
+    /// Multiply by `factor` every `every` steps.
+    Step {
+        /// Steps between decays.
+        every: u64,
+        /// Factor (0–1).
+        factor: f64,
+    },
+}
+
+/// Everything the Train panel / `emstudio train` asks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Network.
+    pub arch: ArchConfig,
+    /// Output classes: 1 = binary (foreground = label ≠ 0), K ≥ 2 = label values 0..K.
+    pub classes: usize,
+    /// Loss.
+    pub loss: LossKind,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Patches per step.
+    pub batch: usize,
+    /// Patch side in pixels (rounded down to the architecture's size multiple).
+    pub patch: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// L2 weight decay (0 = none).
+    pub weight_decay: f64,
+    /// Measure validation loss every this many steps (0 = never).
+    pub validation_every: u64,
+    /// Augmentations.
+    pub augment: AugmentConfig,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            arch: ArchConfig::UNet(crate::arch::unet::UNetConfig::default()),
+            classes: 1,
+            loss: LossKind::SoftmaxCrossEntropy,
+            steps: 2000,
+            batch: 4,
+            patch: 256,
+            learning_rate: 1e-3,
+            schedule: Schedule::Cosine,
+            weight_decay: 0.0,
+            validation_every: 100,
+            augment: AugmentConfig::default(),
+            seed: 1,
+        }
+    }
+}
+
+/// Why training could not start or continue.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Settings out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The data does not fit (sizes, labels).
+    #[error("{0}")]
+    Data(String),
+    /// A model file could not be used.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// One training slice: image scaled to `[0, 1]`, class per pixel, optional pixel weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slice {
+    /// Intensities in `[0, 1]`.
+    pub image: Array2<f32>,
+    /// Classes (binary: 0/1).
+    pub label: Array2<u8>,
+    /// Pixel weights (0 = unlabelled, ignored).
+    pub weight: Array2<f32>,
+}
+
+impl Slice {
+    /// A slice from an image in `[0, 1]` and raw label IDs: binary (`classes == 1`) maps
+    /// nonzero to 1; otherwise IDs must be below `classes`. `ignore` marks unlabelled pixels
+    /// (weight 0), e.g. a label value reserved for "not annotated".
+    pub fn new(
+        image: Array2<f32>,
+        labels: &Array2<u32>,
+        classes: usize,
+        ignore: Option<u32>,
+    ) -> Result<Self, TrainError> {
+        if image.dim() != labels.dim() {
+            return Err(TrainError::Data(format!(
+                "image is {:?} but labels are {:?} (rows, columns)",
+                image.dim(),
+                labels.dim()
+            )));
+        }
+        let weight = labels.mapv(|l| if Some(l) == ignore { 0.0 } else { 1.0 });
+        let mut bad = None;
+        let label = labels.mapv(|l| {
+            if Some(l) == ignore {
+                0
+            } else if classes <= 1 {
+                u8::from(l != 0)
+            } else if (l as usize) < classes {
+                l as u8
+            } else {
+                bad = Some(l);
+                0
+            }
+        });
+        if let Some(l) = bad {
+            return Err(TrainError::Data(format!(
+                "label value {l} is not a class of a {classes}-class network (0..{classes})"
+            )));
+        }
+        Ok(Self {
+            image,
+            label,
+            weight,
+        })
+    }
+}
+
+/// Output of one [`Trainer::step`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// Steps done (this one included).
+    pub step: u64,
+    /// Steps in all.
+    pub total: u64,
+    /// This step's training loss.
+    pub loss: f32,
+    /// Validation loss, when measured at this step.
+    pub validation: Option<f32>,
+    /// Learning rate used.
+    pub learning_rate: f64,
+}
+
+/// A training run.
+pub struct Trainer {
+    config: TrainConfig,
+    io: NetIo,
+    net: Net,
+    optim: burn::optim::ModuleOptimizer,
+    device: Device,
+    rng: SmallRng,
+    train: Vec<Slice>,
+    validation: Vec<Patch>,
+    normalization: Normalization,
+    patch: usize,
+    step: u64,
+    first_step: u64,
+    history: Vec<LossPoint>,
+    window: (f64, u64),
+    data_names: Vec<String>,
+    imported_from: Option<String>,
+}
+
+fn mean_std(slices: &[Slice]) -> Normalization {
+    let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    for sl in slices {
+        for &v in &sl.image {
+            s += f64::from(v);
+            s2 += f64::from(v) * f64::from(v);
+            n += 1.0;
+        }
+    }
+    let mean = if n > 0.0 { s / n } else { 0.5 };
+    let var = if n > 0.0 {
+        s2 / n - mean * mean
+    } else {
+        0.0625
+    };
+    Normalization {
+        mean: mean as f32,
+        std: var.max(1e-6).sqrt() as f32,
+    }
+}
+
+/// Random `size × size` crop (the slice must be at least that big).
+fn crop(slice: &Slice, size: usize, rng: &mut SmallRng) -> Patch {
+    let (h, w) = slice.image.dim();
+    let y = rng.random_range(0..=h - size);
+    let x = rng.random_range(0..=w - size);
+    let r = s![y..y + size, x..x + size];
+    Patch {
+        image: slice.image.slice(r).to_owned(),
+        label: slice.label.slice(r).to_owned(),
+        weight: slice.weight.slice(r).to_owned(),
+    }
+}
+
+impl Trainer {
+    /// Prepares a run. `validation` slices are held out; when empty and there is one
+    /// training slice, its bottom fifth is held out instead. `start` fine-tunes (or, with
+    /// optimiser state and `resume`, continues) a saved model.
+    pub fn new(
+        config: TrainConfig,
+        train: Vec<Slice>,
+        validation: Vec<Slice>,
+        data_names: Vec<String>,
+        device: &Device,
+        start: Option<(&ModelFile, bool)>,
+    ) -> Result<Self, TrainError> {
+        config
+            .arch
+            .validate()
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        if config.batch == 0 || config.steps == 0 {
+            return Err(TrainError::Invalid(
+                "batch and steps must be at least 1".into(),
+            ));
+        }
+        if !(config.learning_rate > 0.0 && config.learning_rate.is_finite()) {
+            return Err(TrainError::Invalid(
+                "the learning rate must be positive".into(),
+            ));
+        }
+        if train.is_empty() {
+            return Err(TrainError::Data("no training slices".into()));
+        }
+        let (mut train, mut validation) = (train, validation);
+        if validation.is_empty() && train.len() == 1 {
+            let s = train.remove(0);
+            let h = s.image.nrows();
+            let cut = h - h / 5;
+            let part = |r: std::ops::Range<usize>| Slice {
+                image: s.image.slice(s![r.clone(), ..]).to_owned(),
+                label: s.label.slice(s![r.clone(), ..]).to_owned(),
+                weight: s.weight.slice(s![r, ..]).to_owned(),
+            };
+            validation.push(part(cut..h));
+            train.push(part(0..cut));
+        }
+        let m = config.arch.size_multiple();
+        let smallest = train
+            .iter()
+            .chain(&validation)
+            .map(|s| s.image.nrows().min(s.image.ncols()))
+            .min()
+            .unwrap_or(0);
+        let patch = (config.patch.min(smallest) / m) * m;
+        if patch == 0 {
+            return Err(TrainError::Data(format!(
+                "slices of {smallest} pixels are too small for this network (needs multiples of {m})"
+            )));
+        }
+        let io = NetIo {
+            in_channels: 1,
+            out_channels: config.classes.max(1),
+        };
+        device.seed(config.seed);
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let (net, normalization, first_step, history, optim_bytes, imported_from) = match start {
+            Some((file, resume)) => {
+                if file.header.io != io {
+                    return Err(TrainError::Invalid(format!(
+                        "the model has {} output channel(s), this training {}",
+                        file.header.io.out_channels, io.out_channels
+                    )));
+                }
+                let net = file.load_net(device)?.train();
+                let p = &file.header.provenance;
+                let (first, hist, opt) = if resume {
+                    (p.steps, p.losses.clone(), file.optimizer.clone())
+                } else {
+                    (0, Vec::new(), None)
+                };
+                (
+                    net,
+                    file.header.normalization,
+                    first,
+                    hist,
+                    opt,
+                    p.imported_from.clone(),
+                )
+            }
+            None => (
+                {
+                    // Parameters initialise lazily on first use: use them now, right after
+                    // seeding, so the initial weights depend on the seed alone.
+                    let net = config.arch.build(&io, device);
+                    let plain = device.clone().without_autodiff();
+                    let _ = net.valid().forward(Tensor::zeros([1, 1, m, m], &plain));
+                    net
+                },
+                mean_std(&train),
+                0,
+                Vec::new(),
+                None,
+                None,
+            ),
+        };
+        let mut adam = AdamConfig::new().with_epsilon(1e-8);
+        if config.weight_decay > 0.0 {
+            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)));
+        }
+        let mut optim = adam.init();
+        if let Some(bytes) = optim_bytes {
+            optim = optim
+                .from_bytes(Bytes::from_bytes_vec(bytes))
+                .map_err(|e| TrainError::Model(ModelError::Weights(e.to_string())))?;
+        }
+        let val_patches: Vec<Patch> = (0..validation.len().max(1) * 2)
+            .filter_map(|i| validation.get(i % validation.len().max(1)))
+            .map(|s| crop(s, patch, &mut rng))
+            .collect();
+        Ok(Self {
+            config,
+            io,
+            net,
+            optim,
+            device: device.clone(),
+            rng,
+            train,
+            validation: val_patches,
+            normalization,
+            patch,
+            step: first_step,
+            first_step,
+            history,
+            window: (0.0, 0),
+            data_names,
+            imported_from,
+        })
+    }
+
+    /// Steps done.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// True when every configured step has run.
+    pub fn finished(&self) -> bool {
+        self.step >= self.first_step + self.config.steps
+    }
+
+    /// The patch size in use.
+    pub fn patch(&self) -> usize {
+        self.patch
+    }
+
+    /// The loss curves so far.
+    pub fn history(&self) -> &[LossPoint] {
+        &self.history
+    }
+
+    fn learning_rate(&self) -> f64 {
+        let t = (self.step - self.first_step) as f64 / self.config.steps.max(1) as f64;
+        let lr = self.config.learning_rate;
+        match self.config.schedule {
+            Schedule::Constant => lr,
+            Schedule::Cosine => lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())),
+            Schedule::Step { every, factor } => {
+                lr * factor.powi(((self.step - self.first_step) / every.max(1)) as i32)
+            }
+        }
+    }
+
+    /// Patches as network input, one-hot targets and weights.
+    fn tensors(&self, patches: &[Patch], device: &Device) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let (b, p) = (patches.len(), self.patch);
+        let c = self.io.out_channels;
+        let Normalization { mean, std } = self.normalization;
+        let mut x = Vec::with_capacity(b * p * p);
+        let mut t = vec![0.0f32; b * c * p * p];
+        let mut w = Vec::with_capacity(b * p * p);
+        for (i, patch) in patches.iter().enumerate() {
+            x.extend(patch.image.iter().map(|&v| (v - mean) / std));
+            w.extend(patch.weight.iter().copied());
+            for (j, &l) in patch.label.iter().enumerate() {
+                if c == 1 {
+                    t[i * p * p + j] = f32::from(l);
+                } else {
+                    t[(i * c + l as usize) * p * p + j] = 1.0;
+                }
+            }
+        }
+        (
+            Tensor::from_data(TensorData::new(x, [b, 1, p, p]), device),
+            Tensor::from_data(TensorData::new(t, [b, c, p, p]), device),
+            Tensor::from_data(TensorData::new(w, [b, 1, p, p]), device),
+        )
+    }
+
+    /// Runs one optimiser step (and validation when due).
+    pub fn step(&mut self) -> StepReport {
+        let batch: Vec<Patch> = (0..self.config.batch)
+            .map(|_| {
+                let i = self.rng.random_range(0..self.train.len());
+                let p = crop(&self.train[i], self.patch, &mut self.rng);
+                augment(p, &self.config.augment, &mut self.rng)
+            })
+            .collect();
+        let (x, target, weight) = self.tensors(&batch, &self.device);
+        let logits = self.net.forward(x);
+        let l = loss(self.config.loss, logits, target, &weight);
+        let value = l.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(l.backward(), &self.net);
+        let lr = self.learning_rate();
+        self.net = self.optim.step(lr, self.net.clone(), grads);
+        self.step += 1;
+        self.window.0 += f64::from(value);
+        self.window.1 += 1;
+        let due = self.config.validation_every > 0
+            && ((self.step - self.first_step) % self.config.validation_every == 0
+                || self.finished());
+        let validation = due.then(|| self.validation_loss());
+        if due || self.finished() {
+            self.history.push(LossPoint {
+                step: self.step,
+                train: (self.window.0 / self.window.1.max(1) as f64) as f32,
+                validation,
+            });
+            self.window = (0.0, 0);
+        }
+        StepReport {
+            step: self.step,
+            total: self.first_step + self.config.steps,
+            loss: value,
+            validation,
+            learning_rate: lr,
+        }
+    }
+
+    /// Mean loss over the validation patches (inference mode).
+    pub fn validation_loss(&self) -> f32 {
+        if self.validation.is_empty() {
+            return f32::NAN;
+        }
+        let plain = self.device.clone().without_autodiff();
+        let net = self.net.valid();
+        let (x, t, w) = self.tensors(&self.validation, &plain);
+        loss(self.config.loss, net.forward(x), t, &w).into_scalar::<f32>()
+    }
+
+    /// The network in inference mode.
+    pub fn net(&self) -> Net {
+        self.net.valid()
+    }
+
+    /// The model file of the current state (with optimiser state, for resuming).
+    pub fn model_file(&self, saved: &str) -> Result<ModelFile, TrainError> {
+        let header = ModelHeader {
+            arch: self.config.arch.clone(),
+            io: self.io,
+            normalization: self.normalization,
+            provenance: Provenance {
+                saved: saved.to_string(),
+                data: self.data_names.clone(),
+                training: serde_json::to_value(&self.config).ok(),
+                steps: self.step,
+                losses: self.history.clone(),
+                imported_from: self.imported_from.clone(),
+            },
+        };
+        let optimizer = self.optim.into_bytes().ok().map(|b| b.to_vec());
+        Ok(ModelFile::from_net(header, &self.net, optimizer)?)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::arch::unet::UNetConfig;
+
+    /// Bright discs on a dark, noisy background; the label is the disc mask.
+    fn discs(seed: u64) -> Slice {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let centres: Vec<(f32, f32)> = (0..6)
+            .map(|_| (rng.random_range(8.0..56.0), rng.random_range(8.0..56.0)))
+            .collect();
+        let inside = |y: usize, x: usize| {
+            centres
+                .iter()
+                .any(|&(cy, cx)| (y as f32 - cy).powi(2) + (x as f32 - cx).powi(2) < 36.0)
+        };
+        let labels = Array2::from_shape_fn((64, 64), |(y, x)| u32::from(inside(y, x)));
+        let image = Array2::from_shape_fn((64, 64), |(y, x)| {
+            let n: f32 = rng.random_range(-0.1..0.1);
+            if inside(y, x) {
+                0.7 + n
+            } else {
+                0.3 + n
+            }
+        });
+        Slice::new(image, &labels, 1, None).expect("slice")
+    }
+
+    fn config(steps: u64) -> TrainConfig {
+        TrainConfig {
+            arch: ArchConfig::UNet(UNetConfig {
+                depth: 2,
+                base_width: 8,
+            }),
+            steps,
+            batch: 2,
+            patch: 32,
+            learning_rate: 3e-3,
+            schedule: Schedule::Constant,
+            validation_every: 10,
+            augment: AugmentConfig::none(),
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The flex backend's random generator is global: tests that seed it take turns.
+    pub(crate) static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn loss_falls_on_a_small_problem_and_runs_are_reproducible() {
+        let _turn = SEEDED.lock();
+        let device = Device::flex().autodiff();
+        let run = || {
+            let mut t = Trainer::new(
+                config(40),
+                vec![discs(1), discs(2)],
+                vec![discs(3)],
+                vec![],
+                &device,
+                None,
+            )
+            .expect("trainer");
+            let mut losses = Vec::new();
+            while !t.finished() {
+                losses.push(t.step().loss);
+            }
+            (losses, t)
+        };
+        let (losses, trainer) = run();
+        let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
+        let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+        assert!(last < first * 0.6, "loss {first} → {last}");
+        let h = trainer.history();
+        assert_eq!(h.len(), 4);
+        assert!(h[3].validation.expect("validated") < h[0].validation.expect("validated"));
+        let (again, _) = run();
+        assert_eq!(losses[..3], again[..3], "same seed, same run");
+    }
+
+    #[test]
+    fn resume_continues_where_it_stopped_and_bad_data_is_refused() {
+        let _turn = SEEDED.lock();
+        let device = Device::flex().autodiff();
+        let mut t = Trainer::new(
+            config(5),
+            vec![discs(4)],
+            vec![],
+            vec!["discs".into()],
+            &device,
+            None,
+        )
+        .expect("trainer");
+        while !t.finished() {
+            t.step();
+        }
+        let file = t.model_file("2026-11-26").expect("file");
+        assert_eq!(file.header.provenance.steps, 5);
+        assert!(file.optimizer.is_some());
+        let bytes = file.to_bytes();
+        let file = ModelFile::from_bytes(&bytes).expect("read");
+        let mut resumed = Trainer::new(
+            config(3),
+            vec![discs(4)],
+            vec![],
+            vec![],
+            &device,
+            Some((&file, true)),
+        )
+        .expect("resume");
+        assert_eq!(resumed.steps_done(), 5);
+        while !resumed.finished() {
+            resumed.step();
+        }
+        assert_eq!(resumed.steps_done(), 8);
+
+        let labels = Array2::<u32>::from_elem((8, 8), 3);
+        let err = Slice::new(Array2::zeros((8, 8)), &labels, 2, None).expect_err("class 3 of 2");
+        assert!(err.to_string().contains("label value 3"));
+        assert!(Slice::new(Array2::zeros((8, 9)), &labels, 1, None).is_err());
+        let tiny =
+            Slice::new(Array2::zeros((2, 2)), &Array2::zeros((2, 2)), 1, None).expect("slice");
+        assert!(Trainer::new(config(1), vec![tiny], vec![], vec![], &device, None).is_err());
+    }
+}
