@@ -94,6 +94,33 @@ pub fn read_stack_path(path: &Path, quiet: bool) -> Result<AnyVolume> {
         .with_context(|| format!("reading {}", path.display()))
 }
 
+/// Parses "0-4,7,10-12" into sorted slice indices (below `depth`).
+pub fn parse_slices(text: &str, depth: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            None => {
+                let v = part
+                    .parse::<usize>()
+                    .with_context(|| format!("slice {part:?}"))?;
+                (v, v)
+            }
+        };
+        ensure!(a <= b, "slice range {part}: start after end");
+        ensure!(
+            b < depth,
+            "slice {b} requested, the stack has {depth} slices (0–{})",
+            depth.saturating_sub(1)
+        );
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    ensure!(!out.is_empty(), "no slices selected");
+    Ok(out)
+}
+
 /// How to write a result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputSpec {
@@ -353,6 +380,8 @@ pub struct EvaluateArgs {
     pub json: Option<PathBuf>,
     /// Errors of each kind to print.
     pub show_errors: usize,
+    /// Score only these slices ("20-29"); default all.
+    pub slices: Option<String>,
     /// No progress bars.
     pub quiet: bool,
 }
@@ -379,15 +408,22 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(String, EvaluateOutput)> {
         args.pred.display(),
         pred.shape()
     );
-    let gt_labels = gt
-        .to_label_array()
-        .with_context(|| format!("{}: ground truth must be a label stack", args.gt.display()))?;
+    let zs = match &args.slices {
+        Some(s) => parse_slices(s, gt.shape().z)?,
+        None => (0..gt.shape().z).collect(),
+    };
+    let pick = |a: ndarray::Array3<u32>| a.select(ndarray::Axis(0), &zs);
+    let gt_labels =
+        pick(gt.to_label_array().with_context(|| {
+            format!("{}: ground truth must be a label stack", args.gt.display())
+        })?);
     let pb = bar(args.quiet, "evaluating");
     let (text, output) = if args.isbi {
         // Maps stored as 8/16-bit images are scaled to 0..1 for the 0.0..1.0 sweep.
         let map = pred
             .to_unit_f32_array()
-            .with_context(|| format!("{}: needs a grayscale map", args.pred.display()))?;
+            .with_context(|| format!("{}: needs a grayscale map", args.pred.display()))?
+            .select(ndarray::Axis(0), &zs);
         let params = IsbiParams {
             polarity: if args.boundary_high {
                 MapPolarity::BoundaryHigh
@@ -414,12 +450,12 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(String, EvaluateOutput)> {
         );
         (text, EvaluateOutput::Isbi(report))
     } else {
-        let pred_labels = pred.to_label_array().with_context(|| {
+        let pred_labels = pick(pred.to_label_array().with_context(|| {
             format!(
                 "{}: the prediction must be a label stack",
                 args.pred.display()
             )
-        })?;
+        })?);
         let mut e = evaluate_labels_3d(
             gt_labels.view(),
             pred_labels.view(),
@@ -490,4 +526,20 @@ fn plain_report(e: &Evaluation, show: usize) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_lists() {
+        assert_eq!(
+            parse_slices("0-2, 5,4", 10).expect("ok"),
+            vec![0, 1, 2, 4, 5]
+        );
+        assert!(parse_slices("3-1", 10).is_err());
+        let err = parse_slices("12", 10).expect_err("out of range");
+        assert!(err.to_string().contains("10 slices"));
+    }
 }

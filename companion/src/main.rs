@@ -159,6 +159,27 @@ enum BatchCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Make a model file from PyTorch weights (safetensors, `state_dict` of a module with the
+    /// same attribute names; see docs/plugins.md).
+    Import {
+        /// The .safetensors file.
+        #[arg(long)]
+        safetensors: PathBuf,
+        #[command(flatten)]
+        arch: ArchFlags,
+        /// Output classes the weights were trained for.
+        #[arg(long, default_value_t = 1)]
+        classes: usize,
+        /// Input normalisation the weights expect: mean of [0, 1]-scaled images.
+        #[arg(long, default_value_t = 0.5)]
+        mean: f32,
+        /// Input normalisation: standard deviation.
+        #[arg(long, default_value_t = 0.25)]
+        std: f32,
+        /// Model file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Run a trained model over a stack: probability map (binary) or class labels.
     Infer {
         /// Model file.
@@ -205,6 +226,9 @@ enum BatchCommand {
         /// Errors of each kind to print.
         #[arg(long, default_value_t = 10)]
         show_errors: usize,
+        /// Score only these slices, e.g. "20-29" (default: all).
+        #[arg(long)]
+        slices: Option<String>,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -447,6 +471,20 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 quiet,
             })?
         }
+        BatchCommand::Import {
+            safetensors,
+            arch,
+            classes,
+            mean,
+            std,
+            output,
+        } => nets_cli::import(&nets_cli::ImportArgs {
+            safetensors,
+            arch: arch.config()?,
+            classes,
+            normalization: emstudio_nets::model::Normalization { mean, std },
+            output,
+        })?,
         BatchCommand::Infer {
             model,
             input,
@@ -473,6 +511,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             boundary_high,
             json,
             show_errors,
+            slices,
             quiet,
         } => {
             cli::evaluate(&EvaluateArgs {
@@ -483,6 +522,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 params: EvaluateParams::default(),
                 json,
                 show_errors,
+                slices,
                 quiet,
             })?
             .0

@@ -2,7 +2,7 @@
 //! stacks, with progress bars, on the device picked at run time (CPU always; wgpu/Vulkan and
 //! CUDA when the binary is built with the `wgpu` or `cuda` feature and such a device exists).
 
-use crate::cli::{read_stack_path, write_stack, OutputSpec};
+use crate::cli::{parse_slices, read_stack_path, write_stack, OutputSpec};
 use anyhow::{bail, ensure, Context, Result};
 use burn::prelude::*;
 use emstudio_core::{AnyVolume, Volume};
@@ -73,33 +73,6 @@ pub fn pick_device(choice: DeviceChoice) -> Result<(Device, String)> {
             pick_device(DeviceChoice::Cpu)
         }
     }
-}
-
-/// Parses "0-4,7,10-12" into sorted slice indices (below `depth`).
-pub fn parse_slices(text: &str, depth: usize) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
-            None => {
-                let v = part
-                    .parse::<usize>()
-                    .with_context(|| format!("slice {part:?}"))?;
-                (v, v)
-            }
-        };
-        ensure!(a <= b, "slice range {part}: start after end");
-        ensure!(
-            b < depth,
-            "slice {b} requested, the stack has {depth} slices (0–{})",
-            depth.saturating_sub(1)
-        );
-        out.extend(a..=b);
-    }
-    out.sort_unstable();
-    out.dedup();
-    ensure!(!out.is_empty(), "no slices selected");
-    Ok(out)
 }
 
 fn bar(quiet: bool, len: u64, message: &str) -> ProgressBar {
@@ -383,12 +356,107 @@ pub fn infer(args: &InferArgs) -> Result<String> {
     ))
 }
 
+/// Arguments of `emstudio import`.
+#[derive(Clone, Debug)]
+pub struct ImportArgs {
+    /// PyTorch safetensors file.
+    pub safetensors: PathBuf,
+    /// Architecture the weights belong to.
+    pub arch: emstudio_nets::arch::ArchConfig,
+    /// Output classes.
+    pub classes: usize,
+    /// Input normalisation the weights expect.
+    pub normalization: emstudio_nets::model::Normalization,
+    /// Model file to write.
+    pub output: PathBuf,
+}
+
+/// `emstudio import`: PyTorch safetensors weights → model file.
+pub fn import(args: &ImportArgs) -> Result<String> {
+    use emstudio_nets::arch::NetIo;
+    use emstudio_nets::model::{ModelHeader, Provenance};
+    ensure!(args.normalization.std > 0.0, "--std must be positive");
+    let bytes = std::fs::read(&args.safetensors)
+        .with_context(|| format!("{}: cannot read", args.safetensors.display()))?;
+    let source = args.safetensors.file_name().map_or_else(
+        || args.safetensors.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let header = ModelHeader {
+        arch: args.arch.clone(),
+        io: NetIo {
+            in_channels: 1,
+            out_channels: args.classes.max(1),
+        },
+        normalization: args.normalization,
+        provenance: Provenance {
+            saved: today(),
+            ..Provenance::default()
+        },
+    };
+    let file = ModelFile::import_safetensors(header, bytes, &source, &Device::flex())
+        .with_context(|| args.safetensors.display().to_string())?;
+    write_model(&args.output, &file)?;
+    Ok(format!(
+        "{} ({} weights) → {}",
+        source,
+        args.arch.name(),
+        args.output.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn slice_lists_and_dates() {
+    fn import_round_trips_through_safetensors_and_refuses_other_shapes() {
+        use emstudio_nets::arch::{unet::UNetConfig, ArchConfig, NetIo};
+        use emstudio_nets::model::{ModelHeader, Normalization, Provenance};
+        let dir = tempfile::tempdir().expect("tmp");
+        let device = Device::flex();
+        let arch = ArchConfig::UNet(UNetConfig {
+            depth: 1,
+            base_width: 2,
+        });
+        let header = ModelHeader {
+            arch: arch.clone(),
+            io: NetIo {
+                in_channels: 1,
+                out_channels: 1,
+            },
+            normalization: Normalization::default(),
+            provenance: Provenance::default(),
+        };
+        let net = arch.build(&header.io, &device);
+        let file = ModelFile::from_net(header, &net, None).expect("pack");
+        let st = dir.path().join("w.safetensors");
+        std::fs::write(&st, file.export_safetensors(&device).expect("export")).expect("write");
+        let out = dir.path().join("m.emsmodel");
+        let args = ImportArgs {
+            safetensors: st,
+            arch,
+            classes: 1,
+            normalization: Normalization::default(),
+            output: out.clone(),
+        };
+        let msg = import(&args).expect("import");
+        assert!(msg.contains("w.safetensors (unet weights)"), "{msg}");
+        let back = ModelFile::from_bytes(&std::fs::read(&out).expect("read")).expect("model");
+        assert_eq!(back.weights.len(), file.weights.len());
+        let wrong = ImportArgs {
+            arch: ArchConfig::UNet(UNetConfig {
+                depth: 1,
+                base_width: 4,
+            }),
+            ..args
+        };
+        let err = import(&wrong).expect_err("shapes differ");
+        assert!(format!("{err:#}").contains("w.safetensors"), "{err:#}");
+    }
+
+    #[test]
+    fn dates_are_iso_8601() {
         assert_eq!(
             parse_slices("0-2, 5,4", 10).expect("ok"),
             vec![0, 1, 2, 4, 5]

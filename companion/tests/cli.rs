@@ -156,6 +156,7 @@ fn label_then_evaluate() {
         params: EvaluateParams::default(),
         json: Some(json.clone()),
         show_errors: 5,
+        slices: None,
         quiet: true,
     })
     .expect("evaluate");
@@ -195,6 +196,7 @@ fn label_then_evaluate() {
         params: EvaluateParams::default(),
         json: None,
         show_errors: 0,
+        slices: None,
         quiet: true,
     })
     .expect_err("size mismatch");
@@ -233,6 +235,7 @@ fn isbi_protocol_on_a_perfect_map_scores_one() {
         params: EvaluateParams::default(),
         json: None,
         show_errors: 0,
+        slices: Some("1".into()),
         quiet: true,
     })
     .expect("isbi");
@@ -240,6 +243,10 @@ fn isbi_protocol_on_a_perfect_map_scores_one() {
         panic!("isbi form expected")
     };
     assert_eq!(r.best_rand.scores.v_rand, 1.0, "{text}");
+    assert_eq!(
+        r.best_rand.scores.slices_evaluated, 1,
+        "--slices 1 scores one slice"
+    );
     assert!(text.contains("V_rand  1.0000"), "{text}");
 }
 

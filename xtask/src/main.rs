@@ -8,13 +8,15 @@
 //!   headless Chromium (installed from Debian packages when missing).
 //! - `cargo xtask bench [browser|kernels|all]`: benchmarks, written to `BENCHMARKS.md`:
 //!   browser loading/viewing, and the kernels against their Python references plus the
-//!   worker's operations native vs wasm ([`kernels`]).
+//!   worker's operations native vs wasm ([`kernels`]), and the CNNs trained and scored on
+//!   real data ([`nets`]; `all` leaves this long one out).
 //! - `cargo xtask build`: just the web build.
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
 
 mod kernels;
+mod nets;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -34,10 +36,11 @@ fn main() -> Result<()> {
             None | Some("all") => bench_browser().and_then(|_| bench_kernels()),
             Some("browser") => bench_browser(),
             Some("kernels") => bench_kernels(),
-            Some(other) => bail!("cargo xtask bench {other}: use browser, kernels or all"),
+            Some("nets") => bench_nets(),
+            Some(other) => bail!("cargo xtask bench {other}: use browser, kernels, nets or all"),
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|all]>");
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|all]>");
             std::process::exit(2);
         }
     }
@@ -501,6 +504,14 @@ fn machine() -> String {
         .unwrap_or(0.0);
     let date = output(cmd("date").arg("+%Y-%m-%d")).unwrap_or_default();
     format!("{cores} × {model}, {mem:.0} GiB, {}", date.trim())
+}
+
+/// The CNNs trained and scored on real EM data (long: tens of minutes on a CPU).
+fn bench_nets() -> Result<()> {
+    let data = shared_data().context("benchmarks need ../shared/data (epfl, ac3, isbi2012)")?;
+    let table = nets::bench(&data, &machine())?;
+    println!("{table}");
+    update_benchmarks_md("nets", &table)
 }
 
 /// Kernels vs references (native) and worker operations native vs wasm in Chromium.

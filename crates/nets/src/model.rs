@@ -7,10 +7,21 @@
 //! The same bytes are written by the CLI and by the browser (which keeps them in OPFS), so a
 //! model moves freely between them. JSON keeps the header readable and extensible; unknown
 //! header fields are ignored so older builds can open newer files of the same format version.
+//!
+//! [`ModelFile::import_safetensors`] makes a model file from weights trained elsewhere: a
+//! PyTorch `state_dict` saved with `safetensors.torch.save_file`, for a PyTorch module with the
+//! same attribute names as ours (`down.0.a.conv.weight`, `down.0.a.bn.running_mean`, …; batch
+//! norm `weight`/`bias` become burn's `gamma`/`beta`, Linear weights are transposed, other
+//! layouts already match). Every parameter must be present with the right shape; extra entries
+//! such as `num_batches_tracked` are ignored. [`ModelFile::export_safetensors`] writes the same
+//! layout back.
 
 use crate::arch::{ArchConfig, Net, NetIo};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleRecord, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +170,58 @@ impl ModelFile {
             .map_err(|e| ModelError::Weights(e.to_string()))
     }
 
+    /// A model from PyTorch-layout safetensors weights (see the module doc). `header` gives the
+    /// architecture, channels and normalisation the weights were trained with; its provenance
+    /// records `source` as where the weights came from.
+    pub fn import_safetensors(
+        mut header: ModelHeader,
+        safetensors: Vec<u8>,
+        source: &str,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        header.arch.validate()?;
+        let mut net = header.arch.build(&header.io, device);
+        let mut store = SafetensorsStore::from_bytes(Some(safetensors)).with_from_adapter(
+            PyTorchToBurnAdapter.chain(FloatCastAdapter::to(burn::tensor::DType::F32)),
+        );
+        let result = net
+            .load_from_store(&mut store)
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        if !result.missing.is_empty() || !result.errors.is_empty() {
+            let missing: Vec<&str> = result
+                .missing
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .take(8)
+                .collect();
+            return Err(ModelError::Weights(format!(
+                "{source}: {} missing weight(s) [{}], {} error(s) {:?}",
+                result.missing.len(),
+                missing.join(", "),
+                result.errors.len(),
+                result
+                    .errors
+                    .iter()
+                    .take(3)
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            )));
+        }
+        header.provenance.imported_from = Some(source.to_string());
+        Self::from_net(header, &net, None)
+    }
+
+    /// The network's weights as PyTorch-layout safetensors bytes.
+    pub fn export_safetensors(&self, device: &Device) -> Result<Vec<u8>, ModelError> {
+        let net = self.load_net(device)?;
+        let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
+        net.save_to_store(&mut store)
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        store
+            .get_bytes()
+            .map_err(|e| ModelError::Weights(e.to_string()))
+    }
+
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("the header is plain data");
@@ -236,7 +299,7 @@ mod tests {
         assert_eq!(back, file);
         let net2 = back.load_net(&device).expect("load");
         let after: Vec<f32> = net2
-            .forward(x)
+            .forward(x.clone())
             .into_data()
             .try_into_vec::<f32>()
             .expect("f32");

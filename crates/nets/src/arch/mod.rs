@@ -115,6 +115,23 @@ macro_rules! register_nets {
             }
         }
 
+        impl Net {
+            /// Loads weights from a store into the network itself (the store's keys have no
+            /// architecture prefix, as in a PyTorch `state_dict`).
+            pub fn load_from_store<S: burn::store::ModuleStore>(
+                &mut self,
+                store: &mut S,
+            ) -> Result<burn::store::ApplyResult, S::Error> {
+                use burn::store::ModuleSnapshot;
+                match self { $(Net::$variant(n) => n.load_from(store),)+ }
+            }
+            /// Writes the network's weights into a store (keys without an architecture prefix).
+            pub fn save_to_store<S: burn::store::ModuleStore>(&self, store: &mut S) -> Result<(), S::Error> {
+                use burn::store::ModuleSnapshot;
+                match self { $(Net::$variant(n) => n.save_into(store),)+ }
+            }
+        }
+
         impl SegNet for Net {
             fn forward(&self, x: Tensor<4>) -> Tensor<4> {
                 match self { $(Net::$variant(n) => n.forward(x),)+ }

@@ -1,0 +1,307 @@
+//! `cargo xtask bench nets`: the 2D CNNs proven on real EM data with the release `emstudio`
+//! binary — train on a few slices, infer on held-out slices, score — and the numbers written to
+//! BENCHMARKS.md between `<!-- bench:nets -->` markers.
+//!
+//! - Mitochondria, EPFL hippocampus (Lucchi subset): train on slices 0–4, validate on 5,
+//!   score slices 20–26 (foreground Jaccard/IoU and Dice of the thresholded probability).
+//! - Mitochondria, UNI-EM AC3 slice: train on the top 4/5, score the bottom 1/5 (the held-out
+//!   band the trainer keeps for validation; scored here on the whole band).
+//! - Membranes, ISBI 2012: train on slices 0–19 (label 255 = cell interior), score 20–29 with
+//!   the ISBI protocol (V_rand, V_info over a threshold sweep).
+//!
+//! Settings are the constants below; CPU runs on two cores are short by necessity, so scores
+//! are lower than a GPU run of the same commands would reach (see BENCHMARKS.md).
+
+use crate::{cargo, cmd, output, status, step, target_dir};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Training settings shared by the runs (CPU-sized: about 12 minutes per run on 2 cores).
+const STEPS: &str = "1200";
+const PATCH: &str = "128";
+const BATCH: &str = "4";
+const WIDTH: &str = "8";
+
+fn emstudio() -> Result<std::path::PathBuf> {
+    step("build emstudio (release)");
+    status(cargo().args(["build", "--release", "-p", "emstudio-companion"]))?;
+    Ok(target_dir()?.join("release/emstudio"))
+}
+
+fn run(bin: &Path, args: &[&str]) -> Result<String> {
+    eprintln!("  emstudio {}", args.join(" "));
+    let out = output(cmd(bin).args(args).arg("--quiet"))?;
+    eprintln!("  {}", out.trim());
+    Ok(out.trim().to_string())
+}
+
+fn json_f64(path: &Path, pointer: &str) -> Result<f64> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_f64)
+        .with_context(|| format!("{}: no {pointer}", path.display()))
+}
+
+/// AC3: train on one stack, score on another.
+fn mito_split(bin: &Path, train: &Path, test: &Path, work: &Path) -> Result<String> {
+    let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let model = s(work.join("ac3.emsmodel"));
+    let trained = run(
+        bin,
+        &[
+            "train",
+            "--image",
+            &s(train.join("image")),
+            "--label",
+            &s(train.join("label")),
+            "--arch",
+            "unet",
+            "--depth",
+            "4",
+            "--base-width",
+            WIDTH,
+            "--steps",
+            STEPS,
+            "--patch",
+            PATCH,
+            "--batch",
+            BATCH,
+            "-o",
+            &model,
+        ],
+    )?;
+    let prob = s(work.join("ac3-prob.tif"));
+    let inferred = run(
+        bin,
+        &[
+            "infer",
+            "-m",
+            &model,
+            "-i",
+            &s(test.join("image")),
+            "-o",
+            &prob,
+        ],
+    )?;
+    let mask = s(work.join("ac3-mask"));
+    run(
+        bin,
+        &["label", "-i", &prob, "--threshold", "0.5", "-o", &mask],
+    )?;
+    let json = work.join("ac3-eval.json");
+    run(
+        bin,
+        &[
+            "evaluate",
+            "--gt",
+            &s(test.join("label")),
+            "--pred",
+            &mask,
+            "--json",
+            &s(json.clone()),
+        ],
+    )?;
+    let iou = json_f64(&json, "/report/semantic/jaccard")?;
+    let dice = json_f64(&json, "/report/semantic/dice")?;
+    Ok(format!(
+        "| mitochondria, UNI-EM AC3 | U-Net depth 4, width {WIDTH}; train the top 819 rows of the 1024² slice; score the bottom 205 rows | IoU **{iou:.3}**, Dice {dice:.3} | ≥ 0.85 (goal 0.91) | {trained} / {inferred} |\n"
+    ))
+}
+
+/// Trains, infers, thresholds and scores one mitochondria set; returns a table row.
+fn mito(
+    bin: &Path,
+    data: &Path,
+    work: &Path,
+    name: &str,
+    train: &[&str],
+    score: &str,
+) -> Result<String> {
+    let model = work.join(format!("{name}.emsmodel"));
+    let image = data.join("image");
+    let label = data.join("label");
+    let (image_s, label_s, model_s) = (
+        image.to_string_lossy().into_owned(),
+        label.to_string_lossy().into_owned(),
+        model.to_string_lossy().into_owned(),
+    );
+    let mut args = vec![
+        "train",
+        "--image",
+        &image_s,
+        "--label",
+        &label_s,
+        "--arch",
+        "unet",
+        "--depth",
+        "4",
+        "--base-width",
+        WIDTH,
+        "--steps",
+        STEPS,
+        "--patch",
+        PATCH,
+        "--batch",
+        BATCH,
+        "-o",
+        &model_s,
+    ];
+    args.extend_from_slice(train);
+    let trained = run(bin, &args)?;
+    let prob = work.join(format!("{name}-prob.tif"));
+    let prob_s = prob.to_string_lossy().into_owned();
+    let inferred = run(
+        bin,
+        &["infer", "-m", &model_s, "-i", &image_s, "-o", &prob_s],
+    )?;
+    let mask = work.join(format!("{name}-mask"));
+    let mask_s = mask.to_string_lossy().into_owned();
+    run(
+        bin,
+        &["label", "-i", &prob_s, "--threshold", "0.5", "-o", &mask_s],
+    )?;
+    let json = work.join(format!("{name}-eval.json"));
+    let json_s = json.to_string_lossy().into_owned();
+    run(
+        bin,
+        &[
+            "evaluate", "--gt", &label_s, "--pred", &mask_s, "--slices", score, "--json", &json_s,
+        ],
+    )?;
+    let iou = json_f64(&json, "/report/semantic/jaccard")?;
+    let dice = json_f64(&json, "/report/semantic/dice")?;
+    Ok(format!(
+        "| mitochondria, {name} | U-Net depth 4, width {WIDTH}; train {}; score slices {score} | IoU **{iou:.3}**, Dice {dice:.3} | ≥ 0.85 (goal 0.91) | {} / {} |\n",
+        train.join(" "),
+        trained,
+        inferred
+    ))
+}
+
+/// Splits the single AC3 slice into a top 4/5 (training) and a bottom 1/5 (scoring) stack.
+fn split_ac3(data: &Path, work: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use emstudio_core::stack::{export, read_stack, BitDepth, ExportFormat, ExportOptions, Limits};
+    use emstudio_core::{AnyVolume, Volume};
+    let (top, bottom) = (work.join("ac3-top"), work.join("ac3-bottom"));
+    if top.join("label").is_dir() && bottom.join("label").is_dir() {
+        return Ok((top, bottom));
+    }
+    for layer in ["image", "label"] {
+        let file = data.join(layer).join("0000.png");
+        let v = read_stack(
+            vec![("0000.png".into(), std::fs::read(&file)?)],
+            &Limits::default(),
+        )?;
+        let AnyVolume::U8(v) = v else {
+            anyhow::bail!("{}: expected 8-bit", file.display())
+        };
+        let a = v.to_array()?;
+        let cut = a.dim().1 - a.dim().1 / 5;
+        for (dir, rows) in [(&top, 0..cut), (&bottom, cut..a.dim().1)] {
+            let part = a.slice(ndarray::s![.., rows, ..]).to_owned();
+            let vol: AnyVolume = Volume::from_array(part.view())?.into();
+            let options = ExportOptions {
+                format: ExportFormat::PngSeries,
+                depth: BitDepth::Native,
+                rescale: false,
+                base_name: "slice".into(),
+            };
+            let out = dir.join(layer);
+            std::fs::create_dir_all(&out)?;
+            for (name, bytes) in export(&vol, &options)? {
+                std::fs::write(out.join(name), bytes)?;
+            }
+        }
+    }
+    Ok((top, bottom))
+}
+
+/// Runs the three proofs; returns the Markdown block.
+pub fn bench(data: &Path, machine: &str) -> Result<String> {
+    let bin = emstudio()?;
+    let work = target_dir()?.join("bench-nets");
+    std::fs::create_dir_all(&work)?;
+    let mut rows = String::new();
+    step("mitochondria: EPFL hippocampus");
+    rows.push_str(&mito(
+        &bin,
+        &data.join("epfl-hippocampus-mito"),
+        &work,
+        "epfl",
+        &["--slices", "0-4", "--validation-slices", "5"],
+        "20-26",
+    )?);
+    step("mitochondria: UNI-EM AC3 (train on the top 4/5 of the slice, score the bottom 1/5)");
+    let (top, bottom) = split_ac3(&data.join("uniem-ac3-mito"), &work)?;
+    rows.push_str(&mito_split(&bin, &top, &bottom, &work)?);
+    step("membranes: ISBI 2012");
+    let isbi = data.join("isbi2012");
+    let (image_s, label_s) = (
+        isbi.join("image").to_string_lossy().into_owned(),
+        isbi.join("label").to_string_lossy().into_owned(),
+    );
+    let model = work.join("isbi.emsmodel").to_string_lossy().into_owned();
+    let trained = run(
+        &bin,
+        &[
+            "train",
+            "--image",
+            &image_s,
+            "--label",
+            &label_s,
+            "--slices",
+            "0-17",
+            "--validation-slices",
+            "18-19",
+            "--arch",
+            "unet",
+            "--depth",
+            "4",
+            "--base-width",
+            WIDTH,
+            "--steps",
+            STEPS,
+            "--patch",
+            PATCH,
+            "--batch",
+            BATCH,
+            "-o",
+            &model,
+        ],
+    )?;
+    let prob = work.join("isbi-prob.tif").to_string_lossy().into_owned();
+    let inferred = run(
+        &bin,
+        &[
+            "infer", "-m", &model, "-i", &image_s, "--slices", "20-29", "-o", &prob,
+        ],
+    )?;
+    let gt = work.join("isbi-gt-20-29");
+    // The ground truth of the scored slices, as its own stack of the same depth as the map.
+    let gt_s = gt.to_string_lossy().into_owned();
+    if !gt.is_dir() {
+        std::fs::create_dir_all(&gt)?;
+        for z in 20..30 {
+            std::fs::copy(
+                isbi.join(format!("label/{z:04}.png")),
+                gt.join(format!("{z:04}.png")),
+            )?;
+        }
+    }
+    let json = work.join("isbi-eval.json");
+    let json_s = json.to_string_lossy().into_owned();
+    run(
+        &bin,
+        &[
+            "evaluate", "--gt", &gt_s, "--pred", &prob, "--isbi", "--json", &json_s,
+        ],
+    )?;
+    let vrand = json_f64(&json, "/best_rand/scores/v_rand")?;
+    let vinfo = json_f64(&json, "/best_info/scores/v_info")?;
+    rows.push_str(&format!(
+        "| membranes, ISBI 2012 | U-Net depth 4, width {WIDTH}; train slices 0–17, validate 18–19; score 20–29, ISBI protocol | V_rand **{vrand:.4}**, V_info {vinfo:.4} | V_rand ≥ 0.93 (goal 0.97) | {trained} / {inferred} |\n"
+    ));
+    Ok(format!(
+        "<!-- bench:nets -->\nMachine: {machine}; {STEPS} steps of {BATCH} × {PATCH}² patches, Adam 1e-3 cosine, default augmentation, seed 1.\n\n| task | network and data | score | bar | training / inference (as printed) |\n|---|---|---|---|---|\n{rows}<!-- /bench:nets -->"
+    ))
+}
