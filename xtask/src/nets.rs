@@ -42,95 +42,36 @@ fn json_f64(path: &Path, pointer: &str) -> Result<f64> {
         .with_context(|| format!("{}: no {pointer}", path.display()))
 }
 
-/// AC3: train on one stack, score on another.
-fn mito_split(bin: &Path, train: &Path, test: &Path, work: &Path) -> Result<String> {
-    let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
-    let model = s(work.join("ac3.emsmodel"));
-    let trained = run(
-        bin,
-        &[
-            "train",
-            "--image",
-            &s(train.join("image")),
-            "--label",
-            &s(train.join("label")),
-            "--arch",
-            "unet",
-            "--depth",
-            "4",
-            "--base-width",
-            WIDTH,
-            "--steps",
-            STEPS,
-            "--patch",
-            PATCH,
-            "--batch",
-            BATCH,
-            "-o",
-            &model,
-        ],
-    )?;
-    let prob = s(work.join("ac3-prob.tif"));
-    let inferred = run(
-        bin,
-        &[
-            "infer",
-            "-m",
-            &model,
-            "-i",
-            &s(test.join("image")),
-            "-o",
-            &prob,
-        ],
-    )?;
-    let mask = s(work.join("ac3-mask"));
-    run(
-        bin,
-        &["label", "-i", &prob, "--threshold", "0.5", "-o", &mask],
-    )?;
-    let json = work.join("ac3-eval.json");
-    run(
-        bin,
-        &[
-            "evaluate",
-            "--gt",
-            &s(test.join("label")),
-            "--pred",
-            &mask,
-            "--json",
-            &s(json.clone()),
-        ],
-    )?;
-    let iou = json_f64(&json, "/report/semantic/jaccard")?;
-    let dice = json_f64(&json, "/report/semantic/dice")?;
-    Ok(format!(
-        "| mitochondria, UNI-EM AC3 | U-Net depth 4, width {WIDTH}; train the top 819 rows of the 1024² slice; score the bottom 205 rows | IoU **{iou:.3}**, Dice {dice:.3} | ≥ 0.85 (goal 0.91) | {trained} / {inferred} |\n"
-    ))
+fn text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
-/// Trains, infers, thresholds and scores one mitochondria set; returns a table row.
-fn mito(
-    bin: &Path,
-    data: &Path,
-    work: &Path,
-    name: &str,
-    train: &[&str],
-    score: &str,
-) -> Result<String> {
-    let model = work.join(format!("{name}.emsmodel"));
-    let image = data.join("image");
-    let label = data.join("label");
-    let (image_s, label_s, model_s) = (
-        image.to_string_lossy().into_owned(),
-        label.to_string_lossy().into_owned(),
-        model.to_string_lossy().into_owned(),
+/// One mitochondria proof: where to train and where to score.
+struct MitoRun<'a> {
+    name: &'a str,
+    /// Folder with image/ and label/ to train on, and extra `train` flags (slices).
+    train: (&'a Path, &'a [&'a str]),
+    /// Folder with image/ and label/ to score, and the slices to score (None: all).
+    test: (&'a Path, Option<&'a str>),
+    /// How the data is described in the table.
+    described: &'a str,
+}
+
+/// Trains, infers, thresholds at 0.5 and scores one mitochondria set; returns a table row.
+fn mito(bin: &Path, work: &Path, r: &MitoRun<'_>) -> Result<String> {
+    let stem = r.name.replace(' ', "-");
+    let model = text(&work.join(format!("{stem}.emsmodel")));
+    let (train_dir, train_flags) = r.train;
+    let (image, label) = (
+        text(&train_dir.join("image")),
+        text(&train_dir.join("label")),
     );
     let mut args = vec![
         "train",
         "--image",
-        &image_s,
+        &image,
         "--label",
-        &label_s,
+        &label,
         "--arch",
         "unet",
         "--depth",
@@ -144,37 +85,34 @@ fn mito(
         "--batch",
         BATCH,
         "-o",
-        &model_s,
+        &model,
     ];
-    args.extend_from_slice(train);
+    args.extend_from_slice(train_flags);
     let trained = run(bin, &args)?;
-    let prob = work.join(format!("{name}-prob.tif"));
-    let prob_s = prob.to_string_lossy().into_owned();
+    let (test_dir, slices) = r.test;
+    let prob = text(&work.join(format!("{stem}-prob.tif")));
+    let test_image = text(&test_dir.join("image"));
     let inferred = run(
         bin,
-        &["infer", "-m", &model_s, "-i", &image_s, "-o", &prob_s],
+        &["infer", "-m", &model, "-i", &test_image, "-o", &prob],
     )?;
-    let mask = work.join(format!("{name}-mask"));
-    let mask_s = mask.to_string_lossy().into_owned();
+    let mask = text(&work.join(format!("{stem}-mask")));
     run(
         bin,
-        &["label", "-i", &prob_s, "--threshold", "0.5", "-o", &mask_s],
+        &["label", "-i", &prob, "--threshold", "0.5", "-o", &mask],
     )?;
-    let json = work.join(format!("{name}-eval.json"));
-    let json_s = json.to_string_lossy().into_owned();
-    run(
-        bin,
-        &[
-            "evaluate", "--gt", &label_s, "--pred", &mask_s, "--slices", score, "--json", &json_s,
-        ],
-    )?;
+    let json = work.join(format!("{stem}-eval.json"));
+    let (gt, json_s) = (text(&test_dir.join("label")), text(&json));
+    let mut eval = vec!["evaluate", "--gt", &gt, "--pred", &mask, "--json", &json_s];
+    if let Some(z) = slices {
+        eval.extend(["--slices", z]);
+    }
+    run(bin, &eval)?;
     let iou = json_f64(&json, "/report/semantic/jaccard")?;
     let dice = json_f64(&json, "/report/semantic/dice")?;
     Ok(format!(
-        "| mitochondria, {name} | U-Net depth 4, width {WIDTH}; train {}; score slices {score} | IoU **{iou:.3}**, Dice {dice:.3} | ≥ 0.85 (goal 0.91) | {} / {} |\n",
-        train.join(" "),
-        trained,
-        inferred
+        "| mitochondria, {} | U-Net depth 4, width {WIDTH}; {} | IoU **{iou:.3}**, Dice {dice:.3} | ≥ 0.85 (goal 0.91) | {trained} / {inferred} |\n",
+        r.name, r.described
     ))
 }
 
@@ -223,17 +161,29 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
     std::fs::create_dir_all(&work)?;
     let mut rows = String::new();
     step("mitochondria: EPFL hippocampus");
+    let epfl = data.join("epfl-hippocampus-mito");
     rows.push_str(&mito(
         &bin,
-        &data.join("epfl-hippocampus-mito"),
         &work,
-        "epfl",
-        &["--slices", "0-4", "--validation-slices", "5"],
-        "20-26",
+        &MitoRun {
+            name: "EPFL hippocampus",
+            train: (&epfl, &["--slices", "0-4", "--validation-slices", "5"]),
+            test: (&epfl, Some("20-26")),
+            described: "train slices 0–4, validate 5; score slices 20–26",
+        },
     )?);
     step("mitochondria: UNI-EM AC3 (train on the top 4/5 of the slice, score the bottom 1/5)");
     let (top, bottom) = split_ac3(&data.join("uniem-ac3-mito"), &work)?;
-    rows.push_str(&mito_split(&bin, &top, &bottom, &work)?);
+    rows.push_str(&mito(
+        &bin,
+        &work,
+        &MitoRun {
+            name: "UNI-EM AC3",
+            train: (&top, &[]),
+            test: (&bottom, None),
+            described: "train the top 819 rows of the 1024² slice (its own bottom fifth validates); score the held-out bottom 205 rows",
+        },
+    )?);
     step("membranes: ISBI 2012");
     let isbi = data.join("isbi2012");
     let (image_s, label_s) = (

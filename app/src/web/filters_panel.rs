@@ -8,12 +8,12 @@
 //! `FilterSpec`; an invalid step shows why and blocks preview and apply.
 
 use super::fsjs;
-use super::state::{add_computed_layer, AppState};
+use super::state::{AppState, Created};
 use crate::pipeline_edit::{
     choices, has_axes, is_3d, parse_number, pipeline_json, set_3d, value_text, Step, AXIS_FIELDS,
 };
 use emstudio_core::filters::{catalog, Pipeline};
-use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
+use emstudio_protocol::{LayerId, LayerKind, ToWorker};
 use leptos::prelude::*;
 use serde_json::{Map, Value};
 use wasm_bindgen::JsCast;
@@ -26,9 +26,8 @@ pub fn FiltersPanel() -> impl IntoView {
     let next_key = StoredValue::new(0u32);
     let source = RwSignal::new(None::<LayerId>);
     let previewing = RwSignal::new(false);
-    let result = RwSignal::new(None::<String>);
+    let result = RwSignal::new(None::<Created>);
     let add_choice = RwSignal::new(0usize);
-    let compute_ms = RwSignal::new(None::<f64>);
 
     let images = move || {
         state.layers.with(|l| {
@@ -82,10 +81,8 @@ pub fn FiltersPanel() -> impl IntoView {
             .unwrap_or_default();
         let names: Vec<String> = steps.with_untracked(|s| s.iter().map(Step::name).collect());
         let name = format!("{src_name} · {}", names.join(" + ").to_lowercase());
-        result.set(None);
-        compute_ms.set(None);
         previewing.set(false);
-        state.run_job(
+        state.run_layer_job(
             format!("Filtering {src_name}"),
             move |request| ToWorker::ApplyFilters {
                 request,
@@ -93,20 +90,7 @@ pub fn FiltersPanel() -> impl IntoView {
                 pipeline_json,
                 name,
             },
-            &[],
-            move |msg, _| {
-                if let FromWorker::LayerCreated {
-                    layer,
-                    summary,
-                    compute_ms: ms,
-                    ..
-                } = msg
-                {
-                    compute_ms.set(Some(ms));
-                    result.set(Some(format!("{}: {summary}", layer.name)));
-                    add_computed_layer(state, layer);
-                }
-            },
+            result,
         );
     };
 
@@ -191,7 +175,9 @@ pub fn FiltersPanel() -> impl IntoView {
                     <input type="file" accept=".json,application/json" class="hidden" data-testid="filters-load" on:change=load />
                 </label>
             </div>
-            <p class="result" data-testid="filters-result" data-compute-ms=move || compute_ms.get().map(|m| format!("{m:.1}"))>{move || result.get().unwrap_or_default()}</p>
+            <p class="result" data-testid="filters-result" data-compute-ms=move || result.get().map(|c| format!("{:.1}", c.compute_ms))>
+                {move || result.get().map(|c| format!("{}: {}", c.layer_name, c.summary)).unwrap_or_default()}
+            </p>
         </div>
     }
 }

@@ -3,11 +3,11 @@
 //! size filter → a new label layer, in one form. The worker runs
 //! `emstudio_core::labels::postprocess`, the same chain as `emstudio label`.
 
-use super::state::{add_computed_layer, AppState};
+use super::state::{AppState, Created};
 use emstudio_core::labels::postprocess::{LabelMethod, PostprocessParams, ThresholdChoice};
 use emstudio_core::labels::watershed::DistanceWatershedParams;
 use emstudio_core::neighborhood::{Connectivity2, Connectivity3};
-use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
+use emstudio_protocol::{LayerId, LayerKind, ToWorker};
 use leptos::prelude::*;
 
 fn connectivity3(text: &str) -> Connectivity3 {
@@ -34,8 +34,7 @@ pub fn PostprocessPanel() -> impl IntoView {
     let markers = RwSignal::new(None::<LayerId>);
     let min_overlap = RwSignal::new(0.5f64);
     let min_size = RwSignal::new(0u64);
-    let result = RwSignal::new(None::<String>);
-    let compute_ms = RwSignal::new(None::<f64>);
+    let result = RwSignal::new(None::<Created>);
 
     let layers = move || {
         state.layers.with(|l| {
@@ -154,9 +153,7 @@ pub fn PostprocessPanel() -> impl IntoView {
         };
         let name = format!("{} · objects", layer.name);
         let id = layer.id;
-        result.set(None);
-        compute_ms.set(None);
-        state.run_job(
+        state.run_layer_job(
             format!("Labelling {}", layer.name),
             move |request| ToWorker::Postprocess {
                 request,
@@ -165,20 +162,7 @@ pub fn PostprocessPanel() -> impl IntoView {
                 params,
                 name,
             },
-            &[],
-            move |msg, _| {
-                if let FromWorker::LayerCreated {
-                    layer,
-                    summary,
-                    compute_ms: ms,
-                    ..
-                } = msg
-                {
-                    compute_ms.set(Some(ms));
-                    result.set(Some(summary));
-                    add_computed_layer(state, layer);
-                }
-            },
+            result,
         );
     };
 
@@ -254,7 +238,9 @@ pub fn PostprocessPanel() -> impl IntoView {
             <div class="buttons">
                 <button class="primary" data-testid="post-run" prop:disabled=move || selected().is_none() on:click=run>"Make label layer"</button>
             </div>
-            <p class="result" data-testid="post-result" data-compute-ms=move || compute_ms.get().map(|m| format!("{m:.1}"))>{move || result.get().unwrap_or_default()}</p>
+            <p class="result" data-testid="post-result" data-compute-ms=move || result.get().map(|c| format!("{:.1}", c.compute_ms))>
+                {move || result.get().map(|c| c.summary).unwrap_or_default()}
+            </p>
         </div>
     }
 }

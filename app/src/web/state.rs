@@ -197,6 +197,47 @@ impl AppState {
     }
 }
 
+/// What a computation that made a layer reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Created {
+    /// The new layer's name.
+    pub layer_name: String,
+    /// One line from the worker ("312 objects · Otsu threshold 127 · 1.6 s").
+    pub summary: String,
+    /// Worker compute time (ms).
+    pub compute_ms: f64,
+}
+
+impl AppState {
+    /// Runs a request that makes a layer (filters, postprocessing): `outcome` is cleared now and
+    /// set when the layer arrives, which is added and shown.
+    pub fn run_layer_job(
+        &self,
+        title: String,
+        make: impl FnOnce(RequestId) -> ToWorker,
+        outcome: RwSignal<Option<Created>>,
+    ) {
+        let state = *self;
+        outcome.set(None);
+        self.run_job(title, make, &[], move |msg, _| {
+            if let FromWorker::LayerCreated {
+                layer,
+                summary,
+                compute_ms,
+                ..
+            } = msg
+            {
+                outcome.set(Some(Created {
+                    layer_name: layer.name.clone(),
+                    summary,
+                    compute_ms,
+                }));
+                add_computed_layer(state, layer);
+            }
+        });
+    }
+}
+
 /// A stack waiting to be opened as a layer.
 pub struct PendingLayer {
     /// Layer name.

@@ -6,7 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-/// 3×3 convolution (same padding) → batch norm → ReLU.
+/// 3×3 convolution (padding 1) → batch norm → ReLU, at stride 1 ([`ConvBnRelu::new`]) or
+/// stride 2, halving height and width ([`down`]).
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
     conv: Conv2d,
@@ -14,10 +15,14 @@ pub struct ConvBnRelu {
 }
 
 impl ConvBnRelu {
-    /// `cin` → `cout` channels, 3×3.
+    /// `cin` → `cout` channels, 3×3, stride 1.
     pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
+        Self::with_stride(cin, cout, 1, device)
+    }
+    fn with_stride(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
         Self {
             conv: Conv2dConfig::new([cin, cout], [3, 3])
+                .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(false)
                 .init(device),
@@ -30,29 +35,9 @@ impl ConvBnRelu {
     }
 }
 
-/// 3×3 convolution with stride 2 → batch norm → ReLU: halves height and width.
-#[derive(Module, Debug)]
-pub struct Down {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl Down {
-    /// `cin` → `cout` channels at half resolution.
-    pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
-        Self {
-            conv: Conv2dConfig::new([cin, cout], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device),
-            bn: BatchNormConfig::new(cout).init(device),
-        }
-    }
-    /// Applies the block.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
-    }
+/// `cin` → `cout` channels at half resolution (3×3, stride 2).
+pub fn down(cin: usize, cout: usize, device: &Device) -> ConvBnRelu {
+    ConvBnRelu::with_stride(cin, cout, 2, device)
 }
 
 /// 2×2 transposed convolution with stride 2 → batch norm → ReLU: doubles height and width.

@@ -4,7 +4,7 @@
 //! to its input; a 1×1 transition brings the block back to the working width. Input height
 //! and width must be multiples of 4.
 
-use super::blocks::{head, ConvBnRelu, Down, Up};
+use super::blocks::{down, head, ConvBnRelu, Up};
 use super::{ArchError, NetIo, NetSpec, SegNet};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -86,8 +86,8 @@ impl DenseBlock {
 #[derive(Module, Debug)]
 pub struct DenseNet {
     stem: ConvBnRelu,
-    down1: Down,
-    down2: Down,
+    down1: ConvBnRelu,
+    down2: ConvBnRelu,
     blocks: Vec<DenseBlock>,
     up1: Up,
     up2: Up,
@@ -118,8 +118,8 @@ impl NetSpec for DenseNetConfig {
         let b = self.base_width;
         DenseNet {
             stem: ConvBnRelu::new(io.in_channels, b, device),
-            down1: Down::new(b, 2 * b, device),
-            down2: Down::new(2 * b, 4 * b, device),
+            down1: down(b, 2 * b, device),
+            down2: down(2 * b, 4 * b, device),
             blocks: (0..self.blocks)
                 .map(|_| DenseBlock::new(4 * b, self.layers, self.growth, device))
                 .collect(),

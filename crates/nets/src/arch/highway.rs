@@ -4,7 +4,7 @@
 //! `H` = conv-BN-ReLU-conv-BN-ReLU. The gate is offset by −1 (`T = σ(conv(x) − 1)`), as a gate
 //! bias initialised at −1 would, so units begin close to the identity. Input height and width must be multiples of 4.
 
-use super::blocks::{head, ConvBnRelu, Down, Up};
+use super::blocks::{down, head, ConvBnRelu, Up};
 use super::{ArchError, NetIo, NetSpec, SegNet};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -60,8 +60,8 @@ impl Unit {
 #[derive(Module, Debug)]
 pub struct Highway {
     stem: ConvBnRelu,
-    down1: Down,
-    down2: Down,
+    down1: ConvBnRelu,
+    down2: ConvBnRelu,
     units: Vec<Unit>,
     up1: Up,
     up2: Up,
@@ -86,8 +86,8 @@ impl NetSpec for HighwayConfig {
         let b = self.base_width;
         Highway {
             stem: ConvBnRelu::new(io.in_channels, b, device),
-            down1: Down::new(b, 2 * b, device),
-            down2: Down::new(2 * b, 4 * b, device),
+            down1: down(b, 2 * b, device),
+            down2: down(2 * b, 4 * b, device),
             units: (0..self.units).map(|_| Unit::new(4 * b, device)).collect(),
             up1: Up::new(4 * b, 2 * b, device),
             up2: Up::new(2 * b, b, device),

@@ -4,7 +4,7 @@
 //! resolution, two transposed-convolution up-samplings and a 1×1 head. The paper's settings
 //! are 9 and 16 blocks. Input height and width must be multiples of 4.
 
-use super::blocks::{head, ConvBnRelu, Down, Up};
+use super::blocks::{down, head, ConvBnRelu, Up};
 use super::{ArchError, NetIo, NetSpec, SegNet};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -62,8 +62,8 @@ impl Residual {
 #[derive(Module, Debug)]
 pub struct ResNet {
     stem: ConvBnRelu,
-    down1: Down,
-    down2: Down,
+    down1: ConvBnRelu,
+    down2: ConvBnRelu,
     blocks: Vec<Residual>,
     up1: Up,
     up2: Up,
@@ -88,8 +88,8 @@ impl NetSpec for ResNetConfig {
         let b = self.base_width;
         ResNet {
             stem: ConvBnRelu::new(io.in_channels, b, device),
-            down1: Down::new(b, 2 * b, device),
-            down2: Down::new(2 * b, 4 * b, device),
+            down1: down(b, 2 * b, device),
+            down2: down(2 * b, 4 * b, device),
             blocks: (0..self.blocks)
                 .map(|_| Residual::new(4 * b, device))
                 .collect(),
