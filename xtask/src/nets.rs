@@ -46,6 +46,33 @@ fn text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `emstudio train` of the benchmark U-Net (settings above) with `extra` flags (slices).
+fn train_unet(bin: &Path, image: &str, label: &str, model: &str, extra: &[&str]) -> Result<String> {
+    let mut args = vec![
+        "train",
+        "--image",
+        image,
+        "--label",
+        label,
+        "--arch",
+        "unet",
+        "--depth",
+        "4",
+        "--base-width",
+        WIDTH,
+        "--steps",
+        STEPS,
+        "--patch",
+        PATCH,
+        "--batch",
+        BATCH,
+        "-o",
+        model,
+    ];
+    args.extend_from_slice(extra);
+    run(bin, &args)
+}
+
 /// One mitochondria proof: where to train and where to score.
 struct MitoRun<'a> {
     name: &'a str,
@@ -66,29 +93,7 @@ fn mito(bin: &Path, work: &Path, r: &MitoRun<'_>) -> Result<String> {
         text(&train_dir.join("image")),
         text(&train_dir.join("label")),
     );
-    let mut args = vec![
-        "train",
-        "--image",
-        &image,
-        "--label",
-        &label,
-        "--arch",
-        "unet",
-        "--depth",
-        "4",
-        "--base-width",
-        WIDTH,
-        "--steps",
-        STEPS,
-        "--patch",
-        PATCH,
-        "--batch",
-        BATCH,
-        "-o",
-        &model,
-    ];
-    args.extend_from_slice(train_flags);
-    let trained = run(bin, &args)?;
+    let trained = train_unet(bin, &image, &label, &model, train_flags)?;
     let (test_dir, slices) = r.test;
     let prob = text(&work.join(format!("{stem}-prob.tif")));
     let test_image = text(&test_dir.join("image"));
@@ -191,33 +196,12 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
         isbi.join("label").to_string_lossy().into_owned(),
     );
     let model = work.join("isbi.emsmodel").to_string_lossy().into_owned();
-    let trained = run(
+    let trained = train_unet(
         &bin,
-        &[
-            "train",
-            "--image",
-            &image_s,
-            "--label",
-            &label_s,
-            "--slices",
-            "0-17",
-            "--validation-slices",
-            "18-19",
-            "--arch",
-            "unet",
-            "--depth",
-            "4",
-            "--base-width",
-            WIDTH,
-            "--steps",
-            STEPS,
-            "--patch",
-            PATCH,
-            "--batch",
-            BATCH,
-            "-o",
-            &model,
-        ],
+        &image_s,
+        &label_s,
+        &model,
+        &["--slices", "0-17", "--validation-slices", "18-19"],
     )?;
     let prob = work.join("isbi-prob.tif").to_string_lossy().into_owned();
     let inferred = run(

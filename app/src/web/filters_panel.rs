@@ -44,11 +44,12 @@ pub fn FiltersPanel() -> impl IntoView {
             .filter(|id| list.iter().any(|(i, _)| i == id))
             .or_else(|| list.first().map(|(i, _)| *i))
     };
-    let validity = move || steps.with(|s| pipeline_json(s));
+    // Parsed once per edit; every control below reads the memo.
+    let validity = Memo::new(move |_| steps.with(|s| pipeline_json(s)));
 
     // Keep the viewer's preview in step with the pipeline, the source and the toggle.
     Effect::new(move |_| {
-        let want = match (previewing.get(), source_id(), validity()) {
+        let want = match (previewing.get(), source_id(), validity.get()) {
             (true, Some(id), Ok(json)) => Some((id, json)),
             _ => None,
         };
@@ -71,7 +72,7 @@ pub fn FiltersPanel() -> impl IntoView {
     };
 
     let apply = move |_| {
-        let (Some(layer), Ok(pipeline_json)) = (source_id(), validity()) else {
+        let (Some(layer), Ok(pipeline_json)) = (source_id(), validity.get()) else {
             return;
         };
         let src_name = images()
@@ -94,7 +95,7 @@ pub fn FiltersPanel() -> impl IntoView {
         );
     };
 
-    let save = move |_| match validity() {
+    let save = move |_| match validity.get() {
         Ok(json) => {
             let bytes = js_sys::Uint8Array::from(json.as_bytes());
             fsjs::download_file("filters.json", &bytes.buffer(), "application/json");
@@ -161,16 +162,16 @@ pub fn FiltersPanel() -> impl IntoView {
                 <button data-testid="filter-add" on:click=add>"Add"</button>
             </div>
             <p class="hint">{move || catalog().into_iter().nth(add_choice.get()).map(|e| e.help).unwrap_or_default()}</p>
-            <p class="invalid" data-testid="filters-invalid">{move || match validity() { Err(e) if !steps.with(|s| s.is_empty()) => e, _ => String::new() }}</p>
+            <p class="invalid" data-testid="filters-invalid">{move || match validity.get() { Err(e) if !steps.with(|s| s.is_empty()) => e, _ => String::new() }}</p>
             <label class="row">
                 <input type="checkbox" data-testid="filters-preview" prop:checked=move || previewing.get()
-                    prop:disabled=move || validity().is_err() || source_id().is_none()
+                    prop:disabled=move || validity.with(Result::is_err) || source_id().is_none()
                     on:change=move |ev| previewing.set(event_target_checked(&ev)) />
                 "Preview on the current slice"
             </label>
             <div class="buttons">
-                <button class="primary" data-testid="filters-apply" prop:disabled=move || validity().is_err() || source_id().is_none() on:click=apply>"Apply to stack"</button>
-                <button data-testid="filters-save" prop:disabled=move || validity().is_err() on:click=save>"Save JSON"</button>
+                <button class="primary" data-testid="filters-apply" prop:disabled=move || validity.with(Result::is_err) || source_id().is_none() on:click=apply>"Apply to stack"</button>
+                <button data-testid="filters-save" prop:disabled=move || validity.with(Result::is_err) on:click=save>"Save JSON"</button>
                 <label class="button">"Load JSON"
                     <input type="file" accept=".json,application/json" class="hidden" data-testid="filters-load" on:change=load />
                 </label>
