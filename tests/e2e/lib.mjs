@@ -72,3 +72,16 @@ export async function layerNames(page) {
 export function tmpDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
+
+// Canvas stats once two reads 100 ms apart agree (a redraw requested by a key press or a newly
+// opened stack has landed), or after 10 s.
+export async function stableCanvas(page) {
+  let last = await canvasStats(page);
+  for (let i = 0; i < 100; i++) {
+    await page.waitForTimeout(100);
+    const now = await canvasStats(page);
+    if (now.hash === last.hash) return now;
+    last = now;
+  }
+  return last;
+}

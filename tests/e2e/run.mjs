@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openApp, waitShown, waitIdle, canvasStats, layerNames, tmpDir, OUT } from "./lib.mjs";
+import { launch, openApp, waitShown, waitIdle, canvasStats, stableCanvas, layerNames, tmpDir, OUT } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -181,8 +181,8 @@ test("bad files produce errors that name the file and the problem, and keep what
 test("export as multi-page TIFF and reopen it: same pixels", async (page) => {
   await openDataset(page, "flyem-medulla", 2);
   await page.keyboard.press("l");
-  await page.waitForTimeout(200);
-  const before = await canvasStats(page);
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=layer-visible]")].filter((c) => c.checked).length === 1);
+  const before = await stableCanvas(page);
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-download").click()]);
   const dir = tmpDir("emstudio-export-");
   const saved = path.join(dir, "stack", download.suggestedFilename());
@@ -190,10 +190,12 @@ test("export as multi-page TIFF and reopen it: same pixels", async (page) => {
   await download.saveAs(saved);
   assert.match(download.suggestedFilename(), /\.tif$/);
   await openFolder(page, path.dirname(saved));
+  // The old stack also showed z 0: wait for the new layer list before looking at pixels.
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].map((e) => e.textContent).join("|") === "stack");
   await waitIdle(page);
   await waitShown(page, 0);
   assert.match(await page.getByTestId("z-label").textContent(), /z 0 \/ 49/);
-  assert.equal((await canvasStats(page)).hash, before.hash, "re-opened export looks different");
+  assert.equal((await stableCanvas(page)).hash, before.hash, "re-opened export looks different");
 });
 
 // The File System Access path, with the folder picker answered by an origin-private (OPFS)
