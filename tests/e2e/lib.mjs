@@ -10,7 +10,7 @@ export const OUT = path.resolve(path.dirname(new URL(import.meta.url).pathname),
 fs.mkdirSync(OUT, { recursive: true });
 
 export async function launch() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "emstudio-chromium-"));
+  const userDataDir = tmpDir("emstudio-chromium-");
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -69,8 +69,16 @@ export async function layerNames(page) {
   return await page.$$eval("[data-testid^='layer-'] .layer-name", (els) => els.map((e) => e.textContent));
 }
 
+// Temporary folders (browser profiles, test stacks, downloads) are removed when the process exits.
+const temporary = [];
+process.on("exit", () => {
+  for (const d of temporary) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temporary.push(d);
+  return d;
 }
 
 // Canvas stats once two reads 100 ms apart agree (a redraw requested by a key press or a newly
