@@ -19,22 +19,27 @@ const GROUPS: [&str; 4] = ["labels", "watershed", "filters", "metrics"];
 
 /// The Python of a venv with the pinned reference packages (made once).
 pub fn python() -> Result<PathBuf> {
-    let venv = cache_dir().join("venv");
+    venv_python("venv", "scripts/golden/requirements.txt")
+}
+
+/// The Python of the venv `$EMSTUDIO_CACHE/<name>` with `requirements` installed; reinstalled
+/// when the requirements file changes.
+pub fn venv_python(name: &str, requirements: &str) -> Result<PathBuf> {
+    let venv = cache_dir().join(name);
     let py = venv.join("bin/python3");
-    let requirements = std::fs::read_to_string("scripts/golden/requirements.txt")
-        .context("scripts/golden/requirements.txt")?;
+    let wanted = std::fs::read_to_string(requirements).context(requirements.to_string())?;
     let stamp = venv.join("requirements.installed");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(py);
     }
-    step("python venv with the reference packages (once)");
+    step(&format!("python venv {name} from {requirements} (once)"));
     status(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
     status(
         cmd(&py)
-            .args(["-m", "pip", "install", "--quiet", "-r"])
-            .arg("scripts/golden/requirements.txt"),
+            .args(["-m", "pip", "install", "--quiet", "--no-cache-dir", "-r"])
+            .arg(requirements),
     )?;
-    std::fs::write(&stamp, requirements)?;
+    std::fs::write(&stamp, wanted)?;
     Ok(py)
 }
 

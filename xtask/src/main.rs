@@ -6,10 +6,11 @@
 //! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
 //!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
 //!   headless Chromium (installed from Debian packages when missing).
-//! - `cargo xtask bench [browser|kernels|all]`: benchmarks, written to `BENCHMARKS.md`:
-//!   browser loading/viewing, and the kernels against their Python references plus the
-//!   worker's operations native vs wasm ([`kernels`]), and the CNNs trained and scored on
-//!   real data ([`nets`]; `all` leaves this long one out).
+//! - `cargo xtask bench [browser|kernels|nets|nets-speed|all]`: benchmarks, written to
+//!   `BENCHMARKS.md`: browser loading/viewing, the kernels against their Python references
+//!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
+//!   real data ([`nets`]) and their speed beside PyTorch (`nets-speed`); `all` leaves the two
+//!   long net ones out.
 //! - `cargo xtask build`: just the web build.
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
@@ -37,10 +38,13 @@ fn main() -> Result<()> {
             Some("browser") => bench_browser(),
             Some("kernels") => bench_kernels(),
             Some("nets") => bench_nets(),
-            Some(other) => bail!("cargo xtask bench {other}: use browser, kernels, nets or all"),
+            Some("nets-speed") => bench_nets_speed(),
+            Some(other) => {
+                bail!("cargo xtask bench {other}: use browser, kernels, nets, nets-speed or all")
+            }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|all]>");
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|nets-speed|all]>");
             std::process::exit(2);
         }
     }
@@ -512,6 +516,14 @@ fn bench_nets() -> Result<()> {
     let table = nets::bench(&data, &machine())?;
     println!("{table}");
     update_benchmarks_md("nets", &table)
+}
+
+/// Network speed, ours vs PyTorch on the CPU.
+fn bench_nets_speed() -> Result<()> {
+    let data = shared_data().context("benchmarks need ../shared/data (epfl-hippocampus-mito)")?;
+    let table = nets::speed(&data, &machine())?;
+    println!("{table}");
+    update_benchmarks_md("nets-speed", &table)
 }
 
 /// Kernels vs references (native) and worker operations native vs wasm in Chromium.

@@ -239,3 +239,75 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
         "<!-- bench:nets -->\nMachine: {machine}; {STEPS} steps of {BATCH} × {PATCH}² patches, Adam 1e-3 cosine, default augmentation, seed 1.\n\n| task | network and data | score | bar | training / inference (as printed) |\n|---|---|---|---|---|\n{rows}<!-- /bench:nets -->"
     ))
 }
+
+/// Networks timed side by side with PyTorch by `bench nets-speed`.
+const SPEED_NETS: [&str; 5] = [
+    r#"{"arch":"unet","depth":4,"base_width":8}"#,
+    r#"{"arch":"unet","depth":4,"base_width":16}"#,
+    r#"{"arch":"resnet","blocks":9,"base_width":8}"#,
+    r#"{"arch":"highway","units":9,"base_width":8}"#,
+    r#"{"arch":"densenet","blocks":3,"layers":4,"growth":12,"base_width":8}"#,
+];
+
+/// `cargo xtask bench nets-speed`: training steps/s and inference Mpx/s of each network in
+/// `SPEED_NETS`, ours (burn flex, `crates/nets/examples/bench_speed.rs`) and PyTorch
+/// (`scripts/golden/bench_nets.py`, CPU) in the same run on the same EPFL slice. Returns the
+/// BENCHMARKS.md section between `<!-- bench:nets-speed -->` markers.
+pub fn speed(data: &Path, machine: &str) -> Result<String> {
+    let py = crate::kernels::venv_python("torch-venv", "scripts/golden/requirements-torch.txt")?;
+    step("build bench_speed (release)");
+    status(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "emstudio-nets",
+        "--example",
+        "bench_speed",
+    ]))?;
+    let ours_bin = target_dir()?.join("release/examples/bench_speed");
+    let epfl = data.join("epfl-hippocampus-mito");
+    let image = text(&epfl.join("image/0000.png"));
+    let label = text(&epfl.join("label/0000.png"));
+    let work = ["4", "128", "20", "256"];
+    let mut rows = String::new();
+    for arch in SPEED_NETS {
+        step(&format!("speed of {arch}"));
+        let mut args = vec![arch, image.as_str(), label.as_str()];
+        args.extend_from_slice(&work);
+        let ours: serde_json::Value =
+            serde_json::from_str(output(cmd(&ours_bin).args(&args))?.trim())?;
+        let torch: serde_json::Value = serde_json::from_str(
+            output(cmd(&py).arg("scripts/golden/bench_nets.py").args(&args))?.trim(),
+        )?;
+        let get = |v: &serde_json::Value, k: &str| {
+            v[k].as_f64().with_context(|| format!("no {k} in {v}"))
+        };
+        let (ot, tt) = (
+            get(&ours, "train_steps_per_s")?,
+            get(&torch, "train_steps_per_s")?,
+        );
+        let (oi, ti) = (
+            get(&ours, "infer_mpx_per_s")?,
+            get(&torch, "infer_mpx_per_s")?,
+        );
+        eprintln!("  train {ot:.2} vs {tt:.2} steps/s, infer {oi:.2} vs {ti:.2} Mpx/s");
+        rows.push_str(&format!(
+            "| `{arch}` | {ot:.2} | {tt:.2} | {:.2}× | {oi:.2} | {ti:.2} | {:.2}× |\n",
+            tt / ot,
+            ti / oi
+        ));
+    }
+    Ok(format!(
+        "<!-- bench:nets-speed -->\nMachine: {machine}; PyTorch {} on the CPU with {} threads, ours burn flex (simd + rayon). Training: Adam steps on 4 random 128² crops of EPFL slice 0, BCE, no augmentation (20 timed after 2 warm-up). Inference: 3 forward passes of 4 × 256² tiles. Ratio = our time ÷ PyTorch's (below 1 = we are faster).\n\n| network | ours train (steps/s) | PyTorch train (steps/s) | train time ratio | ours infer (Mpx/s) | PyTorch infer (Mpx/s) | infer time ratio |\n|---|---|---|---|---|---|---|\n{rows}<!-- /bench:nets-speed -->",
+        torch_version(&py)?,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    ))
+}
+
+fn torch_version(py: &Path) -> Result<String> {
+    Ok(
+        output(cmd(py).args(["-c", "import torch; print(torch.__version__)"]))?
+            .trim()
+            .to_string(),
+    )
+}
