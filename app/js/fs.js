@@ -173,3 +173,35 @@ export function downloadFile(name, buffer, mime) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+// Models live in the origin-private file system (OPFS), folder "models", one file each.
+async function modelsDir() {
+  const root = await navigator.storage.getDirectory();
+  return await root.getDirectoryHandle("models", { create: true });
+}
+
+// [{ name, buffer }] of every stored model.
+export async function opfsListModels() {
+  const dir = await modelsDir();
+  const out = [];
+  for await (const [name, handle] of dir.entries()) {
+    if (handle.kind !== "file") continue;
+    const file = await handle.getFile();
+    out.push({ name, buffer: await file.arrayBuffer() });
+  }
+  out.sort((a, b) => a.name.localeCompare(b.name));
+  return out;
+}
+
+export async function opfsSaveModel(name, buffer) {
+  const dir = await modelsDir();
+  const handle = await dir.getFileHandle(name, { create: true });
+  const writable = await handle.createWritable();
+  await writable.write(buffer);
+  await writable.close();
+}
+
+export async function opfsDeleteModel(name) {
+  const dir = await modelsDir();
+  await dir.removeEntry(name);
+}

@@ -5,6 +5,7 @@
 //! a hint, so `cargo build --workspace` stays green.
 
 mod pipeline_edit;
+mod training_ui;
 #[cfg(target_arch = "wasm32")]
 mod web;
 

@@ -96,29 +96,7 @@ pub fn read_stack_path(path: &Path, quiet: bool) -> Result<AnyVolume> {
 
 /// Parses "0-4,7,10-12" into sorted slice indices (below `depth`).
 pub fn parse_slices(text: &str, depth: usize) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
-            None => {
-                let v = part
-                    .parse::<usize>()
-                    .with_context(|| format!("slice {part:?}"))?;
-                (v, v)
-            }
-        };
-        ensure!(a <= b, "slice range {part}: start after end");
-        ensure!(
-            b < depth,
-            "slice {b} requested, the stack has {depth} slices (0–{})",
-            depth.saturating_sub(1)
-        );
-        out.extend(a..=b);
-    }
-    out.sort_unstable();
-    out.dedup();
-    ensure!(!out.is_empty(), "no slices selected");
-    Ok(out)
+    Ok(emstudio_core::slices::parse_slice_list(text, depth)?)
 }
 
 /// How to write a result.

@@ -6,11 +6,11 @@ use crate::cli::{parse_slices, read_stack_path, write_stack, OutputSpec};
 use anyhow::{bail, ensure, Context, Result};
 use burn::prelude::*;
 use emstudio_core::{AnyVolume, Volume};
-use emstudio_nets::infer::{predict, InferOptions};
+use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
 use emstudio_nets::model::ModelFile;
 use emstudio_nets::train::{Slice, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
 
 /// Which compute device to use.
@@ -327,12 +327,7 @@ pub fn infer(args: &InferArgs) -> Result<String> {
             prob.index_axis_mut(Axis(0), k)
                 .assign(&p.index_axis(Axis(0), 0));
         } else {
-            let arg: Array2<u32> = Array2::from_shape_fn((h, w), |(y, x)| {
-                (0..classes)
-                    .max_by(|&a, &b| p[[a, y, x]].total_cmp(&p[[b, y, x]]))
-                    .unwrap_or(0) as u32
-            });
-            class.index_axis_mut(Axis(0), k).assign(&arg);
+            class.index_axis_mut(Axis(0), k).assign(&argmax_classes(&p));
         }
         pb.inc(1);
     }

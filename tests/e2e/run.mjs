@@ -495,6 +495,94 @@ test("postprocess and evaluate: threshold → 3D labels → size filter, metrics
   return `${objects} objects, V_rand ${vrand}, ${splits} splits / ${merges} merges listed`;
 });
 
+// ---- Train and Infer (issue 5) ----
+
+async function setField(page, id, value) {
+  await page.getByTestId(id).fill(String(value));
+  await page.getByTestId(id).dispatchEvent("change");
+}
+
+async function chartPoints(page) {
+  return Number(await page.getByTestId("train-chart").getAttribute("data-points"));
+}
+
+test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the model in OPFS, infer, label and score", async (page) => {
+  await openDataset(page, "uniem-ac3-mito", 2);
+  await page.getByTestId("tab-train").click();
+  await setField(page, "train-size", 2);
+  await setField(page, "train-width", 8);
+  await setField(page, "train-steps", 80);
+  await setField(page, "train-patch", 96);
+  await setField(page, "train-lr", 0.005);
+  // Validation on the bottom fifth of the single slice (the default).
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-progress").waitFor();
+  assert.match(await page.getByTestId("train-device").textContent(), /on CPU/);
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=train-chart]")?.dataset.points) >= 3, null, { timeout: 120000 });
+  await page.getByTestId("train-preview").waitFor({ state: "visible", timeout: 120000 });
+  await page.screenshot({ path: path.join(OUT, "train.png") });
+
+  // Pause: no more steps arrive; resume: they do again.
+  await page.getByTestId("train-pause").click();
+  await page.getByTestId("train-resume").waitFor();
+  await page.waitForTimeout(400);
+  const paused = await chartPoints(page);
+  await page.waitForTimeout(800);
+  assert.equal(await chartPoints(page), paused, "steps arrived while paused");
+  assert.match(await page.getByTestId("train-progress").textContent(), /paused/);
+  await page.getByTestId("train-resume").click();
+
+  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
+  const summary = await page.getByTestId("train-result").textContent();
+  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
+  assert.ok(last < first, `training loss fell: ${summary}`);
+
+  // The model is in the store and survives a reload (OPFS).
+  await page.getByTestId("tab-infer").click();
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 1);
+  const modelName = (await page.locator("[data-testid=model-list] .model-name").textContent()).trim();
+  assert.equal(modelName, "unet-AC3-mitochondria-80steps.emsmodel");
+  await page.reload();
+  await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  await openDataset(page, "uniem-ac3-mito", 2);
+  await page.getByTestId("tab-infer").click();
+  await page.locator("[data-testid=model-list] li").first().waitFor();
+  assert.equal((await page.locator("[data-testid=model-list] .model-name").textContent()).trim(), modelName);
+
+  // Download and upload again: the same bytes come back under a new name.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("model-download").click()]);
+  const saved = path.join(tmpDir("emstudio-model-"), download.suggestedFilename());
+  await download.saveAs(saved);
+  assert.equal(fs.readFileSync(saved).subarray(0, 16).toString(), "EMSTUDIO-MODEL1\n");
+  await page.getByTestId("model-upload").setInputFiles(saved);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=model-list] li").length === 2);
+  // A file that is not a model is refused with its name.
+  const junk = path.join(tmpDir("emstudio-junk-"), "notes.emsmodel");
+  fs.writeFileSync(junk, "not a model");
+  await page.getByTestId("model-upload").setInputFiles(junk);
+  await page.getByTestId("error").filter({ hasText: "notes.emsmodel" }).waitFor();
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 2);
+
+  // Infer over the stack, then threshold → labels in the same click.
+  await page.getByTestId("infer-run").click();
+  await waitLayer(page, /· objects$/);
+  await waitIdle(page);
+  assert.match(await page.getByTestId("infer-result").textContent(), /foreground probability of 1 slice/);
+  await waitShown(page, 0);
+  await page.screenshot({ path: path.join(OUT, "infer.png") });
+
+  // Score the objects against the ground truth.
+  await page.getByTestId("tab-evaluate").click();
+  await page.getByTestId("eval-gt").selectOption({ label: "AC3 mitochondria (demo, 1×1024×1024)/label" });
+  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
+  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
+  const iou = Number(await page.getByTestId("eval-jaccard").textContent());
+  assert.ok(iou > 0.35, `IoU ${iou}`);
+  return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
+});
+
 const context = await launch();
 let failed = 0;
 for (const t of tests) {

@@ -1,5 +1,5 @@
 //! Bindings to `js/fs.js`: File System Access folders, the IndexedDB "Recent" list, directory
-//! `<input>` and drag-and-drop fallbacks, and saving files. The JS side only moves handles and
+//! `<input>` and drag-and-drop fallbacks, saving files, and the model store in OPFS. The JS side only moves handles and
 //! `File`s around; every decision is made in Rust.
 
 use wasm_bindgen::prelude::*;
@@ -36,6 +36,12 @@ extern "C" {
     ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = downloadFile)]
     pub fn download_file(name: &str, buffer: &JsValue, mime: &str);
+    #[wasm_bindgen(js_name = opfsListModels, catch)]
+    pub async fn opfs_list_models() -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = opfsSaveModel, catch)]
+    pub async fn opfs_save_model(name: &str, buffer: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = opfsDeleteModel, catch)]
+    pub async fn opfs_delete_model(name: &str) -> Result<JsValue, JsValue>;
 }
 
 /// A file found in an opened folder, with its path relative to that folder.

@@ -3,11 +3,14 @@
 mod evaluate_panel;
 mod filters_panel;
 mod fsjs;
+mod infer_panel;
+mod models;
 mod open;
 mod panels;
 mod postprocess_panel;
 mod state;
 mod tools;
+mod train_panel;
 mod viewer;
 mod worker_client;
 
@@ -76,6 +79,9 @@ fn toggle_labels(state: AppState, outline: bool) {
 fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    let models = models::Models::new();
+    provide_context(models);
+    models.load(state);
 
     if let Err(e) = worker_client::start(move || state.ready.set(true), move |e| state.error(e)) {
         state.error(e);

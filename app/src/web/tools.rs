@@ -1,12 +1,14 @@
-//! The tools column: tabs for Filters, Postprocess and Evaluate. Panels stay mounted when
+//! The tools column: tabs for Filters, Postprocess, Evaluate, Train and Infer. Panels stay mounted when
 //! hidden, so a half-built pipeline or a report survives switching tabs.
 
 use super::evaluate_panel::EvaluatePanel;
 use super::filters_panel::FiltersPanel;
+use super::infer_panel::InferPanel;
 use super::postprocess_panel::PostprocessPanel;
+use super::train_panel::TrainPanel;
 use leptos::prelude::*;
 
-/// The tab strip and the three panels.
+/// The tab strip and the panels.
 #[component]
 pub fn Tools() -> impl IntoView {
     let tab = RwSignal::new("filters");
@@ -22,10 +24,14 @@ pub fn Tools() -> impl IntoView {
                 {tab_button("filters", "Filters")}
                 {tab_button("postprocess", "Postprocess")}
                 {tab_button("evaluate", "Evaluate")}
+                {tab_button("train", "Train")}
+                {tab_button("infer", "Infer")}
             </nav>
             <div class:hidden=move || tab.get() != "filters"><FiltersPanel/></div>
             <div class:hidden=move || tab.get() != "postprocess"><PostprocessPanel/></div>
             <div class:hidden=move || tab.get() != "evaluate"><EvaluatePanel/></div>
+            <div class:hidden=move || tab.get() != "train"><TrainPanel/></div>
+            <div class:hidden=move || tab.get() != "infer"><InferPanel/></div>
         </aside>
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod neighborhood;
 pub mod progress;
 pub mod render;
+pub mod slices;
 pub mod stack;
 pub mod volume;
 

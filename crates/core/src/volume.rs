@@ -581,7 +581,15 @@ impl AnyVolume {
     /// The volume as a probability map in `[0, 1]`: 8-bit ÷ 255, 16-bit ÷ 65535 (maps saved as
     /// images), 32-bit integer and float values unchanged. Multi-channel volumes are refused.
     pub fn to_unit_f32_array(&self) -> Result<ndarray::Array3<f32>, VolumeError> {
-        let mut a = self.to_f32_array(0..self.shape().z)?;
+        self.to_unit_f32_slices(0..self.shape().z)
+    }
+
+    /// Slices `zs` of [`AnyVolume::to_unit_f32_array`].
+    pub fn to_unit_f32_slices(
+        &self,
+        zs: std::ops::Range<usize>,
+    ) -> Result<ndarray::Array3<f32>, VolumeError> {
+        let mut a = self.to_f32_array(zs)?;
         let scale = match self.dtype() {
             DType::U8 => 1.0 / 255.0,
             DType::U16 => 1.0 / 65535.0,

@@ -9,7 +9,7 @@ use crate::loss::probabilities;
 use crate::model::ModelHeader;
 use crate::tiling::{plan_tiles, Stitcher, TilingError};
 use burn::prelude::*;
-use ndarray::{Array3, ArrayView2};
+use ndarray::{Array2, Array3, ArrayView2};
 
 /// Tile and batch sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,16 @@ impl Default for InferOptions {
             batch: 4,
         }
     }
+}
+
+/// The most likely class per pixel of probabilities `[classes, h, w]`.
+pub fn argmax_classes(probabilities: &Array3<f32>) -> Array2<u32> {
+    let (classes, h, w) = probabilities.dim();
+    Array2::from_shape_fn((h, w), |(y, x)| {
+        (0..classes)
+            .max_by(|&a, &b| probabilities[[a, y, x]].total_cmp(&probabilities[[b, y, x]]))
+            .unwrap_or(0) as u32
+    })
 }
 
 /// Probabilities `[classes, h, w]` of one image in `[0, 1]` (`image` is normalised with the
@@ -100,7 +110,17 @@ mod tests {
     use super::*;
     use crate::arch::{unet::UNetConfig, ArchConfig, NetIo};
     use crate::model::{Normalization, Provenance};
-    use ndarray::Array2;
+
+    #[test]
+    fn argmax_picks_the_most_likely_class_per_pixel() {
+        let p =
+            Array3::from_shape_vec((3, 1, 3), vec![0.7, 0.1, 0.2, 0.2, 0.8, 0.2, 0.1, 0.1, 0.6])
+                .expect("shape");
+        assert_eq!(
+            argmax_classes(&p).into_raw_vec_and_offset().0,
+            vec![0, 1, 2]
+        );
+    }
 
     #[test]
     fn tiled_probabilities_are_seamless_and_one_tile_equals_a_forward_pass() {

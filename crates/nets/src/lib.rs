@@ -20,3 +20,6 @@ pub mod loss;
 pub mod model;
 pub mod tiling;
 pub mod train;
+
+/// The run-time device the networks use (re-exported so callers need no burn dependency).
+pub use burn::prelude::Device;

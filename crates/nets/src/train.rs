@@ -40,9 +40,10 @@ pub enum Schedule {
     },
 }
 
-/// Everything the Train panel / `emstudio train` asks.
+/// Everything the Train panel / `emstudio train` asks. In JSON, missing fields take their
+/// defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Network.
     pub arch: ArchConfig,
@@ -369,7 +370,12 @@ impl Trainer {
 
     /// True when every configured step has run.
     pub fn finished(&self) -> bool {
-        self.step >= self.first_step + self.config.steps
+        self.step >= self.total_steps()
+    }
+
+    /// Steps in all: those done before (resume) plus the configured ones.
+    pub fn total_steps(&self) -> u64 {
+        self.first_step + self.config.steps
     }
 
     /// The patch size in use.
@@ -476,9 +482,24 @@ impl Trainer {
         self.net.valid()
     }
 
+    /// The device inference runs on ([`Trainer::net`]'s: the training device without autodiff).
+    pub fn inference_device(&self) -> Device {
+        self.device.clone().without_autodiff()
+    }
+
     /// The model file of the current state (with optimiser state, for resuming).
     pub fn model_file(&self, saved: &str) -> Result<ModelFile, TrainError> {
-        let header = ModelHeader {
+        let optimizer = self.optim.into_bytes().ok().map(|b| b.to_vec());
+        Ok(ModelFile::from_net(
+            self.header(saved),
+            &self.net,
+            optimizer,
+        )?)
+    }
+
+    /// The model header of the current state (architecture, normalisation, provenance).
+    pub fn header(&self, saved: &str) -> ModelHeader {
+        ModelHeader {
             arch: self.config.arch.clone(),
             io: self.io,
             normalization: self.normalization,
@@ -490,9 +511,7 @@ impl Trainer {
                 losses: self.history.clone(),
                 imported_from: self.imported_from.clone(),
             },
-        };
-        let optimizer = self.optim.into_bytes().ok().map(|b| b.to_vec());
-        Ok(ModelFile::from_net(header, &self.net, optimizer)?)
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,6 +193,53 @@ pub enum ToWorker {
         /// Sweep, polarity, thinning.
         params: IsbiParams,
     },
+    /// Train a 2D CNN on an image layer and a ground-truth label layer. Attachment 0, when
+    /// present, is a model file (`ArrayBuffer`) to fine-tune. Replies: `TrainStarted`, then
+    /// `TrainStep`* and `TrainPreview`*, and finally `Trained` (finished or stopped, with the
+    /// model) or `Failed`/`Cancelled` (discarded). Steered with `TrainControl`.
+    Train {
+        /// Request id.
+        request: RequestId,
+        /// Image layer (grayscale).
+        image: LayerId,
+        /// Ground-truth label layer of the same size.
+        label: LayerId,
+        /// Slices to train on.
+        train_slices: Vec<usize>,
+        /// Held-out slices for the validation loss (empty: the bottom fifth of a single
+        /// training slice).
+        validation_slices: Vec<usize>,
+        /// `emstudio_nets::train::TrainConfig` as JSON (its architecture uses serde's internal
+        /// tagging, which postcard cannot carry).
+        config_json: String,
+        /// Label value meaning "not annotated" (ignored by the loss).
+        ignore_label: Option<u32>,
+        /// Slice whose prediction is sent as `TrainPreview` (none: no previews).
+        preview_z: Option<usize>,
+        /// Send a preview every this many steps (0: only at the end).
+        preview_every: u32,
+    },
+    /// Pause, resume or stop a training run, or change its preview slice. No reply of its own.
+    TrainControl {
+        /// The `Train` request.
+        request: RequestId,
+        /// What to do.
+        control: TrainControl,
+    },
+    /// Run a model over an image layer into a new layer: the foreground probability (`f32`
+    /// image) for one-output models, the most likely class (labels) for K-class ones.
+    /// Attachment 0 is the model file. Replies: `Progress`*, then `LayerCreated` or
+    /// `Failed`/`Cancelled`.
+    Infer {
+        /// Request id.
+        request: RequestId,
+        /// Image layer.
+        layer: LayerId,
+        /// Slices to run (empty: all; the others stay 0).
+        slices: Vec<usize>,
+        /// Name of the new layer.
+        name: String,
+    },
     /// Drop a layer and free its memory. No reply.
     Close {
         /// Which layer.
@@ -203,6 +250,19 @@ pub enum ToWorker {
         /// The request to stop.
         request: RequestId,
     },
+}
+
+/// Steering of a running `Train` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrainControl {
+    /// Stop stepping until `Resume` (the run keeps its state).
+    Pause,
+    /// Continue a paused run.
+    Resume,
+    /// End now and keep the model trained so far (`Trained`).
+    Stop,
+    /// Preview this slice from now on (none: stop previews).
+    PreviewSlice(Option<usize>),
 }
 
 /// Description of a layer the worker holds.
@@ -285,6 +345,59 @@ pub enum FromWorker {
         /// Worker time spent computing, in milliseconds.
         compute_ms: f64,
     },
+    /// Training has begun.
+    TrainStarted {
+        /// Request id.
+        request: RequestId,
+        /// Where the network runs ("CPU (burn flex, wasm)").
+        device: String,
+        /// Steps in all (including steps done before, when resuming).
+        total: u64,
+        /// Patch side actually used (clamped to the slice size).
+        patch: usize,
+    },
+    /// One or more training steps are done (sent at most every ~100 ms, and with every
+    /// validation measurement).
+    TrainStep {
+        /// Request id.
+        request: RequestId,
+        /// Steps done.
+        step: u64,
+        /// Steps in all.
+        total: u64,
+        /// Mean training loss over the steps since the previous `TrainStep`.
+        loss: f32,
+        /// Validation loss, when measured at this step.
+        validation: Option<f32>,
+        /// Learning rate of the last step.
+        learning_rate: f64,
+        /// Recent speed.
+        steps_per_s: f64,
+    },
+    /// The current network's prediction of slice `z`; attachment 0 is a transferred
+    /// `ImageBitmap` of `width × height` (probability as gray, or class colours).
+    TrainPreview {
+        /// Request id.
+        request: RequestId,
+        /// Slice.
+        z: usize,
+        /// Step at which it was made.
+        step: u64,
+        /// Pixels per row.
+        width: usize,
+        /// Rows.
+        height: usize,
+    },
+    /// Training ended (all steps, or stopped); attachment 0 is the model file as an
+    /// `ArrayBuffer` (the format `emstudio train` writes).
+    Trained {
+        /// Request id.
+        request: RequestId,
+        /// Steps trained.
+        steps: u64,
+        /// One line for the user.
+        summary: String,
+    },
     /// A rendered slice; attachment 0 is a transferred `ImageBitmap` of `width × height`.
     Slice {
         /// Request id.
@@ -337,6 +450,10 @@ impl FromWorker {
             | FromWorker::Evaluated { request, .. }
             | FromWorker::IsbiEvaluated { request, .. }
             | FromWorker::Slice { request, .. }
+            | FromWorker::TrainStarted { request, .. }
+            | FromWorker::TrainStep { request, .. }
+            | FromWorker::TrainPreview { request, .. }
+            | FromWorker::Trained { request, .. }
             | FromWorker::Probe { request, .. }
             | FromWorker::Exported { request, .. }
             | FromWorker::Failed { request, .. }
@@ -345,7 +462,14 @@ impl FromWorker {
     }
     /// True for the last message of a request.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, FromWorker::Progress { .. } | FromWorker::Ready { .. })
+        !matches!(
+            self,
+            FromWorker::Progress { .. }
+                | FromWorker::Ready { .. }
+                | FromWorker::TrainStarted { .. }
+                | FromWorker::TrainStep { .. }
+                | FromWorker::TrainPreview { .. }
+        )
     }
 }
 
@@ -476,6 +600,27 @@ mod tests {
                 map: LayerId(3),
                 params: IsbiParams::default(),
             },
+            ToWorker::Train {
+                request: RequestId(9),
+                image: LayerId(1),
+                label: LayerId(2),
+                train_slices: vec![0, 1],
+                validation_slices: vec![2],
+                config_json: r#"{"arch":{"arch":"unet","depth":2,"base_width":4}}"#.into(),
+                ignore_label: Some(255),
+                preview_z: Some(1),
+                preview_every: 25,
+            },
+            ToWorker::TrainControl {
+                request: RequestId(9),
+                control: TrainControl::PreviewSlice(Some(3)),
+            },
+            ToWorker::Infer {
+                request: RequestId(10),
+                layer: LayerId(1),
+                slices: vec![],
+                name: "probability".into(),
+            },
         ]
     }
 
@@ -532,6 +677,46 @@ mod tests {
         };
         let back: FromWorker = decode(&encode(&msg).expect("encode")).expect("decode");
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn training_replies_round_trip_and_only_trained_ends_the_request() {
+        let msgs = [
+            FromWorker::TrainStarted {
+                request: RequestId(9),
+                device: "CPU (burn flex, wasm)".into(),
+                total: 200,
+                patch: 128,
+            },
+            FromWorker::TrainStep {
+                request: RequestId(9),
+                step: 20,
+                total: 200,
+                loss: 0.61,
+                validation: Some(0.58),
+                learning_rate: 1e-3,
+                steps_per_s: 4.5,
+            },
+            FromWorker::TrainPreview {
+                request: RequestId(9),
+                z: 3,
+                step: 20,
+                width: 64,
+                height: 48,
+            },
+            FromWorker::Trained {
+                request: RequestId(9),
+                steps: 200,
+                summary: "200 steps".into(),
+            },
+        ];
+        for m in &msgs {
+            let back: FromWorker = decode(&encode(m).expect("encode")).expect("decode");
+            assert_eq!(&back, m);
+            assert_eq!(m.request(), Some(RequestId(9)));
+        }
+        let terminal: Vec<bool> = msgs.iter().map(FromWorker::is_terminal).collect();
+        assert_eq!(terminal, [false, false, false, true]);
     }
 
     #[test]

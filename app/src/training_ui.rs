@@ -1,0 +1,457 @@
+//! Platform-free parts of the Train and Infer panels, tested natively: the training settings
+//! the form builds (as the JSON `emstudio_nets::train::TrainConfig` reads, without linking
+//! burn into the UI bundle), the loss chart's geometry (log scale, smoothing), the ETA text,
+//! and what a model file says about itself (its JSON header).
+
+// Used by the browser panels; natively only the tests use it.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use serde_json::{json, Value};
+
+/// The Train form's values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainForm {
+    /// "unet" | "resnet" | "highway" | "densenet".
+    pub arch: String,
+    /// U-Net depth, or ResNet blocks / Highway units / DenseNet blocks.
+    pub size: usize,
+    /// Channels at full resolution.
+    pub base_width: usize,
+    /// Loss name (`LossKind` in snake case).
+    pub loss: String,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Patches per step.
+    pub batch: usize,
+    /// Patch side.
+    pub patch: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Validation loss every N steps.
+    pub validation_every: u64,
+    /// Flips and 90° rotations.
+    pub flips: bool,
+    /// Elastic deformation.
+    pub elastic: bool,
+    /// Brightness / contrast / gamma.
+    pub intensity: bool,
+    /// Gaussian noise and blur.
+    pub noise: bool,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        Self {
+            arch: "unet".into(),
+            size: 3,
+            base_width: 8,
+            loss: "softmax_cross_entropy".into(),
+            steps: 200,
+            batch: 4,
+            patch: 128,
+            learning_rate: 1e-3,
+            validation_every: 25,
+            flips: true,
+            elastic: false,
+            intensity: true,
+            noise: true,
+            seed: 1,
+        }
+    }
+}
+
+/// What the size field means for an architecture, and its allowed range.
+pub fn size_label(arch: &str) -> (&'static str, usize, usize) {
+    match arch {
+        "resnet" => ("Residual blocks", 1, 64),
+        "highway" => ("Highway units", 1, 64),
+        "densenet" => ("Dense blocks", 1, 16),
+        _ => ("Depth (levels)", 1, 8),
+    }
+}
+
+impl TrainForm {
+    /// The settings as `TrainConfig` JSON (binary segmentation: foreground = label ≠ 0).
+    pub fn config_json(&self) -> String {
+        let arch = match self.arch.as_str() {
+            "resnet" => {
+                json!({"arch": "resnet", "blocks": self.size, "base_width": self.base_width})
+            }
+            "highway" => {
+                json!({"arch": "highway", "units": self.size, "base_width": self.base_width})
+            }
+            "densenet" => {
+                json!({"arch": "densenet", "blocks": self.size, "layers": 4, "growth": 12,
+                "base_width": self.base_width})
+            }
+            _ => json!({"arch": "unet", "depth": self.size, "base_width": self.base_width}),
+        };
+        let on = |b: bool, v: f64| if b { v } else { 0.0 };
+        json!({
+            "arch": arch,
+            "classes": 1,
+            "loss": self.loss,
+            "steps": self.steps,
+            "batch": self.batch,
+            "patch": self.patch,
+            "learning_rate": self.learning_rate,
+            "schedule": {"kind": "cosine"},
+            "validation_every": self.validation_every,
+            "seed": self.seed,
+            "augment": {
+                "flips": self.flips,
+                "rotations": self.flips,
+                "elastic_pixels": on(self.elastic, 4.0),
+                "brightness": on(self.intensity, 0.1),
+                "contrast": on(self.intensity, 0.1),
+                "gamma": on(self.intensity, 0.2),
+                "noise": on(self.noise, 0.03),
+                "blur_probability": on(self.noise, 0.1),
+                "missing_probability": 0.0,
+                "misalign_probability": 0.0,
+            },
+        })
+        .to_string()
+    }
+}
+
+/// One point of the live loss curves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Step.
+    pub step: u64,
+    /// Training loss (mean since the previous point).
+    pub train: f32,
+    /// Validation loss, when measured.
+    pub validation: Option<f32>,
+}
+
+/// The chart's polylines (SVG `points`) and axis ticks, for a `width × height` box with
+/// `pad` margins: training loss smoothed by an exponential moving average (`smoothing` in
+/// 0..1, 0 = raw), validation loss as measured; losses on a log₁₀ scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    /// Smoothed training loss.
+    pub train: String,
+    /// Validation loss.
+    pub validation: String,
+    /// (y position, label) of the loss ticks (powers of ten and their halves).
+    pub y_ticks: Vec<(f64, String)>,
+    /// (x position, label) of the step ticks.
+    pub x_ticks: Vec<(f64, String)>,
+}
+
+/// Lays out the loss chart; `total` is the run's step count (the x axis spans it).
+pub fn chart(
+    points: &[CurvePoint],
+    total: u64,
+    smoothing: f64,
+    (width, height, pad): (f64, f64, f64),
+) -> Chart {
+    let positive = |v: f32| (v.is_finite() && v > 0.0).then_some(f64::from(v));
+    let values = points
+        .iter()
+        .flat_map(|p| [positive(p.train), p.validation.and_then(positive)])
+        .flatten();
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() {
+        let (l, h) = (lo.log10().floor(), hi.log10().ceil());
+        (l, if h > l { h } else { l + 1.0 })
+    } else {
+        (-1.0, 0.0)
+    };
+    let total = total.max(1) as f64;
+    let px = |step: u64| pad + (step as f64 / total).clamp(0.0, 1.0) * (width - 2.0 * pad);
+    let py = |v: f64| height - pad - ((v.log10() - lo) / (hi - lo)) * (height - 2.0 * pad);
+    let mut ema = None::<f64>;
+    let train: Vec<String> = points
+        .iter()
+        .filter_map(|p| {
+            let v = positive(p.train)?;
+            let s = match ema {
+                Some(e) => smoothing * e + (1.0 - smoothing) * v,
+                None => v,
+            };
+            ema = Some(s);
+            Some(format!("{:.1},{:.1}", px(p.step), py(s)))
+        })
+        .collect();
+    let validation: Vec<String> = points
+        .iter()
+        .filter_map(|p| {
+            let v = p.validation.and_then(positive)?;
+            Some(format!("{:.1},{:.1}", px(p.step), py(v)))
+        })
+        .collect();
+    let mut y_ticks = Vec::new();
+    let mut e = lo;
+    while e <= hi + 1e-9 {
+        let v = 10f64.powf(e);
+        y_ticks.push((py(v), format_loss(v)));
+        if e + 1.0 <= hi + 1e-9 {
+            let half = 5.0 * v;
+            y_ticks.push((py(half), format_loss(half)));
+        }
+        e += 1.0;
+    }
+    let x_ticks = (0..=4)
+        .map(|i| {
+            let step = (total * f64::from(i) / 4.0).round() as u64;
+            (px(step), step.to_string())
+        })
+        .collect();
+    Chart {
+        train: train.join(" "),
+        validation: validation.join(" "),
+        y_ticks,
+        x_ticks,
+    }
+}
+
+fn format_loss(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+/// "1 min 05 s left" from steps done, in all, and the speed.
+pub fn eta(done: u64, total: u64, steps_per_s: f64) -> String {
+    if done >= total {
+        return "done".into();
+    }
+    if steps_per_s <= 0.0 || !steps_per_s.is_finite() {
+        return "estimating…".into();
+    }
+    let secs = ((total - done) as f64 / steps_per_s).round() as u64;
+    if secs >= 3600 {
+        format!("{} h {:02} min left", secs / 3600, secs / 60 % 60)
+    } else if secs >= 60 {
+        format!("{} min {:02} s left", secs / 60, secs % 60)
+    } else {
+        format!("{secs} s left")
+    }
+}
+
+/// A file name for a model: letters, digits, `-`, `_` and `.` kept, the rest `-`, and the
+/// `.emsmodel` suffix.
+pub fn model_file_name(wanted: &str) -> String {
+    let stem: String = wanted
+        .trim()
+        .trim_end_matches(".emsmodel")
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut collapsed = String::with_capacity(stem.len());
+    for c in stem.chars() {
+        if !(c == '-' && collapsed.ends_with('-')) {
+            collapsed.push(c);
+        }
+    }
+    let stem = collapsed.trim_matches('-');
+    let stem = if stem.is_empty() { "model" } else { stem };
+    format!("{stem}.emsmodel")
+}
+
+/// The name a trained model is offered under: architecture, the dataset part of the image
+/// layer's name (before `/`, without parenthesised notes) and the steps.
+pub fn trained_model_name(arch: &str, image_layer: &str, steps: u64) -> String {
+    let dataset = image_layer.split('/').next().unwrap_or(image_layer);
+    let mut plain = String::new();
+    let mut depth = 0usize;
+    for c in dataset.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    model_file_name(&format!("{arch}-{}-{steps}steps", plain.trim()))
+}
+
+/// What a model file says about itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSummary {
+    /// Architecture name ("unet").
+    pub arch: String,
+    /// Steps trained.
+    pub steps: u64,
+    /// Output channels (1 = probability, K = classes).
+    pub outputs: u64,
+    /// When it was saved.
+    pub saved: String,
+}
+
+/// Reads the JSON header of an EM Studio model file (magic, `u32` length, JSON), or says
+/// why the bytes are not one.
+pub fn model_summary(bytes: &[u8]) -> Result<ModelSummary, String> {
+    const MAGIC: &[u8; 16] = b"EMSTUDIO-MODEL1\n";
+    if bytes.len() < 20 || &bytes[..16] != MAGIC {
+        return Err("not an EM Studio model file (it does not start with EMSTUDIO-MODEL1)".into());
+    }
+    let len = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]) as usize;
+    let json = bytes
+        .get(20..20 + len)
+        .ok_or("the model file is truncated (its header is cut off)")?;
+    let header: Value =
+        serde_json::from_slice(json).map_err(|e| format!("the model header is not valid: {e}"))?;
+    Ok(ModelSummary {
+        arch: header
+            .pointer("/arch/arch")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string(),
+        steps: header
+            .pointer("/provenance/steps")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        outputs: header
+            .pointer("/io/out_channels")
+            .and_then(Value::as_u64)
+            .unwrap_or(1),
+        saved: header
+            .pointer("/provenance/saved")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emstudio_nets::train::TrainConfig;
+
+    #[test]
+    fn every_form_makes_settings_the_trainer_reads() {
+        for arch in ["unet", "resnet", "highway", "densenet"] {
+            for loss in ["softmax_cross_entropy", "dice", "square", "logistic", "l1"] {
+                let form = TrainForm {
+                    arch: arch.into(),
+                    loss: loss.into(),
+                    elastic: true,
+                    ..TrainForm::default()
+                };
+                let config: TrainConfig = serde_json::from_str(&form.config_json())
+                    .unwrap_or_else(|e| panic!("{arch}/{loss}: {e}"));
+                assert_eq!(config.arch.name(), arch);
+                assert_eq!(config.steps, 200);
+                config.arch.validate().expect("valid sizes");
+            }
+        }
+        let off = TrainForm {
+            flips: false,
+            intensity: false,
+            noise: false,
+            ..TrainForm::default()
+        };
+        let config: TrainConfig = serde_json::from_str(&off.config_json()).expect("parse");
+        assert!(!config.augment.flips && config.augment.noise == 0.0);
+    }
+
+    #[test]
+    fn chart_is_log_scaled_and_smoothed() {
+        let points: Vec<CurvePoint> = (1..=10)
+            .map(|i| CurvePoint {
+                step: i * 10,
+                train: 1.0 / i as f32,
+                validation: (i % 5 == 0).then_some(0.5 / i as f32),
+            })
+            .collect();
+        let c = chart(&points, 100, 0.0, (300.0, 150.0, 20.0));
+        assert_eq!(c.train.split(' ').count(), 10);
+        assert_eq!(c.validation.split(' ').count(), 2);
+        // 0.05 … 1 spans 10^-2 … 10^0: ticks 0.01, 0.05, 0.1, 0.5, 1.
+        let labels: Vec<&str> = c.y_ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["0.01", "0.05", "0.1", "0.5", "1"]);
+        // Loss 1 sits at the top of the plot area, the last step at the right edge.
+        assert!(c.train.starts_with("46.0,20.0"), "{}", c.train);
+        assert!(
+            c.train
+                .ends_with(&format!("280.0,{:.1}", 130.0 - 110.0 / 2.0)),
+            "{}",
+            c.train
+        );
+        // Smoothing keeps the first point and pulls later ones towards earlier values.
+        let s = chart(&points, 100, 0.9, (300.0, 150.0, 20.0));
+        assert_eq!(s.train.split(' ').next(), c.train.split(' ').next());
+        assert_ne!(s.train, c.train);
+        // Nothing to plot yet: still a valid empty chart.
+        assert!(chart(&[], 10, 0.5, (300.0, 150.0, 20.0)).train.is_empty());
+    }
+
+    #[test]
+    fn model_names_are_safe_file_names() {
+        assert_eq!(model_file_name("unet AC3/mito"), "unet-AC3-mito.emsmodel");
+        assert_eq!(model_file_name("a -- b?"), "a-b.emsmodel");
+        assert_eq!(
+            trained_model_name("unet", "AC3 mitochondria (demo, 1×1024×1024)/image", 80),
+            "unet-AC3-mitochondria-80steps.emsmodel"
+        );
+        assert_eq!(
+            trained_model_name("resnet", "stack", 5),
+            "resnet-stack-5steps.emsmodel"
+        );
+        assert_eq!(model_file_name("a.emsmodel"), "a.emsmodel");
+        assert_eq!(model_file_name("  "), "model.emsmodel");
+    }
+
+    #[test]
+    fn eta_reads_naturally() {
+        assert_eq!(eta(0, 100, 0.0), "estimating…");
+        assert_eq!(eta(40, 100, 2.0), "30 s left");
+        assert_eq!(eta(0, 1000, 4.0), "4 min 10 s left");
+        assert_eq!(eta(0, 100_000, 10.0), "2 h 46 min left");
+        assert_eq!(eta(5, 5, 1.0), "done");
+    }
+
+    #[test]
+    fn model_headers_are_read_and_foreign_files_refused() {
+        use emstudio_nets::arch::{unet::UNetConfig, ArchConfig, NetIo};
+        use emstudio_nets::model::{ModelFile, ModelHeader, Normalization, Provenance};
+        use emstudio_nets::Device;
+        let device = Device::flex();
+        let header = ModelHeader {
+            arch: ArchConfig::UNet(UNetConfig {
+                depth: 1,
+                base_width: 2,
+            }),
+            io: NetIo {
+                in_channels: 1,
+                out_channels: 1,
+            },
+            normalization: Normalization::default(),
+            provenance: Provenance {
+                saved: "2026-11-26T09:00:00Z".into(),
+                steps: 42,
+                ..Provenance::default()
+            },
+        };
+        let net = header.arch.build(&header.io, &device);
+        let bytes = ModelFile::from_net(header, &net, None)
+            .expect("model")
+            .to_bytes();
+        let s = model_summary(&bytes).expect("summary");
+        assert_eq!((s.arch.as_str(), s.steps, s.outputs), ("unet", 42, 1));
+        assert_eq!(s.saved, "2026-11-26T09:00:00Z");
+        assert!(model_summary(b"PK\x03\x04 a zip file")
+            .unwrap_err()
+            .contains("not an EM Studio model"));
+        assert!(model_summary(&bytes[..30])
+            .unwrap_err()
+            .contains("truncated"));
+    }
+}

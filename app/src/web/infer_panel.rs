@@ -1,0 +1,218 @@
+//! The Infer panel: the model store (choose, rename, delete, download, upload a model file)
+//! and running a model over the whole stack or the slice on screen into a probability layer,
+//! with progress and cancel (the jobs bar), optionally followed in one click by threshold →
+//! 3D labels (the Postprocess chain with its defaults).
+
+use super::models::Models;
+use super::state::{add_computed_layer, AppState, Created};
+use emstudio_core::labels::postprocess::{PostprocessParams, ThresholdChoice};
+use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+/// The panel.
+#[component]
+pub fn InferPanel() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let models = expect_context::<Models>();
+    let image = RwSignal::new(None::<LayerId>);
+    let whole = RwSignal::new(true);
+    let then_label = RwSignal::new(true);
+    let rename_to = RwSignal::new(String::new());
+    let result = RwSignal::new(None::<Created>);
+    let labelled = RwSignal::new(None::<Created>);
+
+    let images = move || {
+        state.layers.with(|l| {
+            l.iter()
+                .filter(|l| l.info.kind == LayerKind::Image && l.info.channels == 1)
+                .map(|l| (l.info.id, l.info.name.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let image_id = move || {
+        let list = images();
+        image
+            .get()
+            .filter(|id| list.iter().any(|(i, _)| i == id))
+            .or_else(|| list.first().map(|(i, _)| *i))
+    };
+    let selected = move || {
+        let name = models.selected.get()?;
+        models
+            .list
+            .with(|l| l.iter().find(|m| m.name == name).cloned())
+    };
+
+    let label_probability = move |layer: LayerId, name: String| {
+        let params = PostprocessParams {
+            threshold: ThresholdChoice::Fixed(0.5),
+            min_size: 10,
+            ..PostprocessParams::default()
+        };
+        state.run_layer_job(
+            format!("Labelling {name}"),
+            move |request| ToWorker::Postprocess {
+                request,
+                layer,
+                markers: None,
+                params,
+                name: format!("{name} · objects"),
+            },
+            labelled,
+        );
+    };
+
+    let run = move |_| {
+        let (Some(layer), Some(model)) = (image_id(), selected()) else {
+            return state.error("choose an image layer and a model");
+        };
+        let Some(buffer) = models.buffer(&model.name) else {
+            return;
+        };
+        let slices = if whole.get_untracked() {
+            Vec::new()
+        } else {
+            vec![state.z.get_untracked()]
+        };
+        let name = format!(
+            "{} · {}",
+            model.name.trim_end_matches(".emsmodel"),
+            if slices.is_empty() {
+                "all slices".to_string()
+            } else {
+                format!("slice {}", slices[0])
+            }
+        );
+        let chain = then_label.get_untracked() && model.summary.outputs == 1;
+        result.set(None);
+        labelled.set(None);
+        state.run_job(
+            format!("Inferring with {}", model.name),
+            move |request| ToWorker::Infer {
+                request,
+                layer,
+                slices,
+                name,
+            },
+            &[buffer],
+            move |msg, _| {
+                if let FromWorker::LayerCreated {
+                    layer,
+                    summary,
+                    compute_ms,
+                    ..
+                } = msg
+                {
+                    result.set(Some(Created {
+                        layer_name: layer.name.clone(),
+                        summary,
+                        compute_ms,
+                    }));
+                    let (id, name) = (layer.id, layer.name.clone());
+                    add_computed_layer(state, layer);
+                    if chain {
+                        label_probability(id, name);
+                    }
+                }
+            },
+        );
+    };
+
+    let upload = move |ev: leptos::ev::Event| {
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(files) = input.files() else { return };
+        for i in 0..files.length() {
+            let Some(file) = files.get(i) else { continue };
+            spawn_local(async move {
+                let name = file.name();
+                match JsFuture::from(file.array_buffer()).await {
+                    Ok(buf) => {
+                        let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                        if let Err(e) = models.add(state, &name, bytes) {
+                            state.error(e);
+                        }
+                    }
+                    Err(e) => state.error(format!(
+                        "{name}: could not read ({})",
+                        super::fsjs::js_error(&e)
+                    )),
+                }
+            });
+        }
+        input.set_value("");
+    };
+
+    view! {
+        <div class="tool" data-testid="infer">
+            <h3>"Models"</h3>
+            <Show when=move || models.list.with(Vec::is_empty)>
+                <p class="hint">"Train one in the Train tab, or upload a model file (.emsmodel, also made by emstudio train)."</p>
+            </Show>
+            <ul class="models" data-testid="model-list">
+                <For each=move || models.list.get() key=|m| (m.name.clone(), m.summary.steps) let:m>
+                    {
+                        let name = m.name.clone();
+                        let n2 = name.clone();
+                        view! {
+                            <li class:active=move || models.selected.get().as_deref() == Some(n2.as_str())>
+                                <label>
+                                    <input type="radio" name="model" prop:checked={let n = name.clone(); move || models.selected.get().as_deref() == Some(n.as_str())}
+                                        on:change={let n = name.clone(); move |_| models.selected.set(Some(n.clone()))} />
+                                    <span class="model-name">{name.clone()}</span>
+                                </label>
+                                <span class="hint">{format!("{} · {} steps{}", m.summary.arch, m.summary.steps,
+                                    if m.summary.saved.is_empty() { String::new() } else { format!(" · {}", &m.summary.saved[..m.summary.saved.len().min(10)]) })}</span>
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
+            <div class="buttons">
+                <button data-testid="model-download" prop:disabled=move || selected().is_none()
+                    on:click=move |_| if let Some(m) = selected() { models.download(&m.name) }>"Download"</button>
+                <button data-testid="model-delete" prop:disabled=move || selected().is_none()
+                    on:click=move |_| if let Some(m) = selected() { models.delete(state, &m.name) }>"Delete"</button>
+                <label class="button">"Upload…"
+                    <input type="file" accept=".emsmodel" multiple data-testid="model-upload" class="hidden-input" on:change=upload /></label>
+            </div>
+            <div class="row">
+                <input type="text" placeholder="new name" data-testid="model-rename-to" prop:value=move || rename_to.get()
+                    on:change=move |ev| rename_to.set(event_target_value(&ev)) />
+                <button data-testid="model-rename" prop:disabled=move || selected().is_none() || rename_to.get().trim().is_empty()
+                    on:click=move |_| if let Some(m) = selected() {
+                        match models.rename(state, &m.name, &rename_to.get_untracked()) {
+                            Ok(_) => rename_to.set(String::new()),
+                            Err(e) => state.error(e),
+                        }
+                    }>"Rename"</button>
+            </div>
+            <h3>"Run"</h3>
+            <label class="row">"Image"
+                <select data-testid="infer-image" on:change=move |ev| image.set(event_target_value(&ev).parse().ok().map(LayerId))>
+                    <For each=images key=|(id, _)| *id let:item>
+                        <option value=item.0.0.to_string() selected=move || image_id() == Some(item.0)>{item.1.clone()}</option>
+                    </For>
+                </select></label>
+            <div class="choice">
+                <label><input type="radio" name="infer-scope" data-testid="infer-whole" prop:checked=move || whole.get() on:change=move |_| whole.set(true) />"Whole stack"</label>
+                <label><input type="radio" name="infer-scope" data-testid="infer-slice" prop:checked=move || !whole.get() on:change=move |_| whole.set(false) />"Slice on screen"</label>
+            </div>
+            <label class="row"><input type="checkbox" data-testid="infer-then-label" prop:checked=move || then_label.get()
+                on:change=move |ev| then_label.set(event_target_checked(&ev)) />"Then threshold at 0.5 → 3D labels"</label>
+            <div class="buttons">
+                <button class="primary" data-testid="infer-run" prop:disabled=move || selected().is_none() || image_id().is_none() on:click=run>"Run model"</button>
+            </div>
+            <p class="result" data-testid="infer-result" data-compute-ms=move || result.get().map(|c| format!("{:.1}", c.compute_ms))>
+                {move || result.get().map(|c| c.summary).unwrap_or_default()}
+            </p>
+            <p class="result" data-testid="infer-labelled">{move || labelled.get().map(|c| c.summary).unwrap_or_default()}</p>
+        </div>
+    }
+}
