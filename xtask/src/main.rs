@@ -6,11 +6,11 @@
 //! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
 //!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
 //!   headless Chromium (installed from Debian packages when missing).
-//! - `cargo xtask bench [browser|kernels|nets|nets-speed|all]`: benchmarks, written to
+//! - `cargo xtask bench [browser|kernels|nets|nets-speed|nets-browser|all]`: benchmarks, written to
 //!   `BENCHMARKS.md`: browser loading/viewing, the kernels against their Python references
 //!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
-//!   real data ([`nets`]) and their speed beside PyTorch (`nets-speed`); `all` leaves the two
-//!   long net ones out.
+//!   real data ([`nets`]), their speed beside PyTorch (`nets-speed`) and in Chromium beside
+//!   ONNX Runtime Web (`nets-browser`); `all` leaves the net ones out.
 //! - `cargo xtask build`: just the web build.
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
@@ -39,12 +39,13 @@ fn main() -> Result<()> {
             Some("kernels") => bench_kernels(),
             Some("nets") => bench_nets(),
             Some("nets-speed") => bench_nets_speed(),
+            Some("nets-browser") => bench_nets_browser(),
             Some(other) => {
-                bail!("cargo xtask bench {other}: use browser, kernels, nets, nets-speed or all")
+                bail!("cargo xtask bench {other}: use browser, kernels, nets, nets-speed, nets-browser or all")
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|nets-speed|all]>");
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|nets-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }
@@ -524,6 +525,14 @@ fn bench_nets_speed() -> Result<()> {
     let table = nets::speed(&data, &machine())?;
     println!("{table}");
     update_benchmarks_md("nets-speed", &table)
+}
+
+/// CNNs in Chromium vs native and vs ONNX Runtime Web.
+fn bench_nets_browser() -> Result<()> {
+    let data = shared_data().context("benchmarks need ../shared/data")?;
+    let table = nets::browser(&data, &machine())?;
+    println!("{table}");
+    update_benchmarks_md("nets-browser", &table)
 }
 
 /// Kernels vs references (native) and worker operations native vs wasm in Chromium.

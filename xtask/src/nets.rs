@@ -240,6 +240,20 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
     ))
 }
 
+/// Builds `crates/nets/examples/bench_speed.rs` (release) and returns its path.
+fn bench_speed_bin() -> Result<std::path::PathBuf> {
+    step("build bench_speed (release)");
+    status(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "emstudio-nets",
+        "--example",
+        "bench_speed",
+    ]))?;
+    Ok(target_dir()?.join("release/examples/bench_speed"))
+}
+
 /// Networks timed side by side with PyTorch by `bench nets-speed`.
 const SPEED_NETS: [&str; 5] = [
     r#"{"arch":"unet","depth":4,"base_width":8}"#,
@@ -255,16 +269,7 @@ const SPEED_NETS: [&str; 5] = [
 /// BENCHMARKS.md section between `<!-- bench:nets-speed -->` markers.
 pub fn speed(data: &Path, machine: &str) -> Result<String> {
     let py = crate::kernels::venv_python("torch-venv", "scripts/golden/requirements-torch.txt")?;
-    step("build bench_speed (release)");
-    status(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "emstudio-nets",
-        "--example",
-        "bench_speed",
-    ]))?;
-    let ours_bin = target_dir()?.join("release/examples/bench_speed");
+    let ours_bin = bench_speed_bin()?;
     let epfl = data.join("epfl-hippocampus-mito");
     let image = text(&epfl.join("image/0000.png"));
     let label = text(&epfl.join("label/0000.png"));
@@ -310,4 +315,130 @@ fn torch_version(py: &Path) -> Result<String> {
             .trim()
             .to_string(),
     )
+}
+
+/// The network timed in the browser and beside ONNX Runtime Web.
+const BROWSER_NET: &str = r#"{"arch":"unet","depth":4,"base_width":8}"#;
+
+/// ONNX Runtime Web, installed once into the tool cache (150 MB, so not a test dependency).
+fn onnxruntime_web() -> Result<std::path::PathBuf> {
+    let dir = crate::cache_dir().join("ort");
+    let dist = dir.join("node_modules/onnxruntime-web/dist");
+    if !dist.join("ort.all.min.mjs").exists() {
+        step("npm install onnxruntime-web (once, into the tool cache)");
+        std::fs::create_dir_all(&dir)?;
+        status(
+            cmd("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("onnxruntime-web@1.30.0"),
+        )?;
+    }
+    Ok(dist)
+}
+
+/// `cargo xtask bench nets-browser`: in one headless Chromium, a U-Net trained (Train panel)
+/// and run (Infer panel) in the worker, and the same architecture from PyTorch run by ONNX
+/// Runtime Web (WASM and WebGPU providers); natively, the same training and inference on one
+/// thread. Returns the BENCHMARKS.md section between `<!-- bench:nets-browser -->` markers.
+pub fn browser(data: &Path, machine: &str) -> Result<String> {
+    let py = crate::kernels::venv_python("torch-venv", "scripts/golden/requirements-torch.txt")?;
+    let work = target_dir()?.join("bench-nets-browser");
+    std::fs::create_dir_all(&work)?;
+    let onnx = work.join("unet.onnx");
+    step("export the PyTorch U-Net to ONNX");
+    output(
+        cmd(&py)
+            .arg("scripts/golden/export_onnx.py")
+            .arg(BROWSER_NET)
+            .arg(&onnx),
+    )?;
+    let ort = onnxruntime_web()?;
+    crate::build()?;
+    let companion = crate::companion_bin()?;
+    let chromium = crate::ensure_chromium()?;
+    crate::ensure_node_deps()?;
+    let (_server, url) = crate::start_server(&companion, &[data])?;
+    let model = work.join("browser-unet.emsmodel");
+    step("train and infer in Chromium; ONNX Runtime Web");
+    let line = output(
+        cmd("node")
+            .arg("tests/e2e/bench_nets.mjs")
+            .env("EMSTUDIO_URL", &url)
+            .env("CHROMIUM", &chromium)
+            .env("ORT_DIST", &ort)
+            .env("ORT_MODEL", &onnx)
+            .env("MODEL_OUT", &model),
+    )?;
+    let web: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))
+        .with_context(|| format!("bench_nets.mjs printed {line}"))?;
+    let num = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
+
+    // Natively, one thread, same network and work.
+    step("the same natively, one thread");
+    let bench_speed = bench_speed_bin()?;
+    let ac3 = std::path::PathBuf::from("demo/uniem-ac3-mito");
+    let (image, label) = (
+        text(&ac3.join("image/0000.png")),
+        text(&ac3.join("label/0000.png")),
+    );
+    let native: serde_json::Value = serde_json::from_str(
+        output(
+            cmd(&bench_speed)
+                .args([BROWSER_NET, &image, &label, "4", "128", "20", "256"])
+                .env("RAYON_NUM_THREADS", "1"),
+        )?
+        .trim(),
+    )?;
+    let bin = emstudio()?;
+    let prob = text(&work.join("prob.tif"));
+    let started = std::time::Instant::now();
+    output(
+        cmd(&bin)
+            .args(["infer", "-m"])
+            .arg(&model)
+            .args([
+                "-i",
+                &text(&ac3.join("image")),
+                "-o",
+                &prob,
+                "--batch",
+                "2",
+                "--quiet",
+            ])
+            .env("RAYON_NUM_THREADS", "1"),
+    )?;
+    let native_infer_s = started.elapsed().as_secs_f64();
+
+    let browser_train = num(&web, "/train_steps_per_s").context("no training speed")?;
+    let native_train = num(&native, "/train_steps_per_s").context("no native speed")?;
+    let infer_s = num(&web, "/infer_ms").context("no inference time")? / 1000.0;
+    let mpx = 1024.0 * 1024.0 / 1e6;
+    // The 1024² slice is covered by 5 × 5 tiles of 256² (overlap 32): network pixels.
+    let net_mpx = 25.0 * 256.0 * 256.0 / 1e6;
+    let ort_cell = |ep: &str| match (
+        num(&web, &format!("/ort/{ep}/mpx_per_s")),
+        web.pointer(&format!("/ort/{ep}/error")),
+    ) {
+        (Some(v), _) => format!("{v:.3}"),
+        (None, Some(e)) => format!("failed: {e}"),
+        _ => "—".into(),
+    };
+    let ours_net = net_mpx / infer_s;
+    let ort_wasm = num(&web, "/ort/wasm/mpx_per_s").unwrap_or(f64::NAN);
+    Ok(format!(
+        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice in 256² tiles (batch 2, 25 tiles). Ours runs on burn flex in the worker (wasm, one thread); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
+| measure | ours in Chromium | ours native, 1 thread | ONNX Runtime Web WASM | ONNX Runtime Web WebGPU (SwiftShader) |\n|---|---|---|---|---|\n\
+| training (steps/s) | {browser_train:.2} | {native_train:.2} | — | — |\n\
+| inference, slice output (Mpx/s) | {:.3} | {:.3} | — | — |\n\
+| inference, network pixels (Mpx/s) | {ours_net:.3} | {:.3} | {} | {} |\n\n\
+Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time ours ÷ ONNX Runtime Web WASM {:.2}× (below 1 = we are faster).\n<!-- /bench:nets-browser -->",
+        mpx / infer_s,
+        mpx / native_infer_s,
+        net_mpx / native_infer_s,
+        ort_cell("wasm"),
+        ort_cell("webgpu"),
+        browser_train / native_train,
+        ort_wasm / ours_net,
+    ))
 }

@@ -45,6 +45,7 @@ pub fn TrainPanel() -> impl IntoView {
     let outcome = RwSignal::new(None::<String>);
     let preview_ref = NodeRef::<leptos::html::Canvas>::new();
     let preview_info = RwSignal::new(None::<(usize, u64)>);
+    let live_preview = RwSignal::new(true);
 
     let layers_of = move |want_labels: bool| {
         state.layers.with(|l| {
@@ -120,7 +121,7 @@ pub fn TrainPanel() -> impl IntoView {
                 validation_slices,
                 config_json,
                 ignore_label: None,
-                preview_z: Some(z),
+                preview_z: live_preview.get_untracked().then_some(z),
                 preview_every,
             },
             &[],
@@ -219,11 +220,11 @@ pub fn TrainPanel() -> impl IntoView {
             worker_client::notify(&ToWorker::Cancel { request: r.request });
         }
     };
-    // The preview follows the slice on screen.
+    // The preview follows the slice on screen (and stops when switched off).
     Effect::new(move |_| {
-        let z = state.z.get();
+        let z = live_preview.get().then(|| state.z.get());
         if run.with_untracked(Option::is_some) {
-            control(TrainControl::PreviewSlice(Some(z)));
+            control(TrainControl::PreviewSlice(z));
         }
     });
 
@@ -313,10 +314,10 @@ pub fn TrainPanel() -> impl IntoView {
                     on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<f64>() { f.learning_rate = n.max(0.0) }, ev) /></label>
             <h3>"Augmentation"</h3>
             <div class="choice">
-                <label><input type="checkbox" prop:checked=move || form.with(|f| f.flips) on:change=move |ev| set_flag(|f, v| f.flips = v, ev) />"Flips / rotations"</label>
-                <label><input type="checkbox" prop:checked=move || form.with(|f| f.elastic) on:change=move |ev| set_flag(|f, v| f.elastic = v, ev) />"Elastic"</label>
-                <label><input type="checkbox" prop:checked=move || form.with(|f| f.intensity) on:change=move |ev| set_flag(|f, v| f.intensity = v, ev) />"Brightness / contrast"</label>
-                <label><input type="checkbox" prop:checked=move || form.with(|f| f.noise) on:change=move |ev| set_flag(|f, v| f.noise = v, ev) />"Noise / blur"</label>
+                <label><input type="checkbox" data-testid="train-aug-flips" prop:checked=move || form.with(|f| f.flips) on:change=move |ev| set_flag(|f, v| f.flips = v, ev) />"Flips / rotations"</label>
+                <label><input type="checkbox" data-testid="train-aug-elastic" prop:checked=move || form.with(|f| f.elastic) on:change=move |ev| set_flag(|f, v| f.elastic = v, ev) />"Elastic"</label>
+                <label><input type="checkbox" data-testid="train-aug-intensity" prop:checked=move || form.with(|f| f.intensity) on:change=move |ev| set_flag(|f, v| f.intensity = v, ev) />"Brightness / contrast"</label>
+                <label><input type="checkbox" data-testid="train-aug-noise" prop:checked=move || form.with(|f| f.noise) on:change=move |ev| set_flag(|f, v| f.noise = v, ev) />"Noise / blur"</label>
             </div>
             <div class="buttons">
                 <button class="primary" data-testid="train-start" prop:disabled=move || running() || image_id().is_none() || label_id().is_none() on:click=start>"Start"</button>
@@ -333,7 +334,7 @@ pub fn TrainPanel() -> impl IntoView {
                         <div class="job-title">{format!("step {} / {} · {:.1} steps/s · {}{}", r.step, r.total, r.steps_per_s,
                             if r.paused { "paused".to_string() } else { eta(r.step, r.total, r.steps_per_s) },
                             if r.stopping { " · stopping" } else { "" })}</div>
-                        <progress max=r.total.to_string() value=r.step.to_string()></progress>
+                        <progress max=r.total.to_string() value=r.step.to_string() data-steps-per-s=format!("{:.3}", r.steps_per_s)></progress>
                         <div class="hint" data-testid="train-device">{format!("on {}", r.device)}</div>
                     })}
                 </div>
@@ -357,6 +358,8 @@ pub fn TrainPanel() -> impl IntoView {
                 }}
             </svg>
             <p class="hint"><span class="swatch rand"></span>"training  "<span class="swatch info"></span>"validation  loss (log scale) against the step"</p>
+            <label class="row"><input type="checkbox" data-testid="train-live-preview" prop:checked=move || live_preview.get()
+                on:change=move |ev| live_preview.set(event_target_checked(&ev)) />"Show the prediction while training"</label>
             <label class="row">"Smoothing"
                 <input type="range" min="0" max="0.95" step="0.05" prop:value=move || smoothing.get().to_string()
                     on:input=move |ev| smoothing.set(event_target_value(&ev).parse().unwrap_or(0.6)) /></label>
