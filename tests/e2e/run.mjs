@@ -520,6 +520,9 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   assert.match(await page.getByTestId("train-device").textContent(), /on CPU/);
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=train-chart]")?.dataset.points) >= 3, null, { timeout: 120000 });
   await page.getByTestId("train-preview").waitFor({ state: "visible", timeout: 120000 });
+  // Settings are locked while a run goes on.
+  assert.ok(await page.getByTestId("train-steps").isDisabled());
+  await page.getByTestId("train-preview").scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(OUT, "train.png") });
 
   // Pause: no more steps arrive; resume: they do again.

@@ -267,6 +267,7 @@ pub fn TrainPanel() -> impl IntoView {
             <Show when=move || label_id().is_none()>
                 <p class="hint">"Open or paint a label layer: foreground (label ≠ 0) is what the network learns."</p>
             </Show>
+            <fieldset class="settings" prop:disabled=running>
             <label class="row">"Train on slices"
                 <input type="text" data-testid="train-slices" placeholder="e.g. 0-4" prop:value=train_slices_text
                     on:change=move |ev| train_text.set(event_target_value(&ev)) /></label>
@@ -319,6 +320,7 @@ pub fn TrainPanel() -> impl IntoView {
                 <label><input type="checkbox" data-testid="train-aug-intensity" prop:checked=move || form.with(|f| f.intensity) on:change=move |ev| set_flag(|f, v| f.intensity = v, ev) />"Brightness / contrast"</label>
                 <label><input type="checkbox" data-testid="train-aug-noise" prop:checked=move || form.with(|f| f.noise) on:change=move |ev| set_flag(|f, v| f.noise = v, ev) />"Noise / blur"</label>
             </div>
+            </fieldset>
             <div class="buttons">
                 <button class="primary" data-testid="train-start" prop:disabled=move || running() || image_id().is_none() || label_id().is_none() on:click=start>"Start"</button>
                 <Show when=move || run.with(|r| r.as_ref().is_some_and(|r| !r.paused))
