@@ -566,6 +566,19 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.getByTestId("error").filter({ hasText: "notes.emsmodel" }).waitFor();
   assert.equal(await page.locator("[data-testid=model-list] li").count(), 2);
 
+  // Fine-tune the stored model for a few steps: a third model, its architecture kept.
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-start-from").selectOption(modelName);
+  await setField(page, "train-steps", 10);
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-result").filter({ hasText: "10steps.emsmodel" }).waitFor({ timeout: 300000 });
+  await page.getByTestId("tab-infer").click();
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
+  assert.match(await page.locator("[data-testid=model-list] li.active").textContent(), /unet · 10 steps/);
+  // Use the first model for inference.
+  const listed = (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim());
+  await page.locator("[data-testid=model-list] li input").nth(listed.indexOf(modelName)).check();
+
   // Infer over the stack, then threshold → labels in the same click.
   await page.getByTestId("infer-run").click();
   await waitLayer(page, /· objects$/);

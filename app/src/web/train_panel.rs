@@ -46,6 +46,8 @@ pub fn TrainPanel() -> impl IntoView {
     let preview_ref = NodeRef::<leptos::html::Canvas>::new();
     let preview_info = RwSignal::new(None::<(usize, u64)>);
     let live_preview = RwSignal::new(true);
+    // Fine-tune a stored model instead of starting from fresh weights.
+    let start_from = RwSignal::new(None::<String>);
 
     let layers_of = move |want_labels: bool| {
         state.layers.with(|l| {
@@ -111,7 +113,14 @@ pub fn TrainPanel() -> impl IntoView {
         outcome.set(None);
         preview_info.set(None);
         let z = state.z.get_untracked();
-        let arch = f.arch.clone();
+        let init = start_from
+            .get_untracked()
+            .and_then(|name| models.get(&name));
+        let arch = init
+            .as_ref()
+            .map_or_else(|| f.arch.clone(), |m| m.summary.arch.clone());
+        let attachments: Vec<wasm_bindgen::JsValue> =
+            init.iter().filter_map(|m| models.buffer(&m.name)).collect();
         let result = worker_client::request(
             move |request| ToWorker::Train {
                 request,
@@ -124,7 +133,7 @@ pub fn TrainPanel() -> impl IntoView {
                 preview_z: live_preview.get_untracked().then_some(z),
                 preview_every,
             },
-            &[],
+            &attachments,
             move |msg, attachments| match msg {
                 FromWorker::TrainStarted {
                     request,
@@ -275,6 +284,19 @@ pub fn TrainPanel() -> impl IntoView {
                 <input type="text" data-testid="train-validation" placeholder="bottom fifth of one slice" prop:value=move || validation_text.get()
                     on:change=move |ev| validation_text.set(event_target_value(&ev)) /></label>
             <h3>"Network"</h3>
+            <label class="row">"Start from"
+                <select data-testid="train-start-from" on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    start_from.set((!v.is_empty()).then_some(v));
+                }>
+                    <option value="" selected=move || start_from.get().is_none()>"fresh weights"</option>
+                    <For each=move || models.list.get() key=|m| m.name.clone() let:m>
+                        <option value=m.name.clone() selected={let n = m.name.clone(); move || start_from.get().as_deref() == Some(n.as_str())}>{m.name.clone()}</option>
+                    </For>
+                </select></label>
+            <Show when=move || start_from.get().is_some()>
+                <p class="hint">"Fine-tuning: the network (architecture, size, width) comes from the model."</p>
+            </Show>
             <label class="row">"Architecture"
                 <select data-testid="train-arch" on:change=move |ev| set_form(|f, v| {
                     f.arch = v.to_string();

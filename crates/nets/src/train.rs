@@ -233,13 +233,18 @@ impl Trainer {
     /// training slice, its bottom fifth is held out instead. `start` fine-tunes (or, with
     /// optimiser state and `resume`, continues) a saved model.
     pub fn new(
-        config: TrainConfig,
+        mut config: TrainConfig,
         train: Vec<Slice>,
         validation: Vec<Slice>,
         data_names: Vec<String>,
         device: &Device,
         start: Option<(&ModelFile, bool)>,
     ) -> Result<Self, TrainError> {
+        // A model to start from brings its own architecture (the settings' one is ignored), so
+        // the saved header always describes the weights.
+        if let Some((file, _)) = start {
+            config.arch = file.header.arch.clone();
+        }
         config
             .arch
             .validate()
@@ -629,6 +634,23 @@ pub(crate) mod tests {
             resumed.step();
         }
         assert_eq!(resumed.steps_done(), 8);
+        // Fine-tuning keeps the model's architecture whatever the settings say.
+        let mut other = config(2);
+        other.arch = ArchConfig::UNet(UNetConfig {
+            depth: 1,
+            base_width: 2,
+        });
+        let tuned = Trainer::new(
+            other,
+            vec![discs(4)],
+            vec![],
+            vec![],
+            &device,
+            Some((&file, false)),
+        )
+        .expect("fine-tune");
+        assert_eq!(tuned.steps_done(), 0);
+        assert_eq!(tuned.header("").arch, file.header.arch);
 
         let labels = Array2::<u32>::from_elem((8, 8), 3);
         let err = Slice::new(Array2::zeros((8, 8)), &labels, 2, None).expect_err("class 3 of 2");
