@@ -596,6 +596,19 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
   const iou = Number(await page.getByTestId("eval-jaccard").textContent());
   assert.ok(iou > 0.35, `IoU ${iou}`);
+
+  // Zoomed in, "Part in view" runs the model on the visible rectangle only.
+  const box = await page.getByTestId("viewer").boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -600);
+  await page.getByTestId("tab-infer").click();
+  await page.getByTestId("infer-view").check();
+  await page.getByTestId("infer-then-label").uncheck();
+  await page.getByTestId("infer-run").click();
+  await page.getByTestId("infer-result").filter({ hasText: "rows" }).waitFor({ timeout: 120000 });
+  const part = await page.getByTestId("infer-result").textContent();
+  const [, r0, r1] = part.match(/rows (\d+)–(\d+)/).map(Number);
+  assert.ok(r0 > 0 && r1 < 1023 && r1 > r0, part);
   return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
 });
 

@@ -15,7 +15,7 @@ use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
 use emstudio_nets::model::ModelFile;
 use emstudio_nets::train::{Slice, StepReport, TrainConfig, Trainer};
 use emstudio_nets::Device;
-use emstudio_protocol::LayerId;
+use emstudio_protocol::{LayerId, Region};
 use ndarray::{Array3, Axis};
 use std::ops::ControlFlow;
 
@@ -247,18 +247,22 @@ pub struct InferJob {
     net: emstudio_nets::arch::Net,
     layer: LayerId,
     zs: Vec<usize>,
+    region: Region,
+    slice_shape: (usize, usize),
     done: usize,
     prob: Array3<f32>,
     class: Array3<u32>,
 }
 
 impl InferJob {
-    /// Loads the model and checks the layer and slices (`zs` empty: all).
+    /// Loads the model and checks the layer, slices (`zs` empty: all) and region (none: whole
+    /// slices).
     pub fn new(
         ws: &Workspace,
         layer: LayerId,
         model: &[u8],
         zs: &[usize],
+        region: Option<Region>,
         device: &Device,
     ) -> Result<Self, String> {
         let file = ModelFile::from_bytes(model).map_err(|e| format!("model: {e}"))?;
@@ -277,6 +281,18 @@ impl InferJob {
             check_slices(&l.info.name, zs, s.z)?;
             zs.to_vec()
         };
+        let region = region.unwrap_or(Region {
+            y0: 0,
+            y1: s.y,
+            x0: 0,
+            x1: s.x,
+        });
+        if region.y0 >= region.y1 || region.x0 >= region.x1 || region.y1 > s.y || region.x1 > s.x {
+            return Err(format!(
+                "{}: region rows {}..{}, columns {}..{} is empty or outside the {}×{} slice",
+                l.info.name, region.y0, region.y1, region.x0, region.x1, s.y, s.x
+            ));
+        }
         let multi = file.header.io.out_channels > 1;
         let plane = |on: bool| if on { (s.z, s.y, s.x) } else { (0, 0, 0) };
         Ok(Self {
@@ -286,6 +302,8 @@ impl InferJob {
             net,
             layer,
             zs,
+            region,
+            slice_shape: (s.y, s.x),
             done: 0,
         })
     }
@@ -305,10 +323,11 @@ impl InferJob {
             .volume
             .to_unit_f32_slices(z..z + 1)
             .map_err(|e| format!("{}: {e}", l.info.name))?;
+        let Region { y0, y1, x0, x1 } = self.region;
         let p = predict(
             &self.net,
             &self.file.header,
-            image.index_axis(Axis(0), 0),
+            image.slice(ndarray::s![0, y0..y1, x0..x1]),
             INFER,
             device,
             &mut |_, _| {},
@@ -316,11 +335,11 @@ impl InferJob {
         .map_err(|e| format!("{}: {e}", l.info.name))?;
         if self.file.header.io.out_channels == 1 {
             self.prob
-                .index_axis_mut(Axis(0), z)
+                .slice_mut(ndarray::s![z, y0..y1, x0..x1])
                 .assign(&p.index_axis(Axis(0), 0));
         } else {
             self.class
-                .index_axis_mut(Axis(0), z)
+                .slice_mut(ndarray::s![z, y0..y1, x0..x1])
                 .assign(&argmax_classes(&p));
         }
         self.done += 1;
@@ -346,10 +365,17 @@ impl InferJob {
         };
         volume.set_voxel_size(voxel_size);
         let n = self.zs.len();
+        let Region { y0, y1, x0, x1 } = self.region;
+        let whole = (y0, x0) == (0, 0) && (y1, x1) == self.slice_shape;
+        let part = if whole {
+            String::new()
+        } else {
+            format!(" (rows {y0}–{}, columns {x0}–{})", y1 - 1, x1 - 1)
+        };
         Ok((
             volume,
             format!(
-                "{kind} of {n} slice{} ({}, {} steps)",
+                "{kind} of {n} slice{}{part} ({}, {} steps)",
                 if n == 1 { "" } else { "s" },
                 header.arch.name(),
                 header.provenance.steps
@@ -367,7 +393,7 @@ pub fn infer_layer(
     device: &Device,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<(AnyVolume, String), ComputeError> {
-    let mut job = InferJob::new(ws, layer, model, zs, device)?;
+    let mut job = InferJob::new(ws, layer, model, zs, None, device)?;
     loop {
         let (done, total) = job.done_of();
         if progress(done as u64, total as u64).is_break() {
@@ -488,6 +514,35 @@ mod tests {
         assert!(inter as f64 / union as f64 > 0.6, "IoU {inter}/{union}");
         // Slices not asked for stay 0.
         assert!(prob.index_axis(Axis(0), 0).iter().all(|&v| v == 0.0));
+
+        // A region: only its pixels are computed.
+        let region = Region {
+            y0: 8,
+            y1: 40,
+            x0: 16,
+            x1: 48,
+        };
+        let mut job =
+            InferJob::new(&ws, i, &model, &[0], Some(region), &Device::flex()).expect("job");
+        while job.step(&ws, &Device::flex()).expect("step") {}
+        let (volume, summary) = job.finish(&ws).expect("finish");
+        assert!(summary.contains("rows 8–39, columns 16–47"), "{summary}");
+        let p = volume.to_f32_array(0..1).expect("f32");
+        assert!(p.slice(ndarray::s![0, ..8, ..]).iter().all(|&v| v == 0.0));
+        assert!(p
+            .slice(ndarray::s![0, 8..40, 16..48])
+            .iter()
+            .any(|&v| v > 0.5));
+        let outside = Region {
+            y0: 40,
+            y1: 60,
+            x0: 0,
+            x1: 8,
+        };
+        let err = InferJob::new(&ws, i, &model, &[0], Some(outside), &Device::flex())
+            .err()
+            .expect("refused");
+        assert!(err.contains("outside the 48×48 slice"), "{err}");
 
         // Fine-tuning starts from the trained weights.
         let mut req = request(i, l, SMALL);

@@ -275,6 +275,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             request,
             layer,
             slices,
+            region,
             name,
         } => {
             let model = attachments
@@ -283,7 +284,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             spawn_local(async move {
                 let started = now_ms();
                 let result = match model {
-                    Some(m) => infer(request, layer, &m, &slices).await,
+                    Some(m) => infer(request, layer, &m, &slices, region).await,
                     None => Err(ComputeError::Failed("no model file was attached".into())),
                 };
                 finish_layer(request, &name, infer_kind(&result), started, result);
@@ -376,10 +377,12 @@ async fn infer(
     layer: LayerId,
     model: &[u8],
     slices: &[usize],
+    region: Option<emstudio_protocol::Region>,
 ) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
     yield_now().await;
     let device = Device::flex();
-    let mut job = WORKSPACE.with(|w| InferJob::new(&w.borrow(), layer, model, slices, &device))?;
+    let mut job =
+        WORKSPACE.with(|w| InferJob::new(&w.borrow(), layer, model, slices, region, &device))?;
     let mut progress = progress_sender(request, format!("inferring on {}", device_description()));
     loop {
         let (done, total) = job.done_of();

@@ -1,5 +1,6 @@
 //! The Infer panel: the model store (choose, rename, delete, download, upload a model file)
-//! and running a model over the whole stack or the slice on screen into a probability layer,
+//! and running a model over the whole stack, the slice on screen or the part of it in view
+//! into a probability layer,
 //! with progress and cancel (the jobs bar), optionally followed in one click by threshold →
 //! 3D labels (the Postprocess chain with its defaults).
 
@@ -17,7 +18,8 @@ pub fn InferPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     let models = expect_context::<Models>();
     let image = RwSignal::new(None::<LayerId>);
-    let whole = RwSignal::new(true);
+    // "stack", "slice" or "view".
+    let scope = RwSignal::new("stack");
     let then_label = RwSignal::new(true);
     let rename_to = RwSignal::new(String::new());
     let result = RwSignal::new(None::<Created>);
@@ -71,20 +73,26 @@ pub fn InferPanel() -> impl IntoView {
         let Some(buffer) = models.buffer(&model.name) else {
             return;
         };
-        let slices = if whole.get_untracked() {
-            Vec::new()
-        } else {
-            vec![state.z.get_untracked()]
-        };
-        let name = format!(
-            "{} · {}",
-            model.name.trim_end_matches(".emsmodel"),
-            if slices.is_empty() {
-                "all slices".to_string()
-            } else {
-                format!("slice {}", slices[0])
+        let z = state.z.get_untracked();
+        let (slices, region) = match scope.get_untracked() {
+            "stack" => (Vec::new(), None),
+            "slice" => (vec![z], None),
+            _ => {
+                let shape = state.layers.with_untracked(|l| {
+                    l.iter().find(|l| l.info.id == layer).map(|l| l.info.shape)
+                });
+                match shape.and_then(|s| super::viewer::visible_region(s.y, s.x)) {
+                    Some(r) => (vec![z], Some(r)),
+                    None => return state.error("no part of the slice is in view"),
+                }
             }
-        );
+        };
+        let what = match (&region, slices.first()) {
+            (Some(_), Some(z)) => format!("view of slice {z}"),
+            (None, Some(z)) => format!("slice {z}"),
+            _ => "all slices".to_string(),
+        };
+        let name = format!("{} · {what}", model.name.trim_end_matches(".emsmodel"));
         let chain = then_label.get_untracked() && model.summary.outputs == 1;
         result.set(None);
         labelled.set(None);
@@ -94,6 +102,7 @@ pub fn InferPanel() -> impl IntoView {
                 request,
                 layer,
                 slices,
+                region,
                 name,
             },
             &[buffer],
@@ -201,8 +210,9 @@ pub fn InferPanel() -> impl IntoView {
                     </For>
                 </select></label>
             <div class="choice">
-                <label><input type="radio" name="infer-scope" data-testid="infer-whole" prop:checked=move || whole.get() on:change=move |_| whole.set(true) />"Whole stack"</label>
-                <label><input type="radio" name="infer-scope" data-testid="infer-slice" prop:checked=move || !whole.get() on:change=move |_| whole.set(false) />"Slice on screen"</label>
+                <label><input type="radio" name="infer-scope" data-testid="infer-whole" prop:checked=move || scope.get() == "stack" on:change=move |_| scope.set("stack") />"Whole stack"</label>
+                <label><input type="radio" name="infer-scope" data-testid="infer-slice" prop:checked=move || scope.get() == "slice" on:change=move |_| scope.set("slice") />"Slice on screen"</label>
+                <label><input type="radio" name="infer-scope" data-testid="infer-view" prop:checked=move || scope.get() == "view" on:change=move |_| scope.set("view") />"Part in view"</label>
             </div>
             <label class="row"><input type="checkbox" data-testid="infer-then-label" prop:checked=move || then_label.get()
                 on:change=move |ev| then_label.set(event_target_checked(&ev)) />"Then threshold at 0.5 → 3D labels"</label>

@@ -407,6 +407,30 @@ fn fit(state: AppState) {
     request_frame();
 }
 
+/// The part of an `height × width` slice on screen (clipped to the slice), or none when
+/// nothing of it is visible.
+pub fn visible_region(height: usize, width: usize) -> Option<emstudio_protocol::Region> {
+    VIEW.with(|v| {
+        let v = v.borrow();
+        let canvas = v.canvas.as_ref()?;
+        let (cw, ch) = (
+            f64::from(canvas.client_width()),
+            f64::from(canvas.client_height()),
+        );
+        let to_voxel = |c: f64, t: f64| (c - t) / v.scale;
+        let clip = |a: f64, n: usize| (a.max(0.0) as usize).min(n);
+        let (x0, x1) = (
+            clip(to_voxel(0.0, v.tx).floor(), width),
+            clip(to_voxel(cw, v.tx).ceil(), width),
+        );
+        let (y0, y1) = (
+            clip(to_voxel(0.0, v.ty).floor(), height),
+            clip(to_voxel(ch, v.ty).ceil(), height),
+        );
+        (x0 < x1 && y0 < y1).then_some(emstudio_protocol::Region { y0, y1, x0, x1 })
+    })
+}
+
 /// Zooms by `factor` keeping the canvas point (cx, cy) fixed.
 fn zoom_at(cx: f64, cy: f64, factor: f64) {
     VIEW.with(|v| {

@@ -237,6 +237,8 @@ pub enum ToWorker {
         layer: LayerId,
         /// Slices to run (empty: all; the others stay 0).
         slices: Vec<usize>,
+        /// Only this part of each slice (the rest stays 0); none: whole slices.
+        region: Option<Region>,
         /// Name of the new layer.
         name: String,
     },
@@ -250,6 +252,19 @@ pub enum ToWorker {
         /// The request to stop.
         request: RequestId,
     },
+}
+
+/// A rectangle of a slice in voxels: rows `y0..y1`, columns `x0..x1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// First row.
+    pub y0: usize,
+    /// One past the last row.
+    pub y1: usize,
+    /// First column.
+    pub x0: usize,
+    /// One past the last column.
+    pub x1: usize,
 }
 
 /// Steering of a running `Train` request.
@@ -619,6 +634,12 @@ mod tests {
                 request: RequestId(10),
                 layer: LayerId(1),
                 slices: vec![],
+                region: Some(Region {
+                    y0: 10,
+                    y1: 200,
+                    x0: 0,
+                    x1: 64,
+                }),
                 name: "probability".into(),
             },
         ]
