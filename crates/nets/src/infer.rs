@@ -49,6 +49,12 @@ pub fn predict(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Array3<f32>, TilingError> {
+    if header.io.in_channels != 1 {
+        return Err(TilingError::Channels {
+            model: header.io.in_channels,
+            image: 1,
+        });
+    }
     let (h, w) = image.dim();
     let m = header.arch.size_multiple();
     let tile = (options.tile / m).max(1) * m;
@@ -110,6 +116,35 @@ mod tests {
     use super::*;
     use crate::arch::{unet::UNetConfig, ArchConfig, NetIo};
     use crate::model::{Normalization, Provenance};
+
+    #[test]
+    fn rgb_models_are_refused_for_gray_images() {
+        let device = Device::flex();
+        let header = ModelHeader {
+            arch: ArchConfig::UNet(UNetConfig {
+                depth: 1,
+                base_width: 2,
+            }),
+            io: NetIo {
+                in_channels: 3,
+                out_channels: 1,
+            },
+            normalization: Normalization::default(),
+            provenance: Provenance::default(),
+        };
+        let net = header.arch.build(&header.io, &device);
+        let image = ndarray::Array2::<f32>::zeros((8, 8));
+        let err = predict(
+            &net,
+            &header,
+            image.view(),
+            InferOptions::default(),
+            &device,
+            &mut |_, _| {},
+        )
+        .expect_err("3-channel model");
+        assert!(err.to_string().contains("3-channel input"), "{err}");
+    }
 
     #[test]
     fn argmax_picks_the_most_likely_class_per_pixel() {

@@ -40,6 +40,14 @@ pub enum TilingError {
         /// Overlap.
         overlap: usize,
     },
+    /// The model expects another number of input channels than the image has.
+    #[error("the model takes {model}-channel input, the image has {image} channel(s)")]
+    Channels {
+        /// The model's input channels.
+        model: usize,
+        /// The image's channels.
+        image: usize,
+    },
     /// Empty image.
     #[error("image of {height}×{width} pixels has nothing to tile")]
     EmptyImage {

@@ -296,6 +296,12 @@ impl Trainer {
         let mut rng = SmallRng::seed_from_u64(config.seed);
         let (net, normalization, first_step, history, optim_bytes, imported_from) = match start {
             Some((file, resume)) => {
+                if file.header.io.in_channels != io.in_channels {
+                    return Err(TrainError::Invalid(format!(
+                        "the model takes {}-channel input; the training images are grayscale",
+                        file.header.io.in_channels
+                    )));
+                }
                 if file.header.io != io {
                     return Err(TrainError::Invalid(format!(
                         "the model has {} output channel(s), this training {}",
