@@ -1,11 +1,13 @@
 //! Platform-free parts of the Train and Infer panels, tested natively: the training settings
 //! the form builds (as the JSON `emstudio_nets::train::TrainConfig` reads, without linking
 //! burn into the UI bundle), the loss chart's geometry (log scale, smoothing), the ETA text,
-//! and what a model file says about itself (its JSON header).
+//! what a model file says about itself (its JSON header), and the line describing the device
+//! the networks will run on.
 
 // Used by the browser panels; natively only the tests use it.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use emstudio_protocol::{GpuInfo, NetDevice};
 use serde_json::{json, Value};
 
 /// The Train form's values.
@@ -98,7 +100,8 @@ impl TrainForm {
             "patch": self.patch,
             "learning_rate": self.learning_rate,
             "schedule": {"kind": "cosine"},
-            "validation_every": self.validation_every,
+            // Short runs still get several points on the loss chart.
+            "validation_every": self.validation_every.min((self.steps / 8).max(1)),
             "seed": self.seed,
             "augment": {
                 "flips": self.flips,
@@ -330,6 +333,55 @@ pub fn model_summary(bytes: &[u8]) -> Result<ModelSummary, String> {
     })
 }
 
+/// What the worker reported (`FromWorker::Devices`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    /// The WebGPU adapter, if any.
+    pub gpu: Option<GpuInfo>,
+    /// Why there is none.
+    pub gpu_missing: Option<String>,
+    /// The CPU backend.
+    pub cpu: String,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+/// One line on what a choice will use, given the probe's answer.
+pub fn describe_device(choice: NetDevice, found: &Found) -> String {
+    let gpu_line = |g: &GpuInfo| {
+        format!(
+            "WebGPU on {}{}{} · largest binding {} · largest buffer {} · {} invocations per workgroup",
+            g.adapter,
+            if g.software { ", a software adapter" } else { "" },
+            // In a browser the backend is always "browserwebgpu": say it only natively.
+            if g.backend.contains("webgpu") { String::new() } else { format!(" ({})", g.backend) },
+            mib(g.max_storage_binding),
+            mib(g.max_buffer_size),
+            g.max_workgroup_invocations
+        )
+    };
+    match (choice, &found.gpu) {
+        (NetDevice::Cpu, _) => found.cpu.clone(),
+        (NetDevice::Gpu, Some(g)) => gpu_line(g),
+        (NetDevice::Gpu, None) => format!(
+            "no WebGPU: {}",
+            found.gpu_missing.as_deref().unwrap_or("unknown reason")
+        ),
+        (NetDevice::Auto, Some(g)) if !g.software => gpu_line(g),
+        (NetDevice::Auto, Some(g)) => format!(
+            "{} (the only WebGPU adapter, {}, is software emulation: slower than the CPU backend)",
+            found.cpu, g.adapter
+        ),
+        (NetDevice::Auto, None) => format!(
+            "{} (no WebGPU: {})",
+            found.cpu,
+            found.gpu_missing.as_deref().unwrap_or("unknown reason")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +505,49 @@ mod tests {
         assert!(model_summary(&bytes[..30])
             .unwrap_err()
             .contains("truncated"));
+    }
+
+    #[test]
+    fn the_device_line_says_what_auto_picks_and_why() {
+        let swiftshader = GpuInfo {
+            adapter: "SwiftShader".into(),
+            backend: "browserwebgpu".into(),
+            software: true,
+            max_buffer_size: 256 << 20,
+            max_storage_binding: 128 << 20,
+            max_workgroup_invocations: 256,
+        };
+        let found = Found {
+            gpu: Some(swiftshader.clone()),
+            gpu_missing: None,
+            cpu: "CPU (burn flex, wasm, 1 thread)".into(),
+        };
+        let auto = describe_device(NetDevice::Auto, &found);
+        assert!(
+            auto.starts_with("CPU (burn flex") && auto.contains("software emulation"),
+            "{auto}"
+        );
+        let gpu = describe_device(NetDevice::Gpu, &found);
+        assert!(
+            gpu.contains("SwiftShader, a software adapter")
+                && gpu.contains("largest binding 128 MiB"),
+            "{gpu}"
+        );
+        let hardware = Found {
+            gpu: Some(GpuInfo {
+                software: false,
+                ..swiftshader
+            }),
+            ..found.clone()
+        };
+        assert!(describe_device(NetDevice::Auto, &hardware).starts_with("WebGPU on"));
+        assert_eq!(describe_device(NetDevice::Cpu, &hardware), found.cpu);
+        let none = Found {
+            gpu: None,
+            gpu_missing: Some("navigator.gpu is missing".into()),
+            ..found
+        };
+        assert!(describe_device(NetDevice::Gpu, &none).contains("navigator.gpu is missing"));
+        assert!(describe_device(NetDevice::Auto, &none).contains("no WebGPU"));
     }
 }

@@ -612,6 +612,53 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
 });
 
+test("train and infer on WebGPU (SwiftShader): device and limits shown, loss falls, IoU clears a floor", async (page) => {
+  await openDataset(page, "uniem-ac3-mito", 2);
+  await page.getByTestId("tab-train").click();
+  // The worker looked for an adapter: SwiftShader is software, so Auto keeps the CPU.
+  await page.getByTestId("train-device-info").filter({ hasText: "software emulation" }).waitFor({ timeout: 60000 });
+  await page.getByTestId("train-device-choice").selectOption("gpu");
+  const info = await page.getByTestId("train-device-info").textContent();
+  assert.match(info, /WebGPU on .*software adapter.*largest binding \d+ MiB/i);
+  await setField(page, "train-size", 2);
+  await setField(page, "train-width", 8);
+  // SwiftShader runs WebGPU on the CPU at a few seconds a step: a short run of small batches.
+  await setField(page, "train-steps", Number(process.env.E2E_GPU_STEPS || 24));
+  await setField(page, "train-batch", 2);
+  await setField(page, "train-patch", 64);
+  await setField(page, "train-lr", 0.01);
+  // A whole-slice preview takes tens of seconds on SwiftShader (the CPU test covers previews).
+  await page.getByTestId("train-live-preview").uncheck();
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-progress").waitFor();
+  assert.match(await page.getByTestId("train-device").textContent(), /on WebGPU/);
+  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
+  const summary = await page.getByTestId("train-result").textContent();
+  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
+  assert.ok(last < first, `training loss fell: ${summary}`);
+  const speed = summary.match(/in (\d+) s/)?.[1];
+  await page.getByTestId("train-chart").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(OUT, "train-webgpu.png") });
+
+  // The model (weights read back from the GPU) infers on WebGPU too; the same device choice.
+  await page.getByTestId("tab-infer").click();
+  assert.match(await page.getByTestId("infer-device-info").textContent(), /WebGPU on/);
+  await page.getByTestId("infer-run").click();
+  await waitLayer(page, /· objects$/);
+  await waitIdle(page);
+  const inferred = await page.getByTestId("infer-result").textContent();
+  assert.match(inferred, /on WebGPU/);
+  await page.getByTestId("tab-evaluate").click();
+  await page.getByTestId("eval-gt").selectOption({ label: "AC3 mitochondria (demo, 1×1024×1024)/label" });
+  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
+  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
+  const iou = Number(await page.getByTestId("eval-jaccard").textContent());
+  assert.ok(iou > 0.18, `IoU ${iou}`);
+  return `WebGPU: loss ${first} → ${last} in ${speed} s, IoU ${iou.toFixed(3)}`;
+});
+
 const context = await launch();
 let failed = 0;
 for (const t of tests) {

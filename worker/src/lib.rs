@@ -5,7 +5,8 @@
 //! loop between files, slabs and training steps. [`workspace`] (layers, rendering, probing,
 //! export), [`compute`] (filters, postprocessing, evaluation) and [`training`] (CNN training
 //! and inference) are the platform-free parts, tested natively; `web` is the browser glue
-//! (message loop, file reading, fetch).
+//! (message loop, file reading, fetch) and `web_gpu` picks the networks' device (WebGPU or
+//! the CPU) in the browser.
 
 pub mod compute;
 pub mod training;
@@ -13,3 +14,5 @@ pub mod workspace;
 
 #[cfg(target_arch = "wasm32")]
 mod web;
+#[cfg(target_arch = "wasm32")]
+mod web_gpu;

@@ -1,9 +1,12 @@
 //! Training and inference of the 2D CNNs (`emstudio_nets`) on the worker's layers.
 //!
-//! Platform-free and synchronous like [`crate::compute`]: [`TrainJob::step`] runs one optimiser
-//! step, and the browser glue (`web.rs`) calls it in a loop that yields to the event loop
-//! between steps, so pause, stop, cancel and render requests are served while training. The
-//! networks run on burn's flex CPU backend (single-threaded in the browser).
+//! Platform-free: [`TrainJob::step_async`] runs one optimiser step and the browser glue
+//! (`web.rs`) awaits it in a loop that yields to the event loop between steps, so pause, stop,
+//! cancel and render requests are served while training. Every read of a result is awaited
+//! (`*_async`), because on WebGPU in the browser synchronous reads are impossible; the same
+//! code runs on burn's flex CPU backend (single-threaded in the browser), where the awaits
+//! resolve at once. The synchronous twins (`step`, `preview`, [`infer_layer`]) serve native
+//! callers and tests.
 //! Model files are the CLI's format ([`ModelFile`]), so a model moves between
 //! `emstudio train` and the browser in both directions.
 
@@ -11,15 +14,16 @@ use crate::compute::ComputeError;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::render::{render_intensity, render_labels};
 use emstudio_core::{AnyVolume, Volume};
-use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
+use emstudio_nets::infer::{argmax_classes, predict, predict_async, InferOptions};
 use emstudio_nets::model::ModelFile;
+use emstudio_nets::model::ModelHeader;
 use emstudio_nets::train::{Slice, StepReport, TrainConfig, Trainer};
 use emstudio_nets::Device;
 use emstudio_protocol::{LayerId, Region};
-use ndarray::{Array3, Axis};
+use ndarray::{Array2, Array3, Axis};
 use std::ops::ControlFlow;
 
-/// What the worker's networks run on, for the UI.
+/// What the worker's CPU backend is, for the UI.
 pub fn device_description() -> String {
     if cfg!(target_arch = "wasm32") {
         "CPU (burn flex, wasm, 1 thread)".into()
@@ -28,11 +32,21 @@ pub fn device_description() -> String {
     }
 }
 
-/// Tiles for inference and previews.
+/// Tiles for inference and previews (shrunk to a GPU's binding limit, see
+/// [`InferOptions::fit_to_binding`]).
 const INFER: InferOptions = InferOptions {
     tile: 256,
     batch: 2,
 };
+
+/// The inference tiling for a model on a device whose largest storage binding is
+/// `max_binding` bytes (none: the CPU, no limit).
+pub fn infer_options(header: &ModelHeader, max_binding: Option<u64>) -> InferOptions {
+    match max_binding {
+        Some(bytes) => INFER.fit_to_binding(&header.arch, bytes),
+        None => INFER,
+    }
+}
 
 /// What a `Train` request asks for.
 #[derive(Clone, Debug)]
@@ -57,6 +71,7 @@ pub struct TrainRequest {
 pub struct TrainJob {
     trainer: Trainer,
     image: LayerId,
+    max_binding: Option<u64>,
 }
 
 /// Grayscale slices of a layer scaled to [0, 1], or an error naming the layer.
@@ -143,12 +158,23 @@ impl TrainJob {
         Ok(Self {
             trainer,
             image: req.image,
+            max_binding: None,
         })
     }
 
-    /// One optimiser step.
+    /// Inference tiles (previews) stay under this storage-binding size (a GPU's limit).
+    pub fn set_max_binding(&mut self, bytes: Option<u64>) {
+        self.max_binding = bytes;
+    }
+
+    /// One optimiser step (synchronous reads: CPU only).
     pub fn step(&mut self) -> StepReport {
         self.trainer.step()
+    }
+
+    /// One optimiser step, reads awaited (any device).
+    pub async fn step_async(&mut self) -> Result<StepReport, String> {
+        self.trainer.step_async().await.map_err(|e| e.to_string())
     }
 
     /// True when every step has run.
@@ -171,35 +197,65 @@ impl TrainJob {
         self.trainer.total_steps()
     }
 
-    /// The current network's prediction of slice `z` of the image layer: foreground
-    /// probability as gray (one-output nets) or class colours.
-    pub fn preview(&self, ws: &Workspace, z: usize) -> Result<Rendered, String> {
+    /// Slice `z` of the image layer scaled to [0, 1], for a preview.
+    pub fn preview_image(&self, ws: &Workspace, z: usize) -> Result<Array2<f32>, String> {
         let layer = ws.layer(self.image)?;
-        let s = layer.info.shape;
-        check_slices(&layer.info.name, &[z], s.z)?;
+        check_slices(&layer.info.name, &[z], layer.info.shape.z)?;
         let image = layer
             .volume
             .to_unit_f32_slices(z..z + 1)
             .map_err(|e| format!("{}: {e}", layer.info.name))?;
-        let device = self.trainer.inference_device();
+        Ok(image.index_axis_move(Axis(0), 0))
+    }
+
+    /// The current network's prediction of slice `z` of the image layer: foreground
+    /// probability as gray (one-output nets) or class colours (synchronous: CPU only).
+    pub fn preview(&self, ws: &Workspace, z: usize) -> Result<Rendered, String> {
+        let image = self.preview_image(ws, z)?;
         let header = self.trainer.header("");
         let p = predict(
             &self.trainer.net(),
             &header,
-            image.index_axis(Axis(0), 0),
-            INFER,
-            &device,
+            image.view(),
+            infer_options(&header, self.max_binding),
+            &self.trainer.inference_device(),
             &mut |_, _| {},
         )
         .map_err(|e| e.to_string())?;
-        Ok(render_prediction(&p, s.x, s.y))
+        Ok(render_prediction(&p, image.ncols(), image.nrows()))
     }
 
-    /// The model file of the current state.
+    /// [`TrainJob::preview`] of an image from [`TrainJob::preview_image`], reads awaited.
+    pub async fn preview_async(&self, image: &Array2<f32>) -> Result<Rendered, String> {
+        let header = self.trainer.header("");
+        let p = predict_async(
+            &self.trainer.net(),
+            &header,
+            image.view(),
+            infer_options(&header, self.max_binding),
+            &self.trainer.inference_device(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(render_prediction(&p, image.ncols(), image.nrows()))
+    }
+
+    /// The model file of the current state, with the optimiser state (synchronous: CPU only).
     pub fn model_bytes(&self, saved: &str) -> Result<Vec<u8>, String> {
         Ok(self
             .trainer
             .model_file(saved)
+            .map_err(|e| e.to_string())?
+            .to_bytes())
+    }
+
+    /// The model file of the current state, weights read back asynchronously (any device);
+    /// without optimiser state (models made in the browser are fine-tuned, not resumed).
+    pub async fn model_bytes_async(&self, saved: &str) -> Result<Vec<u8>, String> {
+        Ok(self
+            .trainer
+            .model_file_async(saved)
+            .await
             .map_err(|e| e.to_string())?
             .to_bytes())
     }
@@ -252,6 +308,7 @@ pub struct InferJob {
     done: usize,
     prob: Array3<f32>,
     class: Array3<u32>,
+    options: InferOptions,
 }
 
 impl InferJob {
@@ -264,6 +321,7 @@ impl InferJob {
         zs: &[usize],
         region: Option<Region>,
         device: &Device,
+        max_binding: Option<u64>,
     ) -> Result<Self, String> {
         let file = ModelFile::from_bytes(model).map_err(|e| format!("model: {e}"))?;
         let net = file.load_net(device).map_err(|e| format!("model: {e}"))?;
@@ -296,6 +354,7 @@ impl InferJob {
         let multi = file.header.io.out_channels > 1;
         let plane = |on: bool| if on { (s.z, s.y, s.x) } else { (0, 0, 0) };
         Ok(Self {
+            options: infer_options(&file.header, max_binding),
             prob: Array3::zeros(plane(!multi)),
             class: Array3::zeros(plane(multi)),
             file,
@@ -313,10 +372,10 @@ impl InferJob {
         (self.done, self.zs.len())
     }
 
-    /// Runs the next slice; false when all are done.
-    pub fn step(&mut self, ws: &Workspace, device: &Device) -> Result<bool, String> {
+    /// The region of the next slice to run, scaled to [0, 1]; `None` when all are done.
+    pub fn next_image(&self, ws: &Workspace) -> Result<Option<Array2<f32>>, String> {
         let Some(&z) = self.zs.get(self.done) else {
-            return Ok(false);
+            return Ok(None);
         };
         let l = ws.layer(self.layer)?;
         let image = l
@@ -324,15 +383,51 @@ impl InferJob {
             .to_unit_f32_slices(z..z + 1)
             .map_err(|e| format!("{}: {e}", l.info.name))?;
         let Region { y0, y1, x0, x1 } = self.region;
+        Ok(Some(image.slice(ndarray::s![0, y0..y1, x0..x1]).to_owned()))
+    }
+
+    /// Runs the next slice (synchronous reads: CPU only); false when all are done.
+    pub fn step(&mut self, ws: &Workspace, device: &Device) -> Result<bool, String> {
+        let Some(image) = self.next_image(ws)? else {
+            return Ok(false);
+        };
         let p = predict(
             &self.net,
             &self.file.header,
-            image.slice(ndarray::s![0, y0..y1, x0..x1]),
-            INFER,
+            image.view(),
+            self.options,
             device,
             &mut |_, _| {},
         )
-        .map_err(|e| format!("{}: {e}", l.info.name))?;
+        .map_err(|e| e.to_string())?;
+        Ok(self.store(&p))
+    }
+
+    /// Runs the image from [`InferJob::next_image`] with reads awaited (any device); false
+    /// when all are done.
+    pub async fn step_async(
+        &mut self,
+        image: &Array2<f32>,
+        device: &Device,
+    ) -> Result<bool, String> {
+        let p = predict_async(
+            &self.net,
+            &self.file.header,
+            image.view(),
+            self.options,
+            device,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(self.store(&p))
+    }
+
+    /// Puts the probabilities of the current slice in place; false when all are done.
+    fn store(&mut self, p: &Array3<f32>) -> bool {
+        let Some(&z) = self.zs.get(self.done) else {
+            return false;
+        };
+        let Region { y0, y1, x0, x1 } = self.region;
         if self.file.header.io.out_channels == 1 {
             self.prob
                 .slice_mut(ndarray::s![z, y0..y1, x0..x1])
@@ -340,10 +435,10 @@ impl InferJob {
         } else {
             self.class
                 .slice_mut(ndarray::s![z, y0..y1, x0..x1])
-                .assign(&argmax_classes(&p));
+                .assign(&argmax_classes(p));
         }
         self.done += 1;
-        Ok(self.done < self.zs.len())
+        self.done < self.zs.len()
     }
 
     /// The new layer's volume and a one-line summary.
@@ -393,7 +488,7 @@ pub fn infer_layer(
     device: &Device,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<(AnyVolume, String), ComputeError> {
-    let mut job = InferJob::new(ws, layer, model, zs, None, device)?;
+    let mut job = InferJob::new(ws, layer, model, zs, None, device, None)?;
     loop {
         let (done, total) = job.done_of();
         if progress(done as u64, total as u64).is_break() {
@@ -412,6 +507,7 @@ pub fn infer_layer(
 mod tests {
     use super::*;
     use emstudio_protocol::LayerKind;
+    use futures_lite::future::block_on;
 
     /// Two slices of bright squares on a dark, noisy background, and their masks.
     fn workspace() -> (Workspace, LayerId, LayerId) {
@@ -484,6 +580,14 @@ mod tests {
             (48, 48, 48 * 48 * 4)
         );
         assert!(job.preview(&ws, 2).unwrap_err().contains("slice 2"));
+        // The awaited paths (the ones WebGPU uses) give the same picture and a model file.
+        let shown = job.preview_image(&ws, 1).expect("image");
+        let awaited = block_on(job.preview_async(&shown)).expect("awaited preview");
+        assert_eq!(awaited.rgba, preview.rgba);
+        let saved = block_on(job.model_bytes_async("2026-11-26")).expect("awaited model");
+        let saved = ModelFile::from_bytes(&saved).expect("model file");
+        assert_eq!(saved.header.provenance.steps, 40);
+        assert!(saved.optimizer.is_none());
 
         let model = job.model_bytes("2026-11-26").expect("model");
         let mut calls = 0;
@@ -523,7 +627,7 @@ mod tests {
             x1: 48,
         };
         let mut job =
-            InferJob::new(&ws, i, &model, &[0], Some(region), &Device::flex()).expect("job");
+            InferJob::new(&ws, i, &model, &[0], Some(region), &Device::flex(), None).expect("job");
         while job.step(&ws, &Device::flex()).expect("step") {}
         let (volume, summary) = job.finish(&ws).expect("finish");
         assert!(summary.contains("rows 8–39, columns 16–47"), "{summary}");
@@ -533,13 +637,45 @@ mod tests {
             .slice(ndarray::s![0, 8..40, 16..48])
             .iter()
             .any(|&v| v > 0.5));
+        // Awaited, with tiles shrunk to a small binding limit: the same objects.
+        let mut small = InferJob::new(
+            &ws,
+            i,
+            &model,
+            &[0],
+            Some(region),
+            &Device::flex(),
+            Some(1 << 16),
+        )
+        .expect("job");
+        while let Some(image) = small.next_image(&ws).expect("image") {
+            if !block_on(small.step_async(&image, &Device::flex())).expect("step") {
+                break;
+            }
+        }
+        let q = small
+            .finish(&ws)
+            .expect("finish")
+            .0
+            .to_f32_array(0..1)
+            .expect("f32");
+        let agree = p
+            .iter()
+            .zip(q.iter())
+            .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
+            .count();
+        assert!(
+            agree as f64 > 0.97 * p.len() as f64,
+            "{agree} of {}",
+            p.len()
+        );
         let outside = Region {
             y0: 40,
             y1: 60,
             x0: 0,
             x1: 8,
         };
-        let err = InferJob::new(&ws, i, &model, &[0], Some(outside), &Device::flex())
+        let err = InferJob::new(&ws, i, &model, &[0], Some(outside), &Device::flex(), None)
             .err()
             .expect("refused");
         assert!(err.contains("outside the 48×48 slice"), "{err}");

@@ -4,11 +4,11 @@
 
 use crate::compute::{self, ComputeError, FilterJob};
 use crate::training::{device_description, InferJob, TrainJob, TrainRequest};
+use crate::web_gpu;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
-use emstudio_nets::Device;
 use emstudio_protocol::{
-    FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, TrainControl,
+    FromWorker, LayerId, LayerKind, NetDevice, RequestId, StackSource, ToWorker, TrainControl,
     PROTOCOL_VERSION,
 };
 use emstudio_webmsg::{post, receive, to_buffer, Target};
@@ -243,6 +243,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             ignore_label,
             preview_z,
             preview_every,
+            device,
         } => {
             let init = attachments
                 .first()
@@ -256,7 +257,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
                 ignore_label,
                 init,
             };
-            spawn_local(train(request, req, preview_z, preview_every));
+            spawn_local(train(request, req, preview_z, preview_every, device));
         }
         ToWorker::TrainControl { request, control } => TRAINING.with(|t| {
             if let Some(s) = t.borrow_mut().get_mut(&request) {
@@ -277,6 +278,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             slices,
             region,
             name,
+            device,
         } => {
             let model = attachments
                 .first()
@@ -284,12 +286,27 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             spawn_local(async move {
                 let started = now_ms();
                 let result = match model {
-                    Some(m) => infer(request, layer, &m, &slices, region).await,
+                    Some(m) => infer(request, layer, &m, &slices, region, device).await,
                     None => Err(ComputeError::Failed("no model file was attached".into())),
                 };
                 finish_layer(request, &name, infer_kind(&result), started, result);
             });
         }
+        ToWorker::ProbeDevices { request } => spawn_local(async move {
+            let (gpu, gpu_missing) = match web_gpu::gpu().await {
+                Ok((_, info)) => (Some(info), None),
+                Err(e) => (None, Some(e)),
+            };
+            send(
+                &FromWorker::Devices {
+                    request,
+                    gpu,
+                    gpu_missing,
+                    cpu: device_description(),
+                },
+                &[],
+            );
+        }),
         ToWorker::Close { layer } => WORKSPACE.with(|w| w.borrow_mut().close(layer)),
         ToWorker::Cancel { request } => {
             CANCELLED.with(|c| c.borrow_mut().insert(request));
@@ -378,12 +395,23 @@ async fn infer(
     model: &[u8],
     slices: &[usize],
     region: Option<emstudio_protocol::Region>,
+    choice: NetDevice,
 ) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
     yield_now().await;
-    let device = Device::flex();
-    let mut job =
-        WORKSPACE.with(|w| InferJob::new(&w.borrow(), layer, model, slices, region, &device))?;
-    let mut progress = progress_sender(request, format!("inferring on {}", device_description()));
+    let chosen = web_gpu::choose(choice).await?;
+    let device = chosen.device;
+    let mut job = WORKSPACE.with(|w| {
+        InferJob::new(
+            &w.borrow(),
+            layer,
+            model,
+            slices,
+            region,
+            &device,
+            chosen.max_binding,
+        )
+    })?;
+    let mut progress = progress_sender(request, format!("inferring on {}", chosen.description));
     loop {
         let (done, total) = job.done_of();
         let _ = progress(done as u64, total as u64);
@@ -391,11 +419,15 @@ async fn infer(
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if !WORKSPACE.with(|w| job.step(&w.borrow(), &device))? {
+        let Some(image) = WORKSPACE.with(|w| job.next_image(&w.borrow()))? else {
+            break;
+        };
+        if !job.step_async(&image, &device).await? {
             break;
         }
     }
-    Ok(WORKSPACE.with(|w| job.finish(&w.borrow()))?)
+    let (volume, summary) = WORKSPACE.with(|w| job.finish(&w.borrow()))?;
+    Ok((volume, format!("{summary} on {}", chosen.description)))
 }
 
 /// Today's date and time, ISO 8601 (for model provenance).
@@ -404,7 +436,7 @@ fn iso_now() -> String {
 }
 
 /// Waits `ms` milliseconds (a paused run polls its steering).
-async fn sleep_ms(ms: i32) {
+pub(crate) async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
     });
@@ -412,25 +444,26 @@ async fn sleep_ms(ms: i32) {
 }
 
 /// Sends the prediction of slice `z` as `TrainPreview`; returns the time it took (ms).
-fn send_preview(request: RequestId, job: &TrainJob, z: usize) -> f64 {
+async fn send_preview(request: RequestId, job: &TrainJob, z: usize) -> f64 {
     let started = now_ms();
-    match WORKSPACE.with(|w| job.preview(&w.borrow(), z)) {
+    let rendered = match WORKSPACE.with(|w| job.preview_image(&w.borrow(), z)) {
+        Ok(image) => job.preview_async(&image).await,
+        Err(e) => Err(e),
+    };
+    match rendered {
         Ok(r) => {
-            let step = job.steps_done();
-            spawn_local(async move {
-                if let Ok(bitmap) = to_image_bitmap(&r).await {
-                    send(
-                        &FromWorker::TrainPreview {
-                            request,
-                            z,
-                            step,
-                            width: r.width,
-                            height: r.height,
-                        },
-                        &[bitmap],
-                    );
-                }
-            });
+            if let Ok(bitmap) = to_image_bitmap(&r).await {
+                send(
+                    &FromWorker::TrainPreview {
+                        request,
+                        z,
+                        step: job.steps_done(),
+                        width: r.width,
+                        height: r.height,
+                    },
+                    &[bitmap],
+                );
+            }
         }
         Err(e) => web_sys::console::warn_1(&format!("training preview: {e}").into()),
     }
@@ -439,13 +472,24 @@ fn send_preview(request: RequestId, job: &TrainJob, z: usize) -> f64 {
 
 /// A training run: one step per turn of the event loop, so steering, cancel and rendering
 /// are served in between; progress at most every 100 ms and with every validation loss.
-async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, every: u32) {
+async fn train(
+    request: RequestId,
+    req: TrainRequest,
+    preview_z: Option<usize>,
+    every: u32,
+    choice: NetDevice,
+) {
     yield_now().await;
-    let device = Device::flex().autodiff();
+    let chosen = match web_gpu::choose(choice).await {
+        Ok(c) => c,
+        Err(e) => return fail(request, e),
+    };
+    let device = chosen.device.clone().autodiff();
     let mut job = match WORKSPACE.with(|w| TrainJob::new(&w.borrow(), req, &device)) {
         Ok(j) => j,
         Err(e) => return fail(request, e),
     };
+    job.set_max_binding(chosen.max_binding);
     TRAINING.with(|t| {
         t.borrow_mut().insert(
             request,
@@ -460,7 +504,7 @@ async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, 
     send(
         &FromWorker::TrainStarted {
             request,
-            device: device_description(),
+            device: chosen.description.clone(),
             total: job.total_steps(),
             patch: job.patch(),
         },
@@ -486,7 +530,7 @@ async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, 
                 }
             });
             if let Some(z) = steer.preview_z {
-                let took = send_preview(request, &job, z);
+                let took = send_preview(request, &job, z).await;
                 preview_due = now_ms() + 4.0 * took;
             }
         }
@@ -499,7 +543,13 @@ async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, 
             (speed_t, speed_step) = (now_ms(), job.steps_done());
             continue;
         }
-        let r = job.step();
+        let r = match job.step_async().await {
+            Ok(r) => r,
+            Err(e) => {
+                TRAINING.with(|t| t.borrow_mut().remove(&request));
+                return fail(request, format!("training stopped: {e}"));
+            }
+        };
         sum += f64::from(r.loss);
         n += 1;
         let now = now_ms();
@@ -526,7 +576,7 @@ async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, 
         }
         if let Some(z) = steer.preview_z {
             if every > 0 && r.step % u64::from(every) == 0 && now_ms() >= preview_due {
-                let took = send_preview(request, &job, z);
+                let took = send_preview(request, &job, z).await;
                 preview_due = now_ms() + 4.0 * took;
             }
         }
@@ -534,9 +584,9 @@ async fn train(request: RequestId, req: TrainRequest, preview_z: Option<usize>, 
     let steer = steering(request);
     TRAINING.with(|t| t.borrow_mut().remove(&request));
     if let Some(z) = steer.preview_z {
-        send_preview(request, &job, z);
+        send_preview(request, &job, z).await;
     }
-    match job.model_bytes(&iso_now()) {
+    match job.model_bytes_async(&iso_now()).await {
         Ok(bytes) => send(
             &FromWorker::Trained {
                 request,

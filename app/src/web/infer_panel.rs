@@ -5,6 +5,7 @@
 //! 3D labels (the Postprocess chain with its defaults).
 
 use super::models::Models;
+use super::net_device::{DevicePicker, NetDevices};
 use super::state::{add_computed_layer, AppState, Created};
 use emstudio_core::labels::postprocess::{PostprocessParams, ThresholdChoice};
 use emstudio_protocol::{FromWorker, LayerId, LayerKind, ToWorker};
@@ -17,6 +18,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 pub fn InferPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     let models = expect_context::<Models>();
+    let devices = expect_context::<NetDevices>();
     let image = RwSignal::new(None::<LayerId>);
     // "stack", "slice" or "view".
     let scope = RwSignal::new("stack");
@@ -104,6 +106,7 @@ pub fn InferPanel() -> impl IntoView {
                 slices,
                 region,
                 name,
+                device: devices.choice.get_untracked(),
             },
             &[buffer],
             move |msg, _| {
@@ -216,6 +219,7 @@ pub fn InferPanel() -> impl IntoView {
             </div>
             <label class="row"><input type="checkbox" data-testid="infer-then-label" prop:checked=move || then_label.get()
                 on:change=move |ev| then_label.set(event_target_checked(&ev)) />"Then threshold at 0.5 → 3D labels"</label>
+            <DevicePicker id="infer" />
             <div class="buttons">
                 <button class="primary" data-testid="infer-run" prop:disabled=move || selected().is_none() || image_id().is_none() on:click=run>"Run model"</button>
             </div>

@@ -5,6 +5,7 @@ mod filters_panel;
 mod fsjs;
 mod infer_panel;
 mod models;
+mod net_device;
 mod open;
 mod panels;
 mod postprocess_panel;
@@ -82,6 +83,7 @@ fn App() -> impl IntoView {
     let models = models::Models::new();
     provide_context(models);
     models.load(state);
+    provide_context(net_device::NetDevices::new());
 
     if let Err(e) = worker_client::start(move || state.ready.set(true), move |e| state.error(e)) {
         state.error(e);

@@ -6,6 +6,7 @@
 //! model goes to the model store (see [`super::models`]).
 
 use super::models::Models;
+use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::worker_client;
 use crate::training_ui::{chart, eta, size_label, trained_model_name, CurvePoint, TrainForm};
@@ -34,6 +35,7 @@ const CHART: (f64, f64, f64) = (300.0, 160.0, 28.0);
 pub fn TrainPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     let models = expect_context::<Models>();
+    let devices = expect_context::<NetDevices>();
     let form = RwSignal::new(TrainForm::default());
     let image = RwSignal::new(None::<LayerId>);
     let label = RwSignal::new(None::<LayerId>);
@@ -132,6 +134,7 @@ pub fn TrainPanel() -> impl IntoView {
                 ignore_label: None,
                 preview_z: live_preview.get_untracked().then_some(z),
                 preview_every,
+                device: devices.choice.get_untracked(),
             },
             &attachments,
             move |msg, attachments| match msg {
@@ -284,6 +287,7 @@ pub fn TrainPanel() -> impl IntoView {
                 <input type="text" data-testid="train-validation" placeholder="bottom fifth of one slice" prop:value=move || validation_text.get()
                     on:change=move |ev| validation_text.set(event_target_value(&ev)) /></label>
             <h3>"Network"</h3>
+            <DevicePicker id="train" />
             <label class="row">"Start from"
                 <select data-testid="train-start-from" on:change=move |ev| {
                     let v = event_target_value(&ev);

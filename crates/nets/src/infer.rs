@@ -4,10 +4,10 @@
 //! are squares of a multiple of the architecture's size multiple; an image smaller than a tile
 //! is padded by edge replication and cropped back.
 
-use crate::arch::{Net, SegNet};
+use crate::arch::{ArchConfig, Net, SegNet};
 use crate::loss::probabilities;
 use crate::model::ModelHeader;
-use crate::tiling::{plan_tiles, Stitcher, TilingError};
+use crate::tiling::{plan_tiles, Stitcher, Tile, TilingError};
 use burn::prelude::*;
 use ndarray::{Array2, Array3, ArrayView2};
 
@@ -29,6 +29,29 @@ impl Default for InferOptions {
     }
 }
 
+impl InferOptions {
+    /// These options with the tile shrunk (never grown) until the largest buffer a 3×3
+    /// convolution may need at full resolution fits `max_binding_bytes`, the device's largest
+    /// storage-buffer binding (WebGPU's `maxStorageBufferBindingSize`, 128 MiB by default).
+    /// The estimate is conservative: an im2col matrix of `9 × channels × tile² × batch` `f32`s
+    /// for the widest full-resolution layer, kept under half the limit.
+    pub fn fit_to_binding(self, arch: &ArchConfig, max_binding_bytes: u64) -> Self {
+        let channels = match arch {
+            ArchConfig::UNet(c) => c.base_width,
+            ArchConfig::ResNet(c) => c.base_width,
+            // Highway units compute the transform and the gate side by side.
+            ArchConfig::Highway(c) => 2 * c.base_width,
+            ArchConfig::DenseNet(c) => c.base_width + c.layers * c.growth,
+        } as u64;
+        let per_pixel = 9 * channels.max(1) * self.batch.max(1) as u64 * 4;
+        let pixels = (max_binding_bytes / 2 / per_pixel).max(1);
+        let side = (pixels as f64).sqrt() as usize;
+        let m = arch.size_multiple();
+        let tile = self.tile.min((side / m).max(1) * m).max(m);
+        Self { tile, ..self }
+    }
+}
+
 /// The most likely class per pixel of probabilities `[classes, h, w]`.
 pub fn argmax_classes(probabilities: &Array3<f32>) -> Array2<u32> {
     let (classes, h, w) = probabilities.dim();
@@ -39,8 +62,131 @@ pub fn argmax_classes(probabilities: &Array3<f32>) -> Array2<u32> {
     })
 }
 
+/// A tiled prediction in progress: [`TiledPrediction::next_input`] gives the next batch of
+/// tiles as a network input, [`TiledPrediction::accept`] takes the network's probabilities for
+/// it, [`TiledPrediction::finish`] blends the result. Splitting the loop this way lets
+/// [`predict`] read results synchronously and [`predict_async`] await them (WebGPU in the
+/// browser cannot read synchronously) with one implementation.
+pub struct TiledPrediction<'a> {
+    image: ArrayView2<'a, f32>,
+    normalization: crate::model::Normalization,
+    tiles: Vec<Tile>,
+    batch: usize,
+    side: (usize, usize),
+    classes: usize,
+    stitchers: Vec<Stitcher>,
+    done: usize,
+}
+
+impl<'a> TiledPrediction<'a> {
+    /// Plans the tiles of `image` for the model in `header`.
+    pub fn new(
+        header: &ModelHeader,
+        image: ArrayView2<'a, f32>,
+        options: InferOptions,
+    ) -> Result<Self, TilingError> {
+        if header.io.in_channels != 1 {
+            return Err(TilingError::Channels {
+                model: header.io.in_channels,
+                image: 1,
+            });
+        }
+        let (h, w) = image.dim();
+        let m = header.arch.size_multiple();
+        let tile = (options.tile / m).max(1) * m;
+        let overlap = (tile / 8).max(1).min(tile.saturating_sub(1) / 2);
+        let tiles = plan_tiles(h, w, tile, overlap)?;
+        let classes = header.io.out_channels;
+        Ok(Self {
+            image,
+            normalization: header.normalization,
+            tiles,
+            batch: options.batch.max(1),
+            // Every tile is padded to the same rectangle (small images: the image padded to
+            // a multiple).
+            side: (tile.min(h.div_ceil(m) * m), tile.min(w.div_ceil(m) * m)),
+            classes,
+            stitchers: (0..classes).map(|_| Stitcher::new(h, w, overlap)).collect(),
+            done: 0,
+        })
+    }
+
+    /// Tiles done and in all.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.done, self.tiles.len())
+    }
+
+    fn chunk(&self) -> &[Tile] {
+        let end = (self.done + self.batch).min(self.tiles.len());
+        &self.tiles[self.done..end]
+    }
+
+    /// The next batch of tiles, normalised, as a network input; `None` when all are done.
+    pub fn next_input(&self, device: &Device) -> Option<Tensor<4>> {
+        let chunk = self.chunk();
+        if chunk.is_empty() {
+            return None;
+        }
+        let (side_y, side_x) = self.side;
+        let norm = self.normalization;
+        let mut x = Vec::with_capacity(chunk.len() * side_y * side_x);
+        for t in chunk {
+            for py in 0..side_y {
+                let y = t.y + py.min(t.height - 1);
+                for px in 0..side_x {
+                    let xx = t.x + px.min(t.width - 1);
+                    x.push((self.image[[y, xx]] - norm.mean) / norm.std);
+                }
+            }
+        }
+        Some(Tensor::<4>::from_data(
+            TensorData::new(x, [chunk.len(), 1, side_y, side_x]),
+            device,
+        ))
+    }
+
+    /// Adds the probabilities `[batch, classes, side, side]` of the last [`Self::next_input`].
+    pub fn accept(&mut self, probs: &[f32]) {
+        let (side_y, side_x) = self.side;
+        let classes = self.classes;
+        let end = (self.done + self.batch).min(self.tiles.len());
+        for (i, t) in self.tiles[self.done..end].iter().enumerate() {
+            for (c, stitcher) in self.stitchers.iter_mut().enumerate() {
+                let base = (i * classes + c) * side_y * side_x;
+                let values: Vec<f32> = (0..t.height)
+                    .flat_map(|py| {
+                        let row = base + py * side_x;
+                        probs.get(row..row + t.width).unwrap_or(&[]).iter().copied()
+                    })
+                    .collect();
+                if values.len() == t.height * t.width {
+                    stitcher.add(t, &values);
+                }
+            }
+        }
+        self.done = end;
+    }
+
+    /// The blended probabilities `[classes, h, w]`.
+    pub fn finish(self) -> Array3<f32> {
+        let (h, w) = self.image.dim();
+        let mut out = Array3::<f32>::zeros((self.classes, h, w));
+        for (c, s) in self.stitchers.into_iter().enumerate() {
+            for (dst, v) in out
+                .index_axis_mut(ndarray::Axis(0), c)
+                .iter_mut()
+                .zip(s.finish())
+            {
+                *dst = v;
+            }
+        }
+        out
+    }
+}
+
 /// Probabilities `[classes, h, w]` of one image in `[0, 1]` (`image` is normalised with the
 /// model's statistics here). `progress(done, total)` is called after each batch of tiles.
+/// Reads results synchronously: not on WebGPU in the browser (use [`predict_async`]).
 pub fn predict(
     net: &Net,
     header: &ModelHeader,
@@ -49,66 +195,38 @@ pub fn predict(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Array3<f32>, TilingError> {
-    if header.io.in_channels != 1 {
-        return Err(TilingError::Channels {
-            model: header.io.in_channels,
-            image: 1,
-        });
-    }
-    let (h, w) = image.dim();
-    let m = header.arch.size_multiple();
-    let tile = (options.tile / m).max(1) * m;
-    let overlap = (tile / 8).max(1).min(tile.saturating_sub(1) / 2);
-    let tiles = plan_tiles(h, w, tile, overlap)?;
-    let classes = header.io.out_channels;
-    let mut stitchers: Vec<Stitcher> = (0..classes).map(|_| Stitcher::new(h, w, overlap)).collect();
-    let norm = header.normalization;
-    // Every tile is padded to the same rectangle (small images: the image padded to a multiple).
-    let side_y = tile.min(h.div_ceil(m) * m);
-    let side_x = tile.min(w.div_ceil(m) * m);
-    let batch = options.batch.max(1);
-    for (done, chunk) in tiles.chunks(batch).enumerate() {
-        let mut x = Vec::with_capacity(chunk.len() * side_y * side_x);
-        for t in chunk {
-            for py in 0..side_y {
-                let y = t.y + py.min(t.height - 1);
-                for px in 0..side_x {
-                    let xx = t.x + px.min(t.width - 1);
-                    x.push((image[[y, xx]] - norm.mean) / norm.std);
-                }
-            }
-        }
-        let input =
-            Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 1, side_y, side_x]), device);
-        let probs: Vec<f32> = probabilities(net.forward(input))
+    let mut job = TiledPrediction::new(header, image, options)?;
+    while let Some(input) = job.next_input(device) {
+        let probs = probabilities(net.forward(input))
             .into_data()
             .try_into_vec::<f32>()
             .unwrap_or_default();
-        for (i, t) in chunk.iter().enumerate() {
-            for (c, stitcher) in stitchers.iter_mut().enumerate() {
-                let base = (i * classes + c) * side_y * side_x;
-                let values: Vec<f32> = (0..t.height)
-                    .flat_map(|py| {
-                        let row = base + py * side_x;
-                        probs[row..row + t.width].iter().copied()
-                    })
-                    .collect();
-                stitcher.add(t, &values);
-            }
-        }
-        progress(((done + 1) * batch).min(tiles.len()), tiles.len());
+        job.accept(&probs);
+        let (done, total) = job.progress();
+        progress(done, total);
     }
-    let mut out = Array3::<f32>::zeros((classes, h, w));
-    for (c, s) in stitchers.into_iter().enumerate() {
-        for (dst, v) in out
-            .index_axis_mut(ndarray::Axis(0), c)
-            .iter_mut()
-            .zip(s.finish())
-        {
-            *dst = v;
-        }
+    Ok(job.finish())
+}
+
+/// [`predict`] with asynchronous reads (any device, WebGPU in the browser included).
+pub async fn predict_async(
+    net: &Net,
+    header: &ModelHeader,
+    image: ArrayView2<'_, f32>,
+    options: InferOptions,
+    device: &Device,
+) -> Result<Array3<f32>, TilingError> {
+    let mut job = TiledPrediction::new(header, image, options)?;
+    while let Some(input) = job.next_input(device) {
+        let probs = probabilities(net.forward(input))
+            .into_data_async()
+            .await
+            .map_err(|e| TilingError::Device(e.to_string()))?
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        job.accept(&probs);
     }
-    Ok(out)
+    Ok(job.finish())
 }
 
 #[cfg(test)]
@@ -144,6 +262,28 @@ mod tests {
         )
         .expect_err("3-channel model");
         assert!(err.to_string().contains("3-channel input"), "{err}");
+    }
+
+    #[test]
+    fn tiles_shrink_to_fit_the_binding_limit() {
+        let unet = ArchConfig::UNet(UNetConfig {
+            depth: 4,
+            base_width: 8,
+        });
+        let o = InferOptions {
+            tile: 512,
+            batch: 2,
+        };
+        // 128 MiB: 9 × 8 channels × 2 tiles × 4 bytes = 576 bytes a pixel → 340² → 336.
+        assert_eq!(o.fit_to_binding(&unet, 128 << 20).tile, 336);
+        // A generous limit keeps the requested tile; a tiny one still leaves one multiple.
+        assert_eq!(o.fit_to_binding(&unet, 1 << 40).tile, 512);
+        assert_eq!(o.fit_to_binding(&unet, 1).tile, 16);
+        let wide = ArchConfig::UNet(UNetConfig {
+            depth: 4,
+            base_width: 64,
+        });
+        assert!(o.fit_to_binding(&wide, 128 << 20).tile < 128);
     }
 
     #[test]
@@ -190,6 +330,15 @@ mod tests {
         )
         .expect("tiled");
         assert_eq!(tiled.dim(), (2, 37, 53));
+        let awaited = futures_lite::future::block_on(predict_async(
+            &net,
+            &header,
+            image.view(),
+            InferOptions { tile: 16, batch: 3 },
+            &device,
+        ))
+        .expect("async");
+        assert_eq!(awaited, tiled, "the awaited path gives the same result");
         assert!(calls > 1);
         // Softmax over two classes sums to one everywhere, seams included.
         for (a, b) in tiled

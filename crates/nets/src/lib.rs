@@ -23,3 +23,7 @@ pub mod train;
 
 /// The run-time device the networks use (re-exported so callers need no burn dependency).
 pub use burn::prelude::Device;
+
+/// The wgpu crate burn's WebGPU/wgpu runtime uses (adapter info and limits types).
+#[cfg(any(feature = "webgpu", feature = "wgpu"))]
+pub use burn::tensor::wgpu::wgpu;

@@ -17,6 +17,7 @@
 //! layout back.
 
 use crate::arch::{ArchConfig, Net, NetIo};
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::{
     BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleRecord, PyTorchToBurnAdapter,
@@ -119,6 +120,47 @@ pub enum ModelError {
     /// The architecture settings are invalid.
     #[error(transparent)]
     Arch(#[from] crate::arch::ArchError),
+    /// The compute device failed while the weights were read back.
+    #[error("could not read the weights from the compute device: {0}")]
+    Device(String),
+}
+
+/// A copy of `net` (in inference mode) with every weight on the CPU (flex) device, read back
+/// asynchronously in one transaction: the way to save a network trained on WebGPU in the
+/// browser, where synchronous reads are impossible.
+pub async fn net_to_cpu(net: &Net) -> Result<Net, ModelError> {
+    /// Registers every float parameter (running statistics included) in visiting order.
+    struct Collect(burn::tensor::Transaction);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 = std::mem::take(&mut self.0).register(param.val());
+        }
+    }
+    /// Replaces each float parameter, in the same order, by its data on the CPU.
+    struct Replace {
+        data: std::vec::IntoIter<TensorData>,
+        device: Device,
+    }
+    impl ModuleMapper for Replace {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            match self.data.next() {
+                Some(data) => param.map(|_| Tensor::from_data(data, &self.device)),
+                None => param,
+            }
+        }
+    }
+    let net = net.valid();
+    let mut collect = Collect(burn::tensor::Transaction::default());
+    net.visit(&mut collect);
+    let data = collect
+        .0
+        .execute_async()
+        .await
+        .map_err(|e| ModelError::Device(e.to_string()))?;
+    Ok(net.map(&mut Replace {
+        data: data.into_iter(),
+        device: Device::flex(),
+    }))
 }
 
 fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], ModelError> {
@@ -155,6 +197,12 @@ impl ModelFile {
             weights,
             optimizer,
         })
+    }
+
+    /// [`ModelFile::from_net`] for a network on any device, read back asynchronously (see
+    /// [`net_to_cpu`]); without optimiser state.
+    pub async fn from_net_async(header: ModelHeader, net: &Net) -> Result<Self, ModelError> {
+        Self::from_net(header, &net_to_cpu(net).await?, None)
     }
 
     /// Builds the network on `device` and loads the weights (validated against the
@@ -315,6 +363,13 @@ mod tests {
                 "cut at {cut}"
             );
         }
+        // Read back asynchronously (the WebGPU path): the same weights, byte for byte.
+        let from_async =
+            futures_lite::future::block_on(ModelFile::from_net_async(back.header.clone(), &net))
+                .expect("async read-back");
+        assert_eq!(from_async.weights, file.weights);
+        assert_eq!(from_async.optimizer, None);
+
         // Weights of another architecture do not load.
         let mut other = back.clone();
         other.header.arch = ArchConfig::UNet(UNetConfig {

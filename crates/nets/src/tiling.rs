@@ -48,6 +48,9 @@ pub enum TilingError {
         /// The image's channels.
         image: usize,
     },
+    /// The device failed while computing or reading back a result.
+    #[error("the compute device failed: {0}")]
+    Device(String),
     /// Empty image.
     #[error("image of {height}×{width} pixels has nothing to tile")]
     EmptyImage {

@@ -102,6 +102,17 @@ pub enum TrainError {
     /// A model file could not be used.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The compute device failed (e.g. a lost WebGPU device).
+    #[error("the compute device failed: {0}")]
+    Device(String),
+}
+
+/// A step queued on the device whose loss values are not read yet.
+struct PendingStep {
+    loss: Tensor<1>,
+    validation: Option<Tensor<1>>,
+    validation_due: bool,
+    learning_rate: f64,
 }
 
 /// One training slice: image scaled to `[0, 1]`, class per pixel, optional pixel weights.
@@ -437,8 +448,35 @@ impl Trainer {
         )
     }
 
-    /// Runs one optimiser step (and validation when due).
+    /// Runs one optimiser step (and validation when due). Reads the loss synchronously: not
+    /// on WebGPU in the browser (use [`Trainer::step_async`]).
     pub fn step(&mut self) -> StepReport {
+        let pending = self.advance();
+        let loss = pending.loss.clone().into_scalar::<f32>();
+        let validation = pending.validation.clone().map(|v| v.into_scalar::<f32>());
+        self.record(&pending, loss, validation)
+    }
+
+    /// [`Trainer::step`] with asynchronous reads of the loss values (any device).
+    pub async fn step_async(&mut self) -> Result<StepReport, TrainError> {
+        let pending = self.advance();
+        let device_error = |e: burn::tensor::ExecutionError| TrainError::Device(e.to_string());
+        let loss = pending
+            .loss
+            .clone()
+            .into_scalar_async::<f32>()
+            .await
+            .map_err(device_error)?;
+        let validation = match pending.validation.clone() {
+            Some(v) => Some(v.into_scalar_async::<f32>().await.map_err(device_error)?),
+            None => None,
+        };
+        Ok(self.record(&pending, loss, validation))
+    }
+
+    /// The device half of a step: a batch forward and backward, the optimiser update, and the
+    /// validation loss when due, all queued without reading anything back.
+    fn advance(&mut self) -> PendingStep {
         let batch: Vec<Patch> = (0..self.config.batch)
             .map(|_| {
                 let i = self.rng.random_range(0..self.train.len());
@@ -449,18 +487,32 @@ impl Trainer {
         let (x, target, weight) = self.tensors(&batch, &self.device);
         let logits = self.net.forward(x);
         let l = loss(self.config.loss, logits, target, &weight);
-        let value = l.clone().into_scalar::<f32>();
+        let value = l.clone().detach();
         let grads = GradientsParams::from_grads(l.backward(), &self.net);
-        let lr = self.learning_rate();
-        self.net = self.optim.step(lr, self.net.clone(), grads);
+        let learning_rate = self.learning_rate();
+        self.net = self.optim.step(learning_rate, self.net.clone(), grads);
         self.step += 1;
-        self.window.0 += f64::from(value);
-        self.window.1 += 1;
         let due = self.config.validation_every > 0
             && ((self.step - self.first_step) % self.config.validation_every == 0
                 || self.finished());
-        let validation = due.then(|| self.validation_loss());
-        if due || self.finished() {
+        PendingStep {
+            loss: value,
+            validation: due.then(|| self.validation_loss_tensor()).flatten(),
+            validation_due: due,
+            learning_rate,
+        }
+    }
+
+    /// The host half of a step: loss bookkeeping once the values are read.
+    fn record(&mut self, pending: &PendingStep, value: f32, validation: Option<f32>) -> StepReport {
+        let validation = if pending.validation_due {
+            Some(validation.unwrap_or(f32::NAN))
+        } else {
+            None
+        };
+        self.window.0 += f64::from(value);
+        self.window.1 += 1;
+        if validation.is_some() || self.finished() {
             self.history.push(LossPoint {
                 step: self.step,
                 train: (self.window.0 / self.window.1.max(1) as f64) as f32,
@@ -473,19 +525,24 @@ impl Trainer {
             total: self.first_step + self.config.steps,
             loss: value,
             validation,
-            learning_rate: lr,
+            learning_rate: pending.learning_rate,
         }
     }
 
-    /// Mean loss over the validation patches (inference mode).
+    /// Mean loss over the validation patches (inference mode); NaN without validation data.
     pub fn validation_loss(&self) -> f32 {
+        self.validation_loss_tensor()
+            .map_or(f32::NAN, |t| t.into_scalar::<f32>())
+    }
+
+    fn validation_loss_tensor(&self) -> Option<Tensor<1>> {
         if self.validation.is_empty() {
-            return f32::NAN;
+            return None;
         }
         let plain = self.device.clone().without_autodiff();
         let net = self.net.valid();
         let (x, t, w) = self.tensors(&self.validation, &plain);
-        loss(self.config.loss, net.forward(x), t, &w).into_scalar::<f32>()
+        Some(loss(self.config.loss, net.forward(x), t, &w).reshape([1]))
     }
 
     /// The network in inference mode.
@@ -506,6 +563,12 @@ impl Trainer {
             &self.net,
             optimizer,
         )?)
+    }
+
+    /// The model file of the current state, read back asynchronously (any device, WebGPU in
+    /// the browser included). Carries no optimiser state, so it fine-tunes but does not resume.
+    pub async fn model_file_async(&self, saved: &str) -> Result<ModelFile, TrainError> {
+        Ok(ModelFile::from_net_async(self.header(saved), &self.net).await?)
     }
 
     /// The model header of the current state (architecture, normalisation, provenance).
@@ -578,7 +641,8 @@ pub(crate) mod tests {
     fn loss_falls_on_a_small_problem_and_runs_are_reproducible() {
         let _turn = SEEDED.lock();
         let device = Device::flex().autodiff();
-        let run = || {
+        // `asynchronous`: the WebGPU path (reads awaited), which must give the same run.
+        let run = |asynchronous: bool| {
             let mut t = Trainer::new(
                 config(40),
                 vec![discs(1), discs(2)],
@@ -590,19 +654,30 @@ pub(crate) mod tests {
             .expect("trainer");
             let mut losses = Vec::new();
             while !t.finished() {
-                losses.push(t.step().loss);
+                losses.push(if asynchronous {
+                    futures_lite::future::block_on(t.step_async())
+                        .expect("step")
+                        .loss
+                } else {
+                    t.step().loss
+                });
             }
             (losses, t)
         };
-        let (losses, trainer) = run();
+        let (losses, trainer) = run(false);
         let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
         let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
         assert!(last < first * 0.6, "loss {first} → {last}");
         let h = trainer.history();
         assert_eq!(h.len(), 4);
         assert!(h[3].validation.expect("validated") < h[0].validation.expect("validated"));
-        let (again, _) = run();
+        let (again, again_trainer) = run(true);
         assert_eq!(losses[..3], again[..3], "same seed, same run");
+        assert_eq!(again_trainer.history().len(), 4);
+        let saved = futures_lite::future::block_on(again_trainer.model_file_async("now"))
+            .expect("async model file");
+        assert_eq!(saved.optimizer, None);
+        assert_eq!(saved.header.provenance.steps, 40);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -218,6 +218,8 @@ pub enum ToWorker {
         preview_z: Option<usize>,
         /// Send a preview every this many steps (0: only at the end).
         preview_every: u32,
+        /// Where to run the network.
+        device: NetDevice,
     },
     /// Pause, resume or stop a training run, or change its preview slice. No reply of its own.
     TrainControl {
@@ -241,6 +243,13 @@ pub enum ToWorker {
         region: Option<Region>,
         /// Name of the new layer.
         name: String,
+        /// Where to run the network.
+        device: NetDevice,
+    },
+    /// Look for a WebGPU adapter (once; later calls answer from memory). Reply: `Devices`.
+    ProbeDevices {
+        /// Request id.
+        request: RequestId,
     },
     /// Drop a layer and free its memory. No reply.
     Close {
@@ -265,6 +274,36 @@ pub struct Region {
     pub x0: usize,
     /// One past the last column.
     pub x1: usize,
+}
+
+/// Where the networks run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetDevice {
+    /// WebGPU on a hardware adapter, else the CPU (a software adapter such as SwiftShader is
+    /// slower than the CPU backend, so `Auto` does not pick it).
+    #[default]
+    Auto,
+    /// WebGPU whatever the adapter (fails when there is none).
+    Gpu,
+    /// The CPU backend (burn flex in wasm).
+    Cpu,
+}
+
+/// A WebGPU adapter and the limits that matter to the networks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// Adapter name and vendor as the browser reports them.
+    pub adapter: String,
+    /// Graphics API behind it ("vulkan", "metal", "webgpu", ...).
+    pub backend: String,
+    /// True for a software rasteriser (SwiftShader, llvmpipe, a fallback adapter).
+    pub software: bool,
+    /// Largest buffer, bytes.
+    pub max_buffer_size: u64,
+    /// Largest storage-buffer binding, bytes (bounds the tile size of inference).
+    pub max_storage_binding: u64,
+    /// Most invocations in one compute workgroup.
+    pub max_workgroup_invocations: u32,
 }
 
 /// Steering of a running `Train` request.
@@ -359,6 +398,17 @@ pub enum FromWorker {
         report: IsbiReport,
         /// Worker time spent computing, in milliseconds.
         compute_ms: f64,
+    },
+    /// Reply to `ProbeDevices`.
+    Devices {
+        /// Request id.
+        request: RequestId,
+        /// The WebGPU adapter, if one was found.
+        gpu: Option<GpuInfo>,
+        /// Why there is none (no `navigator.gpu`, no adapter, device request failed).
+        gpu_missing: Option<String>,
+        /// The CPU backend's description.
+        cpu: String,
     },
     /// Training has begun.
     TrainStarted {
@@ -465,6 +515,7 @@ impl FromWorker {
             | FromWorker::Evaluated { request, .. }
             | FromWorker::IsbiEvaluated { request, .. }
             | FromWorker::Slice { request, .. }
+            | FromWorker::Devices { request, .. }
             | FromWorker::TrainStarted { request, .. }
             | FromWorker::TrainStep { request, .. }
             | FromWorker::TrainPreview { request, .. }
@@ -625,6 +676,7 @@ mod tests {
                 ignore_label: Some(255),
                 preview_z: Some(1),
                 preview_every: 25,
+                device: NetDevice::Gpu,
             },
             ToWorker::TrainControl {
                 request: RequestId(9),
@@ -641,6 +693,10 @@ mod tests {
                     x1: 64,
                 }),
                 name: "probability".into(),
+                device: NetDevice::Auto,
+            },
+            ToWorker::ProbeDevices {
+                request: RequestId(11),
             },
         ]
     }
@@ -703,6 +759,19 @@ mod tests {
     #[test]
     fn training_replies_round_trip_and_only_trained_ends_the_request() {
         let msgs = [
+            FromWorker::Devices {
+                request: RequestId(8),
+                gpu: Some(GpuInfo {
+                    adapter: "SwiftShader (Google)".into(),
+                    backend: "webgpu".into(),
+                    software: true,
+                    max_buffer_size: 1 << 28,
+                    max_storage_binding: 1 << 27,
+                    max_workgroup_invocations: 256,
+                }),
+                gpu_missing: None,
+                cpu: "CPU (burn flex, wasm, 1 thread)".into(),
+            },
             FromWorker::TrainStarted {
                 request: RequestId(9),
                 device: "CPU (burn flex, wasm)".into(),
@@ -734,10 +803,10 @@ mod tests {
         for m in &msgs {
             let back: FromWorker = decode(&encode(m).expect("encode")).expect("decode");
             assert_eq!(&back, m);
-            assert_eq!(m.request(), Some(RequestId(9)));
+            assert!(matches!(m.request(), Some(RequestId(8 | 9))));
         }
         let terminal: Vec<bool> = msgs.iter().map(FromWorker::is_terminal).collect();
-        assert_eq!(terminal, [false, false, false, true]);
+        assert_eq!(terminal, [true, false, false, false, true]);
     }
 
     #[test]

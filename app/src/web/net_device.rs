@@ -1,0 +1,101 @@
+//! Where the networks run, shared by the Train and Infer panels: a choice (Auto / WebGPU /
+//! CPU) and what the worker found when it looked for a WebGPU adapter (name, software or
+//! hardware, the limits that bound inference tiles).
+
+use super::state::AppState;
+use super::worker_client;
+use crate::training_ui::{describe_device, Found};
+use emstudio_protocol::{FromWorker, NetDevice, ToWorker};
+use leptos::prelude::*;
+
+/// The shared choice and the probe's answer (context).
+#[derive(Clone, Copy)]
+pub struct NetDevices {
+    /// The user's choice.
+    pub choice: RwSignal<NetDevice>,
+    /// The probe's answer (None until it comes).
+    pub found: RwSignal<Option<Found>>,
+    probed: RwSignal<bool>,
+}
+
+impl NetDevices {
+    /// Nothing chosen or found yet.
+    pub fn new() -> Self {
+        Self {
+            choice: RwSignal::new(NetDevice::Auto),
+            found: RwSignal::new(None),
+            probed: RwSignal::new(false),
+        }
+    }
+
+    /// Asks the worker once (after it is ready) which devices it has.
+    fn probe(self, state: AppState) {
+        if self.probed.get_untracked() || !state.ready.get_untracked() {
+            return;
+        }
+        self.probed.set(true);
+        let found = self.found;
+        let result = worker_client::request(
+            |request| ToWorker::ProbeDevices { request },
+            &[],
+            move |msg, _| {
+                if let FromWorker::Devices {
+                    gpu,
+                    gpu_missing,
+                    cpu,
+                    ..
+                } = msg
+                {
+                    found.set(Some(Found {
+                        gpu,
+                        gpu_missing,
+                        cpu,
+                    }));
+                }
+            },
+        );
+        if let Err(e) = result {
+            state.error(e);
+        }
+    }
+}
+
+/// The "Run on" row: the choice and a line on the device it means.
+#[component]
+pub fn DevicePicker(
+    /// Prefix for `data-testid`s ("train", "infer").
+    id: &'static str,
+) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let devices = expect_context::<NetDevices>();
+    Effect::new(move |_| {
+        if state.ready.get() {
+            devices.probe(state);
+        }
+    });
+    let value = move || match devices.choice.get() {
+        NetDevice::Auto => "auto",
+        NetDevice::Gpu => "gpu",
+        NetDevice::Cpu => "cpu",
+    };
+    view! {
+        <label class="row">"Run on"
+            <select data-testid=format!("{id}-device-choice") prop:value=value on:change=move |ev| {
+                devices.choice.set(match event_target_value(&ev).as_str() {
+                    "gpu" => NetDevice::Gpu,
+                    "cpu" => NetDevice::Cpu,
+                    _ => NetDevice::Auto,
+                });
+            }>
+                <option value="auto">"Auto (GPU if fast)"</option>
+                <option value="gpu">"WebGPU"</option>
+                <option value="cpu">"CPU"</option>
+            </select></label>
+        <p class="hint" data-testid=format!("{id}-device-info")>
+            {move || devices.found.get().map_or_else(
+                || "looking for a WebGPU adapter…".to_string(),
+                |f| describe_device(devices.choice.get(), &f),
+            )}
+        </p>
+    }
+}
