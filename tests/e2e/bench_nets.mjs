@@ -3,7 +3,8 @@
 // (no augmentation, no live preview), run it over the slice through the Infer panel, and run
 // the same architecture exported to ONNX from PyTorch (ORT_MODEL) with ONNX Runtime Web
 // (ORT_DIST: its dist/ folder) on the WASM and WebGPU execution providers. Prints one JSON line;
-// the trained model file is saved to MODEL_OUT for the native comparison.
+// the trained model file is saved to MODEL_OUT for the native comparison. Then the same on
+// our WebGPU path (inference with the same model, a short training run).
 import fs from "node:fs";
 import path from "node:path";
 import { launch, openApp, waitIdle, waitShown } from "./lib.mjs";
@@ -46,6 +47,25 @@ const inferMs = Number(await page.getByTestId("infer-result").getAttribute("data
 const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("model-download").click()]);
 await download.saveAs(process.env.MODEL_OUT || path.join("/tmp", download.suggestedFilename()));
 
+// Ours on WebGPU (SwiftShader here: the GPU emulated on the CPU): the same model over the same
+// slice, then a short training run of the same network (first steps include shader compiles).
+await page.getByTestId("infer-device-choice").selectOption("gpu");
+await page.getByTestId("infer-run").click();
+await page.getByTestId("infer-result").filter({ hasText: "on WebGPU" }).waitFor({ timeout: 900000 });
+const gpuInferMs = Number(await page.getByTestId("infer-result").getAttribute("data-compute-ms"));
+await page.getByTestId("tab-train").click();
+const GPU_STEPS = Number(process.env.BENCH_GPU_STEPS || 6);
+await setField("train-steps", GPU_STEPS);
+await page.getByTestId("train-start").click();
+await page.getByTestId("train-progress").waitFor();
+let gpuStepsPerS = 0;
+while (!(await page.getByTestId("train-result").textContent()).includes(`${GPU_STEPS}steps.emsmodel`)) {
+  const v = await page.locator("[data-testid=train-progress] progress").getAttribute("data-steps-per-s").catch(() => null);
+  if (v && Number(v) > 0) gpuStepsPerS = Number(v);
+  await page.waitForTimeout(250);
+}
+const gpuSummary = await page.getByTestId("train-result").textContent();
+
 // ONNX Runtime Web on the same page origin: its files are served by request interception.
 const ortDist = process.env.ORT_DIST;
 const ortModel = process.env.ORT_MODEL;
@@ -80,4 +100,5 @@ if (ortDist && ortModel) {
   }
 }
 await context.close();
-console.log(JSON.stringify({ steps: STEPS, train_steps_per_s: stepsPerS, train_summary: summary, infer_ms: inferMs, ort }));
+console.log(JSON.stringify({ steps: STEPS, train_steps_per_s: stepsPerS, train_summary: summary, infer_ms: inferMs,
+  webgpu: { infer_ms: gpuInferMs, train_steps_per_s: gpuStepsPerS, train_summary: gpuSummary }, ort }));

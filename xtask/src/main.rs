@@ -214,6 +214,18 @@ fn build() -> Result<(u64, u64)> {
     ] {
         std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
     }
+    // Gzipped copies, which the companion sends to browsers that accept gzip.
+    for name in [
+        "emstudio_app_bg.wasm",
+        "emstudio_worker_bg.wasm",
+        "emstudio_app.js",
+        "emstudio_worker.js",
+    ] {
+        let bytes = std::fs::read(dist.join(name)).with_context(|| format!("read dist/{name}"))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &bytes)?;
+        std::fs::write(dist.join(format!("{name}.gz")), gz.finish()?)?;
+    }
     let size = |f: &str| {
         std::fs::metadata(dist.join(f))
             .map(|m| m.len())
@@ -224,9 +236,11 @@ fn build() -> Result<(u64, u64)> {
         size("emstudio_worker_bg.wasm"),
     );
     eprintln!(
-        "dist/: app wasm {} KiB, worker wasm {} KiB",
+        "dist/: app wasm {} KiB ({} KiB gzipped), worker wasm {} KiB ({} KiB gzipped)",
         sizes.0 / 1024,
-        sizes.1 / 1024
+        size("emstudio_app_bg.wasm.gz") / 1024,
+        sizes.1 / 1024,
+        size("emstudio_worker_bg.wasm.gz") / 1024
     );
     Ok(sizes)
 }

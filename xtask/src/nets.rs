@@ -426,19 +426,24 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
     };
     let ours_net = net_mpx / infer_s;
     let ort_wasm = num(&web, "/ort/wasm/mpx_per_s").unwrap_or(f64::NAN);
+    let gpu_infer_s = num(&web, "/webgpu/infer_ms").unwrap_or(f64::NAN) / 1000.0;
+    let gpu_train = num(&web, "/webgpu/train_steps_per_s").unwrap_or(f64::NAN);
     Ok(format!(
-        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice in 256² tiles (batch 2, 25 tiles). Ours runs on burn flex in the worker (wasm, one thread); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
-| measure | ours in Chromium | ours native, 1 thread | ONNX Runtime Web WASM | ONNX Runtime Web WebGPU (SwiftShader) |\n|---|---|---|---|---|\n\
-| training (steps/s) | {browser_train:.2} | {native_train:.2} | — | — |\n\
-| inference, slice output (Mpx/s) | {:.3} | {:.3} | — | — |\n\
-| inference, network pixels (Mpx/s) | {ours_net:.3} | {:.3} | {} | {} |\n\n\
-Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time ours ÷ ONNX Runtime Web WASM {:.2}× (below 1 = we are faster).\n<!-- /bench:nets-browser -->",
+        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice in 256² tiles (batch 2, 25 tiles). Ours runs in the worker on burn flex (wasm, one thread) or on burn's WebGPU backend (here SwiftShader; a short run, so its first steps include shader compilation); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
+| measure | ours in Chromium, CPU | ours in Chromium, WebGPU (SwiftShader) | ours native, 1 thread | ONNX Runtime Web WASM | ONNX Runtime Web WebGPU (SwiftShader) |\n|---|---|---|---|---|---|\n\
+| training (steps/s) | {browser_train:.2} | {gpu_train:.3} | {native_train:.2} | — | — |\n\
+| inference, slice output (Mpx/s) | {:.3} | {:.3} | {:.3} | — | — |\n\
+| inference, network pixels (Mpx/s) | {ours_net:.3} | {:.3} | {:.3} | {} | {} |\n\n\
+Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time ours ÷ ONNX Runtime Web WASM {:.2}× (below 1 = we are faster); on SwiftShader, ONNX Runtime Web WebGPU ÷ ours WebGPU speed {:.2}.\n<!-- /bench:nets-browser -->",
         mpx / infer_s,
+        mpx / gpu_infer_s,
         mpx / native_infer_s,
+        net_mpx / gpu_infer_s,
         net_mpx / native_infer_s,
         ort_cell("wasm"),
         ort_cell("webgpu"),
         browser_train / native_train,
         ort_wasm / ours_net,
+        num(&web, "/ort/webgpu/mpx_per_s").unwrap_or(f64::NAN) / (net_mpx / gpu_infer_s),
     ))
 }
