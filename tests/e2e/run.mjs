@@ -612,6 +612,46 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
 });
 
+test("membranes on isbi2012: a ResNet trained on slices 0-19 in the browser, inferred over the stack, ISBI score", async (page) => {
+  if (!SHARED) return "skipped: no shared data";
+  await openDataset(page, "isbi2012", 4);
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-label").selectOption({ label: "isbi2012/label" });
+  await page.getByTestId("train-arch").selectOption("resnet");
+  await setField(page, "train-size", 3);
+  await setField(page, "train-width", 8);
+  await setField(page, "train-slices", "0-19");
+  await setField(page, "train-validation", "20-21");
+  await setField(page, "train-steps", 60);
+  await setField(page, "train-patch", 96);
+  await setField(page, "train-lr", 0.005);
+  await page.getByTestId("train-live-preview").uncheck();
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
+  const summary = await page.getByTestId("train-result").textContent();
+  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
+  assert.ok(last < first, `training loss fell: ${summary}`);
+  assert.match(summary, /→ model resnet-/);
+
+  await page.getByTestId("tab-infer").click();
+  await page.getByTestId("infer-whole").check();
+  await page.getByTestId("infer-then-label").uncheck();
+  await page.getByTestId("infer-run").click();
+  await page.getByTestId("infer-result").filter({ hasText: "of 30 slices" }).waitFor({ timeout: 300000 });
+  await waitIdle(page);
+  // The interior probability is the ISBI map: V_rand over the thresholds.
+  await page.getByTestId("tab-evaluate").click();
+  await page.getByTestId("eval-mode-isbi").check();
+  const maps = await page.getByTestId("eval-map").locator("option").allTextContents();
+  await page.getByTestId("eval-map").selectOption({ label: maps.find((m) => m.startsWith("resnet")) });
+  await page.getByTestId("eval-gt").selectOption({ label: "isbi2012/label" });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("isbi-report").waitFor({ timeout: 120000 });
+  const vrand = Number(await page.getByTestId("isbi-vrand").textContent());
+  assert.ok(vrand > Number(process.env.E2E_VRAND_FLOOR || 0.75), `V_rand ${vrand}`);
+  return `loss ${first} → ${last}, V_rand ${vrand}`;
+});
+
 test("train and infer on WebGPU (SwiftShader): device and limits shown, loss falls, IoU clears a floor", async (page) => {
   await openDataset(page, "uniem-ac3-mito", 2);
   await page.getByTestId("tab-train").click();
