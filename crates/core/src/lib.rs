@@ -13,9 +13,11 @@
 //! - [`metrics`]: segmentation metrics (Rand, VI, Jaccard/Dice) and per-object errors.
 //! - [`progress`]: progress reporting and cancellation for long kernels.
 //! - [`neighborhood`]: 2D/3D connectivity.
+//! - [`journal`]: the edit journal (every label edit as chunk diffs: undo, redo, bounded).
 
 pub mod distance;
 pub mod filters;
+pub mod journal;
 pub mod labels;
 pub mod metrics;
 pub mod neighborhood;

@@ -319,14 +319,31 @@ impl<T: Voxel> Volume<T> {
         &self.chunks[(gz * self.grid.y + gy) * self.grid.x + gx]
     }
 
+    /// Number of chunks.
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Values of the chunk with row-major index `i`.
+    pub(crate) fn chunk_by_index(&self, i: usize) -> &[T] {
+        &self.chunks[i]
+    }
+
+    /// Mutable values of the chunk with row-major index `i`.
+    pub(crate) fn chunk_by_index_mut(&mut self, i: usize) -> &mut [T] {
+        &mut self.chunks[i]
+    }
+
     /// Mutable values of chunk `(gz, gy, gx)`.
     pub fn chunk_data_mut(&mut self, gz: usize, gy: usize, gx: usize) -> &mut [T] {
         let i = (gz * self.grid.y + gy) * self.grid.x + gx;
         &mut self.chunks[i]
     }
 
+    /// Chunk index (row-major over the chunk grid) and value offset inside that chunk of voxel
+    /// `(z, y, x)`, channel 0 (the address the edit journal records).
     #[inline]
-    fn locate(&self, z: usize, y: usize, x: usize) -> (usize, usize) {
+    pub(crate) fn locate(&self, z: usize, y: usize, x: usize) -> (usize, usize) {
         let (gz, gy, gx) = (z / self.chunk.z, y / self.chunk.y, x / self.chunk.x);
         let e = Self::extent_of(self.shape, self.chunk, gz, gy, gx);
         let (lz, ly, lx) = (z % self.chunk.z, y % self.chunk.y, x % self.chunk.x);
