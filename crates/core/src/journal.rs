@@ -8,7 +8,8 @@
 //! Applying an edit checks first that every value it expects is in place (before anything is
 //! written), so a journal that no longer matches its volume is refused instead of corrupting it.
 //! The [`Journal`] keeps done and undone edits within a byte budget, dropping the oldest first.
-//! Edits are serde types, so they can be persisted (OPFS) and sent to collaborators.
+//! Edits are serde types, so they can be persisted (OPFS) and sent to collaborators. The
+//! operations that make edits are in [`crate::edit_ops`].
 
 use crate::volume::{Volume, Voxel};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,33 @@ impl<T: Voxel> EditRecorder<T> {
         }
     }
 
+    /// Sets every single-channel voxel for which `hit` holds to `value`, chunk by chunk (no
+    /// per-voxel address arithmetic), recording the changes.
+    pub(crate) fn relabel_where(
+        &mut self,
+        volume: &mut Volume<T>,
+        hit: impl Fn(T) -> bool,
+        value: T,
+    ) {
+        assert_eq!(volume.channels(), 1, "label volumes have one channel");
+        for chunk in 0..volume.chunk_count() {
+            let data = volume.chunk_by_index_mut(chunk);
+            let mut changed = Vec::new();
+            for (offset, v) in data.iter_mut().enumerate() {
+                if hit(*v) && *v != value {
+                    changed.push((offset as u32, (*v, value)));
+                    *v = value;
+                }
+            }
+            if !changed.is_empty() {
+                let entry = self.changes.entry(chunk).or_default();
+                for (offset, (before, after)) in changed {
+                    entry.entry(offset).or_insert((before, after)).1 = after;
+                }
+            }
+        }
+    }
+
     /// The edit (empty when nothing changed).
     pub fn finish(self) -> Edit<T> {
         let diffs = self
@@ -254,55 +282,10 @@ impl<T: Voxel> Journal<T> {
     }
 }
 
-/// Merges segments: every voxel whose ID is in `from` becomes `into`, in every slice.
-pub fn merge<T: Voxel>(volume: &mut Volume<T>, from: &[T], into: T) -> Edit<T> {
-    let mut recorder = EditRecorder::new(format!("merge {from:?} into {into:?}"));
-    relabel_where(
-        volume,
-        &mut recorder,
-        |v| from.contains(&v) && v != into,
-        into,
-    );
-    recorder.finish()
-}
-
-/// Deletes a segment: its voxels become `T::default()` (0, background).
-pub fn delete_segment<T: Voxel>(volume: &mut Volume<T>, id: T) -> Edit<T> {
-    let mut recorder = EditRecorder::new(format!("delete {id:?}"));
-    relabel_where(volume, &mut recorder, |v| v == id, T::default());
-    recorder.finish()
-}
-
-/// Sets every single-channel voxel for which `hit` holds to `value`, chunk by chunk (no
-/// per-voxel address arithmetic), recording the changes.
-fn relabel_where<T: Voxel>(
-    volume: &mut Volume<T>,
-    recorder: &mut EditRecorder<T>,
-    hit: impl Fn(T) -> bool,
-    value: T,
-) {
-    assert_eq!(volume.channels(), 1, "label volumes have one channel");
-    for chunk in 0..volume.chunk_count() {
-        let data = volume.chunk_by_index_mut(chunk);
-        let mut changed = Vec::new();
-        for (offset, v) in data.iter_mut().enumerate() {
-            if hit(*v) && *v != value {
-                changed.push((offset as u32, (*v, value)));
-                *v = value;
-            }
-        }
-        if !changed.is_empty() {
-            let entry = recorder.changes.entry(chunk).or_default();
-            for (offset, (before, after)) in changed {
-                entry.entry(offset).or_insert((before, after)).1 = after;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edit_ops::{delete_segment, merge};
     use crate::volume::Shape;
     use proptest::prelude::*;
 
@@ -340,7 +323,7 @@ mod tests {
         assert_eq!(stroke.voxels(), 49);
         journal.record(stroke);
         let painted = v.to_array().expect("array");
-        let merged = merge(&mut v, &[2, 3], 1);
+        let merged = merge(&mut v, &[2, 3], 1, &Default::default());
         // IDs 2 and 3 (columns 5-14 of 4 slices) except the 6 × 7 of them under the stroke.
         assert_eq!(merged.voxels(), 4 * 20 * 10 - 6 * 7);
         journal.record(merged);
@@ -366,7 +349,7 @@ mod tests {
         );
         assert_eq!(v.to_array().expect("array"), painted);
         // A new edit clears the redo list.
-        journal.record(delete_segment(&mut v, 4));
+        journal.record(delete_segment(&mut v, 4, &Default::default()));
         assert_eq!(journal.undone_len(), 0);
         assert_eq!(journal.redo(&mut v).expect("nothing"), None);
         assert_eq!(journal.done_labels(), ["paint 9", "delete 4"]);
@@ -451,7 +434,7 @@ mod tests {
             for (kind, z, y, x, id) in ops {
                 match kind {
                     0 | 1 => {
-                        let edit = if kind == 0 { paint(&mut v, z, y, x, 2, id) } else { merge(&mut v, &[id, id / 2], id % 5) };
+                        let edit = if kind == 0 { paint(&mut v, z, y, x, 2, id) } else { merge(&mut v, &[id, id / 2], id % 5, &Default::default()) };
                         if !edit.is_empty() {
                             journal.record(edit);
                             done.push(v.to_array().expect("array"));

@@ -14,8 +14,10 @@
 //! - [`progress`]: progress reporting and cancellation for long kernels.
 //! - [`neighborhood`]: 2D/3D connectivity.
 //! - [`journal`]: the edit journal (every label edit as chunk diffs: undo, redo, bounded).
+//! - [`edit_ops`]: painting and proofreading operations (brush, fill, merge, delete).
 
 pub mod distance;
+pub mod edit_ops;
 pub mod filters;
 pub mod journal;
 pub mod labels;

@@ -1,0 +1,364 @@
+//! Label editing operations (painting and proofreading), each returning the [`Edit`] it made so
+//! the [`crate::journal::Journal`] can undo and redo it:
+//!
+//! - [`brush_stroke`]: a round brush dragged along a polyline on one slice (paint with an ID,
+//!   erase with 0); the radius is in data pixels, so the caller converts screen pixels at the
+//!   current zoom.
+//! - [`flood_fill`]: 2D (one slice) or 3D fill from a seed, bounded by the seed's label or by an
+//!   EM-intensity tolerance around the seed's intensity.
+//! - [`merge`] and [`delete_segment`]: every voxel of some IDs becomes another ID, or 0.
+//!
+//! Locked IDs are never changed by any of them.
+
+use crate::journal::{Edit, EditRecorder};
+use crate::volume::{Volume, Voxel};
+use std::collections::{HashSet, VecDeque};
+
+/// IDs no tool may change.
+pub type Locked<T> = HashSet<T>;
+
+/// Paints `value` with a round brush of `radius` data pixels along the polyline `points`
+/// (`(y, x)` in data pixels, fractional allowed) on slice `z`. A single point is a dab. Voxels
+/// whose ID is locked keep it; points outside the slice are clipped.
+pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
+    volume: &mut Volume<T>,
+    z: usize,
+    points: &[(f32, f32)],
+    radius: f32,
+    value: T,
+    locked: &Locked<T>,
+) -> Edit<T> {
+    let mut recorder = EditRecorder::new(if value == T::default() {
+        "erase".to_string()
+    } else {
+        format!("paint {value:?}")
+    });
+    let s = volume.shape();
+    if z >= s.z || points.is_empty() {
+        return recorder.finish();
+    }
+    let r = radius.max(0.5);
+    // Dabs every half radius (at least every pixel) along each segment.
+    let step = (r / 2.0).max(0.5);
+    let mut dabs = vec![points[0]];
+    for w in points.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let n = (length / step).ceil().max(1.0) as usize;
+        dabs.extend((1..=n).map(|i| {
+            let t = i as f32 / n as f32;
+            (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1))
+        }));
+    }
+    for (cy, cx) in dabs {
+        let y0 = (cy - r).floor().max(0.0) as usize;
+        let x0 = (cx - r).floor().max(0.0) as usize;
+        let y1 = ((cy + r).ceil() as isize).clamp(0, s.y as isize - 1) as usize;
+        let x1 = ((cx + r).ceil() as isize).clamp(0, s.x as isize - 1) as usize;
+        if cy + r < 0.0 || cx + r < 0.0 || y0 >= s.y || x0 >= s.x {
+            continue;
+        }
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                // Pixel centres inside the disc.
+                let (dy, dx) = (y as f32 + 0.5 - cy, x as f32 + 0.5 - cx);
+                if dy * dy + dx * dx <= r * r && !locked.contains(&volume.get(z, y, x, 0)) {
+                    recorder.set(volume, z, y, x, value);
+                }
+            }
+        }
+    }
+    recorder.finish()
+}
+
+/// What bounds a [`flood_fill`].
+#[derive(Clone, Copy, Debug)]
+pub enum FillBound<'a, I: Voxel> {
+    /// Voxels with the seed's label (filling background fills a hole; filling an object
+    /// recolours it).
+    SameLabel,
+    /// Voxels whose intensity in `image` is within `tolerance` of the seed's.
+    Intensity {
+        /// The EM image, same shape as the labels.
+        image: &'a Volume<I>,
+        /// Largest difference from the seed's intensity.
+        tolerance: f64,
+    },
+}
+
+/// Why a fill could not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FillError {
+    /// The seed lies outside the volume.
+    #[error("the fill seed ({z}, {y}, {x}) lies outside the volume")]
+    SeedOutside {
+        /// Slice.
+        z: usize,
+        /// Row.
+        y: usize,
+        /// Column.
+        x: usize,
+    },
+    /// The image does not match the labels.
+    #[error("the image is {image} but the labels are {labels}")]
+    ShapeMismatch {
+        /// Image shape.
+        image: String,
+        /// Label shape.
+        labels: String,
+    },
+    /// The seed's ID is locked.
+    #[error("segment {0} is locked")]
+    Locked(String),
+}
+
+/// Fills with `value` from the seed `(z, y, x)` through face-connected voxels (4-connected in
+/// one slice when `three_d` is false, 6-connected otherwise) that `bound` admits and that are
+/// not locked.
+pub fn flood_fill<T: Voxel + std::hash::Hash + Eq, I: Voxel>(
+    volume: &mut Volume<T>,
+    seed: (usize, usize, usize),
+    three_d: bool,
+    bound: FillBound<'_, I>,
+    value: T,
+    locked: &Locked<T>,
+) -> Result<Edit<T>, FillError> {
+    let s = volume.shape();
+    let (z, y, x) = seed;
+    if z >= s.z || y >= s.y || x >= s.x {
+        return Err(FillError::SeedOutside { z, y, x });
+    }
+    if let FillBound::Intensity { image, .. } = bound {
+        if image.shape() != s {
+            return Err(FillError::ShapeMismatch {
+                image: image.shape().to_string(),
+                labels: s.to_string(),
+            });
+        }
+    }
+    let seed_label = volume.get(z, y, x, 0);
+    if locked.contains(&seed_label) {
+        return Err(FillError::Locked(format!("{seed_label:?}")));
+    }
+    let admits = |vol: &Volume<T>, zz: usize, yy: usize, xx: usize| -> bool {
+        let label = vol.get(zz, yy, xx, 0);
+        !locked.contains(&label)
+            && match bound {
+                FillBound::SameLabel => label == seed_label,
+                FillBound::Intensity { image, tolerance } => {
+                    let channels = image.channels();
+                    let at = |c| image.get(zz, yy, xx, c).to_f64();
+                    let seed_at = |c| image.get(z, y, x, c).to_f64();
+                    (0..channels).all(|c| (at(c) - seed_at(c)).abs() <= tolerance)
+                }
+            }
+    };
+    let mut recorder = EditRecorder::new(format!(
+        "fill {}{value:?}",
+        if three_d { "3D " } else { "" }
+    ));
+    let (zlo, zhi) = if three_d { (0, s.z) } else { (z, z + 1) };
+    let index = |zz: usize, yy: usize, xx: usize| ((zz - zlo) * s.y + yy) * s.x + xx;
+    let mut seen = vec![false; (zhi - zlo) * s.y * s.x];
+    let mut queue = VecDeque::from([(z, y, x)]);
+    seen[index(z, y, x)] = true;
+    while let Some((cz, cy, cx)) = queue.pop_front() {
+        if !admits(volume, cz, cy, cx) {
+            continue;
+        }
+        let mut neighbours = Vec::with_capacity(6);
+        if cy > 0 {
+            neighbours.push((cz, cy - 1, cx));
+        }
+        if cy + 1 < s.y {
+            neighbours.push((cz, cy + 1, cx));
+        }
+        if cx > 0 {
+            neighbours.push((cz, cy, cx - 1));
+        }
+        if cx + 1 < s.x {
+            neighbours.push((cz, cy, cx + 1));
+        }
+        if cz > zlo {
+            neighbours.push((cz - 1, cy, cx));
+        }
+        if cz + 1 < zhi {
+            neighbours.push((cz + 1, cy, cx));
+        }
+        for (nz, ny, nx) in neighbours {
+            let i = index(nz, ny, nx);
+            if !seen[i] {
+                seen[i] = true;
+                queue.push_back((nz, ny, nx));
+            }
+        }
+        // Set after the neighbours are queued: `admits` reads the old labels of those.
+        recorder.set(volume, cz, cy, cx, value);
+    }
+    Ok(recorder.finish())
+}
+
+/// Merges segments: every voxel whose ID is in `from` becomes `into`, in every slice. Locked
+/// IDs in `from` are left alone.
+pub fn merge<T: Voxel + std::hash::Hash + Eq>(
+    volume: &mut Volume<T>,
+    from: &[T],
+    into: T,
+    locked: &Locked<T>,
+) -> Edit<T> {
+    let ids: HashSet<T> = from
+        .iter()
+        .copied()
+        .filter(|id| *id != into && !locked.contains(id))
+        .collect();
+    let mut recorder = EditRecorder::new(format!("merge {from:?} into {into:?}"));
+    recorder.relabel_where(volume, |v| ids.contains(&v), into);
+    recorder.finish()
+}
+
+/// Deletes a segment: its voxels become 0 (background). Nothing happens to a locked ID.
+pub fn delete_segment<T: Voxel + std::hash::Hash + Eq>(
+    volume: &mut Volume<T>,
+    id: T,
+    locked: &Locked<T>,
+) -> Edit<T> {
+    let mut recorder = EditRecorder::new(format!("delete {id:?}"));
+    if !locked.contains(&id) && id != T::default() {
+        recorder.relabel_where(volume, |v| v == id, T::default());
+    }
+    recorder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Journal;
+    use crate::volume::Shape;
+
+    fn labels() -> Volume<u16> {
+        // Three slices of 12×12: ID 1 on the left half, 2 on the right, a background hole.
+        let mut v = Volume::<u16>::with_chunk_shape(Shape::new(3, 12, 12), 1, Shape::new(1, 8, 8))
+            .expect("volume");
+        for z in 0..3 {
+            for y in 0..12 {
+                for x in 0..12 {
+                    let id = if (4..7).contains(&y) && (2..4).contains(&x) {
+                        0
+                    } else if x < 6 {
+                        1
+                    } else {
+                        2
+                    };
+                    v.set(z, y, x, 0, id);
+                }
+            }
+        }
+        v
+    }
+
+    fn count(v: &Volume<u16>, id: u16) -> usize {
+        v.to_array()
+            .expect("array")
+            .iter()
+            .filter(|&&l| l == id)
+            .count()
+    }
+
+    #[test]
+    fn a_stroke_paints_a_band_of_its_width_and_respects_locks() {
+        let mut v = labels();
+        let none = Locked::new();
+        let edit = brush_stroke(&mut v, 1, &[(6.0, 0.5), (6.0, 11.5)], 1.5, 9, &none);
+        // Radius 1.5 around row 6.0: pixel centres 4.5..7.5 minus the disc ends → rows 5 and 6
+        // everywhere, plus rows 4 and 7 where the discs cover them.
+        for x in 0..12 {
+            assert_eq!(v.get(1, 5, x, 0), 9, "x {x}");
+            assert_eq!(v.get(1, 6, x, 0), 9, "x {x}");
+            assert_ne!(v.get(1, 2, x, 0), 9);
+        }
+        assert_eq!(count(&v, 9), edit.voxels());
+        assert!(
+            v.get(0, 5, 5, 0) != 9 && v.get(2, 5, 5, 0) != 9,
+            "one slice only"
+        );
+        // Erase with 0, but ID 2 is locked: only the left half is erased.
+        let locked: Locked<u16> = [2].into();
+        let mut v = labels();
+        brush_stroke(&mut v, 0, &[(0.5, 0.5), (0.5, 11.5)], 1.0, 0, &locked);
+        assert_eq!(v.get(0, 0, 1, 0), 0);
+        assert_eq!(v.get(0, 0, 10, 0), 2);
+        // Outside the slice and on a missing slice: nothing.
+        assert!(brush_stroke(&mut v, 0, &[(-20.0, -20.0)], 2.0, 9, &none).is_empty());
+        assert!(brush_stroke(&mut v, 7, &[(5.0, 5.0)], 2.0, 9, &none).is_empty());
+    }
+
+    #[test]
+    fn fills_stay_inside_their_label_or_tolerance_and_undo() {
+        let none = Locked::new();
+        let mut v = labels();
+        // 2D fill of the hole on slice 1: 3 × 2 voxels.
+        let edit = flood_fill::<u16, u8>(&mut v, (1, 5, 2), false, FillBound::SameLabel, 5, &none)
+            .expect("fill");
+        assert_eq!(edit.voxels(), 6);
+        assert_eq!(v.get(0, 5, 2, 0), 0, "other slices untouched");
+        // 3D fill of ID 2 everywhere.
+        let edit = flood_fill::<u16, u8>(&mut v, (0, 0, 11), true, FillBound::SameLabel, 7, &none)
+            .expect("fill");
+        assert_eq!(edit.voxels(), 3 * 12 * 6);
+        let mut journal = Journal::new(1 << 20);
+        journal.record(edit);
+        journal.undo(&mut v).expect("undo");
+        assert_eq!(count(&v, 2), 3 * 12 * 6);
+
+        // Intensity-bounded: a bright square in the image.
+        let mut image = Volume::<u8>::new(Shape::new(3, 12, 12), 1).expect("image");
+        for y in 2..5 {
+            for x in 7..10 {
+                image.set(0, y, x, 0, 200);
+            }
+        }
+        let bound = FillBound::Intensity {
+            image: &image,
+            tolerance: 20.0,
+        };
+        let edit = flood_fill(&mut v, (0, 3, 8), false, bound, 4, &none).expect("fill");
+        assert_eq!(edit.voxels(), 9);
+
+        // Bad seeds and shapes are refused with a message.
+        let err = flood_fill::<u16, u8>(&mut v, (3, 0, 0), true, FillBound::SameLabel, 1, &none)
+            .expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{err}");
+        let small = Volume::<u8>::new(Shape::new(1, 4, 4), 1).expect("small");
+        let err = flood_fill(
+            &mut v,
+            (0, 0, 0),
+            false,
+            FillBound::Intensity {
+                image: &small,
+                tolerance: 1.0,
+            },
+            1,
+            &none,
+        )
+        .expect_err("shape");
+        assert!(matches!(err, FillError::ShapeMismatch { .. }));
+        let locked: Locked<u16> = [1].into();
+        assert_eq!(
+            flood_fill::<u16, u8>(&mut v, (0, 0, 0), false, FillBound::SameLabel, 3, &locked)
+                .expect_err("locked"),
+            FillError::Locked("1".into())
+        );
+    }
+
+    #[test]
+    fn merge_and_delete_skip_locked_ids() {
+        let mut v = labels();
+        let locked: Locked<u16> = [2].into();
+        assert!(merge(&mut v, &[2], 1, &locked).is_empty());
+        let edit = merge(&mut v, &[0, 2], 1, &Locked::new());
+        assert_eq!(edit.voxels(), 3 * (12 * 6 + 6));
+        assert_eq!(count(&v, 1), 3 * 144);
+        assert!(delete_segment(&mut v, 1, &[1].into()).is_empty());
+        assert_eq!(delete_segment(&mut v, 1, &Locked::new()).voxels(), 3 * 144);
+    }
+}
