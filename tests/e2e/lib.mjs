@@ -83,6 +83,17 @@ export function tmpDir(prefix) {
 
 // Canvas stats once two reads 100 ms apart agree (a redraw requested by a key press or a newly
 // opened stack has landed), or after 10 s.
+// The canvas once it differs from `hash` (a newly added layer's slice arrives asynchronously);
+// the last reading after `ms` if it never does.
+export async function changedCanvas(page, hash, ms = 10000) {
+  let now = await canvasStats(page);
+  for (let waited = 0; now.hash === hash && waited < ms; waited += 100) {
+    await page.waitForTimeout(100);
+    now = await canvasStats(page);
+  }
+  return now;
+}
+
 export async function stableCanvas(page) {
   let last = await canvasStats(page);
   for (let i = 0; i < 100; i++) {
