@@ -166,26 +166,15 @@ pub fn flood_fill<T: Voxel + std::hash::Hash + Eq, I: Voxel>(
         if !admits(volume, cz, cy, cx) {
             continue;
         }
-        let mut neighbours = Vec::with_capacity(6);
-        if cy > 0 {
-            neighbours.push((cz, cy - 1, cx));
-        }
-        if cy + 1 < s.y {
-            neighbours.push((cz, cy + 1, cx));
-        }
-        if cx > 0 {
-            neighbours.push((cz, cy, cx - 1));
-        }
-        if cx + 1 < s.x {
-            neighbours.push((cz, cy, cx + 1));
-        }
-        if cz > zlo {
-            neighbours.push((cz - 1, cy, cx));
-        }
-        if cz + 1 < zhi {
-            neighbours.push((cz + 1, cy, cx));
-        }
-        for (nz, ny, nx) in neighbours {
+        let neighbours = [
+            (cy > 0).then(|| (cz, cy.wrapping_sub(1), cx)),
+            (cy + 1 < s.y).then_some((cz, cy + 1, cx)),
+            (cx > 0).then(|| (cz, cy, cx.wrapping_sub(1))),
+            (cx + 1 < s.x).then_some((cz, cy, cx + 1)),
+            (cz > zlo).then(|| (cz.wrapping_sub(1), cy, cx)),
+            (cz + 1 < zhi).then_some((cz + 1, cy, cx)),
+        ];
+        for (nz, ny, nx) in neighbours.into_iter().flatten() {
             let i = index(nz, ny, nx);
             if !seen[i] {
                 seen[i] = true;
@@ -206,13 +195,17 @@ pub fn merge<T: Voxel + std::hash::Hash + Eq>(
     into: T,
     locked: &Locked<T>,
 ) -> Edit<T> {
-    let ids: HashSet<T> = from
+    // A user merges a handful of IDs at a time: a linear scan of a short list beats hashing.
+    let mut ids: Vec<T> = from
         .iter()
         .copied()
         .filter(|id| *id != into && !locked.contains(id))
         .collect();
+    ids.dedup();
     let mut recorder = EditRecorder::new(format!("merge {from:?} into {into:?}"));
-    recorder.relabel_where(volume, |v| ids.contains(&v), into);
+    if !ids.is_empty() {
+        recorder.relabel_where(volume, |v| ids.contains(&v), into);
+    }
     recorder.finish()
 }
 

@@ -124,11 +124,12 @@ impl<T: Voxel> Edit<T> {
 
 /// Records changes to a single-channel volume as they are made; [`EditRecorder::finish`] gives
 /// the [`Edit`]. Setting a voxel twice keeps its first "before" and last "after"; voxels set back
-/// to their old value drop out.
+/// to their old value drop out. Changes are appended per chunk and sorted once at the end, so
+/// recording costs a push per changed voxel.
 #[derive(Debug)]
 pub struct EditRecorder<T> {
     label: String,
-    changes: BTreeMap<usize, BTreeMap<u32, (T, T)>>,
+    changes: BTreeMap<usize, Vec<(u32, T, T)>>,
 }
 
 impl<T: Voxel> EditRecorder<T> {
@@ -144,10 +145,12 @@ impl<T: Voxel> EditRecorder<T> {
     /// Panics when out of bounds (a caller bug, as [`Volume::set`]).
     pub fn set(&mut self, volume: &mut Volume<T>, z: usize, y: usize, x: usize, value: T) {
         let old = volume.get(z, y, x, 0);
-        let (chunk, offset) = volume.locate(z, y, x);
-        let entry = self.changes.entry(chunk).or_default();
-        if old != value || entry.contains_key(&(offset as u32)) {
-            entry.entry(offset as u32).or_insert((old, value)).1 = value;
+        if old != value {
+            let (chunk, offset) = volume.locate(z, y, x);
+            self.changes
+                .entry(chunk)
+                .or_default()
+                .push((offset as u32, old, value));
             volume.set(z, y, x, 0, value);
         }
     }
@@ -165,16 +168,13 @@ impl<T: Voxel> EditRecorder<T> {
             let data = volume.chunk_by_index_mut(chunk);
             let mut changed = Vec::new();
             for (offset, v) in data.iter_mut().enumerate() {
-                if hit(*v) && *v != value {
-                    changed.push((offset as u32, (*v, value)));
+                if *v != value && hit(*v) {
+                    changed.push((offset as u32, *v, value));
                     *v = value;
                 }
             }
             if !changed.is_empty() {
-                let entry = self.changes.entry(chunk).or_default();
-                for (offset, (before, after)) in changed {
-                    entry.entry(offset).or_insert((before, after)).1 = after;
-                }
+                self.changes.entry(chunk).or_default().extend(changed);
             }
         }
     }
@@ -184,14 +184,31 @@ impl<T: Voxel> EditRecorder<T> {
         let diffs = self
             .changes
             .into_iter()
-            .filter_map(|(chunk, values)| {
-                let changed: Vec<_> = values.into_iter().filter(|(_, (b, a))| b != a).collect();
-                (!changed.is_empty()).then(|| ChunkDiff {
+            .filter_map(|(chunk, mut changes)| {
+                // Stable: the changes of one voxel stay in the order they were made.
+                changes.sort_by_key(|c| c.0);
+                let mut diff = ChunkDiff {
                     chunk,
-                    offsets: changed.iter().map(|(o, _)| *o).collect(),
-                    before: changed.iter().map(|(_, (b, _))| *b).collect(),
-                    after: changed.iter().map(|(_, (_, a))| *a).collect(),
-                })
+                    offsets: Vec::with_capacity(changes.len()),
+                    before: Vec::with_capacity(changes.len()),
+                    after: Vec::with_capacity(changes.len()),
+                };
+                let mut i = 0;
+                while i < changes.len() {
+                    let (offset, before, _) = changes[i];
+                    let mut j = i;
+                    while j + 1 < changes.len() && changes[j + 1].0 == offset {
+                        j += 1;
+                    }
+                    let after = changes[j].2;
+                    if before != after {
+                        diff.offsets.push(offset);
+                        diff.before.push(before);
+                        diff.after.push(after);
+                    }
+                    i = j + 1;
+                }
+                (!diff.offsets.is_empty()).then_some(diff)
             })
             .collect();
         Edit {
