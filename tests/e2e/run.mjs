@@ -506,6 +506,17 @@ async function chartPoints(page) {
   return Number(await page.getByTestId("train-chart").getAttribute("data-points"));
 }
 
+// Evaluate tab: the newest "· objects" layer against the AC3 ground truth; returns the IoU.
+async function ac3ObjectsIoU(page) {
+  await page.getByTestId("tab-evaluate").click();
+  await page.getByTestId("eval-gt").selectOption({ label: "AC3 mitochondria (demo, 1×1024×1024)/label" });
+  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
+  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
+  return Number(await page.getByTestId("eval-jaccard").textContent());
+}
+
 test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the model in OPFS, infer, label and score", async (page) => {
   await openDataset(page, "uniem-ac3-mito", 2);
   await page.getByTestId("tab-train").click();
@@ -588,13 +599,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.screenshot({ path: path.join(OUT, "infer.png") });
 
   // Score the objects against the ground truth.
-  await page.getByTestId("tab-evaluate").click();
-  await page.getByTestId("eval-gt").selectOption({ label: "AC3 mitochondria (demo, 1×1024×1024)/label" });
-  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
-  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
-  await page.getByTestId("eval-run").click();
-  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
-  const iou = Number(await page.getByTestId("eval-jaccard").textContent());
+  const iou = await ac3ObjectsIoU(page);
   assert.ok(iou > 0.35, `IoU ${iou}`);
 
   // Zoomed in, "Part in view" runs the model on the visible rectangle only.
@@ -688,13 +693,7 @@ test("train and infer on WebGPU (SwiftShader): device and limits shown, loss fal
   await waitIdle(page);
   const inferred = await page.getByTestId("infer-result").textContent();
   assert.match(inferred, /on WebGPU/);
-  await page.getByTestId("tab-evaluate").click();
-  await page.getByTestId("eval-gt").selectOption({ label: "AC3 mitochondria (demo, 1×1024×1024)/label" });
-  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
-  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
-  await page.getByTestId("eval-run").click();
-  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
-  const iou = Number(await page.getByTestId("eval-jaccard").textContent());
+  const iou = await ac3ObjectsIoU(page);
   assert.ok(iou > 0.18, `IoU ${iou}`);
   return `WebGPU: loss ${first} → ${last} in ${speed} s, IoU ${iou.toFixed(3)}`;
 });
