@@ -20,6 +20,8 @@ pub struct Layer {
 pub struct Workspace {
     next_id: u32,
     layers: BTreeMap<LayerId, Layer>,
+    /// Editing state of the label layers that have been edited.
+    pub(crate) editors: BTreeMap<LayerId, crate::editing::LabelEditor>,
 }
 
 /// A rendered RGBA slice.
@@ -71,9 +73,22 @@ impl Workspace {
         Ok(info)
     }
 
-    /// Drops a layer.
+    /// Drops a layer (its autosaved session stays on disk).
     pub fn close(&mut self, id: LayerId) {
         self.layers.remove(&id);
+        self.editors.remove(&id);
+    }
+
+    /// Removes a layer to work on it beside the others; [`Workspace::put_layer`] returns it.
+    pub(crate) fn take_layer(&mut self, id: LayerId) -> Result<Layer, String> {
+        self.layers
+            .remove(&id)
+            .ok_or_else(|| format!("layer {} is not open", id.0))
+    }
+
+    /// Puts back a layer taken with [`Workspace::take_layer`].
+    pub(crate) fn put_layer(&mut self, layer: Layer) {
+        self.layers.insert(layer.info.id, layer);
     }
 
     /// The layer with this id.

@@ -37,10 +37,31 @@ pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
     if z >= s.z || points.is_empty() {
         return recorder.finish();
     }
+    for_each_brush_pixel(points, radius, s.y, s.x, |y, x| {
+        if !locked.contains(&volume.get(z, y, x, 0)) {
+            recorder.set(volume, z, y, x, value);
+        }
+    });
+    recorder.finish()
+}
+
+/// Calls `f(y, x)` for every pixel of a `height × width` slice whose centre lies within
+/// `radius` of the polyline `points` (`(y, x)`, fractional allowed), as a round brush dabbed
+/// every half radius along it. A pixel may be visited more than once.
+pub(crate) fn for_each_brush_pixel(
+    points: &[(f32, f32)],
+    radius: f32,
+    height: usize,
+    width: usize,
+    mut f: impl FnMut(usize, usize),
+) {
+    let Some(&first) = points.first() else {
+        return;
+    };
     let r = radius.max(0.5);
     // Dabs every half radius (at least every pixel) along each segment.
     let step = (r / 2.0).max(0.5);
-    let mut dabs = vec![points[0]];
+    let mut dabs = vec![first];
     for w in points.windows(2) {
         let (a, b) = (w[0], w[1]);
         let length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
@@ -53,22 +74,21 @@ pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
     for (cy, cx) in dabs {
         let y0 = (cy - r).floor().max(0.0) as usize;
         let x0 = (cx - r).floor().max(0.0) as usize;
-        let y1 = ((cy + r).ceil() as isize).clamp(0, s.y as isize - 1) as usize;
-        let x1 = ((cx + r).ceil() as isize).clamp(0, s.x as isize - 1) as usize;
-        if cy + r < 0.0 || cx + r < 0.0 || y0 >= s.y || x0 >= s.x {
+        let y1 = ((cy + r).ceil() as isize).clamp(0, height as isize - 1) as usize;
+        let x1 = ((cx + r).ceil() as isize).clamp(0, width as isize - 1) as usize;
+        if cy + r < 0.0 || cx + r < 0.0 || y0 >= height || x0 >= width {
             continue;
         }
         for y in y0..=y1 {
             for x in x0..=x1 {
                 // Pixel centres inside the disc.
                 let (dy, dx) = (y as f32 + 0.5 - cy, x as f32 + 0.5 - cx);
-                if dy * dy + dx * dx <= r * r && !locked.contains(&volume.get(z, y, x, 0)) {
-                    recorder.set(volume, z, y, x, value);
+                if dy * dy + dx * dx <= r * r {
+                    f(y, x);
                 }
             }
         }
     }
-    recorder.finish()
 }
 
 /// What bounds a [`flood_fill`].

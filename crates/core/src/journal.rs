@@ -69,6 +69,17 @@ impl<T: Voxel> Edit<T> {
         self.diffs.is_empty()
     }
 
+    /// First and last slice the edit changes in `volume` (none when it is empty).
+    pub fn z_range(&self, volume: &Volume<T>) -> Option<(usize, usize)> {
+        self.diffs
+            .iter()
+            .map(|d| volume.chunk_z_range(d.chunk))
+            .fold(None, |acc, (z0, z1)| match acc {
+                None => Some((z0, z1 - 1)),
+                Some((a, b)) => Some((a.min(z0), b.max(z1 - 1))),
+            })
+    }
+
     /// Memory the edit holds, bytes (approximate).
     pub fn bytes(&self) -> usize {
         self.label.len()
@@ -281,6 +292,29 @@ impl<T: Voxel> Journal<T> {
         let label = edit.label.clone();
         self.done.push_back(edit);
         Ok(Some(label))
+    }
+
+    /// A journal rebuilt from stored edits (oldest first), for example after a reload. The
+    /// edits must match the volume's current state: `done` applied, `undone` not.
+    pub fn restore(budget: usize, done: Vec<Edit<T>>, undone: Vec<Edit<T>>) -> Self {
+        let bytes = done.iter().chain(&undone).map(Edit::bytes).sum();
+        Self {
+            done: done.into(),
+            undone,
+            budget,
+            bytes,
+        }
+    }
+
+    /// The edits that can be undone, oldest first.
+    pub fn done(&self) -> impl Iterator<Item = &Edit<T>> {
+        self.done.iter()
+    }
+
+    /// The edits that can be redone, in the order they would be redone last-first (the last
+    /// one is redone first).
+    pub fn undone(&self) -> &[Edit<T>] {
+        &self.undone
     }
 
     /// Labels of the edits that can be undone, oldest first.

@@ -15,9 +15,11 @@
 //! - [`neighborhood`]: 2D/3D connectivity.
 //! - [`journal`]: the edit journal (every label edit as chunk diffs: undo, redo, bounded).
 //! - [`edit_ops`]: painting and proofreading operations (brush, fill, merge, delete).
+//! - [`edit_split`]: splitting a segment by a stroke (2D) or two seeds (3D) with a watershed.
 
 pub mod distance;
 pub mod edit_ops;
+pub mod edit_split;
 pub mod filters;
 pub mod journal;
 pub mod labels;

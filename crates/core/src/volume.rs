@@ -320,18 +320,25 @@ impl<T: Voxel> Volume<T> {
     }
 
     /// Number of chunks.
-    pub(crate) fn chunk_count(&self) -> usize {
+    pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
 
     /// Values of the chunk with row-major index `i`.
-    pub(crate) fn chunk_by_index(&self, i: usize) -> &[T] {
+    pub fn chunk_by_index(&self, i: usize) -> &[T] {
         &self.chunks[i]
     }
 
     /// Mutable values of the chunk with row-major index `i`.
-    pub(crate) fn chunk_by_index_mut(&mut self, i: usize) -> &mut [T] {
+    pub fn chunk_by_index_mut(&mut self, i: usize) -> &mut [T] {
         &mut self.chunks[i]
+    }
+
+    /// Slices `z0..z1` covered by the chunk with row-major index `i`.
+    pub fn chunk_z_range(&self, i: usize) -> (usize, usize) {
+        let gz = i / (self.grid.y * self.grid.x);
+        let z0 = gz * self.chunk.z;
+        (z0, (z0 + self.chunk.z).min(self.shape.z))
     }
 
     /// Mutable values of chunk `(gz, gy, gx)`.

@@ -23,7 +23,7 @@ use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -251,6 +251,49 @@ pub enum ToWorker {
         /// Request id.
         request: RequestId,
     },
+    /// Make an empty label layer (all 0) the size of another layer, to paint ground truth in.
+    /// Reply: `LayerCreated`.
+    NewLabelLayer {
+        /// Request id.
+        request: RequestId,
+        /// The layer whose extent and voxel size to copy.
+        like: LayerId,
+        /// Name of the new layer.
+        name: String,
+    },
+    /// Change a label layer (paint, fill, merge, split, delete, lock, undo, redo). The first
+    /// edit of a layer starts its autosave session (`session` names it: dataset and layer).
+    /// Replies: `Edited` or `Failed`; later `Autosaved` once the change is on disk (OPFS).
+    EditLabels {
+        /// Request id.
+        request: RequestId,
+        /// The label layer.
+        layer: LayerId,
+        /// What to do.
+        edit: LabelEdit,
+        /// Autosave session of this layer ("dataset / layer").
+        session: String,
+    },
+    /// List the autosaved edit sessions (from this or an earlier visit). Reply: `Sessions`.
+    ListSessions {
+        /// Request id.
+        request: RequestId,
+    },
+    /// Reopen an autosaved session as a label layer with its undo history. Replies:
+    /// `Progress`*, then `Opened` followed by `Edited` (its history), or `Failed`.
+    RestoreSession {
+        /// Request id.
+        request: RequestId,
+        /// The session's key (from `Sessions`).
+        key: String,
+    },
+    /// Delete an autosaved session. Reply: `Sessions` (those left).
+    DiscardSession {
+        /// Request id.
+        request: RequestId,
+        /// The session's key.
+        key: String,
+    },
     /// Drop a layer and free its memory. No reply.
     Close {
         /// Which layer.
@@ -304,6 +347,137 @@ pub struct GpuInfo {
     pub max_storage_binding: u64,
     /// Most invocations in one compute workgroup.
     pub max_workgroup_invocations: u32,
+}
+
+/// One change to a label layer. Points are `(y, x)` in data pixels; IDs are `u32` (a label
+/// layer becomes 32-bit on its first edit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LabelEdit {
+    /// A round brush along a polyline on slice `z`; `id` 0 erases.
+    Brush {
+        /// Slice.
+        z: usize,
+        /// The stroke.
+        points: Vec<(f32, f32)>,
+        /// Brush radius, data pixels.
+        radius: f32,
+        /// Paint this ID (0: erase).
+        id: u32,
+    },
+    /// Flood fill from a voxel with `id`.
+    Fill {
+        /// Seed slice.
+        z: usize,
+        /// Seed row.
+        y: usize,
+        /// Seed column.
+        x: usize,
+        /// Through slices (6-connected) or on this slice only (4-connected).
+        three_d: bool,
+        /// What stops it.
+        limit: FillLimit,
+        /// The ID to fill with.
+        id: u32,
+    },
+    /// Every voxel of `ids` becomes `into`.
+    Merge {
+        /// Segments to merge.
+        ids: Vec<u32>,
+        /// The ID they get.
+        into: u32,
+    },
+    /// A segment's voxels become 0.
+    Delete {
+        /// The segment.
+        id: u32,
+    },
+    /// Split the segment under a stroke on slice `z` with a watershed of `image`.
+    Split2d {
+        /// Slice.
+        z: usize,
+        /// The stroke across the segment.
+        stroke: Vec<(f32, f32)>,
+        /// Half-width (data pixels) within which the cut follows the membrane.
+        band: f32,
+        /// The EM image layer.
+        image: LayerId,
+    },
+    /// Split a segment in 3D from two seed voxels `[z, y, x]`.
+    Split3d {
+        /// The EM image layer.
+        image: LayerId,
+        /// Seed of the part that keeps the ID.
+        a: [usize; 3],
+        /// Seed of the part that gets a new ID.
+        b: [usize; 3],
+    },
+    /// Lock or unlock a segment (no tool changes a locked one).
+    Lock {
+        /// The segment.
+        id: u32,
+        /// Locked or not.
+        locked: bool,
+    },
+    /// Undo the newest edit.
+    Undo,
+    /// Redo the newest undone edit.
+    Redo,
+    /// Only report the state (history, locks, next ID).
+    Status,
+}
+
+/// What bounds a flood fill.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FillLimit {
+    /// Voxels with the seed's label.
+    SameLabel,
+    /// Voxels of `image` within `tolerance` of the seed's intensity.
+    Intensity {
+        /// The EM image layer.
+        image: LayerId,
+        /// Largest difference from the seed's value.
+        tolerance: f64,
+    },
+}
+
+/// The state of a label layer's editing after a change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EditState {
+    /// What the change did ("paint 5", "undo fill 3", "split 12 → 40").
+    pub done: String,
+    /// Voxels changed.
+    pub changed: usize,
+    /// First and last slice changed (none: nothing changed).
+    pub slices: Option<(usize, usize)>,
+    /// Labels of the edits that can be undone, oldest first (at most the last 100).
+    pub history: Vec<String>,
+    /// Edits that can be undone.
+    pub undo_depth: usize,
+    /// Edits that can be redone.
+    pub redo_depth: usize,
+    /// Locked segments.
+    pub locked: Vec<u32>,
+    /// An ID no voxel has (for "new ID").
+    pub next_id: u32,
+    /// Worker time, milliseconds.
+    pub compute_ms: f64,
+}
+
+/// An autosaved editing session in the browser's private storage (OPFS).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Key ("dataset / layer", made safe for file names).
+    pub key: String,
+    /// Dataset and layer, as the user named them.
+    pub title: String,
+    /// Extent.
+    pub shape: Shape,
+    /// Edits in its history.
+    pub edits: usize,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// When it was last saved (ms since 1970).
+    pub saved_at: f64,
 }
 
 /// Steering of a running `Train` request.
@@ -463,6 +637,31 @@ pub enum FromWorker {
         /// One line for the user.
         summary: String,
     },
+    /// A label layer changed (or its state was asked for).
+    Edited {
+        /// Request id.
+        request: RequestId,
+        /// The layer (its value range and type may have changed).
+        layer: LayerInfo,
+        /// History, locks, next ID.
+        state: EditState,
+    },
+    /// Changes of a layer reached private storage: `edits` edits are safe across a reload.
+    Autosaved {
+        /// The layer.
+        layer: LayerId,
+        /// Edits in the stored history.
+        edits: usize,
+        /// Why the last save failed (none: saved).
+        error: Option<String>,
+    },
+    /// Reply to `ListSessions` / `DiscardSession`.
+    Sessions {
+        /// Request id.
+        request: RequestId,
+        /// Stored sessions, newest first.
+        sessions: Vec<SessionInfo>,
+    },
     /// A rendered slice; attachment 0 is a transferred `ImageBitmap` of `width × height`.
     Slice {
         /// Request id.
@@ -508,7 +707,7 @@ impl FromWorker {
     /// The request this message answers, if any.
     pub fn request(&self) -> Option<RequestId> {
         match self {
-            FromWorker::Ready { .. } => None,
+            FromWorker::Ready { .. } | FromWorker::Autosaved { .. } => None,
             FromWorker::Progress { request, .. }
             | FromWorker::Opened { request, .. }
             | FromWorker::LayerCreated { request, .. }
@@ -522,6 +721,8 @@ impl FromWorker {
             | FromWorker::Trained { request, .. }
             | FromWorker::Probe { request, .. }
             | FromWorker::Exported { request, .. }
+            | FromWorker::Edited { request, .. }
+            | FromWorker::Sessions { request, .. }
             | FromWorker::Failed { request, .. }
             | FromWorker::Cancelled { request } => Some(*request),
         }
@@ -532,6 +733,7 @@ impl FromWorker {
             self,
             FromWorker::Progress { .. }
                 | FromWorker::Ready { .. }
+                | FromWorker::Autosaved { .. }
                 | FromWorker::TrainStarted { .. }
                 | FromWorker::TrainStep { .. }
                 | FromWorker::TrainPreview { .. }
@@ -754,6 +956,95 @@ mod tests {
         };
         let back: FromWorker = decode(&encode(&msg).expect("encode")).expect("decode");
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn editing_messages_round_trip_and_autosave_is_no_reply() {
+        let edits = [
+            LabelEdit::Brush {
+                z: 3,
+                points: vec![(1.5, 2.0), (4.0, 9.25)],
+                radius: 2.5,
+                id: 0,
+            },
+            LabelEdit::Fill {
+                z: 0,
+                y: 1,
+                x: 2,
+                three_d: true,
+                limit: FillLimit::Intensity {
+                    image: LayerId(1),
+                    tolerance: 12.0,
+                },
+                id: 7,
+            },
+            LabelEdit::Merge {
+                ids: vec![3, 4],
+                into: 3,
+            },
+            LabelEdit::Split2d {
+                z: 1,
+                stroke: vec![(0.0, 0.0)],
+                band: 3.0,
+                image: LayerId(1),
+            },
+            LabelEdit::Split3d {
+                image: LayerId(1),
+                a: [0, 1, 2],
+                b: [3, 4, 5],
+            },
+            LabelEdit::Lock {
+                id: 9,
+                locked: true,
+            },
+            LabelEdit::Undo,
+        ];
+        for edit in edits {
+            let msg = ToWorker::EditLabels {
+                request: RequestId(2),
+                layer: LayerId(5),
+                edit,
+                session: "demo / gt".into(),
+            };
+            let back: ToWorker = decode(&encode(&msg).expect("encode")).expect("decode");
+            assert_eq!(back, msg);
+        }
+        let saved = FromWorker::Autosaved {
+            layer: LayerId(5),
+            edits: 3,
+            error: None,
+        };
+        assert_eq!(saved.request(), None);
+        assert!(!saved.is_terminal());
+        let edited = FromWorker::Edited {
+            request: RequestId(2),
+            layer: LayerInfo {
+                id: LayerId(5),
+                name: "gt".into(),
+                kind: LayerKind::Label,
+                shape: Shape::new(2, 4, 4),
+                channels: 1,
+                dtype: DType::U32,
+                voxel_size: VoxelSize::default(),
+                min: 0.0,
+                max: 7.0,
+            },
+            state: EditState {
+                done: "paint 7".into(),
+                changed: 12,
+                slices: Some((1, 1)),
+                history: vec!["paint 7".into()],
+                undo_depth: 1,
+                redo_depth: 0,
+                locked: vec![9],
+                next_id: 8,
+                compute_ms: 0.4,
+            },
+        };
+        assert!(edited.is_terminal());
+        assert_eq!(edited.request(), Some(RequestId(2)));
+        let back: FromWorker = decode(&encode(&edited).expect("encode")).expect("decode");
+        assert_eq!(back, edited);
     }
 
     #[test]
