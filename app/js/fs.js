@@ -205,3 +205,8 @@ export async function opfsDeleteModel(name) {
   const dir = await modelsDir();
   await dir.removeEntry(name);
 }
+
+// A subfolder of a picked folder (made when missing), for saving a layer's slices.
+export async function subDirectory(dirHandle, name) {
+  return await dirHandle.getDirectoryHandle(name, { create: true });
+}

@@ -96,6 +96,98 @@ async function sliceAndPan(context, id, layers) {
   return result;
 }
 
+// Painting on a new label layer of a 1024×1024 stack: stroke-to-screen latency (pointer event
+// to the stroke drawn, one move per animation frame) and release → edited slice on screen;
+// then merge, 3D fill and their undo on flyem-medulla-fib (worker time from the Edit panel).
+async function editing(context, id) {
+  const page = await openApp(context);
+  await page.getByTestId(`dataset-${id}`).click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 2, null, { timeout: 300000 });
+  await waitIdle(page, 300000);
+  await waitShown(page, 0, 300000);
+  await page.getByTestId("tab-edit").click();
+  await page.getByTestId("edit-new-layer").click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 3);
+  await waitIdle(page);
+  await waitShown(page, 0);
+  const result = await page.evaluate(async () => {
+    const canvas = document.querySelector("[data-testid=viewer]");
+    const panel = document.querySelector("[data-testid=edit-panel]");
+    const r = canvas.getBoundingClientRect();
+    const opts = (x, y) => ({ clientX: x, clientY: y, pointerId: 1, bubbles: true, buttons: 1, button: 0, pressure: 0.5 });
+    const strokes = [], rounds = [];
+    for (let s = 0; s < 5; s++) {
+      let x = r.left + r.width * 0.2, y = r.top + r.height * (0.2 + 0.12 * s);
+      canvas.dispatchEvent(new PointerEvent("pointerdown", opts(x, y)));
+      await new Promise(requestAnimationFrame);
+      for (let i = 0; i < 60; i++) {
+        x += 6; y += (i % 20 < 10 ? 2 : -2);
+        canvas.dispatchEvent(new PointerEvent("pointermove", opts(x, y)));
+        await new Promise(requestAnimationFrame);
+        strokes.push(parseFloat(canvas.getAttribute("data-stroke-ms")));
+      }
+      const before = Number(panel.dataset.replies);
+      const t0 = performance.now();
+      canvas.dispatchEvent(new PointerEvent("pointerup", opts(x, y)));
+      await new Promise((resolve) => {
+        const check = () => (Number(panel.dataset.replies) > before && canvas.getAttribute("data-z-shown") === "0" ? resolve() : requestAnimationFrame(check));
+        check();
+      });
+      rounds.push(performance.now() - t0);
+    }
+    return { strokes, rounds };
+  });
+  await page.close();
+  return result;
+}
+
+// Worker time of one edit sent by `action`, from the Edit panel's "· N ms".
+async function editMs(page, action) {
+  const before = Number(await page.getByTestId("edit-panel").getAttribute("data-replies"));
+  await action();
+  await page.waitForFunction((n) => Number(document.querySelector("[data-testid=edit-panel]").dataset.replies) > n, before, { timeout: 300000 });
+  const text = await page.getByTestId("edit-result").textContent();
+  const [, voxels, ms] = text.match(/· (\d+) voxels · (\d+) ms/).map(Number);
+  return { voxels, ms, text };
+}
+
+async function proofreading(context) {
+  const page = await openApp(context);
+  await page.getByTestId("dataset-flyem-medulla-fib").click();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 2, null, { timeout: 300000 });
+  await waitIdle(page, 300000);
+  await waitShown(page, 0, 300000);
+  await page.getByTestId("tab-edit").click();
+  const at = async (fx, fy) => {
+    const r = await page.getByTestId("viewer").boundingBox();
+    const [scale, tx, ty] = (await page.getByTestId("viewer").getAttribute("data-view")).split(" ").map(Number);
+    return { x: r.x + tx + fx * 250 * scale, y: r.y + ty + fy * 250 * scale };
+  };
+  const click = async (fx, fy, shift = false) => {
+    const p = await at(fx, fy);
+    if (shift) await page.keyboard.down("Shift");
+    await page.mouse.click(p.x, p.y);
+    if (shift) await page.keyboard.up("Shift");
+  };
+  // Merge the bodies under two points of slice 0, then undo.
+  await page.keyboard.press("c");
+  await click(0.3, 0.3);
+  await click(0.7, 0.7, true);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=selection] .chip").length === 2);
+  const merge = await editMs(page, () => page.keyboard.press("m"));
+  const mergeUndo = await editMs(page, () => page.keyboard.press("Control+z"));
+  // 3D fill of the body under the centre with a new ID, then undo.
+  await page.keyboard.press("g");
+  await page.getByTestId("fill-3d").check();
+  await page.keyboard.press("n");
+  await page.waitForTimeout(300);
+  await page.keyboard.press("n");
+  const fill = await editMs(page, () => click(0.5, 0.5));
+  const fillUndo = await editMs(page, () => page.keyboard.press("Control+z"));
+  await page.close();
+  return { merge, mergeUndo, fill, fillUndo };
+}
+
 const context = await launch();
 const openIsbi = await timeOpen(context, "isbi2012", 4);
 const openFlyem = await timeOpen(context, "flyem-medulla-fib", 2);
@@ -103,6 +195,8 @@ const nativeIsbi = median([await timeNativeDecode(context, "isbi2012"), await ti
 const nativeFlyem = median([await timeNativeDecode(context, "flyem-medulla-fib"), await timeNativeDecode(context, "flyem-medulla-fib"), await timeNativeDecode(context, "flyem-medulla-fib")]);
 const set = process.env.EMSTUDIO_BENCH_SET || "tiled-1024";
 const sp = await sliceAndPan(context, set, 2);
+const ed = await editing(context, set);
+const pr = await proofreading(context);
 await context.close();
 
 const frames = sp.frames.slice(10);
@@ -120,6 +214,10 @@ Machine: ${machine}
 | slice change on 1024×1024, keys 150 ms apart (neighbours prefetched), median / p95 | ${median(sp.paced).toFixed(1)} / ${pct(sp.paced, 0.95).toFixed(1)} ms | 16.7 ms | ${(median(sp.paced) / 16.7).toFixed(2)}× |
 | pan on 1024×1024 (image + labels): frame interval median / p95 | ${median(frames).toFixed(1)} / ${pct(frames, 0.95).toFixed(1)} ms (${fps.toFixed(0)} fps) | 16.7 ms (60 fps) | ${(median(frames) / 16.7).toFixed(2)}× |
 | pan: composite time per frame, median / max | ${median(sp.draws).toFixed(2)} / ${Math.max(...sp.draws).toFixed(2)} ms | — | — |
+| brush stroke on 1024×1024, pointer event → stroke on screen, median / p95 (${ed.strokes.length} moves) | ${median(ed.strokes).toFixed(1)} / ${pct(ed.strokes, 0.95).toFixed(1)} ms | 16 ms (issue 6) | ${(pct(ed.strokes, 0.95) / 16).toFixed(2)}× (p95) |
+| brush stroke on 1024×1024, release → worker edit → edited slice on screen, median | ${median(ed.rounds).toFixed(0)} ms | — | — |
+| merge two bodies of flyem-medulla-fib (250³) in the worker (${pr.merge.voxels} voxels) / its undo | ${pr.merge.ms} / ${pr.mergeUndo.ms} ms | 100 ms (issue 6) | ${(Math.max(pr.merge.ms, pr.mergeUndo.ms) / 100).toFixed(2)}× |
+| 3D fill of a flyem-medulla-fib body with a new ID (${pr.fill.voxels} voxels) / its undo | ${pr.fill.ms} / ${pr.fillUndo.ms} ms | undo < 100 ms (issue 6) | ${(pr.fillUndo.ms / 100).toFixed(2)}× |
 | wasm size: app / worker (release, no wasm-opt) | ${kib(process.env.APP_WASM_BYTES || 0)} KiB / ${kib(process.env.WORKER_WASM_BYTES || 0)} KiB | — | — |
 `;
 fs.writeFileSync(path.join(OUT, "bench.md"), md);

@@ -104,3 +104,32 @@ export async function stableCanvas(page) {
   }
   return last;
 }
+
+// Page coordinates of data point (x, y) on the viewer (from its `data-view` transform).
+export async function toPage(page, x, y) {
+  const box = await page.getByTestId("viewer").boundingBox();
+  const [scale, tx, ty] = (await page.getByTestId("viewer").getAttribute("data-view")).split(" ").map(Number);
+  return { x: box.x + tx + (x + 0.5) * scale, y: box.y + ty + (y + 0.5) * scale };
+}
+
+// The viewer's [r, g, b] at the centre of data pixel (x, y).
+export async function dataPixel(page, x, y) {
+  return await page.evaluate(([x, y]) => {
+    const c = document.querySelector("[data-testid=viewer]");
+    const [scale, tx, ty] = c.getAttribute("data-view").split(" ").map(Number);
+    const d = c.getContext("2d").getImageData(Math.floor(tx + (x + 0.5) * scale), Math.floor(ty + (y + 0.5) * scale), 1, 1).data;
+    return [d[0], d[1], d[2]];
+  }, [x, y]);
+}
+
+// Drags the mouse through data points [[x, y], ...] (a stroke with the active tool).
+export async function dragThrough(page, points) {
+  const first = await toPage(page, ...points[0]);
+  await page.mouse.move(first.x, first.y);
+  await page.mouse.down();
+  for (const p of points.slice(1)) {
+    const q = await toPage(page, ...p);
+    await page.mouse.move(q.x, q.y, { steps: 8 });
+  }
+  await page.mouse.up();
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT } from "./lib.mjs";
+import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, toPage, dataPixel, dragThrough } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -696,6 +696,161 @@ test("train and infer on WebGPU (SwiftShader): device and limits shown, loss fal
   const iou = await ac3ObjectsIoU(page);
   assert.ok(iou > 0.18, `IoU ${iou}`);
   return `WebGPU: loss ${first} → ${last} in ${speed} s, IoU ${iou.toFixed(3)}`;
+});
+
+// --- Painting and proofreading -------------------------------------------------------------
+
+const BACKGROUND = [16, 20, 24]; // the viewer's fill where no layer draws
+
+async function replies(page) {
+  return Number(await page.getByTestId("edit-panel").getAttribute("data-replies"));
+}
+
+// Runs an action that sends one edit, then waits for its reply and the re-rendered slice.
+async function edit(page, action, z = 0) {
+  const before = await replies(page);
+  await action();
+  await page.waitForFunction((n) => Number(document.querySelector("[data-testid=edit-panel]").dataset.replies) > n, before, { timeout: 60000 });
+  await waitShown(page, z);
+}
+
+// The colour the viewer gives segment `id` (the Edit panel's paint-ID swatch).
+async function idColour(page, id) {
+  await page.getByTestId("paint-id").fill(String(id));
+  await page.getByTestId("paint-id").dispatchEvent("change");
+  return await page.evaluate(() => {
+    const m = getComputedStyle(document.querySelector("[data-testid=edit-panel] .swatch")).backgroundColor.match(/\d+/g);
+    return m.slice(0, 3).map(Number);
+  });
+}
+
+async function click(page, x, y, modifiers = []) {
+  const p = await toPage(page, x, y);
+  await page.mouse.move(p.x, p.y);
+  for (const m of modifiers) await page.keyboard.down(m);
+  await page.mouse.down();
+  await page.mouse.up();
+  for (const m of modifiers) await page.keyboard.up(m);
+}
+
+// Only the edited label layer drawn, fully opaque: canvas pixels are its exact colours.
+async function showOnlyLabels(page, name) {
+  const image = page.getByTestId("layer-FlyEM medulla (demo, 50×250×250)/image");
+  if (await image.getByTestId("layer-visible").isChecked()) await image.getByTestId("layer-visible").uncheck();
+  await page.getByTestId(`layer-${name}`).getByTestId("layer-opacity").fill("100");
+  await waitShown(page, 0);
+}
+
+function near(a, b, what) {
+  assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 2), `${what}: got rgb(${a}), want rgb(${b})`);
+}
+
+test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed tab's edits come back with their history", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-edit").click();
+  await page.getByTestId("edit-new-layer").click();
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
+  await waitIdle(page);
+  await showOnlyLabels(page, "ground truth");
+  assert.ok(await page.getByTestId("tool-brush").evaluate((b) => b.classList.contains("active")), "a new layer picks the brush");
+  const c1 = await idColour(page, 1);
+  await page.getByTestId("brush-size").fill("10");
+
+  // Paint a bar, erase a gap in it, undo and redo the erase.
+  await edit(page, () => dragThrough(page, [[40, 60], [160, 60]]));
+  near(await dataPixel(page, 100, 60), c1, "painted");
+  near(await dataPixel(page, 100, 90), BACKGROUND, "beside the stroke");
+  const strokeMs = Number(await page.getByTestId("viewer").getAttribute("data-stroke-ms"));
+  await page.keyboard.press("e");
+  await edit(page, () => dragThrough(page, [[100, 40], [100, 80]]));
+  near(await dataPixel(page, 100, 60), BACKGROUND, "erased");
+  near(await dataPixel(page, 60, 60), c1, "rest of the bar");
+  await edit(page, () => page.keyboard.press("Control+z"));
+  near(await dataPixel(page, 100, 60), c1, "erase undone");
+  await edit(page, () => page.keyboard.press("Control+Shift+z"));
+  near(await dataPixel(page, 100, 60), BACKGROUND, "erase redone");
+
+  // Fill the background of the slice with 2: everything but the bar.
+  await page.keyboard.press("g");
+  const c2 = await idColour(page, 2);
+  await edit(page, () => click(page, 200, 200));
+  near(await dataPixel(page, 200, 200), c2, "filled");
+  near(await dataPixel(page, 100, 60), c2, "the erased gap is background, so filled");
+  near(await dataPixel(page, 60, 60), c1, "the bar bounds the fill");
+
+  // Lock 1; a stroke of 3 across it changes only the 2s.
+  await page.keyboard.press("c");
+  await click(page, 60, 60);
+  await page.getByTestId("selection").filter({ hasText: "1" }).waitFor();
+  await edit(page, () => page.keyboard.press("k"));
+  assert.match(await page.getByTestId("locked").textContent(), /Locked: 1/);
+  await page.keyboard.press("b");
+  const c3 = await idColour(page, 3);
+  await edit(page, () => dragThrough(page, [[60, 40], [60, 100]]));
+  near(await dataPixel(page, 60, 60), c1, "locked segment kept");
+  near(await dataPixel(page, 60, 90), c3, "unlocked pixels painted");
+
+  // Merge 3 into 2.
+  await page.keyboard.press("c");
+  await click(page, 200, 200);
+  await click(page, 60, 90, ["Shift"]);
+  await page.getByTestId("selection").filter({ hasText: "3" }).waitFor();
+  await edit(page, () => page.keyboard.press("m"));
+  near(await dataPixel(page, 60, 90), c2, "merged");
+
+  // Unlock 1, then split the left part of the bar along the EM image: its two ends differ.
+  await click(page, 45, 60);
+  await page.getByTestId("selection").filter({ hasText: "1" }).waitFor();
+  await edit(page, () => page.keyboard.press("k"));
+  await page.keyboard.press("x");
+  await edit(page, () => dragThrough(page, [[75, 45], [75, 75]]));
+  assert.match(await page.getByTestId("edit-result").textContent(), /split 1 → \d+/);
+  // The larger side keeps 1, the other gets a new ID; the piece of 1 across the erased gap is
+  // not touched by the stroke and keeps 1.
+  const left = await dataPixel(page, 42, 60), right = await dataPixel(page, 92, 60);
+  near(left, c1, "larger side of the cut");
+  assert.notDeepEqual(right, c1, "the smaller side has a new ID");
+  assert.notDeepEqual(right, BACKGROUND, "the smaller side is still labelled");
+  near(await dataPixel(page, 130, 60), c1, "the detached piece of 1");
+
+  // Split segment 2 in 3D from two seeds.
+  await page.keyboard.press("Shift+X");
+  await click(page, 200, 200);
+  await edit(page, () => click(page, 20, 230));
+  assert.match(await page.getByTestId("edit-result").textContent(), /split 2 in 3D → \d+/);
+  const seedA = await dataPixel(page, 200, 200), seedB = await dataPixel(page, 20, 230);
+  near(seedA, c2, "the first seed's part keeps 2");
+  assert.notDeepEqual(seedA, seedB, "the second seed's part has a new ID");
+  await page.screenshot({ path: path.join(OUT, "edit-proofread.png") });
+
+  // Kill the tab once everything is autosaved; a new tab restores labels and history.
+  await page.getByTestId("autosave").filter({ hasText: "Autosaved" }).waitFor({ timeout: 30000 });
+  const probes = [[100, 60], [60, 60], [60, 90], [42, 60], [92, 60], [200, 200], [20, 230]];
+  const before = [];
+  for (const [x, y] of probes) before.push(await dataPixel(page, x, y));
+  const context = page.context();
+  await page.close({ runBeforeUnload: false });
+  page = await openApp(context);
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("sessions").waitFor();
+  await page.keyboard.press("?");
+  await page.getByTestId("help").filter({ hasText: "Keyboard shortcuts" }).waitFor();
+  await page.screenshot({ path: path.join(OUT, "edit-help-and-sessions.png") });
+  await page.keyboard.press("Escape");
+  assert.ok(await page.getByTestId("help").evaluate((e) => e.classList.contains("hidden")), "Esc closes the help");
+  const restore = page.getByTestId("sessions").locator("li", { hasText: "ground truth" }).getByTestId("session-restore");
+  await restore.first().click();
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
+  await waitIdle(page);
+  await showOnlyLabels(page, "ground truth");
+  for (let i = 0; i < probes.length; i++) near(await dataPixel(page, ...probes[i]), before[i], `restored pixel ${probes[i]}`);
+  await page.getByTestId("tab-edit").click();
+  await page.getByTestId("undo").filter({ hasNot: page.locator(":disabled") }).waitFor();
+  await edit(page, () => page.keyboard.press("Control+z"));
+  near(await dataPixel(page, 20, 230), c2, "the 3D split is undone after the reload");
+  assert.match(await page.getByTestId("history").textContent(), /fill/);
+  await page.close();
+  return `stroke to screen ${strokeMs.toFixed(1)} ms`;
 });
 
 const context = await launch();

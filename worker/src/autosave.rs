@@ -111,6 +111,8 @@ pub struct SavePlan {
     pub remove: Vec<String>,
     /// Edits in the saved history.
     pub edits: usize,
+    /// The editor's change count this save reflects.
+    pub version: u64,
     /// What was taken from the dirty set (put back when the save fails).
     pub taken: Dirty,
 }
@@ -178,6 +180,7 @@ impl Workspace {
             meta: serde_json::to_vec_pretty(&meta).ok()?,
             remove: dirty.removed.iter().map(|s| edit_file(*s)).collect(),
             edits: editor.done_seq.len(),
+            version: editor.version,
             taken: dirty,
         };
         if let Some(e) = self.editors.get_mut(&id) {
@@ -273,6 +276,7 @@ pub fn restore(
         undone_seq,
         next_seq: meta.next_seq,
         dirty: Dirty::default(),
+        version: 0,
     };
     Ok((labels, editor, lost))
 }
@@ -298,6 +302,7 @@ mod tests {
             z,
             points: vec![(2.0, x), (10.0, x)],
             radius: 1.5,
+            pressure: Vec::new(),
             id,
         }
     }

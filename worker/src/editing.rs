@@ -68,6 +68,8 @@ pub struct LabelEditor {
     pub next_seq: u64,
     /// Not yet autosaved.
     pub dirty: Dirty,
+    /// Changes so far (edits, undo, redo, locks).
+    pub version: u64,
 }
 
 impl LabelEditor {
@@ -87,6 +89,7 @@ impl LabelEditor {
                 meta: true,
                 ..Dirty::default()
             },
+            version: 0,
         }
     }
 
@@ -112,6 +115,7 @@ impl LabelEditor {
         self.done_seq.push_back(seq);
         self.dirty.edits.insert(seq);
         self.dirty.meta = true;
+        self.version += 1;
         // An edit written and dropped before its save needs neither.
         let both: Vec<u64> = self
             .dirty
@@ -144,6 +148,7 @@ impl LabelEditor {
             locked: self.locked.iter().copied().collect(),
             next_id: self.next_id,
             compute_ms: 0.0,
+            version: self.version,
         }
     }
 }
@@ -231,11 +236,17 @@ impl Workspace {
                 z,
                 points,
                 radius,
+                pressure,
                 id,
             } => {
                 check_z(z, labels, &name)?;
-                Some(edit_ops::brush_stroke(
-                    labels, z, &points, radius, id, &locked,
+                let radii: Vec<f32> = if pressure.is_empty() {
+                    vec![radius]
+                } else {
+                    pressure.iter().map(|p| radius * p).collect()
+                };
+                Some(edit_ops::brush_stroke_varying(
+                    labels, z, &points, &radii, id, &locked,
                 ))
             }
             LabelEdit::Fill {
@@ -276,11 +287,12 @@ impl Workspace {
                 z,
                 stroke,
                 band,
+                segment,
                 image,
             } => {
                 let next = editor.next_id;
                 let image = &self.layer(image)?.volume;
-                let split = with_volume!(image, img => split_2d(labels, img, z, &stroke, band, next, &locked))
+                let split = with_volume!(image, img => split_2d(labels, img, z, &stroke, band, segment, next, &locked))
                     .map_err(|e| format!("{name}: {e}"))?;
                 Some(take_split(editor, split))
             }
@@ -305,6 +317,7 @@ impl Workspace {
                     editor.locked.remove(&id);
                 }
                 editor.dirty.meta = true;
+                editor.version += 1;
                 let what = format!("{} {id}", if locked { "lock" } else { "unlock" });
                 return Ok(editor.state(what, 0, None));
             }
@@ -341,6 +354,7 @@ impl Workspace {
                 }
                 editor.dirty.chunks.extend(chunks);
                 editor.dirty.meta = true;
+                editor.version += 1;
                 let what = format!("{} {label}", if undo { "undo" } else { "redo" });
                 return Ok(editor.state(what, changed, slices));
             }
@@ -435,6 +449,7 @@ mod tests {
                 z: 0,
                 stroke: vec![(0.0, 7.5), (11.0, 7.5)],
                 band: 2.0,
+                segment: None,
                 image: em,
             },
         )
@@ -532,6 +547,7 @@ mod tests {
                 z: 9,
                 points: vec![(0.0, 0.0)],
                 radius: 1.0,
+                pressure: Vec::new(),
                 id: 1,
             },
         )

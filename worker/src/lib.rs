@@ -18,4 +18,8 @@ pub mod workspace;
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
+mod web_edit;
+#[cfg(target_arch = "wasm32")]
 mod web_gpu;
+#[cfg(target_arch = "wasm32")]
+mod web_opfs;

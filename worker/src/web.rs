@@ -4,6 +4,7 @@
 
 use crate::compute::{self, ComputeError, FilterJob};
 use crate::training::{device_description, InferJob, TrainJob, TrainRequest};
+use crate::web_edit;
 use crate::web_gpu;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
@@ -21,7 +22,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 thread_local! {
-    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+    pub(crate) static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
     static CANCELLED: RefCell<HashSet<RequestId>> = RefCell::new(HashSet::new());
     static TRAINING: RefCell<HashMap<RequestId, Steering>> = RefCell::new(HashMap::new());
 }
@@ -43,13 +44,13 @@ fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-fn send(msg: &FromWorker, buffers: &[JsValue]) {
+pub(crate) fn send(msg: &FromWorker, buffers: &[JsValue]) {
     if let Err(e) = post(Target::Scope(&scope()), msg, buffers) {
         web_sys::console::error_2(&"emstudio worker: could not post a reply".into(), &e);
     }
 }
 
-fn fail(request: RequestId, error: String) {
+pub(crate) fn fail(request: RequestId, error: String) {
     send(&FromWorker::Failed { request, error }, &[]);
 }
 
@@ -307,7 +308,35 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
                 &[],
             );
         }),
-        ToWorker::Close { layer } => WORKSPACE.with(|w| w.borrow_mut().close(layer)),
+        ToWorker::NewLabelLayer {
+            request,
+            like,
+            name,
+        } => {
+            let started = now_ms();
+            match WORKSPACE.with(|w| w.borrow_mut().new_label_layer(like, &name)) {
+                Ok(layer) => send(
+                    &FromWorker::LayerCreated {
+                        request,
+                        layer,
+                        summary: "empty label layer".into(),
+                        compute_ms: now_ms() - started,
+                    },
+                    &[],
+                ),
+                Err(e) => fail(request, e),
+            }
+        }
+        ToWorker::EditLabels {
+            request,
+            layer,
+            edit,
+            session,
+        } => web_edit::edit(request, layer, edit, &session),
+        ToWorker::ListSessions { request } => web_edit::list(request),
+        ToWorker::RestoreSession { request, key } => web_edit::restore(request, key),
+        ToWorker::DiscardSession { request, key } => web_edit::discard(request, key),
+        ToWorker::Close { layer } => web_edit::close(layer),
         ToWorker::Cancel { request } => {
             CANCELLED.with(|c| c.borrow_mut().insert(request));
         }

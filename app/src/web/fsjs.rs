@@ -34,6 +34,8 @@ extern "C" {
         names: &js_sys::Array,
         buffers: &js_sys::Array,
     ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = subDirectory, catch)]
+    pub async fn sub_directory(dir: &JsValue, name: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = downloadFile)]
     pub fn download_file(name: &str, buffer: &JsValue, mime: &str);
     #[wasm_bindgen(js_name = opfsListModels, catch)]

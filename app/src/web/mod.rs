@@ -1,5 +1,7 @@
 //! The browser app: layout, the z slider and keyboard shortcuts; panels live in submodules.
 
+mod edit_panel;
+mod editing;
 mod evaluate_panel;
 mod filters_panel;
 mod fsjs;
@@ -75,6 +77,85 @@ fn toggle_labels(state: AppState, outline: bool) {
     });
 }
 
+/// The painting and proofreading keys (see the help overlay); true when the key was used.
+fn edit_key(
+    state: AppState,
+    editing: editing::Editing,
+    tab: tools::ToolTab,
+    ev: &web_sys::KeyboardEvent,
+) -> bool {
+    use editing::Tool;
+    use emstudio_protocol::LabelEdit;
+    let key = ev.key();
+    if ev.ctrl_key() || ev.meta_key() {
+        return match key.as_str() {
+            "z" | "Z" => {
+                let edit = if ev.shift_key() {
+                    LabelEdit::Redo
+                } else {
+                    LabelEdit::Undo
+                };
+                editing::apply(state, editing, edit);
+                true
+            }
+            "y" | "Y" => {
+                editing::apply(state, editing, LabelEdit::Redo);
+                true
+            }
+            _ => false,
+        };
+    }
+    if ev.alt_key() {
+        return false;
+    }
+    let tool = |t: Tool| {
+        editing.tool.set(t);
+        editing.seed.set(None);
+        tab.0.set("edit");
+    };
+    match key.as_str() {
+        "v" | "V" => tool(Tool::Navigate),
+        "b" | "B" => tool(Tool::Brush),
+        "e" | "E" => tool(Tool::Eraser),
+        "g" | "G" => tool(Tool::Fill),
+        "i" | "I" => tool(Tool::Pick),
+        "c" | "C" => tool(Tool::Select),
+        "x" => tool(Tool::Split),
+        "X" => tool(Tool::Split3d),
+        "=" | "+" | "]" => editing.resize_brush(true),
+        "-" | "_" | "[" => editing.resize_brush(false),
+        "n" | "N" => match editing.last.get_untracked() {
+            Some(s) => editing.paint_id.set(s.next_id),
+            None => editing::apply(state, editing, LabelEdit::Status),
+        },
+        "m" | "M" => edit_panel::merge_selection(state, editing),
+        "Delete" | "Backspace" if !editing.selection.with_untracked(|s| s.is_empty()) => {
+            edit_panel::delete_selection(state, editing)
+        }
+        "k" | "K" => edit_panel::toggle_lock_selection(state, editing),
+        "p" | "P" => edit_panel::mark_problem(state, editing, String::new()),
+        "j" | "J" => {
+            tab.0.set("edit");
+            if let Some(input) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.get_element_by_id("jump-to"))
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = input.focus();
+            }
+        }
+        "?" => editing.help.update(|h| *h = !*h),
+        "Escape" => {
+            editing.help.set(false);
+            editing.seed.set(None);
+            editing.selection.set(Vec::new());
+        }
+        " " => viewer::set_space(true),
+        _ => return false,
+    }
+    true
+}
+
 /// The whole page.
 #[component]
 fn App() -> impl IntoView {
@@ -85,12 +166,28 @@ fn App() -> impl IntoView {
     models.load(state);
     provide_context(net_device::NetDevices::new());
 
-    if let Err(e) = worker_client::start(move || state.ready.set(true), move |e| state.error(e)) {
+    let editing = editing::Editing::new();
+    provide_context(editing);
+    let tab = tools::ToolTab(RwSignal::new("filters"));
+    provide_context(tab);
+
+    let on_ready = move || {
+        state.ready.set(true);
+        editing::start(state, editing);
+    };
+    if let Err(e) = worker_client::start(on_ready, move |e| state.error(e)) {
         state.error(e);
     }
 
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        if field_handles_key(&ev) || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        if field_handles_key(&ev) {
+            return;
+        }
+        if edit_key(state, editing, tab, &ev) {
+            ev.prevent_default();
+            return;
+        }
+        if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
             return;
         }
         match ev.key().as_str() {
@@ -107,7 +204,15 @@ fn App() -> impl IntoView {
         }
         ev.prevent_default();
     });
-    on_cleanup(move || keys.remove());
+    let keys_up = window_event_listener(leptos::ev::keyup, move |ev| {
+        if ev.key() == " " {
+            viewer::set_space(false);
+        }
+    });
+    on_cleanup(move || {
+        keys.remove();
+        keys_up.remove();
+    });
 
     let depth = move || state.depth();
 
@@ -121,11 +226,13 @@ fn App() -> impl IntoView {
             </header>
             <aside class="side">
                 <open::OpenPanel/>
+                <edit_panel::SessionsPanel/>
                 <panels::LayersPanel/>
                 <panels::ExportPanel/>
                 <section class="panel">
                     <h2>"Keys"</h2>
-                    <p class="hint">"W / ↑ next slice · S / ↓ previous · PgUp/PgDn ±10 · F fit · L labels on/off · O outlines · wheel zoom · drag pan · double-click fit"</p>
+                    <p class="hint">"W / ↑ next slice · S / ↓ previous · PgUp/PgDn ±10 · F fit · L labels on/off · O outlines · wheel zoom · drag pan · double-click fit · B brush · E eraser · G fill · Ctrl+Z undo"</p>
+                    <button data-testid="show-help" on:click=move |_| editing.help.set(true)>"All shortcuts (?)"</button>
                 </section>
             </aside>
             <main class="main"
@@ -146,6 +253,7 @@ fn App() -> impl IntoView {
             </main>
             <tools::Tools/>
             <panels::StatusBar/>
+            <edit_panel::HelpOverlay/>
         </div>
     }
 }

@@ -13,15 +13,24 @@
 //! For tests and benchmarks the canvas carries `data-z-shown` (slice whose pixels are on
 //! screen), `data-draw-ms` (last composite time), `data-slice-ms` (slice change to pixels)
 //! `data-preview-z` (slice of the filter preview on screen, absent when none) and
-//! `data-marker` (`z,y,x` of the marker ring on screen, absent when none).
+//! `data-marker` (`z,y,x` of the marker ring on screen, absent when none), `data-view`
+//! (`scale tx ty`: canvas = data × scale + t) and `data-stroke-ms` (pointer event of the
+//! newest stroke point to that point drawn).
+//!
+//! Editing tools ([`Editing`]): a press with a stroke tool starts a [`Stroke`] drawn at once
+//! over the slice (screen feedback does not wait for the worker); on release it goes to the
+//! worker as an edit and stays drawn until the worker's render of the edited slice arrives.
+//! Renders asked before an edit are stale (per-layer generations) and asked again.
 
+use super::editing::{self, Editing, Tool};
 use super::state::{AppState, Readout};
 use super::worker_client;
+use emstudio_protocol::LabelEdit;
 use emstudio_protocol::{FromWorker, LayerId, ToWorker};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
@@ -57,6 +66,36 @@ struct View {
     state: Option<AppState>,
     preview: Option<PreviewSlot>,
     preview_in_flight: bool,
+    /// Rendered slices an edit has changed since (shown until their fresh copy arrives).
+    stale: HashSet<SliceKey>,
+    /// Per layer: how many edits changed it (renders asked before the latest are stale).
+    generation: HashMap<LayerId, u64>,
+    /// The stroke being drawn, then strokes sent and not yet rendered by the worker.
+    strokes: Vec<Stroke>,
+    /// The pointer is drawing (not panning).
+    drawing: bool,
+    /// Canvas position of the pointer (brush outline).
+    cursor: Option<(f64, f64)>,
+    /// Space is held: drags pan whatever the tool.
+    space: bool,
+    editing: Option<Editing>,
+}
+
+/// A brush, eraser or split stroke drawn over the slice until the worker's render of it
+/// arrives.
+struct Stroke {
+    layer: LayerId,
+    z: usize,
+    /// Data points `(x, y)`.
+    points: Vec<(f64, f64)>,
+    radius: f64,
+    /// Stylus pressure factor per point (empty: no pen, or pressure off).
+    pressure: Vec<f32>,
+    color: String,
+    /// The view generation of `layer` whose render makes this stroke redundant.
+    until_generation: u64,
+    /// `performance.now()` time stamp of the newest point's pointer event.
+    last_event: f64,
 }
 
 /// A rendered filter preview.
@@ -72,6 +111,8 @@ thread_local! {
         canvas: None, scale: 1.0, tx: 0.0, ty: 0.0, bitmaps: HashMap::new(), pending: HashMap::new(),
         frame_requested: false, drag: None, slice_asked_at: None, probe_in_flight: false,
         probe_next: None, state: None, preview: None, preview_in_flight: false,
+        stale: HashSet::new(), generation: HashMap::new(), strokes: Vec::new(), drawing: false,
+        cursor: None, space: false, editing: None,
     });
 }
 
@@ -147,7 +188,7 @@ fn draw() {
             }
             // The wanted slice, or while it is on its way the nearest one we have.
             let exact = v.bitmaps.get(&key(l, z));
-            all_current &= exact.is_some();
+            all_current &= exact.is_some() && !v.stale.contains(&key(l, z));
             let shown = exact.or_else(|| {
                 v.bitmaps
                     .iter()
@@ -161,6 +202,12 @@ fn draw() {
             }
         }
         ctx.set_global_alpha(1.0);
+        let stroke_ms = draw_strokes(&ctx, &v, z);
+        if let Some(ms) = stroke_ms {
+            let _ = canvas.set_attribute("data-stroke-ms", &format!("{ms:.3}"));
+        }
+        all_current &= v.strokes.is_empty();
+        draw_cursor(&ctx, &v);
         match state.marker.get_untracked() {
             Some([mz, my, mx]) if mz == z => {
                 draw_marker(&ctx, v.scale, mx as f64 + 0.5, my as f64 + 0.5);
@@ -180,6 +227,10 @@ fn draw() {
         }
         let elapsed = now() - start;
         let _ = canvas.set_attribute("data-draw-ms", &format!("{elapsed:.3}"));
+        let _ = canvas.set_attribute("data-view", &format!("{} {} {}", v.scale, v.tx, v.ty));
+        if !all_current {
+            let _ = canvas.remove_attribute("data-z-shown");
+        }
         if all_current {
             let _ = canvas.set_attribute("data-z-shown", &z.to_string());
             if let Some((asked_z, t0)) = v.slice_asked_at {
@@ -198,6 +249,116 @@ fn draw_marker(ctx: &CanvasRenderingContext2d, scale: f64, x: f64, y: f64) {
     ctx.set_line_width(3.0 / scale);
     ctx.set_stroke_style_str("#ffd400");
     ctx.stroke();
+}
+
+/// Draws the strokes on slice `z`; returns the time from the newest point's pointer event to
+/// now when a stroke is being drawn (the stroke-to-screen latency).
+fn draw_strokes(ctx: &CanvasRenderingContext2d, v: &View, z: usize) -> Option<f64> {
+    let mut latency = None;
+    ctx.set_line_cap("round");
+    ctx.set_line_join("round");
+    for (i, s) in v.strokes.iter().enumerate().filter(|(_, s)| s.z == z) {
+        ctx.set_global_alpha(0.6);
+        ctx.set_stroke_style_str(&s.color);
+        ctx.set_fill_style_str(&s.color);
+        ctx.begin_path();
+        if let [(x, y)] = s.points[..] {
+            let _ = ctx.arc(x, y, s.radius, 0.0, std::f64::consts::TAU);
+            ctx.fill();
+        } else if s.pressure.len() == s.points.len() {
+            // A pen: each segment as wide as the pressure at its end.
+            for (k, w) in s.points.windows(2).enumerate() {
+                ctx.begin_path();
+                ctx.move_to(w[0].0, w[0].1);
+                ctx.line_to(w[1].0, w[1].1);
+                ctx.set_line_width(2.0 * s.radius * f64::from(s.pressure[k + 1]));
+                ctx.stroke();
+            }
+        } else {
+            for (k, (x, y)) in s.points.iter().enumerate() {
+                if k == 0 {
+                    ctx.move_to(*x, *y);
+                } else {
+                    ctx.line_to(*x, *y);
+                }
+            }
+            ctx.set_line_width(2.0 * s.radius);
+            ctx.stroke();
+        }
+        if v.drawing && i + 1 == v.strokes.len() {
+            latency = Some(now() - s.last_event);
+        }
+    }
+    ctx.set_global_alpha(1.0);
+    latency
+}
+
+/// The brush outline under the pointer, and the first seed of a 3D split.
+fn draw_cursor(ctx: &CanvasRenderingContext2d, v: &View) {
+    let Some(editing) = v.editing else { return };
+    let tool = editing.tool.get_untracked();
+    if let (Some((cx, cy)), true) = (v.cursor, tool.strokes()) {
+        let (x, y) = ((cx - v.tx) / v.scale, (cy - v.ty) / v.scale);
+        let r = if tool == Tool::Split {
+            editing.band.get_untracked()
+        } else {
+            f64::from(editing.radius(v.scale))
+        };
+        ctx.begin_path();
+        let _ = ctx.arc(x, y, r, 0.0, std::f64::consts::TAU);
+        ctx.set_line_width(1.5 / v.scale);
+        ctx.set_stroke_style_str("#ffffff");
+        ctx.stroke();
+    }
+    let z = v.state.map(|s| s.z.get_untracked());
+    if let (Some([sz, sy, sx]), Some(z)) = (editing.seed.get_untracked(), z) {
+        if sz == z {
+            draw_marker(ctx, v.scale, sx as f64 + 0.5, sy as f64 + 0.5);
+        }
+    }
+}
+
+/// Marks the rendered slices `z0..=z1` of a layer as changed by an edit and asks for the
+/// current one again; the old pixels stay on screen until the new ones arrive.
+pub fn refresh_layer(layer: LayerId, z0: usize, z1: usize) {
+    let Some(state) = VIEW.with(|v| v.borrow().state) else {
+        return;
+    };
+    let outline = state
+        .layers
+        .with_untracked(|ls| ls.iter().find(|l| l.info.id == layer).map(|l| key(l, 0).2));
+    let Some(outline) = outline else { return };
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        if let Some(c) = &v.canvas {
+            // Not complete until the edited slice is back (tests wait on this).
+            let _ = c.remove_attribute("data-z-shown");
+        }
+        *v.generation.entry(layer).or_default() += 1;
+        let changed: Vec<SliceKey> = v
+            .bitmaps
+            .keys()
+            .filter(|(id, z, _)| *id == layer && (z0..=z1).contains(z))
+            .copied()
+            .collect();
+        v.stale.extend(changed);
+    });
+    let z = state.z.get_untracked();
+    if (z0..=z1).contains(&z) {
+        want_slice(layer, z, outline);
+    }
+    request_frame();
+}
+
+/// Drops the strokes waiting for a render of `layer` (the edit failed or did nothing).
+pub fn clear_strokes() {
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        if !v.drawing {
+            v.strokes.clear();
+        }
+    });
+    request_frame();
 }
 
 /// Asks the worker for the filter preview of the current slice when the one shown is not it.
@@ -322,12 +483,13 @@ fn prefetch_candidate(layer: LayerId) -> Option<(usize, bool)> {
             .flat_map(|d| [z.checked_add(d), z.checked_sub(d)])
             .flatten()
             .filter(|&c| c < depth)
-            .find(|&c| !v.bitmaps.contains_key(&key(&l, c)))
+            .find(|&c| !v.bitmaps.contains_key(&key(&l, c)) || v.stale.contains(&key(&l, c)))
             .map(|c| (c, key(&l, c).2))
     })
 }
 
 fn send_render(layer: LayerId, z: usize, outline: bool) {
+    let asked_generation = VIEW.with(|v| v.borrow().generation.get(&layer).copied().unwrap_or(0));
     let result = worker_client::request(
         |request| ToWorker::RenderSlice {
             request,
@@ -339,7 +501,7 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
         move |msg, att| {
             if let FromWorker::Slice { z, .. } = msg {
                 if let Some(image) = att.first() {
-                    store_bitmap(layer, z, outline, image);
+                    store_bitmap(layer, z, outline, image, asked_generation);
                 }
             }
             let wanted = VIEW.with(|v| {
@@ -360,13 +522,29 @@ fn send_render(layer: LayerId, z: usize, outline: bool) {
 }
 
 /// Keeps a rendered slice and drops those far from the current slice.
-fn store_bitmap(layer: LayerId, z: usize, outline: bool, image: &JsValue) {
+/// A render asked before the layer's latest edit stays stale and is asked for again.
+fn store_bitmap(layer: LayerId, z: usize, outline: bool, image: &JsValue, asked_generation: u64) {
     let Some(image) = image.dyn_ref::<web_sys::ImageBitmap>().cloned() else {
         return;
     };
-    VIEW.with(|v| {
+    let again = VIEW.with(|v| {
         let mut v = v.borrow_mut();
         let current = v.state.map(|s| s.z.get_untracked()).unwrap_or(z);
+        let generation = v.generation.get(&layer).copied().unwrap_or(0);
+        if asked_generation == generation {
+            v.stale.remove(&(layer, z, outline));
+            let drawing = v.drawing;
+            let last = v.strokes.len().saturating_sub(1);
+            let mut k = 0;
+            v.strokes.retain(|s| {
+                let keep = (drawing && k == last)
+                    || s.layer != layer
+                    || s.z != z
+                    || s.until_generation > generation;
+                k += 1;
+                keep
+            });
+        }
         if let Some(old) = v.bitmaps.insert((layer, z, outline), image) {
             old.close();
         }
@@ -377,7 +555,13 @@ fn store_bitmap(layer: LayerId, z: usize, outline: bool, image: &JsValue) {
             }
             keep
         });
+        let stale_now = v.stale.contains(&(layer, z, outline)) && z == current;
+        stale_now.then_some((z, outline))
     });
+    if let Some((z, outline)) = again {
+        // Asked again once the in-flight request ends (`want_slice` queues it).
+        VIEW.with(|v| v.borrow_mut().pending.entry(layer).or_default().want = Some((z, outline)));
+    }
 }
 
 /// Scales and centres the data in the window.
@@ -517,6 +701,292 @@ fn send_probe(state: AppState, (z, y, x): (usize, usize, usize)) {
     );
 }
 
+/// Data point `(x, y)` under a canvas point.
+fn data_point(cx: f64, cy: f64) -> (f64, f64) {
+    VIEW.with(|v| {
+        let v = v.borrow();
+        ((cx - v.tx) / v.scale, (cy - v.ty) / v.scale)
+    })
+}
+
+/// The voxel `[z, y, x]` under a canvas point, if inside the data.
+fn voxel_at(state: AppState, cx: f64, cy: f64) -> Option<[usize; 3]> {
+    let (x, y) = data_point(cx, cy);
+    let shape = state
+        .layers
+        .with_untracked(|l| l.first().map(|l| l.info.shape))?;
+    (x >= 0.0 && y >= 0.0 && x < shape.x as f64 && y < shape.y as f64)
+        .then(|| [state.z.get_untracked(), y as usize, x as usize])
+}
+
+/// Sets whether Space is held (drags pan whatever the tool).
+pub fn set_space(held: bool) {
+    VIEW.with(|v| v.borrow_mut().space = held);
+}
+
+/// Starts what the active tool does on a press; false when the press should pan instead
+/// (Pan tool, middle or right button, Space held, nothing to edit).
+fn tool_down(state: AppState, ev: &web_sys::PointerEvent) -> bool {
+    let Some(editing) = VIEW.with(|v| v.borrow().editing) else {
+        return false;
+    };
+    let tool = editing.tool.get_untracked();
+    let space = VIEW.with(|v| v.borrow().space);
+    if ev.button() != 0 || space || (tool == Tool::Navigate && !ev.alt_key()) {
+        return false;
+    }
+    let Some(layer) = editing.target_layer(state) else {
+        return false;
+    };
+    let (cx, cy) = canvas_point(ev);
+    let Some(voxel) = voxel_at(state, cx, cy) else {
+        return tool.strokes();
+    };
+    if ev.alt_key() || tool == Tool::Pick {
+        pick(editing, layer, voxel, PickFor::Paint);
+        return true;
+    }
+    match tool {
+        Tool::Brush | Tool::Eraser | Tool::Split => {
+            let scale = VIEW.with(|v| v.borrow().scale);
+            let (radius, color) = match tool {
+                Tool::Brush => {
+                    let [r, g, b] =
+                        emstudio_core::render::label_color(editing.paint_id.get_untracked());
+                    (editing.radius(scale), format!("rgb({r},{g},{b})"))
+                }
+                Tool::Eraser => (editing.radius(scale), "#000000".into()),
+                _ => (editing.band.get_untracked() as f32, "#ffd400".into()),
+            };
+            let point = data_point(cx, cy);
+            let pressure = if tool != Tool::Split && uses_pressure(editing, ev) {
+                vec![pressure_factor(ev)]
+            } else {
+                Vec::new()
+            };
+            VIEW.with(|v| {
+                let mut v = v.borrow_mut();
+                v.drawing = true;
+                v.strokes.push(Stroke {
+                    layer,
+                    z: voxel[0],
+                    points: vec![point],
+                    pressure,
+                    radius: f64::from(radius),
+                    color,
+                    until_generation: u64::MAX,
+                    last_event: ev.time_stamp(),
+                });
+            });
+            request_frame();
+        }
+        Tool::Fill => {
+            let Some(limit) = editing.fill_limit(state) else {
+                state.error("an intensity fill needs an image layer");
+                return true;
+            };
+            editing::apply(
+                state,
+                editing,
+                LabelEdit::Fill {
+                    z: voxel[0],
+                    y: voxel[1],
+                    x: voxel[2],
+                    three_d: editing.fill_3d.get_untracked(),
+                    limit,
+                    id: editing.paint_id.get_untracked(),
+                },
+            );
+        }
+        Tool::Select => {
+            let add = ev.shift_key() || ev.ctrl_key() || ev.meta_key();
+            pick(editing, layer, voxel, PickFor::Select { add });
+        }
+        Tool::Split3d => match editing.seed.get_untracked() {
+            None => {
+                editing.seed.set(Some(voxel));
+                request_frame();
+            }
+            Some(a) => {
+                editing.seed.set(None);
+                match editing.image_layer(state) {
+                    Some(image) => {
+                        editing::apply(state, editing, LabelEdit::Split3d { image, a, b: voxel })
+                    }
+                    None => state.error("a split needs an image layer (the EM stack)"),
+                }
+                request_frame();
+            }
+        },
+        Tool::Navigate | Tool::Pick => {}
+    }
+    true
+}
+
+/// True when the brush follows this pointer's pressure (a pen, with "pen pressure" on).
+fn uses_pressure(editing: Editing, ev: &web_sys::PointerEvent) -> bool {
+    editing.pressure.get_untracked() && ev.pointer_type() == "pen"
+}
+
+/// Radius factor for a pen's pressure: 0.2× at the lightest touch, 1× at half, 2× at full.
+fn pressure_factor(ev: &web_sys::PointerEvent) -> f32 {
+    (ev.pressure() * 2.0).clamp(0.2, 2.0)
+}
+
+/// Extends the stroke being drawn (with the browser's coalesced points) and moves the brush
+/// outline.
+fn tool_move(ev: &web_sys::PointerEvent) {
+    let (cx, cy) = canvas_point(ev);
+    let drawing = VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        v.cursor = Some((cx, cy));
+        v.drawing
+    });
+    if drawing {
+        let coalesced = ev.get_coalesced_events();
+        let events: Vec<web_sys::PointerEvent> = if coalesced.length() > 0 {
+            coalesced.iter().filter_map(|e| e.dyn_into().ok()).collect()
+        } else {
+            vec![ev.clone()]
+        };
+        for e in events {
+            let p = data_point(e.offset_x(), e.offset_y());
+            VIEW.with(|v| {
+                if let Some(s) = v.borrow_mut().strokes.last_mut() {
+                    s.points.push(p);
+                    if !s.pressure.is_empty() {
+                        s.pressure.push(pressure_factor(&e));
+                    }
+                    s.last_event = e.time_stamp();
+                }
+            });
+        }
+    }
+    let shows_cursor = VIEW.with(|v| {
+        v.borrow()
+            .editing
+            .is_some_and(|e| e.tool.get_untracked().strokes())
+    });
+    if drawing || shows_cursor {
+        request_frame();
+    }
+}
+
+/// Ends a stroke: sends it as an edit; it stays drawn until the worker's render arrives.
+fn tool_up(state: AppState) {
+    let sent = VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        if !std::mem::replace(&mut v.drawing, false) {
+            return None;
+        }
+        let generation = v
+            .strokes
+            .last()
+            .map(|s| v.generation.get(&s.layer).copied().unwrap_or(0));
+        let s = v.strokes.last_mut()?;
+        s.until_generation = generation.unwrap_or(0) + 1;
+        Some((
+            s.z,
+            s.points
+                .iter()
+                .map(|(x, y)| (*y as f32, *x as f32))
+                .collect::<Vec<_>>(),
+            s.radius as f32,
+            s.pressure.clone(),
+        ))
+    });
+    let Some((z, points, radius, pressure)) = sent else {
+        return;
+    };
+    let Some(editing) = VIEW.with(|v| v.borrow().editing) else {
+        return;
+    };
+    let edit = match editing.tool.get_untracked() {
+        Tool::Brush => LabelEdit::Brush {
+            z,
+            points,
+            radius,
+            pressure,
+            id: editing.paint_id.get_untracked(),
+        },
+        Tool::Eraser => LabelEdit::Brush {
+            z,
+            points,
+            radius,
+            pressure,
+            id: 0,
+        },
+        Tool::Split => match editing.image_layer(state) {
+            Some(image) => {
+                // One selected segment is the one to split; else the one under the stroke.
+                let sel = editing.selection.get_untracked();
+                let segment = (sel.len() == 1).then(|| sel[0]);
+                LabelEdit::Split2d {
+                    z,
+                    stroke: points,
+                    band: radius,
+                    segment,
+                    image,
+                }
+            }
+            None => {
+                clear_strokes();
+                return state.error("a split needs an image layer (the EM stack)");
+            }
+        },
+        _ => return clear_strokes(),
+    };
+    editing::apply(state, editing, edit);
+}
+
+/// What a click that reads a segment ID is for.
+#[derive(Clone, Copy)]
+enum PickFor {
+    /// The paint ID.
+    Paint,
+    /// The selection (added to it, or replacing it).
+    Select { add: bool },
+}
+
+/// Reads the target layer's ID at a voxel and uses it.
+fn pick(editing: Editing, layer: LayerId, [z, y, x]: [usize; 3], what: PickFor) {
+    let _ = worker_client::request(
+        |request| ToWorker::Probe { request, z, y, x },
+        &[],
+        move |msg, _| {
+            let FromWorker::Probe { values, .. } = msg else {
+                return;
+            };
+            let Some(id) = values
+                .iter()
+                .find(|(l, _)| *l == layer)
+                .and_then(|(_, v)| v.first())
+                .map(|v| *v as u32)
+            else {
+                return;
+            };
+            match what {
+                PickFor::Paint if id != 0 => editing.paint_id.set(id),
+                PickFor::Paint => {}
+                PickFor::Select { add } => editing.selection.update(|sel| {
+                    if id == 0 {
+                        if !add {
+                            sel.clear();
+                        }
+                    } else if let Some(i) = sel.iter().position(|s| *s == id) {
+                        sel.remove(i);
+                    } else {
+                        if !add {
+                            sel.clear();
+                        }
+                        sel.push(id);
+                    }
+                }),
+            }
+        },
+    );
+}
+
 fn canvas_point(ev: &web_sys::MouseEvent) -> (f64, f64) {
     (ev.offset_x(), ev.offset_y())
 }
@@ -526,7 +996,12 @@ fn canvas_point(ev: &web_sys::MouseEvent) -> (f64, f64) {
 pub fn Viewer() -> impl IntoView {
     let state = expect_context::<AppState>();
     let canvas_ref = NodeRef::<Canvas>::new();
-    VIEW.with(|v| v.borrow_mut().state = Some(state));
+    let editing_ctx = expect_context::<Editing>();
+    VIEW.with(|v| {
+        let mut v = v.borrow_mut();
+        v.state = Some(state);
+        v.editing = Some(editing_ctx);
+    });
 
     canvas_ref.on_load(move |canvas| {
         VIEW.with(|v| v.borrow_mut().canvas = Some(canvas));
@@ -549,7 +1024,10 @@ pub fn Viewer() -> impl IntoView {
             });
         });
         for l in layers.iter().filter(|l| l.visible) {
-            let cached = VIEW.with(|v| v.borrow().bitmaps.contains_key(&key(l, z)));
+            let cached = VIEW.with(|v| {
+                let v = v.borrow();
+                v.bitmaps.contains_key(&key(l, z)) && !v.stale.contains(&key(l, z))
+            });
             if cached {
                 // Shown now; keep the neighbourhood warm.
                 if let Some((c, o)) = prefetch_candidate(l.info.id) {
@@ -591,6 +1069,7 @@ pub fn Viewer() -> impl IntoView {
     view! {
         <canvas
             class="viewer-canvas"
+            class:painting=move || editing_ctx.tool.get() != Tool::Navigate
             data-testid="viewer"
             node_ref=canvas_ref
             on:wheel=move |ev: web_sys::WheelEvent| {
@@ -602,7 +1081,9 @@ pub fn Viewer() -> impl IntoView {
                 if let Some(t) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
                     let _ = t.set_pointer_capture(ev.pointer_id());
                 }
-                VIEW.with(|v| v.borrow_mut().drag = Some((ev.client_x(), ev.client_y())));
+                if !tool_down(state, &ev) {
+                    VIEW.with(|v| v.borrow_mut().drag = Some((ev.client_x(), ev.client_y())));
+                }
             }
             on:pointermove=move |ev: web_sys::PointerEvent| {
                 let drag = VIEW.with(|v| v.borrow().drag);
@@ -611,12 +1092,24 @@ pub fn Viewer() -> impl IntoView {
                     VIEW.with(|v| v.borrow_mut().drag = Some((x, y)));
                     pan_by(x - x0, y - y0);
                 }
+                tool_move(&ev);
                 let (cx, cy) = canvas_point(&ev);
                 probe(state, cx, cy);
             }
-            on:pointerup=move |_| VIEW.with(|v| v.borrow_mut().drag = None)
-            on:pointercancel=move |_| VIEW.with(|v| v.borrow_mut().drag = None)
-            on:pointerleave=move |_| state.readout.set(None)
+            on:pointerup=move |_| {
+                VIEW.with(|v| v.borrow_mut().drag = None);
+                tool_up(state);
+            }
+            on:pointercancel=move |_| {
+                VIEW.with(|v| v.borrow_mut().drag = None);
+                tool_up(state);
+            }
+            on:contextmenu=move |ev: web_sys::MouseEvent| ev.prevent_default()
+            on:pointerleave=move |_| {
+                state.readout.set(None);
+                VIEW.with(|v| v.borrow_mut().cursor = None);
+                request_frame();
+            }
             on:dblclick=move |_| fit(state)
         ></canvas>
     }

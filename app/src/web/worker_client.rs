@@ -19,6 +19,12 @@ struct Client {
 
 thread_local! {
     static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
+    static EVENTS: RefCell<Option<Box<dyn Fn(FromWorker)>>> = const { RefCell::new(None) };
+}
+
+/// Handles the worker's messages that answer no request (`Autosaved`).
+pub fn on_event(handler: impl Fn(FromWorker) + 'static) {
+    EVENTS.with(|e| *e.borrow_mut() = Some(Box::new(handler)));
 }
 
 /// Starts the worker. `on_ready` runs once it listens; `on_error` gets fatal problems.
@@ -52,7 +58,14 @@ pub fn start(
             }
             return;
         }
-        let Some(id) = env.msg.request() else { return };
+        let Some(id) = env.msg.request() else {
+            EVENTS.with(|e| {
+                if let Some(handler) = e.borrow().as_ref() {
+                    handler(env.msg);
+                }
+            });
+            return;
+        };
         let terminal = env.msg.is_terminal();
         let handler = with_client(|c| c.handlers.borrow_mut().remove(&id)).flatten();
         if let Some(mut h) = handler {

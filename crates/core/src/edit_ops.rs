@@ -28,6 +28,19 @@ pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
     value: T,
     locked: &Locked<T>,
 ) -> Edit<T> {
+    brush_stroke_varying(volume, z, points, &[radius], value, locked)
+}
+
+/// [`brush_stroke`] with a radius per point (`radii[i]` at `points[i]`, interpolated between
+/// them; stylus pressure); a single radius applies to every point.
+pub fn brush_stroke_varying<T: Voxel + std::hash::Hash + Eq>(
+    volume: &mut Volume<T>,
+    z: usize,
+    points: &[(f32, f32)],
+    radii: &[f32],
+    value: T,
+    locked: &Locked<T>,
+) -> Edit<T> {
     let mut recorder = EditRecorder::new(if value == T::default() {
         "erase".to_string()
     } else {
@@ -37,7 +50,7 @@ pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
     if z >= s.z || points.is_empty() {
         return recorder.finish();
     }
-    for_each_brush_pixel(points, radius, s.y, s.x, |y, x| {
+    for_each_brush_pixel(points, radii, s.y, s.x, |y, x| {
         if !locked.contains(&volume.get(z, y, x, 0)) {
             recorder.set(volume, z, y, x, value);
         }
@@ -45,45 +58,62 @@ pub fn brush_stroke<T: Voxel + std::hash::Hash + Eq>(
     recorder.finish()
 }
 
-/// Calls `f(y, x)` for every pixel of a `height × width` slice whose centre lies within
-/// `radius` of the polyline `points` (`(y, x)`, fractional allowed), as a round brush dabbed
-/// every half radius along it. A pixel may be visited more than once.
+/// Calls `f(y, x)` for every pixel of a `height × width` slice whose centre lies within the
+/// brush radius of the polyline `points` (`(y, x)`, fractional allowed): the union of capsules
+/// around its segments, so edges are smooth whatever the spacing of the points. `radii` holds
+/// one radius, or one per point (interpolated along each segment). A pixel may be visited more
+/// than once.
 pub(crate) fn for_each_brush_pixel(
     points: &[(f32, f32)],
-    radius: f32,
+    radii: &[f32],
     height: usize,
     width: usize,
     mut f: impl FnMut(usize, usize),
 ) {
-    let Some(&first) = points.first() else {
+    if points.is_empty() || height == 0 || width == 0 {
         return;
-    };
-    let r = radius.max(0.5);
-    // Dabs every half radius (at least every pixel) along each segment.
-    let step = (r / 2.0).max(0.5);
-    let mut dabs = vec![first];
-    for w in points.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
-        let n = (length / step).ceil().max(1.0) as usize;
-        dabs.extend((1..=n).map(|i| {
-            let t = i as f32 / n as f32;
-            (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1))
-        }));
     }
-    for (cy, cx) in dabs {
-        let y0 = (cy - r).floor().max(0.0) as usize;
-        let x0 = (cx - r).floor().max(0.0) as usize;
-        let y1 = ((cy + r).ceil() as isize).clamp(0, height as isize - 1) as usize;
-        let x1 = ((cx + r).ceil() as isize).clamp(0, width as isize - 1) as usize;
-        if cy + r < 0.0 || cx + r < 0.0 || y0 >= height || x0 >= width {
+    let radius_at = |i: usize| {
+        radii
+            .get(i)
+            .or(radii.last())
+            .copied()
+            .unwrap_or(1.0)
+            .max(0.5)
+    };
+    // A lone point is a segment of length zero.
+    let segments: Vec<(usize, usize)> = if points.len() == 1 {
+        vec![(0, 0)]
+    } else {
+        (0..points.len() - 1).map(|i| (i, i + 1)).collect()
+    };
+    for (i, j) in segments {
+        let (a, b) = (points[i], points[j]);
+        let (ra, rb) = (radius_at(i), radius_at(j));
+        let r = ra.max(rb);
+        let (lo_y, hi_y) = (a.0.min(b.0) - r, a.0.max(b.0) + r);
+        let (lo_x, hi_x) = (a.1.min(b.1) - r, a.1.max(b.1) + r);
+        if hi_y < 0.0 || hi_x < 0.0 || lo_y >= height as f32 || lo_x >= width as f32 {
             continue;
         }
+        let y0 = lo_y.floor().max(0.0) as usize;
+        let x0 = lo_x.floor().max(0.0) as usize;
+        let y1 = (hi_y.ceil() as usize).min(height - 1);
+        let x1 = (hi_x.ceil() as usize).min(width - 1);
+        let (dy, dx) = (b.0 - a.0, b.1 - a.1);
+        let len2 = dy * dy + dx * dx;
         for y in y0..=y1 {
             for x in x0..=x1 {
-                // Pixel centres inside the disc.
-                let (dy, dx) = (y as f32 + 0.5 - cy, x as f32 + 0.5 - cx);
-                if dy * dy + dx * dx <= r * r {
+                // Nearest point of the segment to the pixel centre, and the radius there.
+                let (py, px) = (y as f32 + 0.5 - a.0, x as f32 + 0.5 - a.1);
+                let t = if len2 > 0.0 {
+                    ((py * dy + px * dx) / len2).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let (ey, ex) = (py - t * dy, px - t * dx);
+                let rt = ra + t * (rb - ra);
+                if ey * ey + ex * ex <= rt * rt {
                     f(y, x);
                 }
             }
@@ -302,6 +332,16 @@ mod tests {
         assert_eq!(v.get(0, 0, 10, 0), 2);
         // Outside the slice and on a missing slice: nothing.
         assert!(brush_stroke(&mut v, 0, &[(-20.0, -20.0)], 2.0, 9, &none).is_empty());
+        // Pressure: the band widens from radius 1 to radius 4 along the stroke.
+        let mut w = Volume::<u16>::new(Shape::new(1, 12, 40), 1).expect("volume");
+        brush_stroke_varying(&mut w, 0, &[(6.0, 2.0), (6.0, 38.0)], &[1.0, 4.0], 5, &none);
+        let column = |x: usize| (0..12).filter(|&y| w.get(0, y, x, 0) == 5).count();
+        assert!(
+            column(3) <= 2 && column(36) >= 7,
+            "{} then {}",
+            column(3),
+            column(36)
+        );
         assert!(brush_stroke(&mut v, 7, &[(5.0, 5.0)], 2.0, 9, &none).is_empty());
     }
 

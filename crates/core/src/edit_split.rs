@@ -103,14 +103,16 @@ fn inverted_unit(values: &mut [f32]) {
 
 /// Splits the segment under a stroke on slice `z` (see the module doc). `stroke` is a
 /// polyline of `(y, x)` data pixels; `band` is the half-width (data pixels) around it within
-/// which the cut may move to follow a membrane. The segment is the unlocked nonzero ID most
-/// covered by the stroke. New IDs are `next_id`, `next_id + 1`, ….
+/// which the cut may move to follow a membrane. The segment is `segment` when given, else the
+/// one under the stroke's midpoint (by length), else the nonzero ID most covered by the band.
+/// New IDs are `next_id`, `next_id + 1`, ….
 pub fn split_2d<I: Voxel>(
     labels: &mut Volume<u32>,
     image: &Volume<I>,
     z: usize,
     stroke: &[(f32, f32)],
     band: f32,
+    segment: Option<u32>,
     next_id: u32,
     locked: &Locked<u32>,
 ) -> Result<Split, SplitError> {
@@ -121,19 +123,32 @@ pub fn split_2d<I: Voxel>(
     }
     // The segment: the ID with most pixels under the stroke's band.
     let mut under = Vec::new();
-    for_each_brush_pixel(stroke, band, s.y, s.x, |y, x| under.push((y, x)));
+    for_each_brush_pixel(stroke, &[band], s.y, s.x, |y, x| under.push((y, x)));
     under.sort_unstable();
     under.dedup();
     let mut counts = std::collections::HashMap::<u32, usize>::new();
     for &(y, x) in &under {
         *counts.entry(labels.get(z, y, x, 0)).or_default() += 1;
     }
-    let segment = counts
-        .iter()
-        .filter(|(id, _)| **id != 0)
-        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
-        .map(|(id, _)| *id)
+    let most_covered = || {
+        counts
+            .iter()
+            .filter(|(id, _)| **id != 0)
+            .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    };
+    let at_middle = midpoint(stroke)
+        .filter(|(y, x)| *y >= 0.0 && *x >= 0.0 && (*y as usize) < s.y && (*x as usize) < s.x)
+        .map(|(y, x)| labels.get(z, y as usize, x as usize, 0))
+        .filter(|id| *id != 0);
+    let segment = segment
+        .filter(|id| *id != 0)
+        .or(at_middle)
+        .or_else(most_covered)
         .ok_or(SplitError::NoSegment("stroke"))?;
+    if !counts.contains_key(&segment) {
+        return Err(SplitError::DoesNotCut(segment));
+    }
     if locked.contains(&segment) {
         return Err(SplitError::Locked(segment));
     }
@@ -145,13 +160,22 @@ pub fn split_2d<I: Voxel>(
         (y0, y1, x0, x1) = (y0.min(y), y1.max(y + 1), x0.min(x), x1.max(x + 1));
     }
     let (h, w) = (y1 - y0, x1 - x0);
-    let mask = Array2::from_shape_fn((h, w), |(y, x)| slice[(y + y0) * s.x + x + x0] == segment);
+    let whole = Array2::from_shape_fn((h, w), |(y, x)| slice[(y + y0) * s.x + x + x0] == segment);
     let mut cut = Array2::from_elem((h, w), false);
     for &(y, x) in &under {
         if (y0..y1).contains(&y) && (x0..x1).contains(&x) {
             cut[(y - y0, x - x0)] = true;
         }
     }
+    // Only the parts of the segment the stroke touches are split; other pieces of the same ID
+    // on this slice (a neuron crossing it twice) keep it.
+    let (parts, _) = components_2d(&whole);
+    let touched: std::collections::HashSet<u32> = cut
+        .indexed_iter()
+        .filter(|(p, c)| **c && whole[*p])
+        .map(|(p, _)| parts[p])
+        .collect();
+    let mask = Array2::from_shape_fn((h, w), |p| whole[p] && touched.contains(&parts[p]));
     // Pieces of the segment left by the band, largest first; crumbs of a few pixels are
     // flooded by their neighbours instead of becoming segments.
     let keep = Array2::from_shape_fn((h, w), |p| mask[p] && !cut[p]);
@@ -190,6 +214,25 @@ pub fn split_2d<I: Voxel>(
         segment,
         new_ids,
     })
+}
+
+/// The point halfway along a polyline.
+fn midpoint(points: &[(f32, f32)]) -> Option<(f32, f32)> {
+    let length = |a: (f32, f32), b: (f32, f32)| ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+    let total: f32 = points.windows(2).map(|w| length(w[0], w[1])).sum();
+    let mut left = total / 2.0;
+    for w in points.windows(2) {
+        let l = length(w[0], w[1]);
+        if l >= left && l > 0.0 {
+            let t = left / l;
+            return Some((
+                w[0].0 + t * (w[1].0 - w[0].0),
+                w[0].1 + t * (w[1].1 - w[0].1),
+            ));
+        }
+        left -= l;
+    }
+    points.first().copied()
 }
 
 /// Labels 4-connected `true` pixels 1, 2, …; returns the labels and each component's size.
@@ -355,6 +398,7 @@ mod tests {
             0,
             &[(0.0, 15.5), (19.0, 15.5)],
             3.0,
+            None,
             100,
             &Locked::new(),
         )
@@ -379,6 +423,38 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_the_segment_away_from_the_stroke_keep_their_id() {
+        let (mut labels, image) = bar();
+        // A gap at columns 3..5 leaves a small piece of 7 at columns 0..3, far from the stroke.
+        for y in 5..15 {
+            for x in 3..5 {
+                labels.set(0, y, x, 0, 0);
+            }
+        }
+        let split = split_2d(
+            &mut labels,
+            &image,
+            0,
+            &[(0.0, 15.5), (19.0, 15.5)],
+            3.0,
+            None,
+            100,
+            &Locked::new(),
+        )
+        .expect("split");
+        assert_eq!(split.new_ids, vec![100]);
+        assert_eq!(
+            labels.get(0, 8, 1, 0),
+            7,
+            "the detached piece is not relabelled"
+        );
+        // Of the cut part, the larger right side keeps 7; the left side between gap and cut
+        // gets the new ID.
+        assert_eq!(labels.get(0, 8, 25, 0), 7);
+        assert_eq!(labels.get(0, 8, 10, 0), 100);
+    }
+
+    #[test]
     fn a_stroke_that_does_not_cut_is_refused() {
         let (mut labels, image) = bar();
         let before = labels.clone();
@@ -388,6 +464,7 @@ mod tests {
             0,
             &[(7.0, 10.0), (12.0, 10.0)],
             1.0,
+            None,
             100,
             &Locked::new(),
         )
@@ -401,14 +478,59 @@ mod tests {
             0,
             &[(0.0, 15.5), (19.0, 15.5)],
             3.0,
+            None,
             100,
             &locked,
         )
         .expect_err("locked");
         assert_eq!(err, SplitError::Locked(7));
-        let err = split_2d(&mut labels, &image, 0, &[(1.0, 1.0)], 1.0, 100, &locked)
-            .expect_err("background");
+        let err = split_2d(
+            &mut labels,
+            &image,
+            0,
+            &[(1.0, 1.0)],
+            1.0,
+            None,
+            100,
+            &locked,
+        )
+        .expect_err("background");
         assert_eq!(err, SplitError::NoSegment("stroke"));
+    }
+
+    #[test]
+    fn the_segment_under_the_strokes_middle_is_split_even_when_the_band_covers_more_of_another() {
+        let (mut labels, image) = bar();
+        // Background around the bar becomes segment 2: the band covers more of 2 than of 7.
+        for y in (0..5).chain(15..20) {
+            for x in 0..30 {
+                labels.set(0, y, x, 0, 2);
+            }
+        }
+        let split = split_2d(
+            &mut labels,
+            &image,
+            0,
+            &[(0.0, 15.5), (19.0, 15.5)],
+            3.0,
+            None,
+            100,
+            &Locked::new(),
+        )
+        .expect("split");
+        assert_eq!(split.segment, 7);
+        let err = split_2d(
+            &mut labels,
+            &image,
+            0,
+            &[(0.0, 15.5), (19.0, 15.5)],
+            3.0,
+            Some(9),
+            200,
+            &Locked::new(),
+        )
+        .expect_err("9 is not under the stroke");
+        assert_eq!(err, SplitError::DoesNotCut(9));
     }
 
     /// Two 7×7×7 cubes joined by a 1×1 neck along x, all segment 3, uniform image: the split
@@ -429,8 +551,15 @@ mod tests {
             labels.set(4, 4, x, 0, 3);
         }
         let before = labels.clone();
-        let split =
-            split_3d(&mut labels, &image, (4, 4, 3), (2, 6, 17), 9, &Locked::new()).expect("split");
+        let split = split_3d(
+            &mut labels,
+            &image,
+            (4, 4, 3),
+            (2, 6, 17),
+            9,
+            &Locked::new(),
+        )
+        .expect("split");
         assert_eq!(split.new_ids, vec![9]);
         assert_eq!(labels.get(1, 1, 1, 0), 3);
         assert_eq!(labels.get(7, 7, 19, 0), 9);

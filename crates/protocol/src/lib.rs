@@ -280,7 +280,8 @@ pub enum ToWorker {
         request: RequestId,
     },
     /// Reopen an autosaved session as a label layer with its undo history. Replies:
-    /// `Progress`*, then `Opened` followed by `Edited` (its history), or `Failed`.
+    /// `Progress`*, then `Opened` or `Failed` (`EditLabels` with `Status` then reports the
+    /// history).
     RestoreSession {
         /// Request id.
         request: RequestId,
@@ -361,6 +362,8 @@ pub enum LabelEdit {
         points: Vec<(f32, f32)>,
         /// Brush radius, data pixels.
         radius: f32,
+        /// Stylus pressure factor per point (radius × factor); empty: the radius everywhere.
+        pressure: Vec<f32>,
         /// Paint this ID (0: erase).
         id: u32,
     },
@@ -399,6 +402,8 @@ pub enum LabelEdit {
         stroke: Vec<(f32, f32)>,
         /// Half-width (data pixels) within which the cut follows the membrane.
         band: f32,
+        /// The segment to split (none: the one under the stroke's middle).
+        segment: Option<u32>,
         /// The EM image layer.
         image: LayerId,
     },
@@ -461,6 +466,8 @@ pub struct EditState {
     pub next_id: u32,
     /// Worker time, milliseconds.
     pub compute_ms: f64,
+    /// Changes made to the layer so far (compare with `Autosaved::version`).
+    pub version: u64,
 }
 
 /// An autosaved editing session in the browser's private storage (OPFS).
@@ -652,6 +659,8 @@ pub enum FromWorker {
         layer: LayerId,
         /// Edits in the stored history.
         edits: usize,
+        /// The layer's change count (`EditState::version`) the stored files reflect.
+        version: u64,
         /// Why the last save failed (none: saved).
         error: Option<String>,
     },
