@@ -169,6 +169,8 @@ async function proofreading(context) {
     await page.mouse.click(p.x, p.y);
     if (shift) await page.keyboard.up("Shift");
   };
+  // The first edit of a layer converts it to 32-bit IDs; do that first (not timed).
+  await editMs(page, () => page.keyboard.press("n")).catch(() => {});
   // Merge the bodies under two points of slice 0, then undo.
   await page.keyboard.press("c");
   await click(0.3, 0.3);

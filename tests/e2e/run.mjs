@@ -739,6 +739,8 @@ async function showOnlyLabels(page, name) {
   if (await image.getByTestId("layer-visible").isChecked()) await image.getByTestId("layer-visible").uncheck();
   await page.getByTestId(`layer-${name}`).getByTestId("layer-opacity").fill("100");
   await waitShown(page, 0);
+  // The new opacity is drawn on the next animation frame.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 }
 
 function near(a, b, what) {

@@ -9,7 +9,7 @@
 
 use crate::workspace::Workspace;
 use emstudio_core::edit_ops::{self, FillBound, Locked};
-use emstudio_core::edit_split::{split_2d, split_3d, Split};
+use emstudio_core::edit_split::{split_2d, split_3d, Split, SplitStroke};
 use emstudio_core::journal::{Edit, Journal};
 use emstudio_core::{with_volume, AnyVolume, Volume};
 use emstudio_protocol::{EditState, FillLimit, LabelEdit, LayerId, LayerInfo, LayerKind};
@@ -292,7 +292,7 @@ impl Workspace {
             } => {
                 let next = editor.next_id;
                 let image = &self.layer(image)?.volume;
-                let split = with_volume!(image, img => split_2d(labels, img, z, &stroke, band, segment, next, &locked))
+                let split = with_volume!(image, img => split_2d(labels, img, SplitStroke { z, points: &stroke, band, segment }, next, &locked))
                     .map_err(|e| format!("{name}: {e}"))?;
                 Some(take_split(editor, split))
             }

@@ -3,7 +3,7 @@
 //! (merge, delete, lock), undo/redo with the history, autosave status, problem marks with
 //! "Go", jump to x, y, z, and saving the labels into a folder.
 
-use super::editing::{self, Editing, Problem, Saved, Tool};
+use super::editing::{self, Autosave, Editing, Problem, Tool};
 use super::fsjs;
 use super::state::AppState;
 use emstudio_core::render::label_color;
@@ -246,10 +246,10 @@ pub fn EditPanel() -> impl IntoView {
             </div>
             <p class="result" data-testid="saved-to">{move || saved_to.get()}</p>
             <p class="hint" data-testid="autosave">{move || match editing.saved.get() {
-                Saved::Nothing => String::from("Edits are autosaved in this browser as you go."),
-                Saved::Pending => String::from("Saving…"),
-                Saved::Saved(n) => format!("Autosaved · {n} edit{} in the history", if n == 1 { "" } else { "s" }),
-                Saved::Failed(e) => format!("Autosave failed: {e}"),
+                Autosave::Nothing => String::from("Edits are autosaved in this browser as you go."),
+                Autosave::Pending => String::from("Saving…"),
+                Autosave::Stored(n) => format!("Autosaved · {n} edit{} in the history", if n == 1 { "" } else { "s" }),
+                Autosave::Failed(e) => format!("Autosave failed: {e}"),
             }}</p>
 
             <h3>"Tools"</h3>
@@ -393,14 +393,14 @@ pub fn SessionsPanel() -> impl IntoView {
                     let (key, key2, title) = (s.key.clone(), s.key.clone(), s.title.clone());
                     view! {
                         <li class="session">
-                            <span class="grow">
-                                <span class="layer-name">{s.title.clone()}</span><br/>
-                                <span class="hint">{format!("{} · {} edits · {}", s.shape, s.edits, when(s.saved_at))}</span>
-                            </span>
-                            <button data-testid="session-restore" title="Open these labels with their undo history"
-                                on:click=move |_| editing::restore(state, editing, key.clone(), title.clone())>"Restore"</button>
-                            <button title="Delete this autosave for good"
-                                on:click=move |_| editing::discard(state, editing, key2.clone())>"Discard"</button>
+                            <div class="session-title">{s.title.clone()}</div>
+                            <div class="hint">{format!("{} · {} edits · saved {}", s.shape, s.edits, when(s.saved_at))}</div>
+                            <div class="buttons">
+                                <button data-testid="session-restore" title="Open these labels with their undo history"
+                                    on:click=move |_| editing::restore(state, editing, key.clone(), title.clone())>"Restore"</button>
+                                <button title="Delete this autosave for good"
+                                    on:click=move |_| editing::discard(state, editing, key2.clone())>"Discard"</button>
+                            </div>
                         </li>
                     }
                 }).collect_view()}
@@ -442,7 +442,7 @@ pub fn HelpOverlay() -> impl IntoView {
                 <div class="help-columns">
                     <table>
                         <tr><th colspan="2">"Tools"</th></tr>
-                        {Tool::ALL.map(|t| view! { <tr><td class="key">{t.key()}</td><td>{t.name()}": "{t.help()}</td></tr> }).collect_view()}
+                        {Tool::ALL.map(|t| view! { <tr><td class="key">{t.key()}</td><td><b>{t.name()}</b>": "{t.help()}</td></tr> }).collect_view()}
                     </table>
                     <table>
                         <tr><th colspan="2">"Everything else"</th></tr>

@@ -109,14 +109,14 @@ pub struct Problem {
 
 /// Autosave as the panel reports it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub enum Saved {
+pub enum Autosave {
     /// Nothing edited yet.
     #[default]
     Nothing,
     /// Edits not written yet.
     Pending,
     /// This many edits are in private storage.
-    Saved(usize),
+    Stored(usize),
     /// The last write failed.
     Failed(String),
 }
@@ -153,7 +153,7 @@ pub struct Editing {
     /// The worker's state after the last edit.
     pub last: RwSignal<Option<EditState>>,
     /// Autosave.
-    pub saved: RwSignal<Saved>,
+    pub saved: RwSignal<Autosave>,
     /// Marked problems.
     pub problems: RwSignal<Vec<Problem>>,
     /// Help overlay shown.
@@ -184,7 +184,7 @@ impl Editing {
             selection: RwSignal::new(Vec::new()),
             seed: RwSignal::new(None),
             last: RwSignal::new(None),
-            saved: RwSignal::new(Saved::Nothing),
+            saved: RwSignal::new(Autosave::Nothing),
             problems: RwSignal::new(Vec::new()),
             help: RwSignal::new(false),
             sessions: RwSignal::new(Vec::new()),
@@ -275,7 +275,7 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
     let changes = !matches!(edit, LabelEdit::Status);
     let saved_before = editing.saved.get_untracked();
     if changes {
-        editing.saved.set(Saved::Pending);
+        editing.saved.set(Autosave::Pending);
     }
     let sent = worker_client::request(
         move |request| ToWorker::EditLabels {
@@ -309,7 +309,7 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
                     ));
                 }
                 if s.version > editing.saved_version.get_untracked() {
-                    editing.saved.set(Saved::Pending);
+                    editing.saved.set(Autosave::Pending);
                 }
                 editing.last.set(Some(s));
                 editing.replies.update(|n| *n += 1);
@@ -345,10 +345,10 @@ pub fn start(state: AppState, editing: Editing) {
                 return;
             }
             editing.saved.set(match error {
-                None => Saved::Saved(edits),
+                None => Autosave::Stored(edits),
                 Some(e) => {
                     state.error(format!("autosave failed: {e}"));
-                    Saved::Failed(e)
+                    Autosave::Failed(e)
                 }
             });
         }
@@ -383,7 +383,7 @@ pub fn restore(state: AppState, editing: Editing, key: String, title: String) {
                 let id = layer.id;
                 super::state::add_computed_layer(state, layer);
                 editing.target.set(Some(id));
-                editing.saved.set(Saved::Nothing);
+                editing.saved.set(Autosave::Nothing);
                 editing.saved_version.set(0);
                 apply(state, editing, LabelEdit::Status);
             }

@@ -15,7 +15,7 @@
 //! `data-preview-z` (slice of the filter preview on screen, absent when none) and
 //! `data-marker` (`z,y,x` of the marker ring on screen, absent when none), `data-view`
 //! (`scale tx ty`: canvas = data × scale + t) and `data-stroke-ms` (pointer event of the
-//! newest stroke point to that point drawn).
+//! newest stroke point to that point drawn: strokes are drawn in the pointer event itself).
 //!
 //! Editing tools ([`Editing`]): a press with a stroke tool starts a [`Stroke`] drawn at once
 //! over the slice (screen feedback does not wait for the worker); on release it goes to the
@@ -202,10 +202,7 @@ fn draw() {
             }
         }
         ctx.set_global_alpha(1.0);
-        let stroke_ms = draw_strokes(&ctx, &v, z);
-        if let Some(ms) = stroke_ms {
-            let _ = canvas.set_attribute("data-stroke-ms", &format!("{ms:.3}"));
-        }
+        draw_strokes(&ctx, &v, z);
         all_current &= v.strokes.is_empty();
         draw_cursor(&ctx, &v);
         match state.marker.get_untracked() {
@@ -251,13 +248,11 @@ fn draw_marker(ctx: &CanvasRenderingContext2d, scale: f64, x: f64, y: f64) {
     ctx.stroke();
 }
 
-/// Draws the strokes on slice `z`; returns the time from the newest point's pointer event to
-/// now when a stroke is being drawn (the stroke-to-screen latency).
-fn draw_strokes(ctx: &CanvasRenderingContext2d, v: &View, z: usize) -> Option<f64> {
-    let mut latency = None;
+/// Draws the strokes on slice `z` (the whole composite, once per animation frame).
+fn draw_strokes(ctx: &CanvasRenderingContext2d, v: &View, z: usize) {
     ctx.set_line_cap("round");
     ctx.set_line_join("round");
-    for (i, s) in v.strokes.iter().enumerate().filter(|(_, s)| s.z == z) {
+    for s in v.strokes.iter().filter(|s| s.z == z) {
         ctx.set_global_alpha(0.6);
         ctx.set_stroke_style_str(&s.color);
         ctx.set_fill_style_str(&s.color);
@@ -285,12 +280,36 @@ fn draw_strokes(ctx: &CanvasRenderingContext2d, v: &View, z: usize) -> Option<f6
             ctx.set_line_width(2.0 * s.radius);
             ctx.stroke();
         }
-        if v.drawing && i + 1 == v.strokes.len() {
-            latency = Some(now() - s.last_event);
-        }
     }
     ctx.set_global_alpha(1.0);
-    latency
+}
+
+/// Draws the newest points of the stroke being drawn straight away, in the pointer event
+/// (the next composite redraws it with the rest), and records the event-to-pixels time as
+/// `data-stroke-ms`.
+fn draw_stroke_tail(from: usize) {
+    VIEW.with(|v| {
+        let v = v.borrow();
+        let (Some(canvas), Some(s)) = (v.canvas.as_ref(), v.strokes.last()) else {
+            return;
+        };
+        let Some(ctx) = context(canvas) else { return };
+        let _ = ctx.set_transform(v.scale, 0.0, 0.0, v.scale, v.tx, v.ty);
+        ctx.set_line_cap("round");
+        ctx.set_global_alpha(0.6);
+        ctx.set_stroke_style_str(&s.color);
+        for k in from.max(1)..s.points.len() {
+            let (a, b) = (s.points[k - 1], s.points[k]);
+            let factor = s.pressure.get(k).copied().map_or(1.0, f64::from);
+            ctx.begin_path();
+            ctx.move_to(a.0, a.1);
+            ctx.line_to(b.0, b.1);
+            ctx.set_line_width(2.0 * s.radius * factor);
+            ctx.stroke();
+        }
+        ctx.set_global_alpha(1.0);
+        let _ = canvas.set_attribute("data-stroke-ms", &format!("{:.3}", now() - s.last_event));
+    });
 }
 
 /// The brush outline under the pointer, and the first seed of a 3D split.
@@ -843,6 +862,7 @@ fn tool_move(ev: &web_sys::PointerEvent) {
         v.drawing
     });
     if drawing {
+        let from = VIEW.with(|v| v.borrow().strokes.last().map_or(0, |s| s.points.len()));
         let coalesced = ev.get_coalesced_events();
         let events: Vec<web_sys::PointerEvent> = if coalesced.length() > 0 {
             coalesced.iter().filter_map(|e| e.dyn_into().ok()).collect()
@@ -861,6 +881,7 @@ fn tool_move(ev: &web_sys::PointerEvent) {
                 }
             });
         }
+        draw_stroke_tail(from);
     }
     let shows_cursor = VIEW.with(|v| {
         v.borrow()

@@ -10,6 +10,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
 type Handler = Box<dyn FnMut(FromWorker, Vec<JsValue>)>;
+type EventHandler = Box<dyn Fn(FromWorker)>;
 
 struct Client {
     worker: Worker,
@@ -19,7 +20,7 @@ struct Client {
 
 thread_local! {
     static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
-    static EVENTS: RefCell<Option<Box<dyn Fn(FromWorker)>>> = const { RefCell::new(None) };
+    static EVENTS: RefCell<Option<EventHandler>> = const { RefCell::new(None) };
 }
 
 /// Handles the worker's messages that answer no request (`Autosaved`).

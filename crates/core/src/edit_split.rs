@@ -101,21 +101,35 @@ fn inverted_unit(values: &mut [f32]) {
     }
 }
 
-/// Splits the segment under a stroke on slice `z` (see the module doc). `stroke` is a
-/// polyline of `(y, x)` data pixels; `band` is the half-width (data pixels) around it within
-/// which the cut may move to follow a membrane. The segment is `segment` when given, else the
-/// one under the stroke's midpoint (by length), else the nonzero ID most covered by the band.
-/// New IDs are `next_id`, `next_id + 1`, ….
+/// A stroke drawn across a segment to split it.
+#[derive(Clone, Copy, Debug)]
+pub struct SplitStroke<'a> {
+    /// Slice.
+    pub z: usize,
+    /// Polyline of `(y, x)` data pixels.
+    pub points: &'a [(f32, f32)],
+    /// Half-width (data pixels) around it within which the cut may move to follow a membrane.
+    pub band: f32,
+    /// The segment to split; none: the one under the stroke's midpoint (by length), else the
+    /// nonzero ID most covered by the band.
+    pub segment: Option<u32>,
+}
+
+/// Splits a segment along a stroke (see the module doc and [`SplitStroke`]). New IDs are
+/// `next_id`, `next_id + 1`, ….
 pub fn split_2d<I: Voxel>(
     labels: &mut Volume<u32>,
     image: &Volume<I>,
-    z: usize,
-    stroke: &[(f32, f32)],
-    band: f32,
-    segment: Option<u32>,
+    stroke: SplitStroke<'_>,
     next_id: u32,
     locked: &Locked<u32>,
 ) -> Result<Split, SplitError> {
+    let SplitStroke {
+        z,
+        points: stroke,
+        band,
+        segment,
+    } = stroke;
     check_image(image, labels)?;
     let s = labels.shape();
     if z >= s.z {
@@ -395,10 +409,12 @@ mod tests {
         let split = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(0.0, 15.5), (19.0, 15.5)],
-            3.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(0.0, 15.5), (19.0, 15.5)],
+                band: 3.0,
+                segment: None,
+            },
             100,
             &Locked::new(),
         )
@@ -434,10 +450,12 @@ mod tests {
         let split = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(0.0, 15.5), (19.0, 15.5)],
-            3.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(0.0, 15.5), (19.0, 15.5)],
+                band: 3.0,
+                segment: None,
+            },
             100,
             &Locked::new(),
         )
@@ -461,10 +479,12 @@ mod tests {
         let err = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(7.0, 10.0), (12.0, 10.0)],
-            1.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(7.0, 10.0), (12.0, 10.0)],
+                band: 1.0,
+                segment: None,
+            },
             100,
             &Locked::new(),
         )
@@ -475,10 +495,12 @@ mod tests {
         let err = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(0.0, 15.5), (19.0, 15.5)],
-            3.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(0.0, 15.5), (19.0, 15.5)],
+                band: 3.0,
+                segment: None,
+            },
             100,
             &locked,
         )
@@ -487,10 +509,12 @@ mod tests {
         let err = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(1.0, 1.0)],
-            1.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(1.0, 1.0)],
+                band: 1.0,
+                segment: None,
+            },
             100,
             &locked,
         )
@@ -510,10 +534,12 @@ mod tests {
         let split = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(0.0, 15.5), (19.0, 15.5)],
-            3.0,
-            None,
+            SplitStroke {
+                z: 0,
+                points: &[(0.0, 15.5), (19.0, 15.5)],
+                band: 3.0,
+                segment: None,
+            },
             100,
             &Locked::new(),
         )
@@ -522,10 +548,12 @@ mod tests {
         let err = split_2d(
             &mut labels,
             &image,
-            0,
-            &[(0.0, 15.5), (19.0, 15.5)],
-            3.0,
-            Some(9),
+            SplitStroke {
+                z: 0,
+                points: &[(0.0, 15.5), (19.0, 15.5)],
+                band: 3.0,
+                segment: Some(9),
+            },
             200,
             &Locked::new(),
         )

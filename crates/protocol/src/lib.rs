@@ -974,6 +974,7 @@ mod tests {
                 z: 3,
                 points: vec![(1.5, 2.0), (4.0, 9.25)],
                 radius: 2.5,
+                pressure: vec![0.5, 1.5],
                 id: 0,
             },
             LabelEdit::Fill {
@@ -995,6 +996,7 @@ mod tests {
                 z: 1,
                 stroke: vec![(0.0, 0.0)],
                 band: 3.0,
+                segment: Some(4),
                 image: LayerId(1),
             },
             LabelEdit::Split3d {
@@ -1021,6 +1023,7 @@ mod tests {
         let saved = FromWorker::Autosaved {
             layer: LayerId(5),
             edits: 3,
+            version: 4,
             error: None,
         };
         assert_eq!(saved.request(), None);
@@ -1048,6 +1051,7 @@ mod tests {
                 locked: vec![9],
                 next_id: 8,
                 compute_ms: 0.4,
+                version: 4,
             },
         };
         assert!(edited.is_terminal());
