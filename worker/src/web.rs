@@ -751,6 +751,9 @@ fn start_read(source: &StackSource, attachments: &[JsValue], i: usize) -> js_sys
 
 /// Reads and decodes a stack; `Ok(None)` when cancelled. Files are read up to
 /// [`READ_AHEAD`] ahead of the decoder.
+/// How often a long loop reports progress and yields to the event loop, milliseconds.
+const TURN_MS: f64 = 50.0;
+
 async fn open(
     request: RequestId,
     layer_name: &str,
@@ -774,6 +777,9 @@ async fn open(
         .take(READ_AHEAD)
         .map(|&i| start_read(&source, &attachments, i))
         .collect();
+    // Each message and each yield costs the worker a few milliseconds when its module is large
+    // (BENCHMARKS.md), so both happen at most every `TURN_MS`, not per file.
+    let mut last_turn = now_ms();
     for (done, &i) in order.iter().enumerate() {
         if take_cancelled(request) {
             return Ok(None);
@@ -790,16 +796,19 @@ async fn open(
             .map_err(|e| format!("{name}: could not read the file ({})", js_error(&e)))?;
         let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
         builder.push(name, &bytes).map_err(|e| e.to_string())?;
-        send(
-            &FromWorker::Progress {
-                request,
-                done: done as u64 + 1,
-                total,
-                message: format!("{layer_name}: read {name}"),
-            },
-            &[],
-        );
-        yield_now().await;
+        if now_ms() - last_turn >= TURN_MS || done + 1 == order.len() {
+            send(
+                &FromWorker::Progress {
+                    request,
+                    done: done as u64 + 1,
+                    total,
+                    message: format!("{layer_name}: read {name}"),
+                },
+                &[],
+            );
+            yield_now().await;
+            last_turn = now_ms();
+        }
     }
     builder.finish().map(Some).map_err(|e| e.to_string())
 }
