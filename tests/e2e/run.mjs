@@ -825,6 +825,13 @@ test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed 
   assert.notDeepEqual(seedA, seedB, "the second seed's part has a new ID");
   await page.screenshot({ path: path.join(OUT, "edit-proofread.png") });
 
+  // Mark a problem under the cursor (P); it is kept with the dataset.
+  const mark = await toPage(page, 120, 150);
+  await page.mouse.move(mark.x, mark.y);
+  await page.getByTestId("readout").filter({ hasText: /x 120\s+y 150/ }).waitFor();
+  await page.keyboard.press("p");
+  await page.getByTestId("problems").filter({ hasText: "x 120, y 150, z 0" }).waitFor();
+
   // Kill the tab once everything is autosaved; a new tab restores labels and history.
   await page.getByTestId("autosave").filter({ hasText: "Autosaved" }).waitFor({ timeout: 30000 });
   const probes = [[100, 60], [60, 60], [60, 90], [42, 60], [92, 60], [200, 200], [20, 230]];
@@ -835,6 +842,7 @@ test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed 
   page = await openApp(context);
   await openDataset(page, "flyem-medulla", 2);
   await page.getByTestId("sessions").waitFor();
+  await page.getByTestId("problems").filter({ hasText: "x 120, y 150, z 0" }).waitFor({ state: "attached" });
   await page.keyboard.press("?");
   await page.getByTestId("help").filter({ hasText: "Keyboard shortcuts" }).waitFor();
   await page.screenshot({ path: path.join(OUT, "edit-help-and-sessions.png") });

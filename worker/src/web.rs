@@ -107,7 +107,8 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             layer,
             z,
             outline,
-        } => match WORKSPACE.with(|w| w.borrow().render(layer, z, outline)) {
+            highlight,
+        } => match WORKSPACE.with(|w| w.borrow().render(layer, z, outline, &highlight)) {
             Ok(r) => send_rendered(request, layer, z, r),
             Err(e) => fail(request, e),
         },

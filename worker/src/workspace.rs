@@ -1,6 +1,6 @@
 //! The worker's layers and the synchronous operations on them.
 
-use emstudio_core::render::{render_error_map, render_intensity, render_labels};
+use emstudio_core::render::{highlight_labels, render_error_map, render_intensity, render_labels};
 use emstudio_core::stack::{self, ExportOptions, FileFormat};
 use emstudio_core::{with_volume, AnyVolume};
 use emstudio_protocol::{LayerId, LayerInfo, LayerKind};
@@ -98,8 +98,15 @@ impl Workspace {
             .ok_or_else(|| format!("layer {} is not open", id.0))
     }
 
-    /// Renders slice `z` of a layer: images windowed to their value range, labels coloured.
-    pub fn render(&self, id: LayerId, z: usize, outline: bool) -> Result<Rendered, String> {
+    /// Renders slice `z` of a layer: images windowed to their value range, labels coloured
+    /// (with the `highlight` segments ringed in white).
+    pub fn render(
+        &self,
+        id: LayerId,
+        z: usize,
+        outline: bool,
+        highlight: &[u32],
+    ) -> Result<Rendered, String> {
         let layer = self.layer(id)?;
         let shape = layer.volume.shape();
         if z >= shape.z {
@@ -116,7 +123,10 @@ impl Workspace {
                 layer.info.max
             )),
             LayerKind::Label => {
-                render_labels(&layer.volume.slice_labels(z), shape.x, shape.y, outline)
+                let ids = layer.volume.slice_labels(z);
+                let mut rgba = render_labels(&ids, shape.x, shape.y, outline);
+                highlight_labels(&mut rgba, &ids, shape.x, shape.y, highlight);
+                rgba
             }
             LayerKind::Errors => {
                 render_error_map(&layer.volume.slice_labels(z), shape.x, shape.y, outline)
@@ -190,13 +200,18 @@ mod tests {
         let mut ws = Workspace::default();
         let info = ws.add("gt", LayerKind::Label, labels()).expect("add");
         assert_eq!(info.max, 300.0);
-        let r = ws.render(info.id, 1, false).expect("render");
+        let r = ws.render(info.id, 1, false, &[]).expect("render");
         assert_eq!((r.width, r.height, r.rgba.len()), (4, 3, 48));
         assert_eq!(r.rgba[(4 + 2) * 4 + 3], 255);
         assert_eq!(r.rgba[3], 0);
         assert_eq!(ws.probe(1, 1, 2), vec![(info.id, vec![300.0])]);
         assert!(ws.probe(5, 0, 0).is_empty());
-        assert!(ws.render(info.id, 2, false).is_err());
+        assert!(ws.render(info.id, 2, false, &[]).is_err());
+        let ringed = ws.render(info.id, 1, false, &[300]).expect("render");
+        assert_eq!(
+            &ringed.rgba[(4 + 2) * 4..(4 + 2) * 4 + 4],
+            &[255, 255, 255, 255]
+        );
 
         let options = ExportOptions {
             format: ExportFormat::MultiPageTiff,

@@ -203,6 +203,16 @@ impl Editing {
             .or_else(|| labels().next().map(|l| l.info.id))
     }
 
+    /// [`Editing::target_layer`] without tracking (for event handlers and the viewer).
+    pub fn target_layer_untracked(&self, state: AppState) -> Option<LayerId> {
+        let layers = state.layers.get_untracked();
+        let labels = || layers.iter().filter(|l| l.info.kind == LayerKind::Label);
+        self.target
+            .get_untracked()
+            .filter(|id| labels().any(|l| l.info.id == *id))
+            .or_else(|| labels().next().map(|l| l.info.id))
+    }
+
     /// The EM image layer splits and intensity fills read.
     pub fn image_layer(&self, state: AppState) -> Option<LayerId> {
         let layers = state.layers.get_untracked();
@@ -326,6 +336,59 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
     if let Err(e) = sent {
         state.error(e);
     }
+}
+
+fn problems_key(state: AppState) -> Option<String> {
+    state
+        .opened
+        .get()
+        .map(|o| format!("emstudio.problems.{}", o.name))
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// Keeps the problem marks of each dataset in the browser's local storage: loaded when the
+/// dataset opens, saved on every change.
+pub fn persist_problems(state: AppState, editing: Editing) {
+    Effect::new(move |_| {
+        let Some(key) = problems_key(state) else {
+            return;
+        };
+        let stored: Vec<(usize, usize, usize, String)> = local_storage()
+            .and_then(|s| s.get_item(&key).ok().flatten())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        editing.problems.set(
+            stored
+                .into_iter()
+                .map(|(z, y, x, note)| Problem {
+                    at: [z, y, x],
+                    note,
+                })
+                .collect(),
+        );
+    });
+    Effect::new(move |prev: Option<()>| {
+        let problems = editing.problems.get();
+        let Some(key) = state
+            .opened
+            .with_untracked(|o| o.as_ref().map(|o| format!("emstudio.problems.{}", o.name)))
+        else {
+            return;
+        };
+        if prev.is_none() {
+            return;
+        }
+        let rows: Vec<(usize, usize, usize, &str)> = problems
+            .iter()
+            .map(|p| (p.at[0], p.at[1], p.at[2], p.note.as_str()))
+            .collect();
+        if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(&rows)) {
+            let _ = storage.set_item(&key, &text);
+        }
+    });
 }
 
 /// Listens for autosave reports and asks for the stored sessions.

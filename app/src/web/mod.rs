@@ -168,6 +168,7 @@ fn App() -> impl IntoView {
 
     let editing = editing::Editing::new();
     provide_context(editing);
+    editing::persist_problems(state, editing);
     let tab = tools::ToolTab(RwSignal::new("filters"));
     provide_context(tab);
 

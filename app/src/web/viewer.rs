@@ -509,12 +509,23 @@ fn prefetch_candidate(layer: LayerId) -> Option<(usize, bool)> {
 
 fn send_render(layer: LayerId, z: usize, outline: bool) {
     let asked_generation = VIEW.with(|v| v.borrow().generation.get(&layer).copied().unwrap_or(0));
+    // The editing selection is ringed on the layer being edited.
+    let highlight = VIEW.with(|v| {
+        let v = v.borrow();
+        match (v.editing, v.state) {
+            (Some(e), Some(s)) if e.target_layer_untracked(s) == Some(layer) => {
+                e.selection.get_untracked()
+            }
+            _ => Vec::new(),
+        }
+    });
     let result = worker_client::request(
         |request| ToWorker::RenderSlice {
             request,
             layer,
             z,
             outline,
+            highlight,
         },
         &[],
         move |msg, att| {
@@ -1076,6 +1087,16 @@ pub fn Viewer() -> impl IntoView {
         state.preview.track();
         state.z.track();
         pump_preview();
+    });
+
+    // A new selection re-renders the edited layer with the selected segments ringed.
+    Effect::new(move |prev: Option<()>| {
+        editing_ctx.selection.track();
+        if prev.is_some() {
+            if let Some(layer) = editing_ctx.target_layer_untracked(state) {
+                refresh_layer(layer, 0, state.depth().saturating_sub(1));
+            }
+        }
     });
 
     Effect::new(move |_| {

@@ -94,6 +94,41 @@ pub fn render_labels(ids: &[u32], width: usize, height: usize, outline: bool) ->
     render_ids(ids, width, height, outline, label_color)
 }
 
+/// Rings the selected segments of a rendered label slice: their boundary pixels (4-neighbour
+/// with a different ID) become opaque white in `rgba` (from [`render_labels`]).
+pub fn highlight_labels(
+    rgba: &mut [u8],
+    ids: &[u32],
+    width: usize,
+    height: usize,
+    selected: &[u32],
+) {
+    if selected.is_empty() {
+        return;
+    }
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            let id = ids[i];
+            if id == 0 || !selected.contains(&id) {
+                continue;
+            }
+            let differs = |j: usize| ids[j] != id;
+            let edge = x == 0
+                || y == 0
+                || x + 1 == width
+                || y + 1 == height
+                || differs(i - 1)
+                || differs(i + 1)
+                || differs(i - width)
+                || differs(i + width);
+            if edge {
+                rgba[i * 4..i * 4 + 4].copy_from_slice(&[255, 255, 255, 255]);
+            }
+        }
+    }
+}
+
 /// Colour of an error-map value: 1 merge (red), 2 split (blue), 3 both (magenta).
 pub fn error_color(value: u32) -> [u8; 3] {
     match value {
@@ -164,6 +199,25 @@ mod tests {
                 "id {id} too dark"
             );
         }
+    }
+
+    #[test]
+    fn highlight_rings_only_the_selected_segment() {
+        let mut ids = vec![0u32; 36];
+        for y in 1..5 {
+            for x in 1..5 {
+                ids[y * 6 + x] = if x < 3 { 5 } else { 6 };
+            }
+        }
+        let mut rgba = render_labels(&ids, 6, 6, false);
+        let plain = rgba.clone();
+        highlight_labels(&mut rgba, &ids, 6, 6, &[5]);
+        let px =
+            |rgba: &[u8], x: usize, y: usize| rgba[(y * 6 + x) * 4..(y * 6 + x) * 4 + 4].to_vec();
+        assert_eq!(px(&rgba, 1, 1), vec![255, 255, 255, 255], "edge of 5");
+        assert_eq!(px(&rgba, 2, 2), vec![255, 255, 255, 255], "5 next to 6");
+        assert_eq!(px(&rgba, 4, 2), px(&plain, 4, 2), "6 is not selected");
+        assert_eq!(px(&rgba, 0, 0), vec![0, 0, 0, 0]);
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub enum ToWorker {
         z: usize,
         /// Label layers: draw only object outlines.
         outline: bool,
+        /// Label layers: segments to ring in white (the editing selection).
+        highlight: Vec<u32>,
     },
     /// Values of every layer at one voxel. Reply: `Probe`.
     Probe {
@@ -841,6 +843,7 @@ mod tests {
                 layer: LayerId(3),
                 z: 29,
                 outline: true,
+                highlight: vec![7],
             },
             ToWorker::Export {
                 request: RequestId(4),
