@@ -825,6 +825,23 @@ test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed 
   assert.notDeepEqual(seedA, seedB, "the second seed's part has a new ID");
   await page.screenshot({ path: path.join(OUT, "edit-proofread.png") });
 
+  // "Save labels to folder…" writes the stack as 16-bit PNGs into <folder>/<layer>/.
+  await page.evaluate(async () => {
+    const root = await navigator.storage.getDirectory();
+    const out = await root.getDirectoryHandle("labels-out", { create: true });
+    window.showDirectoryPicker = async () => out;
+  });
+  await page.getByTestId("edit-save").click();
+  await page.getByTestId("saved-to").filter({ hasText: "Saved 50 slices into ground_truth/" }).waitFor({ timeout: 60000 });
+  const saved = await page.evaluate(async () => {
+    const dir = await (await (await navigator.storage.getDirectory()).getDirectoryHandle("labels-out")).getDirectoryHandle("ground_truth");
+    const names = [];
+    for await (const [n] of dir.entries()) names.push(n);
+    const first = new Uint8Array(await (await (await dir.getFileHandle("ground_truth_0000.png")).getFile()).arrayBuffer());
+    return { count: names.length, depth: first[24] };
+  });
+  assert.deepEqual(saved, { count: 50, depth: 16 }, "50 slices, 16-bit PNG");
+
   // Mark a problem under the cursor (P); it is kept with the dataset.
   const mark = await toPage(page, 120, 150);
   await page.mouse.move(mark.x, mark.y);
@@ -861,6 +878,49 @@ test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed 
   assert.match(await page.getByTestId("history").textContent(), /fill/);
   await page.close();
   return `stroke to screen ${strokeMs.toFixed(1)} ms`;
+});
+
+test("pen pressure widens the brush along the stroke; Pick ID and New ID set the paint ID", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-edit").click();
+  await page.getByTestId("edit-new-layer").click();
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
+  await waitIdle(page);
+  await showOnlyLabels(page, "ground truth");
+  const c1 = await idColour(page, 1);
+  await page.getByTestId("brush-size").fill("12");
+  // A pen stroke from (40, 120) to (200, 120), pressure rising from light to full.
+  const from = await toPage(page, 40, 120), to = await toPage(page, 200, 120);
+  await edit(page, () => page.evaluate(([from, to]) => {
+    const canvas = document.querySelector("[data-testid=viewer]");
+    const ev = (type, t, pressure) => new PointerEvent(type, {
+      clientX: from.x + (to.x - from.x) * t, clientY: from.y, pointerId: 7, pointerType: "pen",
+      pressure, bubbles: true, buttons: type === "pointerup" ? 0 : 1, button: 0,
+    });
+    canvas.dispatchEvent(ev("pointerdown", 0, 0.1));
+    for (let i = 1; i <= 40; i++) canvas.dispatchEvent(ev("pointermove", i / 40, 0.1 + 0.9 * (i / 40)));
+    canvas.dispatchEvent(ev("pointerup", 1, 0));
+  }, [from, to]));
+  const width = async (x) => {
+    let n = 0;
+    for (let y = 100; y <= 140; y++) {
+      const p = await dataPixel(page, x, y);
+      if (p.every((v, i) => Math.abs(v - c1[i]) <= 2)) n++;
+    }
+    return n;
+  };
+  const thin = await width(50), thick = await width(190);
+  assert.ok(thin >= 1 && thin <= 6 && thick >= 18, `band ${thin} px wide near the light end, ${thick} px near the full end`);
+
+  // Pick ID takes the ID under a click; New ID gives one no segment has.
+  await page.getByTestId("paint-id").fill("7");
+  await page.getByTestId("paint-id").dispatchEvent("change");
+  await page.getByTestId("tool-pick-id").click();
+  await click(page, 190, 120);
+  await page.waitForFunction(() => document.querySelector("[data-testid=paint-id]").value === "1");
+  await page.keyboard.press("n");
+  await page.waitForFunction(() => document.querySelector("[data-testid=paint-id]").value === "2");
+  return `pen band ${thin} → ${thick} px`;
 });
 
 const context = await launch();

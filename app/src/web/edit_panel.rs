@@ -242,7 +242,7 @@ pub fn EditPanel() -> impl IntoView {
                     on:click=move |_| editing::new_label_layer(state, editing)>"New label layer"</button>
                 <button data-testid="edit-save" prop:disabled=no_target
                     title="Write the label stack into a folder (16-bit PNG, or 32-bit TIFF for large IDs)"
-                    on:click=move |_| if let Some(l) = target() { save_to_folder(state, l, saved_to) }>"Save to folder…"</button>
+                    on:click=move |_| if let Some(l) = target() { save_to_folder(state, l, saved_to) }>"Save labels to folder…"</button>
             </div>
             <p class="result" data-testid="saved-to">{move || saved_to.get()}</p>
             <p class="hint" data-testid="autosave">{move || match editing.saved.get() {
