@@ -743,17 +743,22 @@ async function showOnlyLabels(page, name) {
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 }
 
-function near(a, b, what) {
-  assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 2), `${what}: got rgb(${a}), want rgb(${b})`);
-}
-
-test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed tab's edits come back with their history", async (page) => {
+// The demo open, a new empty "ground truth" layer targeted by the Edit tab, drawn alone.
+async function newGroundTruth(page) {
   await openDataset(page, "flyem-medulla", 2);
   await page.getByTestId("tab-edit").click();
   await page.getByTestId("edit-new-layer").click();
   await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
   await waitIdle(page);
   await showOnlyLabels(page, "ground truth");
+}
+
+function near(a, b, what) {
+  assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= 2), `${what}: got rgb(${a}), want rgb(${b})`);
+}
+
+test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed tab's edits come back with their history", async (page) => {
+  await newGroundTruth(page);
   assert.ok(await page.getByTestId("tool-brush").evaluate((b) => b.classList.contains("active")), "a new layer picks the brush");
   const c1 = await idColour(page, 1);
   await page.getByTestId("brush-size").fill("10");
@@ -881,12 +886,7 @@ test("paint, erase, fill, lock, merge, split 2D and 3D, undo and redo; a killed 
 });
 
 test("pen pressure widens the brush along the stroke; Pick ID and New ID set the paint ID", async (page) => {
-  await openDataset(page, "flyem-medulla", 2);
-  await page.getByTestId("tab-edit").click();
-  await page.getByTestId("edit-new-layer").click();
-  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
-  await waitIdle(page);
-  await showOnlyLabels(page, "ground truth");
+  await newGroundTruth(page);
   const c1 = await idColour(page, 1);
   await page.getByTestId("brush-size").fill("12");
   // A pen stroke from (40, 120) to (200, 120), pressure rising from light to full.

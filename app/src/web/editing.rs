@@ -195,32 +195,23 @@ impl Editing {
 
     /// The label layer tools act on.
     pub fn target_layer(&self, state: AppState) -> Option<LayerId> {
-        let layers = state.layers.get();
-        let labels = || layers.iter().filter(|l| l.info.kind == LayerKind::Label);
-        self.target
-            .get()
-            .filter(|id| labels().any(|l| l.info.id == *id))
-            .or_else(|| labels().next().map(|l| l.info.id))
+        state
+            .layers
+            .with(|l| chosen_or_first(l, self.target.get(), LayerKind::Label))
     }
 
     /// [`Editing::target_layer`] without tracking (for event handlers and the viewer).
     pub fn target_layer_untracked(&self, state: AppState) -> Option<LayerId> {
-        let layers = state.layers.get_untracked();
-        let labels = || layers.iter().filter(|l| l.info.kind == LayerKind::Label);
-        self.target
-            .get_untracked()
-            .filter(|id| labels().any(|l| l.info.id == *id))
-            .or_else(|| labels().next().map(|l| l.info.id))
+        state
+            .layers
+            .with_untracked(|l| chosen_or_first(l, self.target.get_untracked(), LayerKind::Label))
     }
 
     /// The EM image layer splits and intensity fills read.
     pub fn image_layer(&self, state: AppState) -> Option<LayerId> {
-        let layers = state.layers.get_untracked();
-        let images = || layers.iter().filter(|l| l.info.kind == LayerKind::Image);
-        self.image
-            .get_untracked()
-            .filter(|id| images().any(|l| l.info.id == *id))
-            .or_else(|| images().next().map(|l| l.info.id))
+        state
+            .layers
+            .with_untracked(|l| chosen_or_first(l, self.image.get_untracked(), LayerKind::Image))
     }
 
     /// Brush radius in data pixels at view scale `scale` (screen px per data px).
@@ -259,6 +250,18 @@ impl Editing {
     }
 }
 
+/// `chosen` when it is an open layer of `kind`, else the first layer of that kind.
+fn chosen_or_first(
+    layers: &[super::state::LayerView],
+    chosen: Option<LayerId>,
+    kind: LayerKind,
+) -> Option<LayerId> {
+    let mut of_kind = layers.iter().filter(|l| l.info.kind == kind);
+    chosen
+        .filter(|id| of_kind.clone().any(|l| l.info.id == *id))
+        .or_else(|| of_kind.next().map(|l| l.info.id))
+}
+
 /// The autosave session name of a layer: "dataset / layer".
 fn session_title(state: AppState, layer: LayerId) -> String {
     let dataset = state
@@ -283,6 +286,16 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
     };
     let session = session_title(state, layer);
     let changes = !matches!(edit, LabelEdit::Status);
+    // Edits that should change voxels; when one changes none, the user hears why.
+    let expects_voxels = matches!(
+        edit,
+        LabelEdit::Brush { .. }
+            | LabelEdit::Fill { .. }
+            | LabelEdit::Merge { .. }
+            | LabelEdit::Delete { .. }
+            | LabelEdit::Split2d { .. }
+            | LabelEdit::Split3d { .. }
+    );
     let saved_before = editing.saved.get_untracked();
     if changes {
         editing.saved.set(Autosave::Pending);
@@ -306,13 +319,7 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
                     Some((z0, z1)) => viewer::refresh_layer(info.id, z0, z1),
                     None => viewer::clear_strokes(),
                 }
-                if s.changed == 0
-                    && !s.done.is_empty()
-                    && changes
-                    && !s.done.starts_with("lock")
-                    && !s.done.starts_with("unlock")
-                    && !s.done.starts_with("nothing")
-                {
+                if expects_voxels && s.changed == 0 {
                     state.error(format!(
                         "{}: nothing changed (locked segments are not edited)",
                         s.done
