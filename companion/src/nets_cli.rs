@@ -3,77 +3,17 @@
 //! CUDA when the binary is built with the `wgpu` or `cuda` feature and such a device exists).
 
 use crate::cli::{parse_slices, read_stack_path, write_stack, OutputSpec};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use burn::prelude::*;
 use emstudio_core::{AnyVolume, Volume};
 use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
 use emstudio_nets::model::ModelFile;
+use emstudio_nets::native_device::pick_device;
+pub use emstudio_nets::native_device::DeviceChoice;
 use emstudio_nets::train::{Slice, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
-
-/// Which compute device to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// The best available: CUDA, then wgpu, then the CPU.
-    Auto,
-    /// burn's flex CPU backend.
-    Cpu,
-    /// wgpu (Vulkan/Metal/DX12), needs the `wgpu` feature.
-    Wgpu,
-    /// CUDA, needs the `cuda` feature.
-    Cuda,
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "auto" => DeviceChoice::Auto,
-            "cpu" => DeviceChoice::Cpu,
-            "wgpu" | "vulkan" => DeviceChoice::Wgpu,
-            "cuda" => DeviceChoice::Cuda,
-            other => bail!("--device {other}: use auto, cpu, wgpu or cuda"),
-        })
-    }
-}
-
-/// The device and a line describing it.
-pub fn pick_device(choice: DeviceChoice) -> Result<(Device, String)> {
-    match choice {
-        DeviceChoice::Cuda => {
-            #[cfg(feature = "cuda")]
-            return Ok((Device::cuda(0), "CUDA GPU 0".into()));
-            #[cfg(not(feature = "cuda"))]
-            bail!("this emstudio was built without CUDA (cargo build --release -p emstudio-companion --features cuda)")
-        }
-        DeviceChoice::Wgpu => {
-            #[cfg(feature = "wgpu")]
-            return Ok((
-                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                "wgpu default adapter".into(),
-            ));
-            #[cfg(not(feature = "wgpu"))]
-            bail!("this emstudio was built without wgpu (cargo build --release -p emstudio-companion --features wgpu)")
-        }
-        DeviceChoice::Cpu => Ok((
-            Device::flex(),
-            format!(
-                "CPU (burn flex, {} threads)",
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            ),
-        )),
-        DeviceChoice::Auto => {
-            #[cfg(feature = "cuda")]
-            return pick_device(DeviceChoice::Cuda);
-            #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-            return pick_device(DeviceChoice::Wgpu);
-            #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-            pick_device(DeviceChoice::Cpu)
-        }
-    }
-}
 
 fn bar(quiet: bool, len: u64, message: &str) -> ProgressBar {
     let pb = if quiet {

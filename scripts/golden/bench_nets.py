@@ -7,6 +7,8 @@ Training: Adam (lr 1e-3, eps 1e-8) steps on random `patch`² crops of the image/
 binary cross-entropy with logits, no augmentation; two warm-up steps, then `steps` timed.
 Inference: eval-mode forward passes of a batch of `infer_side`² random tiles, no autograd.
 
+The device is the CPU unless BENCH_DEVICE=cuda; on CUDA each timing ends with a synchronise.
+
 Usage: bench_nets.py <arch JSON> <image.png> <label.png> <batch> <patch> <steps> <infer_side>
 """
 
@@ -28,9 +30,15 @@ def main():
     image = np.asarray(Image.open(sys.argv[2]), dtype=np.float32) / 255.0
     label = (np.asarray(Image.open(sys.argv[3])) > 0).astype(np.float32)
     batch, patch, steps, side = (int(v) for v in sys.argv[4:8])
+    device = torch.device(os.environ.get("BENCH_DEVICE", "cpu"))
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     torch.manual_seed(1)
     rng = np.random.default_rng(1)
-    net = build(arch, 1, 1)
+    net = build(arch, 1, 1).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-8)
     h, w = image.shape
 
@@ -39,8 +47,9 @@ def main():
         xs = rng.integers(0, w - patch + 1, batch)
         x = np.stack([image[y : y + patch, x : x + patch] for y, x in zip(ys, xs)])[:, None]
         t = np.stack([label[y : y + patch, x : x + patch] for y, x in zip(ys, xs)])[:, None]
-        x = (torch.from_numpy(x) - 0.5) / 0.25
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), torch.from_numpy(t))
+        x = ((torch.from_numpy(x) - 0.5) / 0.25).to(device)
+        t = torch.from_numpy(t).to(device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), t)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -48,18 +57,21 @@ def main():
     net.train()
     step()
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     train = steps / (time.perf_counter() - t0)
 
     net.eval()
     runs = 3
     with torch.no_grad():
-        net(torch.rand(batch, 1, side, side))
+        net(torch.rand(batch, 1, side, side, device=device))
+        sync()
         t0 = time.perf_counter()
         for _ in range(runs):
-            net(torch.rand(batch, 1, side, side))
+            net(torch.rand(batch, 1, side, side, device=device)).cpu()
         infer = runs * batch * side * side / 1e6 / (time.perf_counter() - t0)
     print(
         json.dumps(
@@ -68,6 +80,7 @@ def main():
                 "infer_mpx_per_s": infer,
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
+                "device": str(device),
             }
         )
     )

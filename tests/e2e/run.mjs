@@ -617,6 +617,42 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
 });
 
+test("the network worker loads only for network work; when it cannot load, a run fails with the reason and the next one starts it", async (page) => {
+  const loaded = [];
+  const watch = (r) => { if (r.url().includes("emstudio_nets_worker_bg.wasm")) loaded.push(r.url()); };
+  page.context().on("request", watch);
+  try {
+    await page.reload();
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    await openDataset(page, "uniem-ac3-mito", 2);
+    assert.deepEqual(loaded, [], "the network worker loaded before any network work");
+    await page.getByTestId("tab-train").click();
+    await page.getByTestId("train-device-info").filter({ hasText: /CPU/ }).waitFor({ timeout: 60000 });
+    assert.equal(loaded.length, 1, "opening the Train panel starts the network worker once");
+
+    // A network worker whose module cannot load: the run fails and names the reason.
+    await page.context().route("**/emstudio_nets_worker_bg.wasm", (r) => r.abort());
+    await page.reload();
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    await openDataset(page, "uniem-ac3-mito", 2);
+    await page.getByTestId("tab-train").click();
+    await page.getByTestId("error").filter({ hasText: "network worker stopped" }).first().waitFor({ timeout: 30000 });
+    const text = (await errors(page)).join(" | ");
+    assert.match(text, /looking for devices: the network worker stopped: its module could not be loaded/);
+    // The data worker still answers, and once the module loads again the next run starts it.
+    await page.context().unroute("**/emstudio_nets_worker_bg.wasm");
+    await setField(page, "train-steps", 400);
+    await page.getByTestId("train-start").click();
+    await page.getByTestId("train-progress").waitFor({ timeout: 60000 });
+    await page.getByTestId("train-stop").click();
+    await page.getByTestId("train-result").filter({ hasText: "stopped early" }).waitFor({ timeout: 120000 });
+    return `network worker loaded ${loaded.length} times`;
+  } finally {
+    page.context().off("request", watch);
+    await page.context().unroute("**/emstudio_nets_worker_bg.wasm").catch(() => {});
+  }
+});
+
 test("membranes on isbi2012: a ResNet trained on slices 0-19 in the browser, inferred over the stack, ISBI score", async (page) => {
   if (!SHARED) return "skipped: no shared data";
   await openDataset(page, "isbi2012", 4);

@@ -1,18 +1,20 @@
-//! The EM Studio Web Worker.
+//! The EM Studio data worker.
 //!
 //! It owns every volume (the UI thread only ever holds rendered slices), answers the requests
 //! of [`emstudio_protocol::ToWorker`], and keeps the page responsive by yielding to the event
-//! loop between files, slabs and training steps. [`workspace`] (layers, rendering, probing,
-//! export), [`compute`] (filters, postprocessing, evaluation), [`training`] (CNN training
-//! and inference), [`editing`] (painting and proofreading with undo) and [`autosave`] (the
-//! session files that keep edits across a reload) are the platform-free parts, tested natively; `web` is the browser glue
-//! (message loop, file reading, fetch) and `web_gpu` picks the networks' device (WebGPU or
-//! the CPU) in the browser.
+//! loop between files and slabs. [`workspace`] (layers, rendering, probing, export),
+//! [`compute`] (filters, postprocessing, evaluation), [`nets_link`] (the slices a network job
+//! needs and the layer its predictions make), [`editing`] (painting and proofreading with undo)
+//! and [`autosave`] (the session files that keep edits across a reload) are the platform-free
+//! parts, tested natively. `web` is the browser glue (message loop, file reading, fetch),
+//! `web_edit` and `web_opfs` run edits and their autosave, and `web_nets` hands network jobs
+//! to the network worker (`nets-worker/`), which it starts on the first one: the networks'
+//! WebGPU backend would make this module 30 MB larger and every trip through JavaScript slower.
 
 pub mod autosave;
 pub mod compute;
 pub mod editing;
-pub mod training;
+pub mod nets_link;
 pub mod workspace;
 
 #[cfg(target_arch = "wasm32")]
@@ -20,6 +22,6 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 mod web_edit;
 #[cfg(target_arch = "wasm32")]
-mod web_gpu;
+mod web_nets;
 #[cfg(target_arch = "wasm32")]
 mod web_opfs;

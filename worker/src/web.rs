@@ -3,18 +3,17 @@
 //! file, so `Cancel` and render requests are served while a stack loads.
 
 use crate::compute::{self, ComputeError, FilterJob};
-use crate::training::{device_description, InferJob, TrainJob, TrainRequest};
+use crate::nets_link::TrainRequest;
 use crate::web_edit;
-use crate::web_gpu;
+use crate::web_nets;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
 use emstudio_protocol::{
-    FromWorker, LayerId, LayerKind, NetDevice, RequestId, StackSource, ToWorker, TrainControl,
-    PROTOCOL_VERSION,
+    FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, PROTOCOL_VERSION,
 };
 use emstudio_webmsg::{post, receive, to_buffer, Target};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -24,20 +23,6 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 thread_local! {
     pub(crate) static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
     static CANCELLED: RefCell<HashSet<RequestId>> = RefCell::new(HashSet::new());
-    static TRAINING: RefCell<HashMap<RequestId, Steering>> = RefCell::new(HashMap::new());
-}
-
-/// How the app is steering a training run (`TrainControl`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Steering {
-    paused: bool,
-    stop: bool,
-    preview_z: Option<usize>,
-    preview_now: bool,
-}
-
-fn steering(request: RequestId) -> Steering {
-    TRAINING.with(|t| t.borrow().get(&request).copied().unwrap_or_default())
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -247,33 +232,25 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             preview_every,
             device,
         } => {
-            let init = attachments
-                .first()
-                .map(|b| js_sys::Uint8Array::new(b).to_vec());
             let req = TrainRequest {
                 image,
                 label,
                 train_slices,
                 validation_slices,
+            };
+            let init = attachments.into_iter().next();
+            web_nets::train(
+                request,
+                req,
                 config_json,
                 ignore_label,
                 init,
-            };
-            spawn_local(train(request, req, preview_z, preview_every, device));
+                preview_z,
+                preview_every,
+                device,
+            );
         }
-        ToWorker::TrainControl { request, control } => TRAINING.with(|t| {
-            if let Some(s) = t.borrow_mut().get_mut(&request) {
-                match control {
-                    TrainControl::Pause => s.paused = true,
-                    TrainControl::Resume => s.paused = false,
-                    TrainControl::Stop => s.stop = true,
-                    TrainControl::PreviewSlice(z) => {
-                        s.preview_z = z;
-                        s.preview_now = z.is_some();
-                    }
-                }
-            }
-        }),
+        ToWorker::TrainControl { request, control } => web_nets::control(request, control),
         ToWorker::Infer {
             request,
             layer,
@@ -282,33 +259,10 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             name,
             device,
         } => {
-            let model = attachments
-                .first()
-                .map(|b| js_sys::Uint8Array::new(b).to_vec());
-            spawn_local(async move {
-                let started = now_ms();
-                let result = match model {
-                    Some(m) => infer(request, layer, &m, &slices, region, device).await,
-                    None => Err(ComputeError::Failed("no model file was attached".into())),
-                };
-                finish_layer(request, &name, infer_kind(&result), started, result);
-            });
+            let model = attachments.into_iter().next();
+            web_nets::infer(request, layer, model, &slices, region, name, device);
         }
-        ToWorker::ProbeDevices { request } => spawn_local(async move {
-            let (gpu, gpu_missing) = match web_gpu::gpu().await {
-                Ok((_, info)) => (Some(info), None),
-                Err(e) => (None, Some(e)),
-            };
-            send(
-                &FromWorker::Devices {
-                    request,
-                    gpu,
-                    gpu_missing,
-                    cpu: device_description(),
-                },
-                &[],
-            );
-        }),
+        ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::NewLabelLayer {
             request,
             like,
@@ -339,7 +293,9 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
         ToWorker::DiscardSession { request, key } => web_edit::discard(request, key),
         ToWorker::Close { layer } => web_edit::close(layer),
         ToWorker::Cancel { request } => {
-            CANCELLED.with(|c| c.borrow_mut().insert(request));
+            if !web_nets::cancel(request) {
+                CANCELLED.with(|c| c.borrow_mut().insert(request));
+            }
         }
     }
 }
@@ -363,7 +319,7 @@ fn send_rendered(request: RequestId, layer: LayerId, z: usize, r: Rendered) {
     });
 }
 
-fn now_ms() -> f64 {
+pub(crate) fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
@@ -411,228 +367,6 @@ async fn apply_filters(
 }
 
 /// Label volumes (class maps) become label layers, the rest image layers.
-fn infer_kind(result: &Result<(emstudio_core::AnyVolume, String), ComputeError>) -> LayerKind {
-    match result {
-        Ok((v, _)) if v.dtype() != emstudio_core::DType::F32 => LayerKind::Label,
-        _ => LayerKind::Image,
-    }
-}
-
-/// Runs a model over an image layer slice by slice, yielding between slices.
-async fn infer(
-    request: RequestId,
-    layer: LayerId,
-    model: &[u8],
-    slices: &[usize],
-    region: Option<emstudio_protocol::Region>,
-    choice: NetDevice,
-) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
-    yield_now().await;
-    let chosen = web_gpu::choose(choice).await?;
-    let device = chosen.device;
-    let mut job = WORKSPACE.with(|w| {
-        InferJob::new(
-            &w.borrow(),
-            layer,
-            model,
-            slices,
-            region,
-            &device,
-            chosen.max_binding,
-        )
-    })?;
-    let mut progress = progress_sender(request, format!("inferring on {}", chosen.description));
-    loop {
-        let (done, total) = job.done_of();
-        let _ = progress(done as u64, total as u64);
-        yield_now().await;
-        if take_cancelled(request) {
-            return Err(ComputeError::Cancelled);
-        }
-        let Some(image) = WORKSPACE.with(|w| job.next_image(&w.borrow()))? else {
-            break;
-        };
-        if !job.step_async(&image, &device).await? {
-            break;
-        }
-    }
-    let (volume, summary) = WORKSPACE.with(|w| job.finish(&w.borrow()))?;
-    Ok((volume, format!("{summary} on {}", chosen.description)))
-}
-
-/// Today's date and time, ISO 8601 (for model provenance).
-fn iso_now() -> String {
-    String::from(js_sys::Date::new_0().to_iso_string())
-}
-
-/// Waits `ms` milliseconds (a paused run polls its steering).
-pub(crate) async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-/// Sends the prediction of slice `z` as `TrainPreview`; returns the time it took (ms).
-async fn send_preview(request: RequestId, job: &TrainJob, z: usize) -> f64 {
-    let started = now_ms();
-    let rendered = match WORKSPACE.with(|w| job.preview_image(&w.borrow(), z)) {
-        Ok(image) => job.preview_async(&image).await,
-        Err(e) => Err(e),
-    };
-    match rendered {
-        Ok(r) => {
-            if let Ok(bitmap) = to_image_bitmap(&r).await {
-                send(
-                    &FromWorker::TrainPreview {
-                        request,
-                        z,
-                        step: job.steps_done(),
-                        width: r.width,
-                        height: r.height,
-                    },
-                    &[bitmap],
-                );
-            }
-        }
-        Err(e) => web_sys::console::warn_1(&format!("training preview: {e}").into()),
-    }
-    now_ms() - started
-}
-
-/// A training run: one step per turn of the event loop, so steering, cancel and rendering
-/// are served in between; progress at most every 100 ms and with every validation loss.
-async fn train(
-    request: RequestId,
-    req: TrainRequest,
-    preview_z: Option<usize>,
-    every: u32,
-    choice: NetDevice,
-) {
-    yield_now().await;
-    let chosen = match web_gpu::choose(choice).await {
-        Ok(c) => c,
-        Err(e) => return fail(request, e),
-    };
-    let device = chosen.device.clone().autodiff();
-    let mut job = match WORKSPACE.with(|w| TrainJob::new(&w.borrow(), req, &device)) {
-        Ok(j) => j,
-        Err(e) => return fail(request, e),
-    };
-    job.set_max_binding(chosen.max_binding);
-    TRAINING.with(|t| {
-        t.borrow_mut().insert(
-            request,
-            Steering {
-                preview_z,
-                ..Steering::default()
-            },
-        )
-    });
-    let first = job.steps_done();
-    let started = now_ms();
-    send(
-        &FromWorker::TrainStarted {
-            request,
-            device: chosen.description.clone(),
-            total: job.total_steps(),
-            patch: job.patch(),
-        },
-        &[],
-    );
-    let (mut sum, mut n, mut last_sent) = (0.0f64, 0u32, f64::NEG_INFINITY);
-    // Previews (a whole-slice inference) may take at most a fifth of the time: the next
-    // is due no sooner than four times the last one's duration after it.
-    let mut preview_due = f64::NEG_INFINITY;
-    let (mut speed_t, mut speed_step) = (started, first);
-    let mut steps_per_s = 0.0;
-    loop {
-        yield_now().await;
-        if take_cancelled(request) {
-            TRAINING.with(|t| t.borrow_mut().remove(&request));
-            return send(&FromWorker::Cancelled { request }, &[]);
-        }
-        let steer = steering(request);
-        if steer.preview_now {
-            TRAINING.with(|t| {
-                if let Some(s) = t.borrow_mut().get_mut(&request) {
-                    s.preview_now = false;
-                }
-            });
-            if let Some(z) = steer.preview_z {
-                let took = send_preview(request, &job, z).await;
-                preview_due = now_ms() + 4.0 * took;
-            }
-        }
-        if steer.stop || job.finished() {
-            break;
-        }
-        if steer.paused {
-            sleep_ms(100).await;
-            // Speed restarts after a pause.
-            (speed_t, speed_step) = (now_ms(), job.steps_done());
-            continue;
-        }
-        let r = match job.step_async().await {
-            Ok(r) => r,
-            Err(e) => {
-                TRAINING.with(|t| t.borrow_mut().remove(&request));
-                return fail(request, format!("training stopped: {e}"));
-            }
-        };
-        sum += f64::from(r.loss);
-        n += 1;
-        let now = now_ms();
-        if now - speed_t >= 1000.0 {
-            steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
-            (speed_t, speed_step) = (now, r.step);
-        } else if steps_per_s == 0.0 && now > started {
-            steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
-        }
-        if now - last_sent >= 100.0 || r.validation.is_some() || job.finished() {
-            send(
-                &FromWorker::TrainStep {
-                    request,
-                    step: r.step,
-                    total: r.total,
-                    loss: (sum / f64::from(n.max(1))) as f32,
-                    validation: r.validation,
-                    learning_rate: r.learning_rate,
-                    steps_per_s,
-                },
-                &[],
-            );
-            (sum, n, last_sent) = (0.0, 0, now);
-        }
-        if let Some(z) = steer.preview_z {
-            if every > 0 && r.step % u64::from(every) == 0 && now_ms() >= preview_due {
-                let took = send_preview(request, &job, z).await;
-                preview_due = now_ms() + 4.0 * took;
-            }
-        }
-    }
-    let steer = steering(request);
-    TRAINING.with(|t| t.borrow_mut().remove(&request));
-    if let Some(z) = steer.preview_z {
-        send_preview(request, &job, z).await;
-    }
-    match job.model_bytes_async(&iso_now()).await {
-        Ok(bytes) => send(
-            &FromWorker::Trained {
-                request,
-                steps: job.steps_done(),
-                summary: format!(
-                    "{}{}",
-                    job.summary((now_ms() - started) / 1000.0),
-                    if steer.stop { " (stopped early)" } else { "" }
-                ),
-            },
-            &[to_buffer(&bytes)],
-        ),
-        Err(e) => fail(request, format!("could not save the model: {e}")),
-    }
-}
-
 /// Adds a computed volume as a layer and sends the terminal reply.
 fn finish_layer(
     request: RequestId,

@@ -166,7 +166,8 @@ fn setup() -> Result<Tools> {
     })
 }
 
-/// Builds app and worker into `dist/`; returns the sizes of the two wasm files.
+/// Builds the app, the data worker and the network worker into `dist/`; returns the sizes of
+/// the app's and the data worker's wasm files.
 fn build() -> Result<(u64, u64)> {
     let tools = setup()?;
     step("build app and worker (wasm32, release)");
@@ -179,6 +180,8 @@ fn build() -> Result<(u64, u64)> {
         "emstudio-app",
         "-p",
         "emstudio-worker",
+        "-p",
+        "emstudio-nets-worker",
     ]))?;
     let out = target_dir()?.join("wasm32-unknown-unknown/release");
     let dist = PathBuf::from("dist");
@@ -186,7 +189,11 @@ fn build() -> Result<(u64, u64)> {
         std::fs::remove_dir_all(&dist)?;
     }
     std::fs::create_dir_all(&dist)?;
-    for wasm in ["emstudio-app.wasm", "emstudio_worker.wasm"] {
+    for wasm in [
+        "emstudio-app.wasm",
+        "emstudio_worker.wasm",
+        "emstudio_nets_worker.wasm",
+    ] {
         status(
             cmd(&tools.wasm_bindgen)
                 .args(["--target", "web", "--no-typescript", "--out-dir"])
@@ -211,6 +218,7 @@ fn build() -> Result<(u64, u64)> {
         ("app/index.html", "index.html"),
         ("app/style.css", "style.css"),
         ("app/js/worker.js", "worker.js"),
+        ("app/js/nets_worker.js", "nets_worker.js"),
     ] {
         std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
     }
@@ -218,8 +226,10 @@ fn build() -> Result<(u64, u64)> {
     for name in [
         "emstudio_app_bg.wasm",
         "emstudio_worker_bg.wasm",
+        "emstudio_nets_worker_bg.wasm",
         "emstudio_app.js",
         "emstudio_worker.js",
+        "emstudio_nets_worker.js",
     ] {
         let bytes = std::fs::read(dist.join(name)).with_context(|| format!("read dist/{name}"))?;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -236,11 +246,13 @@ fn build() -> Result<(u64, u64)> {
         size("emstudio_worker_bg.wasm"),
     );
     eprintln!(
-        "dist/: app wasm {} KiB ({} KiB gzipped), worker wasm {} KiB ({} KiB gzipped)",
+        "dist/: app wasm {} KiB ({} KiB gzipped), data worker wasm {} KiB ({} KiB gzipped), network worker wasm {} KiB ({} KiB gzipped)",
         sizes.0 / 1024,
         size("emstudio_app_bg.wasm.gz") / 1024,
         sizes.1 / 1024,
-        size("emstudio_worker_bg.wasm.gz") / 1024
+        size("emstudio_worker_bg.wasm.gz") / 1024,
+        size("emstudio_nets_worker_bg.wasm") / 1024,
+        size("emstudio_nets_worker_bg.wasm.gz") / 1024
     );
     Ok(sizes)
 }
@@ -377,7 +389,7 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     let tools = setup()?;
-    step("clippy (wasm32: app, worker, webmsg, core, nets)");
+    step("clippy (wasm32: app, data worker, network worker, webmsg, core, nets)");
     status(cargo().args([
         "clippy",
         "--target",
@@ -386,6 +398,8 @@ fn test() -> Result<()> {
         "emstudio-app",
         "-p",
         "emstudio-worker",
+        "-p",
+        "emstudio-nets-worker",
         "-p",
         "emstudio-webmsg",
         "-p",

@@ -34,24 +34,27 @@ impl NetDevices {
             return;
         }
         self.probed.set(true);
-        let found = self.found;
+        let (found, probed) = (self.found, self.probed);
         let result = worker_client::request(
             |request| ToWorker::ProbeDevices { request },
             &[],
-            move |msg, _| {
-                if let FromWorker::Devices {
+            move |msg, _| match msg {
+                FromWorker::Devices {
                     gpu,
                     gpu_missing,
                     cpu,
                     ..
-                } = msg
-                {
-                    found.set(Some(Found {
-                        gpu,
-                        gpu_missing,
-                        cpu,
-                    }));
+                } => found.set(Some(Found {
+                    gpu,
+                    gpu_missing,
+                    cpu,
+                })),
+                // The network worker could not start: say so, and ask again next time.
+                FromWorker::Failed { error, .. } => {
+                    probed.set(false);
+                    state.error(format!("looking for devices: {error}"));
                 }
+                _ => {}
             },
         );
         if let Err(e) = result {
@@ -63,13 +66,16 @@ impl NetDevices {
 /// The "Run on" row: the choice and a line on the device it means.
 #[component]
 pub fn DevicePicker(
-    /// Prefix for `data-testid`s ("train", "infer").
+    /// Prefix for `data-testid`s and the id of the tab it sits in ("train", "infer").
     id: &'static str,
 ) -> impl IntoView {
     let state = expect_context::<AppState>();
     let devices = expect_context::<NetDevices>();
+    let tab = expect_context::<super::tools::ToolTab>().0;
+    // Asked when the panel is first shown: the answer comes from the network worker, which
+    // starts on its first request (a 37 MB module the data work does not need).
     Effect::new(move |_| {
-        if state.ready.get() {
+        if state.ready.get() && tab.get() == id {
             devices.probe(state);
         }
     });

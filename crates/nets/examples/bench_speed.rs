@@ -1,5 +1,8 @@
-//! Speed of one network on the CPU (burn flex), for `cargo xtask bench nets-speed`, which runs
+//! Speed of one network, for `cargo xtask bench nets-speed`, which runs
 //! `scripts/golden/bench_nets.py` (the same network in PyTorch) beside it on the same data.
+//! The device is the CPU (burn flex) unless `EMSTUDIO_BENCH_DEVICE` names another (`wgpu`,
+//! `cuda`; the example must be built with that feature); `scripts/gpu/run_gpu_bench.sh` runs it
+//! on a GPU machine beside PyTorch on CUDA.
 //!
 //! Training: Adam steps on random `patch`² crops of a real image/label slice, no augmentation
 //! (the PyTorch side does the same), binary cross-entropy. Inference: forward passes of a batch of
@@ -13,6 +16,7 @@ use burn::tensor::Distribution;
 use emstudio_core::stack::{read_stack, Limits};
 use emstudio_nets::arch::{ArchConfig, NetIo, SegNet};
 use emstudio_nets::augment::AugmentConfig;
+use emstudio_nets::native_device::{pick_device, DeviceChoice};
 use emstudio_nets::train::{Schedule, Slice, TrainConfig, Trainer};
 use ndarray::Array2;
 use std::time::Instant;
@@ -49,7 +53,11 @@ fn main() -> Result<()> {
         augment: AugmentConfig::none(),
         ..TrainConfig::default()
     };
-    let device = Device::flex().autodiff();
+    let choice: DeviceChoice = std::env::var("EMSTUDIO_BENCH_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()?;
+    let (plain, described) = pick_device(choice)?;
+    let device = plain.clone().autodiff();
     let train = vec![Slice::new(image, &label, 1, None)?];
     let mut trainer = Trainer::new(config, train, vec![], vec![], &device, None)?;
     // Two warm-up steps (allocations, first-touch), then the timed ones.
@@ -61,7 +69,6 @@ fn main() -> Result<()> {
     }
     let train_steps_per_s = steps as f64 / t0.elapsed().as_secs_f64();
 
-    let plain = Device::flex();
     let net = arch.build(
         &NetIo {
             in_channels: 1,
@@ -83,6 +90,7 @@ fn main() -> Result<()> {
             "train_steps_per_s": train_steps_per_s,
             "infer_mpx_per_s": infer_mpx_per_s,
             "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "device": described,
         })
     );
     Ok(())

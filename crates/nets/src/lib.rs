@@ -10,6 +10,7 @@
 //! - [`train`]: the hand-written training loop (Adam, schedules, validation, resume).
 //! - [`model`]: the model file (architecture, weights, normalisation, provenance).
 //! - [`infer`] and [`tiling`]: seamless tiled inference of any image size.
+//! - `native_device`: the CPU/wgpu/CUDA device picked by name in native programs.
 //!
 //! The flood-filling network comes with the 3D milestone.
 
@@ -18,6 +19,8 @@ pub mod augment;
 pub mod infer;
 pub mod loss;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_device;
 pub mod tiling;
 pub mod train;
 

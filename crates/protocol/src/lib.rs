@@ -1,5 +1,6 @@
 //! Messages between the UI thread ([`ToWorker`]) and the Web Worker ([`FromWorker`]), and the
-//! companion's dataset catalogue ([`DatasetInfo`]).
+//! companion's dataset catalogue ([`DatasetInfo`]); [`nets`] holds the messages between the
+//! data worker and the network worker.
 //!
 //! Messages are encoded with postcard behind a version byte ([`encode`] / [`decode`]). Bulk
 //! data never goes inside a message: the envelope that carries the encoded bytes also carries
@@ -22,8 +23,10 @@ use emstudio_core::stack::ExportOptions;
 use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+pub mod nets;
+
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

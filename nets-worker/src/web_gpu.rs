@@ -6,7 +6,7 @@
 //! `NetDevice::Auto` skips software adapters (SwiftShader, llvmpipe): they emulate the GPU on the
 //! CPU and are slower than burn flex there.
 
-use crate::training::device_description;
+use crate::jobs::cpu_description;
 use emstudio_nets::Device;
 use emstudio_protocol::{GpuInfo, NetDevice};
 use std::cell::RefCell;
@@ -150,7 +150,7 @@ pub fn describe(info: &GpuInfo) -> String {
 pub async fn choose(choice: NetDevice) -> Result<Chosen, String> {
     let cpu = || Chosen {
         device: Device::flex(),
-        description: device_description(),
+        description: cpu_description(),
         max_binding: None,
     };
     let on_gpu = |(device, info): (Device, GpuInfo)| Chosen {

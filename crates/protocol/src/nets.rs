@@ -1,0 +1,303 @@
+//! Messages between the data worker (`worker/`, which owns the layers) and the network worker
+//! (`nets-worker/`, which runs the CNNs on WebGPU or the CPU).
+//!
+//! The networks live in a worker of their own because burn's WebGPU backend makes a wasm module
+//! about 30 MB larger, and every trip through JavaScript (a posted message, a yield) costs a
+//! module that size several milliseconds (BENCHMARKS.md). The data worker starts the network
+//! worker on the first network request and relays: the app's `Train`, `Infer` and
+//! `ProbeDevices` become [`ToNets`] messages with the pixels attached, and the network worker's
+//! replies meant for the app come back as [`FromNets::App`] and are passed on unchanged.
+//!
+//! Pixels travel as attached, transferred `ArrayBuffer`s of little-endian `f32` (images scaled
+//! to [0, 1], probabilities) or `u32` (labels, classes), row-major `height × width`; the message
+//! says what each buffer is ([`Plane`]).
+
+use crate::{FromWorker, NetDevice, RequestId, TrainControl};
+use serde::{Deserialize, Serialize};
+
+/// The size of one attached slice buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plane {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Plane {
+    /// Pixels in the plane.
+    pub fn len(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// True when it has no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Data worker → network worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToNets {
+    /// Look for a WebGPU adapter. Reply: `App(Devices)`.
+    ProbeDevices {
+        /// The app's request id.
+        request: RequestId,
+    },
+    /// Start training. Attachments, in order: for each slice of `train`, then of `validation`,
+    /// its image (`f32`) and its labels (`u32`); then the model file to fine-tune when `init`.
+    /// Replies: `App(TrainStarted)`, `App(TrainStep)`*, `App(TrainPreview)`*, then
+    /// `App(Trained)` or `App(Failed)` / `App(Cancelled)`.
+    Train {
+        /// The app's request id.
+        request: RequestId,
+        /// Training slices.
+        train: Vec<Plane>,
+        /// Validation slices.
+        validation: Vec<Plane>,
+        /// `TrainConfig` as JSON.
+        config_json: String,
+        /// Label value meaning "not annotated".
+        ignore_label: Option<u32>,
+        /// What the data is, for the model's provenance.
+        data_names: Vec<String>,
+        /// A model file to fine-tune is attached last.
+        init: bool,
+        /// Preview every this many steps (0: only at the end).
+        preview_every: u32,
+        /// Where to run.
+        device: NetDevice,
+    },
+    /// The slice to preview from now on (attachment: its image, `f32`), or none.
+    Preview {
+        /// The `Train` request.
+        request: RequestId,
+        /// Slice index and size; none stops previews.
+        slice: Option<(usize, Plane)>,
+        /// Preview it at once (the user picked it), not only at the next due step.
+        now: bool,
+    },
+    /// Pause, resume or stop a run (`PreviewSlice` goes as [`ToNets::Preview`]).
+    Control {
+        /// The `Train` request.
+        request: RequestId,
+        /// What to do.
+        control: TrainControl,
+    },
+    /// Load a model (attachment: the model file) for an inference run. Reply: `InferReady`
+    /// or `App(Failed)`.
+    InferStart {
+        /// The app's request id.
+        request: RequestId,
+        /// Where to run.
+        device: NetDevice,
+    },
+    /// Predict one slice (attachment: its image, `f32`). Reply: `Inferred` or `App(Failed)`.
+    InferSlice {
+        /// The `InferStart` request.
+        request: RequestId,
+        /// Position in the run (echoed back).
+        index: usize,
+        /// Its size.
+        plane: Plane,
+    },
+    /// Drop the state of an inference run (finished or cancelled). No reply.
+    InferEnd {
+        /// The `InferStart` request.
+        request: RequestId,
+    },
+    /// Cancel a training run. Reply: `App(Cancelled)`.
+    Cancel {
+        /// The request.
+        request: RequestId,
+    },
+}
+
+/// Network worker → data worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromNets {
+    /// The network worker listens (sent once, first).
+    Ready {
+        /// Its protocol version.
+        version: u8,
+    },
+    /// A message for the app, to pass on with its attachments.
+    App(FromWorker),
+    /// The model of an inference run is loaded.
+    InferReady {
+        /// The `InferStart` request.
+        request: RequestId,
+        /// Architecture name ("U-Net").
+        arch: String,
+        /// Steps the model was trained for.
+        steps: u64,
+        /// True for K-class models (their slices come back as classes).
+        classes: bool,
+        /// The device, for the UI.
+        device: String,
+    },
+    /// One predicted slice: attachment 0 is the foreground probability (`f32`) or, for
+    /// K-class models, the class of each pixel (`u32`).
+    Inferred {
+        /// The `InferStart` request.
+        request: RequestId,
+        /// The `InferSlice` index.
+        index: usize,
+        /// Its size.
+        plane: Plane,
+    },
+}
+
+/// `values` as little-endian bytes (what an attached buffer holds).
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// `values` as little-endian bytes (what an attached buffer holds).
+pub fn u32_bytes(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A buffer that is not the size its message says.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what}: expected {expected} bytes ({plane_height}×{plane_width} × 4), got {got}")]
+pub struct PlaneSizeError {
+    /// Which buffer.
+    pub what: String,
+    /// Bytes expected.
+    pub expected: usize,
+    /// Bytes attached.
+    pub got: usize,
+    /// Plane rows.
+    pub plane_height: usize,
+    /// Plane columns.
+    pub plane_width: usize,
+}
+
+fn check(what: &str, plane: Plane, bytes: &[u8]) -> Result<(), PlaneSizeError> {
+    let expected = plane.len() * 4;
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(PlaneSizeError {
+            what: what.to_string(),
+            expected,
+            got: bytes.len(),
+            plane_height: plane.height,
+            plane_width: plane.width,
+        })
+    }
+}
+
+/// The `f32` values of an attached buffer of `plane`'s size.
+pub fn plane_f32(what: &str, plane: Plane, bytes: &[u8]) -> Result<Vec<f32>, PlaneSizeError> {
+    check(what, plane, bytes)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// The `u32` values of an attached buffer of `plane`'s size.
+pub fn plane_u32(what: &str, plane: Plane, bytes: &[u8]) -> Result<Vec<u32>, PlaneSizeError> {
+    check(what, plane, bytes)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode, encode};
+
+    #[test]
+    fn messages_round_trip() {
+        let plane = Plane {
+            height: 3,
+            width: 2,
+        };
+        let to = vec![
+            ToNets::ProbeDevices {
+                request: RequestId(1),
+            },
+            ToNets::Train {
+                request: RequestId(2),
+                train: vec![plane],
+                validation: vec![],
+                config_json: "{}".into(),
+                ignore_label: Some(7),
+                data_names: vec!["img / gt".into()],
+                init: true,
+                preview_every: 20,
+                device: NetDevice::Gpu,
+            },
+            ToNets::Preview {
+                request: RequestId(2),
+                slice: Some((4, plane)),
+                now: true,
+            },
+            ToNets::Control {
+                request: RequestId(2),
+                control: TrainControl::Pause,
+            },
+            ToNets::InferStart {
+                request: RequestId(3),
+                device: NetDevice::Cpu,
+            },
+            ToNets::InferSlice {
+                request: RequestId(3),
+                index: 1,
+                plane,
+            },
+            ToNets::InferEnd {
+                request: RequestId(3),
+            },
+            ToNets::Cancel {
+                request: RequestId(2),
+            },
+        ];
+        for m in to {
+            assert_eq!(decode::<ToNets>(&encode(&m).unwrap()).unwrap(), m);
+        }
+        let from = vec![
+            FromNets::Ready { version: 5 },
+            FromNets::App(FromWorker::Cancelled {
+                request: RequestId(2),
+            }),
+            FromNets::InferReady {
+                request: RequestId(3),
+                arch: "U-Net".into(),
+                steps: 40,
+                classes: false,
+                device: "CPU".into(),
+            },
+            FromNets::Inferred {
+                request: RequestId(3),
+                index: 1,
+                plane,
+            },
+        ];
+        for m in from {
+            assert_eq!(decode::<FromNets>(&encode(&m).unwrap()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn planes_decode_and_wrong_sizes_are_named() {
+        let plane = Plane {
+            height: 1,
+            width: 3,
+        };
+        let v = [0.5f32, -1.0, 2.25];
+        assert_eq!(plane_f32("image", plane, &f32_bytes(&v)).unwrap(), v);
+        let l = [1u32, 70_000, 0];
+        assert_eq!(plane_u32("labels", plane, &u32_bytes(&l)).unwrap(), l);
+        let err = plane_f32("slice 4 image", plane, &[0; 8]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "slice 4 image: expected 12 bytes (1×3 × 4), got 8"
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! Training and inference of the 2D CNNs (`emstudio_nets`) on slices the data worker sends.
+//!
+//! Platform-free: [`TrainJob::step_async`] runs one optimiser step and the browser glue
+//! (`web.rs`) awaits it in a loop that yields to the event loop now and then, so pause, stop,
+//! cancel and preview requests are served while training. Every read of a result is awaited
+//! (`*_async`), because on WebGPU in the browser synchronous reads are impossible; the same
+//! code runs on burn's flex CPU backend (single-threaded in the browser), where the awaits
+//! resolve at once. The synchronous twins (`step`, `preview`, [`InferEngine::predict`]) serve
+//! native callers and tests. Model files are the CLI's format ([`ModelFile`]), so a model moves
+//! between `emstudio train` and the browser in both directions.
+
+use emstudio_core::render::{render_intensity, render_labels};
+use emstudio_nets::infer::{argmax_classes, predict, predict_async, InferOptions};
+use emstudio_nets::model::{ModelFile, ModelHeader};
+use emstudio_nets::train::{Slice, StepReport, TrainConfig, Trainer};
+use emstudio_nets::Device;
+use ndarray::{Array2, Array3, Axis};
+
+/// What the CPU backend is, for the UI.
+pub fn cpu_description() -> String {
+    if cfg!(target_arch = "wasm32") {
+        "CPU (burn flex, wasm, 1 thread)".into()
+    } else {
+        "CPU (burn flex)".into()
+    }
+}
+
+/// Tiles for inference and previews (shrunk to a GPU's binding limit, see
+/// [`InferOptions::fit_to_binding`]).
+const INFER: InferOptions = InferOptions {
+    tile: 256,
+    batch: 2,
+};
+
+/// The inference tiling for a model on a device whose largest storage binding is
+/// `max_binding` bytes (none: the CPU, no limit).
+pub fn infer_options(header: &ModelHeader, max_binding: Option<u64>) -> InferOptions {
+    match max_binding {
+        Some(bytes) => INFER.fit_to_binding(&header.arch, bytes),
+        None => INFER,
+    }
+}
+
+/// One slice to learn from: the image scaled to [0, 1] and its labels.
+#[derive(Clone, Debug)]
+pub struct LabelledSlice {
+    /// Image, [0, 1].
+    pub image: Array2<f32>,
+    /// Label values (0 background; the meaning follows the config's `classes`).
+    pub labels: Array2<u32>,
+    /// Where it came from ("gt, slice 3"), for error messages.
+    pub name: String,
+}
+
+/// Everything a training run needs.
+#[derive(Clone, Debug)]
+pub struct TrainData {
+    /// Training slices.
+    pub train: Vec<LabelledSlice>,
+    /// Validation slices (empty: the bottom fifth of a single training slice).
+    pub validation: Vec<LabelledSlice>,
+    /// `TrainConfig` as JSON (missing fields take defaults).
+    pub config_json: String,
+    /// Label value meaning "not annotated".
+    pub ignore_label: Option<u32>,
+    /// What the data is, for the model's provenance.
+    pub data_names: Vec<String>,
+    /// A model file to fine-tune.
+    pub init: Option<Vec<u8>>,
+}
+
+/// A picture for the UI: RGBA, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Picture {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// `width × height × 4` bytes.
+    pub rgba: Vec<u8>,
+}
+
+/// A training run.
+pub struct TrainJob {
+    trainer: Trainer,
+    max_binding: Option<u64>,
+}
+
+impl TrainJob {
+    /// Checks the settings and prepares the run (weights initialised, or loaded from `init`).
+    pub fn new(data: TrainData, device: &Device) -> Result<Self, String> {
+        let config: TrainConfig = serde_json::from_str(&data.config_json)
+            .map_err(|e| format!("training settings: {e}"))?;
+        if data.train.is_empty() {
+            return Err("choose at least one training slice".into());
+        }
+        let slices = |s: Vec<LabelledSlice>| -> Result<Vec<Slice>, String> {
+            s.into_iter()
+                .map(|s| {
+                    Slice::new(s.image, &s.labels, config.classes, data.ignore_label)
+                        .map_err(|e| format!("{}: {e}", s.name))
+                })
+                .collect()
+        };
+        let train = slices(data.train)?;
+        let validation = slices(data.validation)?;
+        let init = data
+            .init
+            .as_deref()
+            .map(ModelFile::from_bytes)
+            .transpose()
+            .map_err(|e| format!("model to fine-tune: {e}"))?;
+        let trainer = Trainer::new(
+            config,
+            train,
+            validation,
+            data.data_names,
+            device,
+            init.as_ref().map(|f| (f, false)),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            trainer,
+            max_binding: None,
+        })
+    }
+
+    /// Inference tiles (previews) stay under this storage-binding size (a GPU's limit).
+    pub fn set_max_binding(&mut self, bytes: Option<u64>) {
+        self.max_binding = bytes;
+    }
+
+    /// One optimiser step (synchronous reads: CPU only).
+    pub fn step(&mut self) -> StepReport {
+        self.trainer.step()
+    }
+
+    /// One optimiser step, reads awaited (any device).
+    pub async fn step_async(&mut self) -> Result<StepReport, String> {
+        self.trainer.step_async().await.map_err(|e| e.to_string())
+    }
+
+    /// True when every step has run.
+    pub fn finished(&self) -> bool {
+        self.trainer.finished()
+    }
+
+    /// Steps done.
+    pub fn steps_done(&self) -> u64 {
+        self.trainer.steps_done()
+    }
+
+    /// The patch side in use.
+    pub fn patch(&self) -> usize {
+        self.trainer.patch()
+    }
+
+    /// Steps in all (those done before a resume included).
+    pub fn total_steps(&self) -> u64 {
+        self.trainer.total_steps()
+    }
+
+    /// The current network's prediction of `image` ([0, 1]): foreground probability as gray
+    /// (one-output nets) or class colours (synchronous: CPU only).
+    pub fn preview(&self, image: &Array2<f32>) -> Result<Picture, String> {
+        let header = self.trainer.header("");
+        let p = predict(
+            &self.trainer.net(),
+            &header,
+            image.view(),
+            infer_options(&header, self.max_binding),
+            &self.trainer.inference_device(),
+            &mut |_, _| {},
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(picture(&p, image.ncols(), image.nrows()))
+    }
+
+    /// [`TrainJob::preview`] with reads awaited (any device).
+    pub async fn preview_async(&self, image: &Array2<f32>) -> Result<Picture, String> {
+        let header = self.trainer.header("");
+        let p = predict_async(
+            &self.trainer.net(),
+            &header,
+            image.view(),
+            infer_options(&header, self.max_binding),
+            &self.trainer.inference_device(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(picture(&p, image.ncols(), image.nrows()))
+    }
+
+    /// The model file of the current state, with the optimiser state (synchronous: CPU only).
+    pub fn model_bytes(&self, saved: &str) -> Result<Vec<u8>, String> {
+        Ok(self
+            .trainer
+            .model_file(saved)
+            .map_err(|e| e.to_string())?
+            .to_bytes())
+    }
+
+    /// The model file of the current state, weights read back asynchronously (any device);
+    /// without optimiser state (models made in the browser are fine-tuned, not resumed).
+    pub async fn model_bytes_async(&self, saved: &str) -> Result<Vec<u8>, String> {
+        Ok(self
+            .trainer
+            .model_file_async(saved)
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes())
+    }
+
+    /// One line on how the run went.
+    pub fn summary(&self, seconds: f64) -> String {
+        let h = self.trainer.history();
+        let loss = |f: Option<&emstudio_nets::model::LossPoint>| {
+            f.map_or("?".into(), |p| format!("{:.4}", p.train))
+        };
+        format!(
+            "{} steps in {seconds:.0} s; loss {} → {}{}",
+            self.steps_done(),
+            loss(h.first()),
+            loss(h.last()),
+            h.iter()
+                .rev()
+                .find_map(|p| p.validation)
+                .map(|v| format!(", validation {v:.4}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+fn picture(p: &Array3<f32>, width: usize, height: usize) -> Picture {
+    let rgba = if p.dim().0 == 1 {
+        let values: Vec<f32> = p.iter().copied().collect();
+        render_intensity(&values, 1, 0.0, 1.0)
+    } else {
+        let classes: Vec<u32> = argmax_classes(p).into_iter().collect();
+        render_labels(&classes, width, height, false)
+    };
+    Picture {
+        width,
+        height,
+        rgba,
+    }
+}
+
+/// A predicted slice.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prediction {
+    /// Foreground probability (one-output models).
+    Probability(Array2<f32>),
+    /// The most likely class of each pixel (K-class models).
+    Classes(Array2<u32>),
+}
+
+/// A loaded model that predicts slices one at a time.
+pub struct InferEngine {
+    file: ModelFile,
+    net: emstudio_nets::arch::Net,
+    options: InferOptions,
+}
+
+impl InferEngine {
+    /// Loads a model file onto `device`; tiles stay under `max_binding` bytes (a GPU's limit).
+    pub fn new(model: &[u8], device: &Device, max_binding: Option<u64>) -> Result<Self, String> {
+        let file = ModelFile::from_bytes(model).map_err(|e| format!("model: {e}"))?;
+        let net = file.load_net(device).map_err(|e| format!("model: {e}"))?;
+        Ok(Self {
+            options: infer_options(&file.header, max_binding),
+            file,
+            net,
+        })
+    }
+
+    /// The model's description.
+    pub fn header(&self) -> &ModelHeader {
+        &self.file.header
+    }
+
+    /// True for K-class models (predictions are [`Prediction::Classes`]).
+    pub fn classes(&self) -> bool {
+        self.file.header.io.out_channels > 1
+    }
+
+    fn prediction(&self, p: &Array3<f32>) -> Prediction {
+        if self.classes() {
+            Prediction::Classes(argmax_classes(p))
+        } else {
+            Prediction::Probability(p.index_axis(Axis(0), 0).to_owned())
+        }
+    }
+
+    /// Predicts `image` ([0, 1]) (synchronous reads: CPU only).
+    pub fn predict(&self, image: &Array2<f32>, device: &Device) -> Result<Prediction, String> {
+        let p = predict(
+            &self.net,
+            &self.file.header,
+            image.view(),
+            self.options,
+            device,
+            &mut |_, _| {},
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(self.prediction(&p))
+    }
+
+    /// [`InferEngine::predict`] with reads awaited (any device).
+    pub async fn predict_async(
+        &self,
+        image: &Array2<f32>,
+        device: &Device,
+    ) -> Result<Prediction, String> {
+        let p = predict_async(
+            &self.net,
+            &self.file.header,
+            image.view(),
+            self.options,
+            device,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(self.prediction(&p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    /// Slice `z` of bright squares on a dark, noisy background, and its mask.
+    fn slice(z: usize) -> LabelledSlice {
+        let inside = |y: usize, x: usize| ((y + 3 * z) / 12 + (x + 5 * z) / 12) % 3 == 0;
+        let image = Array2::from_shape_fn((48, 48), |(y, x)| {
+            let noise = ((y * 31 + x * 17 + z * 7) % 13) as f32 * 4.0;
+            (if inside(y, x) { 190.0 } else { 40.0 } + noise) / 255.0
+        });
+        let labels = Array2::from_shape_fn((48, 48), |(y, x)| u32::from(inside(y, x)));
+        LabelledSlice {
+            image,
+            labels,
+            name: format!("gt, slice {z}"),
+        }
+    }
+
+    fn data(config: &str) -> TrainData {
+        TrainData {
+            train: vec![slice(0)],
+            validation: vec![slice(1)],
+            config_json: config.into(),
+            ignore_label: None,
+            data_names: vec!["squares".into()],
+            init: None,
+        }
+    }
+
+    const SMALL: &str = r#"{"arch":{"arch":"unet","depth":2,"base_width":4},"steps":40,"batch":2,
+        "patch":32,"learning_rate":0.01,"schedule":{"kind":"constant"},"validation_every":20,
+        "augment":{"elastic_pixels":0.0}}"#;
+
+    #[test]
+    fn trains_previews_and_predicts_held_out_slices() {
+        let device = Device::flex().autodiff();
+        let mut job = TrainJob::new(data(SMALL), &device).expect("job");
+        let mut losses = Vec::new();
+        while !job.finished() {
+            losses.push(job.step().loss);
+        }
+        assert_eq!(job.steps_done(), 40);
+        let (first, last) = (
+            losses[..5].iter().sum::<f32>(),
+            losses[35..].iter().sum::<f32>(),
+        );
+        assert!(last < first * 0.7, "loss {first} → {last}");
+        assert!(job.summary(1.0).starts_with("40 steps"));
+
+        let held_out = slice(1);
+        let preview = job.preview(&held_out.image).expect("preview");
+        assert_eq!(
+            (preview.width, preview.height, preview.rgba.len()),
+            (48, 48, 48 * 48 * 4)
+        );
+        // The awaited paths (the ones WebGPU uses) give the same picture and a model file.
+        let awaited = block_on(job.preview_async(&held_out.image)).expect("awaited preview");
+        assert_eq!(awaited, preview);
+        let saved = block_on(job.model_bytes_async("2026-11-26")).expect("awaited model");
+        let saved = ModelFile::from_bytes(&saved).expect("model file");
+        assert_eq!(saved.header.provenance.steps, 40);
+        assert!(saved.optimizer.is_none());
+
+        let model = job.model_bytes("2026-11-26").expect("model");
+        let cpu = Device::flex();
+        let engine = InferEngine::new(&model, &cpu, None).expect("engine");
+        assert!(!engine.classes());
+        let Prediction::Probability(p) = engine.predict(&held_out.image, &cpu).expect("predict")
+        else {
+            panic!("a one-output model predicts probabilities")
+        };
+        // Slice 1 was never trained on: the thresholded probability must overlap the squares.
+        let (mut inter, mut union) = (0usize, 0usize);
+        for (p, g) in p.iter().zip(held_out.labels.iter()) {
+            let (a, b) = (*p > 0.5, *g > 0);
+            inter += usize::from(a && b);
+            union += usize::from(a || b);
+        }
+        assert!(inter as f64 / union as f64 > 0.6, "IoU {inter}/{union}");
+        // Awaited, with tiles shrunk to a small binding limit: the same objects.
+        let small = InferEngine::new(&model, &cpu, Some(1 << 16)).expect("engine");
+        let Prediction::Probability(q) =
+            block_on(small.predict_async(&held_out.image, &cpu)).expect("predict")
+        else {
+            panic!("probabilities")
+        };
+        let agree = p
+            .iter()
+            .zip(q.iter())
+            .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
+            .count();
+        assert!(
+            agree as f64 > 0.97 * p.len() as f64,
+            "{agree} of {}",
+            p.len()
+        );
+
+        // Fine-tuning starts from the trained weights.
+        let mut d = data(SMALL);
+        d.init = Some(model);
+        assert!(TrainJob::new(d, &device).is_ok());
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem() {
+        let device = Device::flex().autodiff();
+        let err = |d: TrainData| TrainJob::new(d, &device).err().expect("refused");
+        assert!(err(data("{not json")).starts_with("training settings"));
+        let mut d = data(SMALL);
+        d.train.clear();
+        assert!(err(d).contains("at least one training slice"));
+        let mut d = data(SMALL);
+        d.init = Some(b"not a model".to_vec());
+        assert!(err(d).starts_with("model to fine-tune"));
+        let mut d = data(SMALL);
+        d.train[0].labels = Array2::zeros((8, 8));
+        let e = err(d);
+        assert!(e.starts_with("gt, slice 0:"), "{e}");
+        let e = InferEngine::new(b"junk", &Device::flex(), None)
+            .err()
+            .expect("refused");
+        assert!(e.starts_with("model"), "{e}");
+    }
+}

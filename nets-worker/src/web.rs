@@ -1,0 +1,536 @@
+//! Browser glue of the network worker: its message loop, the training loop that streams steps
+//! and previews to the app, and inference one slice at a time for the data worker.
+//!
+//! Replies meant for the app go out as [`FromNets::App`]; the data worker passes them on. A
+//! module this size pays several milliseconds for each trip through JavaScript, so the
+//! training loop yields to the event loop at most every [`TURN_MS`], not every step.
+
+use crate::jobs::{
+    cpu_description, InferEngine, LabelledSlice, Picture, Prediction, TrainData, TrainJob,
+};
+use crate::web_gpu;
+use emstudio_nets::Device;
+use emstudio_protocol::nets::{
+    f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets,
+};
+use emstudio_protocol::{FromWorker, NetDevice, RequestId, TrainControl, PROTOCOL_VERSION};
+use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
+use ndarray::Array2;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+/// How often the training loop yields and reports, milliseconds.
+const TURN_MS: f64 = 50.0;
+
+thread_local! {
+    static CANCELLED: RefCell<HashSet<RequestId>> = RefCell::new(HashSet::new());
+    static TRAINING: RefCell<HashMap<RequestId, Steering>> = RefCell::new(HashMap::new());
+    static INFERRING: RefCell<HashMap<RequestId, Inference>> = RefCell::new(HashMap::new());
+}
+
+/// How the app is steering a training run.
+#[derive(Clone, Debug, Default)]
+struct Steering {
+    paused: bool,
+    stop: bool,
+    /// The slice to preview and its image.
+    preview: Option<(usize, Array2<f32>)>,
+    preview_now: bool,
+}
+
+/// A loaded model and the device it runs on (taken out while a slice runs).
+struct Inference {
+    engine: Option<InferEngine>,
+    device: Device,
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn send(msg: &FromNets, buffers: &[JsValue]) {
+    if let Err(e) = post(Target::Scope(&scope()), msg, buffers) {
+        web_sys::console::error_2(&"emstudio network worker: could not post".into(), &e);
+    }
+}
+
+fn to_app(msg: FromWorker, buffers: &[JsValue]) {
+    send(&FromNets::App(msg), buffers);
+}
+
+fn fail(request: RequestId, error: String) {
+    to_app(FromWorker::Failed { request, error }, &[]);
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Entry point, run when the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        match receive::<ToNets>(&event) {
+            Ok(env) => handle(env.msg, env.attachments),
+            Err(e) => web_sys::console::error_1(&format!("emstudio network worker: {e}").into()),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    send(
+        &FromNets::Ready {
+            version: PROTOCOL_VERSION,
+        },
+        &[],
+    );
+}
+
+/// The bytes of attachment `i`, or an error naming it.
+fn attachment(attachments: &[JsValue], i: usize, what: &str) -> Result<Vec<u8>, String> {
+    attachments
+        .get(i)
+        .and_then(buffer_bytes)
+        .ok_or_else(|| format!("{what}: the data worker attached no buffer"))
+}
+
+fn image_plane(
+    attachments: &[JsValue],
+    i: usize,
+    plane: Plane,
+    what: &str,
+) -> Result<Array2<f32>, String> {
+    let values =
+        plane_f32(what, plane, &attachment(attachments, i, what)?).map_err(|e| e.to_string())?;
+    Array2::from_shape_vec((plane.height, plane.width), values).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The training slices of a `Train` message: image and labels of each, in order.
+fn train_data(
+    msg_planes: (&[Plane], &[Plane]),
+    attachments: &[JsValue],
+) -> Result<(Vec<LabelledSlice>, Vec<LabelledSlice>), String> {
+    let mut next = 0;
+    let mut take = |planes: &[Plane], kind: &str| -> Result<Vec<LabelledSlice>, String> {
+        planes
+            .iter()
+            .enumerate()
+            .map(|(k, &plane)| {
+                let name = format!("{kind} slice {}", k + 1);
+                let image = image_plane(attachments, next, plane, &format!("{name} image"))?;
+                let what = format!("{name} labels");
+                let labels = plane_u32(&what, plane, &attachment(attachments, next + 1, &what)?)
+                    .map_err(|e| e.to_string())?;
+                next += 2;
+                Ok(LabelledSlice {
+                    image,
+                    labels: Array2::from_shape_vec((plane.height, plane.width), labels)
+                        .map_err(|e| format!("{what}: {e}"))?,
+                    name,
+                })
+            })
+            .collect()
+    };
+    let train = take(msg_planes.0, "training")?;
+    let validation = take(msg_planes.1, "validation")?;
+    Ok((train, validation))
+}
+
+fn handle(msg: ToNets, attachments: Vec<JsValue>) {
+    match msg {
+        ToNets::ProbeDevices { request } => spawn_local(async move {
+            let (gpu, gpu_missing) = match web_gpu::gpu().await {
+                Ok((_, info)) => (Some(info), None),
+                Err(e) => (None, Some(e)),
+            };
+            to_app(
+                FromWorker::Devices {
+                    request,
+                    gpu,
+                    gpu_missing,
+                    cpu: cpu_description(),
+                },
+                &[],
+            );
+        }),
+        ToNets::Train {
+            request,
+            train,
+            validation,
+            config_json,
+            ignore_label,
+            data_names,
+            init,
+            preview_every,
+            device,
+        } => {
+            let slices = train_data((&train, &validation), &attachments);
+            let init = init
+                .then(|| {
+                    attachment(
+                        &attachments,
+                        2 * (train.len() + validation.len()),
+                        "model to fine-tune",
+                    )
+                })
+                .transpose();
+            let data = slices.and_then(|(train, validation)| {
+                Ok(TrainData {
+                    train,
+                    validation,
+                    config_json,
+                    ignore_label,
+                    data_names,
+                    init: init?,
+                })
+            });
+            match data {
+                Ok(data) => {
+                    TRAINING.with(|t| t.borrow_mut().insert(request, Steering::default()));
+                    spawn_local(train_loop(request, data, preview_every, device));
+                }
+                Err(e) => fail(request, e),
+            }
+        }
+        ToNets::Preview {
+            request,
+            slice,
+            now,
+        } => {
+            let preview = match slice {
+                Some((z, plane)) => match image_plane(&attachments, 0, plane, "preview image") {
+                    Ok(image) => Some((z, image)),
+                    Err(e) => {
+                        web_sys::console::warn_1(&e.into());
+                        None
+                    }
+                },
+                None => None,
+            };
+            TRAINING.with(|t| {
+                if let Some(s) = t.borrow_mut().get_mut(&request) {
+                    s.preview_now = now && preview.is_some();
+                    s.preview = preview;
+                }
+            });
+        }
+        ToNets::Control { request, control } => TRAINING.with(|t| {
+            if let Some(s) = t.borrow_mut().get_mut(&request) {
+                match control {
+                    TrainControl::Pause => s.paused = true,
+                    TrainControl::Resume => s.paused = false,
+                    TrainControl::Stop => s.stop = true,
+                    TrainControl::PreviewSlice(_) => {}
+                }
+            }
+        }),
+        ToNets::Cancel { request } => CANCELLED.with(|c| {
+            c.borrow_mut().insert(request);
+        }),
+        ToNets::InferStart { request, device } => {
+            let model = attachment(&attachments, 0, "model");
+            spawn_local(async move {
+                let model = match model {
+                    Ok(m) => m,
+                    Err(e) => return fail(request, e),
+                };
+                let chosen = match web_gpu::choose(device).await {
+                    Ok(c) => c,
+                    Err(e) => return fail(request, e),
+                };
+                match InferEngine::new(&model, &chosen.device, chosen.max_binding) {
+                    Ok(engine) => {
+                        let header = engine.header();
+                        let ready = FromNets::InferReady {
+                            request,
+                            arch: header.arch.name().to_string(),
+                            steps: header.provenance.steps,
+                            classes: engine.classes(),
+                            device: chosen.description.clone(),
+                        };
+                        INFERRING.with(|i| {
+                            i.borrow_mut().insert(
+                                request,
+                                Inference {
+                                    engine: Some(engine),
+                                    device: chosen.device,
+                                },
+                            )
+                        });
+                        send(&ready, &[]);
+                    }
+                    Err(e) => fail(request, e),
+                }
+            });
+        }
+        ToNets::InferSlice {
+            request,
+            index,
+            plane,
+        } => {
+            let image = image_plane(&attachments, 0, plane, "slice to infer");
+            spawn_local(async move {
+                let image = match image {
+                    Ok(i) => i,
+                    Err(e) => return fail(request, e),
+                };
+                let taken = INFERRING.with(|i| {
+                    i.borrow_mut()
+                        .get_mut(&request)
+                        .and_then(|inf| inf.engine.take().map(|e| (e, inf.device.clone())))
+                });
+                let Some((engine, device)) = taken else {
+                    return fail(
+                        request,
+                        "inference: the model is not loaded (or busy)".into(),
+                    );
+                };
+                let result = engine.predict_async(&image, &device).await;
+                INFERRING.with(|i| {
+                    if let Some(inf) = i.borrow_mut().get_mut(&request) {
+                        inf.engine = Some(engine);
+                    }
+                });
+                match result {
+                    Ok(p) => {
+                        let bytes = match &p {
+                            Prediction::Probability(a) => {
+                                f32_bytes(&a.iter().copied().collect::<Vec<_>>())
+                            }
+                            Prediction::Classes(a) => {
+                                u32_bytes(&a.iter().copied().collect::<Vec<_>>())
+                            }
+                        };
+                        send(
+                            &FromNets::Inferred {
+                                request,
+                                index,
+                                plane,
+                            },
+                            &[to_buffer(&bytes)],
+                        );
+                    }
+                    Err(e) => fail(request, e),
+                }
+            });
+        }
+        ToNets::InferEnd { request } => INFERRING.with(|i| {
+            i.borrow_mut().remove(&request);
+        }),
+    }
+}
+
+/// Today's date and time, ISO 8601 (for model provenance).
+fn iso_now() -> String {
+    String::from(js_sys::Date::new_0().to_iso_string())
+}
+
+/// Waits `ms` milliseconds (a paused run polls its steering).
+pub(crate) async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Lets queued messages (steering, previews, cancel) run.
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Ok(channel) = web_sys::MessageChannel::new() {
+            channel.port1().set_onmessage(Some(resolve.unchecked_ref()));
+            let _ = channel.port2().post_message(&JsValue::UNDEFINED);
+        } else {
+            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+fn steering(request: RequestId) -> Steering {
+    TRAINING.with(|t| t.borrow().get(&request).cloned().unwrap_or_default())
+}
+
+fn js_error(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|err| String::from(err.message()))
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+async fn to_image_bitmap(p: &Picture) -> Result<JsValue, String> {
+    let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(&p.rgba),
+        p.width as u32,
+        p.height as u32,
+    )
+    .map_err(|e| js_error(&e))?;
+    let promise = scope()
+        .create_image_bitmap_with_image_data(&image)
+        .map_err(|e| js_error(&e))?;
+    JsFuture::from(promise).await.map_err(|e| js_error(&e))
+}
+
+/// Sends the prediction of the preview slice as `TrainPreview`; returns the time it took (ms).
+async fn send_preview(request: RequestId, job: &TrainJob, z: usize, image: &Array2<f32>) -> f64 {
+    let started = now_ms();
+    match job.preview_async(image).await {
+        Ok(p) => {
+            if let Ok(bitmap) = to_image_bitmap(&p).await {
+                to_app(
+                    FromWorker::TrainPreview {
+                        request,
+                        z,
+                        step: job.steps_done(),
+                        width: p.width,
+                        height: p.height,
+                    },
+                    &[bitmap],
+                );
+            }
+        }
+        Err(e) => web_sys::console::warn_1(&format!("training preview: {e}").into()),
+    }
+    now_ms() - started
+}
+
+/// A training run: steps with a yield to the event loop at most every [`TURN_MS`], so steering
+/// and cancel are served in between; progress at most every 100 ms and with every validation
+/// loss.
+async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: NetDevice) {
+    let finish = |msg: FromWorker, buffers: &[JsValue]| {
+        TRAINING.with(|t| t.borrow_mut().remove(&request));
+        CANCELLED.with(|c| c.borrow_mut().remove(&request));
+        to_app(msg, buffers);
+    };
+    let chosen = match web_gpu::choose(choice).await {
+        Ok(c) => c,
+        Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
+    };
+    let device = chosen.device.clone().autodiff();
+    let mut job = match TrainJob::new(data, &device) {
+        Ok(j) => j,
+        Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
+    };
+    job.set_max_binding(chosen.max_binding);
+    let first = job.steps_done();
+    let started = now_ms();
+    to_app(
+        FromWorker::TrainStarted {
+            request,
+            device: chosen.description.clone(),
+            total: job.total_steps(),
+            patch: job.patch(),
+        },
+        &[],
+    );
+    let (mut sum, mut n, mut last_sent, mut last_turn) =
+        (0.0f64, 0u32, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    // Previews (a whole-slice inference) may take at most a fifth of the time: the next
+    // is due no sooner than four times the last one's duration after it.
+    let mut preview_due = f64::NEG_INFINITY;
+    let (mut speed_t, mut speed_step) = (started, first);
+    let mut steps_per_s = 0.0;
+    loop {
+        if now_ms() - last_turn >= TURN_MS {
+            yield_now().await;
+            last_turn = now_ms();
+        }
+        if CANCELLED.with(|c| c.borrow().contains(&request)) {
+            return finish(FromWorker::Cancelled { request }, &[]);
+        }
+        let steer = steering(request);
+        if steer.preview_now {
+            TRAINING.with(|t| {
+                if let Some(s) = t.borrow_mut().get_mut(&request) {
+                    s.preview_now = false;
+                }
+            });
+            if let Some((z, image)) = &steer.preview {
+                let took = send_preview(request, &job, *z, image).await;
+                preview_due = now_ms() + 4.0 * took;
+            }
+        }
+        if steer.stop || job.finished() {
+            break;
+        }
+        if steer.paused {
+            sleep_ms(100).await;
+            // Speed restarts after a pause.
+            (speed_t, speed_step) = (now_ms(), job.steps_done());
+            continue;
+        }
+        let r = match job.step_async().await {
+            Ok(r) => r,
+            Err(e) => {
+                return finish(
+                    FromWorker::Failed {
+                        request,
+                        error: format!("training stopped: {e}"),
+                    },
+                    &[],
+                )
+            }
+        };
+        sum += f64::from(r.loss);
+        n += 1;
+        let now = now_ms();
+        if now - speed_t >= 1000.0 {
+            steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
+            (speed_t, speed_step) = (now, r.step);
+        } else if steps_per_s == 0.0 && now > started {
+            steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
+        }
+        if now - last_sent >= 100.0 || r.validation.is_some() || job.finished() {
+            to_app(
+                FromWorker::TrainStep {
+                    request,
+                    step: r.step,
+                    total: r.total,
+                    loss: (sum / f64::from(n.max(1))) as f32,
+                    validation: r.validation,
+                    learning_rate: r.learning_rate,
+                    steps_per_s,
+                },
+                &[],
+            );
+            (sum, n, last_sent) = (0.0, 0, now);
+        }
+        if let Some((z, image)) = &steer.preview {
+            if every > 0 && r.step % u64::from(every) == 0 && now_ms() >= preview_due {
+                let took = send_preview(request, &job, *z, image).await;
+                preview_due = now_ms() + 4.0 * took;
+            }
+        }
+    }
+    let steer = steering(request);
+    if let Some((z, image)) = &steer.preview {
+        send_preview(request, &job, *z, image).await;
+    }
+    match job.model_bytes_async(&iso_now()).await {
+        Ok(bytes) => finish(
+            FromWorker::Trained {
+                request,
+                steps: job.steps_done(),
+                summary: format!(
+                    "{}{}",
+                    job.summary((now_ms() - started) / 1000.0),
+                    if steer.stop { " (stopped early)" } else { "" }
+                ),
+            },
+            &[to_buffer(&bytes)],
+        ),
+        Err(e) => finish(
+            FromWorker::Failed {
+                request,
+                error: format!("could not save the model: {e}"),
+            },
+            &[],
+        ),
+    }
+}

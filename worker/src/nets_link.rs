@@ -1,0 +1,548 @@
+//! The data worker's half of the networks: what it sends the network worker (`nets-worker/`)
+//! and what it does with the answers.
+//!
+//! Platform-free and tested natively: [`train_inputs`] checks a `Train` request against the
+//! layers and gathers its slices (images scaled to [0, 1], labels as `u32`); [`InferPlan`]
+//! checks an `Infer` request, hands out one slice image at a time and assembles the predicted
+//! slices into the new layer. The browser glue (`web_nets.rs`) carries both across to the
+//! network worker; the tests below run them against `emstudio_nets_worker::jobs` directly.
+
+use crate::workspace::Workspace;
+use emstudio_core::{AnyVolume, Volume};
+use emstudio_protocol::nets::Plane;
+use emstudio_protocol::{LayerId, Region};
+use ndarray::{Array2, Array3};
+
+/// What a `Train` request asks for.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    /// Image layer.
+    pub image: LayerId,
+    /// Ground-truth label layer.
+    pub label: LayerId,
+    /// Training slices.
+    pub train_slices: Vec<usize>,
+    /// Validation slices (may be empty).
+    pub validation_slices: Vec<usize>,
+}
+
+/// One slice to learn from, ready to attach.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceData {
+    /// Its size.
+    pub plane: Plane,
+    /// Image scaled to [0, 1], row-major.
+    pub image: Vec<f32>,
+    /// Label values, row-major.
+    pub labels: Vec<u32>,
+}
+
+/// The slices of a training run and what they are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainInputs {
+    /// Training slices.
+    pub train: Vec<SliceData>,
+    /// Validation slices.
+    pub validation: Vec<SliceData>,
+    /// "image / gt, slices [0, 1]" for the model's provenance.
+    pub data_names: Vec<String>,
+}
+
+/// Grayscale slices `zs` of a layer scaled to [0, 1], or an error naming the layer.
+fn unit_slices(
+    ws: &Workspace,
+    id: LayerId,
+    zs: std::ops::Range<usize>,
+) -> Result<Array3<f32>, String> {
+    let layer = ws.layer(id)?;
+    if layer.info.channels != 1 {
+        return Err(format!(
+            "{}: networks take grayscale stacks, this one has {} channels",
+            layer.info.name, layer.info.channels
+        ));
+    }
+    layer
+        .volume
+        .to_unit_f32_slices(zs)
+        .map_err(|e| format!("{}: {e}", layer.info.name))
+}
+
+fn check_slices(name: &str, zs: &[usize], depth: usize) -> Result<(), String> {
+    match zs.iter().find(|&&z| z >= depth) {
+        Some(z) => Err(format!(
+            "{name}: slice {z} requested, the stack has {depth} slices (0–{})",
+            depth.saturating_sub(1)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks a training request against the layers and gathers its slices.
+pub fn train_inputs(ws: &Workspace, req: &TrainRequest) -> Result<TrainInputs, String> {
+    let image_layer = ws.layer(req.image)?;
+    let label_layer = ws.layer(req.label)?;
+    let (iname, lname) = (&image_layer.info.name, &label_layer.info.name);
+    if !label_layer.info.kind.is_labels() {
+        return Err(format!("{lname}: ground truth must be a label layer"));
+    }
+    if image_layer.info.shape != label_layer.info.shape {
+        return Err(format!(
+            "{lname} is {} but {iname} is {}: the ground truth must match the image",
+            label_layer.info.shape, image_layer.info.shape
+        ));
+    }
+    if req.train_slices.is_empty() {
+        return Err("choose at least one training slice".into());
+    }
+    let depth = image_layer.info.shape.z;
+    check_slices(iname, &req.train_slices, depth)?;
+    check_slices(iname, &req.validation_slices, depth)?;
+    let slices = |zs: &[usize]| -> Result<Vec<SliceData>, String> {
+        zs.iter()
+            .map(|&z| {
+                let image = unit_slices(ws, req.image, z..z + 1)?;
+                let (_, height, width) = image.dim();
+                Ok(SliceData {
+                    plane: Plane { height, width },
+                    image: image.into_iter().collect(),
+                    labels: label_layer.volume.slice_labels(z),
+                })
+            })
+            .collect()
+    };
+    Ok(TrainInputs {
+        train: slices(&req.train_slices)?,
+        validation: slices(&req.validation_slices)?,
+        data_names: vec![format!("{iname} / {lname}, slices {:?}", req.train_slices)],
+    })
+}
+
+/// Slice `z` of an image layer scaled to [0, 1] (a training preview's input).
+pub fn preview_image(
+    ws: &Workspace,
+    image: LayerId,
+    z: usize,
+) -> Result<(Plane, Vec<f32>), String> {
+    let layer = ws.layer(image)?;
+    check_slices(&layer.info.name, &[z], layer.info.shape.z)?;
+    let a = unit_slices(ws, image, z..z + 1)?;
+    let (_, height, width) = a.dim();
+    Ok((Plane { height, width }, a.into_iter().collect()))
+}
+
+/// What the network worker says of a loaded model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSummary {
+    /// Architecture name.
+    pub arch: String,
+    /// Steps it was trained for.
+    pub steps: u64,
+    /// K-class model (slices come back as classes).
+    pub classes: bool,
+    /// The device it runs on.
+    pub device: String,
+}
+
+/// An inference run over an image layer, one slice at a time: one-output models make a
+/// foreground probability layer (`f32`), K-class models a class label layer; slices not asked
+/// for stay 0.
+pub struct InferPlan {
+    layer: LayerId,
+    zs: Vec<usize>,
+    region: Region,
+    /// The stack's depth, rows and columns.
+    shape: (usize, usize, usize),
+    done: usize,
+    prob: Option<Array3<f32>>,
+    class: Option<Array3<u32>>,
+}
+
+impl InferPlan {
+    /// Checks the layer, slices (`zs` empty: all) and region (none: whole slices).
+    pub fn new(
+        ws: &Workspace,
+        layer: LayerId,
+        zs: &[usize],
+        region: Option<Region>,
+    ) -> Result<Self, String> {
+        let l = ws.layer(layer)?;
+        if l.info.channels != 1 {
+            return Err(format!(
+                "{}: networks take grayscale stacks, this one has {} channels",
+                l.info.name, l.info.channels
+            ));
+        }
+        let s = l.info.shape;
+        let zs: Vec<usize> = if zs.is_empty() {
+            (0..s.z).collect()
+        } else {
+            check_slices(&l.info.name, zs, s.z)?;
+            zs.to_vec()
+        };
+        let region = region.unwrap_or(Region {
+            y0: 0,
+            y1: s.y,
+            x0: 0,
+            x1: s.x,
+        });
+        if region.y0 >= region.y1 || region.x0 >= region.x1 || region.y1 > s.y || region.x1 > s.x {
+            return Err(format!(
+                "{}: region rows {}..{}, columns {}..{} is empty or outside the {}×{} slice",
+                l.info.name, region.y0, region.y1, region.x0, region.x1, s.y, s.x
+            ));
+        }
+        Ok(Self {
+            layer,
+            zs,
+            region,
+            shape: (s.z, s.y, s.x),
+            done: 0,
+            prob: None,
+            class: None,
+        })
+    }
+
+    /// Slices done and in all.
+    pub fn done_of(&self) -> (usize, usize) {
+        (self.done, self.zs.len())
+    }
+
+    /// The size of each predicted slice (the region).
+    pub fn plane(&self) -> Plane {
+        Plane {
+            height: self.region.y1 - self.region.y0,
+            width: self.region.x1 - self.region.x0,
+        }
+    }
+
+    /// The region of the next slice to run, scaled to [0, 1]; `None` when all are done.
+    pub fn next_image(&self, ws: &Workspace) -> Result<Option<Vec<f32>>, String> {
+        let Some(&z) = self.zs.get(self.done) else {
+            return Ok(None);
+        };
+        let image = unit_slices(ws, self.layer, z..z + 1)?;
+        let Region { y0, y1, x0, x1 } = self.region;
+        Ok(Some(
+            image
+                .slice(ndarray::s![0, y0..y1, x0..x1])
+                .iter()
+                .copied()
+                .collect(),
+        ))
+    }
+
+    /// Puts the predicted probabilities of the current slice in place; false when all are
+    /// done.
+    pub fn store_probability(&mut self, values: &[f32]) -> Result<bool, String> {
+        let shape = self.shape;
+        let z = self.current(values.len())?;
+        let Region { y0, y1, x0, x1 } = self.region;
+        let p = Array2::from_shape_vec((y1 - y0, x1 - x0), values.to_vec())
+            .map_err(|e| e.to_string())?;
+        self.prob
+            .get_or_insert_with(|| Array3::zeros(shape))
+            .slice_mut(ndarray::s![z, y0..y1, x0..x1])
+            .assign(&p);
+        Ok(self.advance())
+    }
+
+    /// Puts the predicted classes of the current slice in place; false when all are done.
+    pub fn store_classes(&mut self, values: &[u32]) -> Result<bool, String> {
+        let shape = self.shape;
+        let z = self.current(values.len())?;
+        let Region { y0, y1, x0, x1 } = self.region;
+        let c = Array2::from_shape_vec((y1 - y0, x1 - x0), values.to_vec())
+            .map_err(|e| e.to_string())?;
+        self.class
+            .get_or_insert_with(|| Array3::zeros(shape))
+            .slice_mut(ndarray::s![z, y0..y1, x0..x1])
+            .assign(&c);
+        Ok(self.advance())
+    }
+
+    fn current(&self, len: usize) -> Result<usize, String> {
+        let &z = self
+            .zs
+            .get(self.done)
+            .ok_or_else(|| "inference: a slice came back after the last one".to_string())?;
+        if len != self.plane().len() {
+            return Err(format!(
+                "inference: slice {z} came back with {len} values, expected {}",
+                self.plane().len()
+            ));
+        }
+        Ok(z)
+    }
+
+    fn advance(&mut self) -> bool {
+        self.done += 1;
+        self.done < self.zs.len()
+    }
+
+    /// The new layer's volume and a one-line summary.
+    pub fn finish(
+        self,
+        ws: &Workspace,
+        model: &ModelSummary,
+    ) -> Result<(AnyVolume, String), String> {
+        let l = ws.layer(self.layer)?;
+        let voxel_size = l.volume.voxel_size();
+        let (mut volume, kind): (AnyVolume, _) = if model.classes {
+            let c = self.class.unwrap_or_else(|| Array3::zeros(self.shape));
+            (
+                AnyVolume::from_labels(c.view(), voxel_size).map_err(|e| e.to_string())?,
+                "classes",
+            )
+        } else {
+            let p = self.prob.unwrap_or_else(|| Array3::zeros(self.shape));
+            (
+                Volume::from_array(p.view())
+                    .map_err(|e| e.to_string())?
+                    .into(),
+                "foreground probability",
+            )
+        };
+        volume.set_voxel_size(voxel_size);
+        let n = self.zs.len();
+        let Region { y0, y1, x0, x1 } = self.region;
+        let whole = (y0, x0, y1, x1) == (0, 0, self.shape.1, self.shape.2);
+        let part = if whole {
+            String::new()
+        } else {
+            format!(" (rows {y0}–{}, columns {x0}–{})", y1 - 1, x1 - 1)
+        };
+        Ok((
+            volume,
+            format!(
+                "{kind} of {n} slice{}{part} ({}, {} steps)",
+                if n == 1 { "" } else { "s" },
+                model.arch,
+                model.steps
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emstudio_nets_worker::jobs::{InferEngine, LabelledSlice, Prediction, TrainData, TrainJob};
+    use emstudio_nets_worker::Device;
+    use emstudio_protocol::LayerKind;
+
+    /// Two slices of bright squares on a dark, noisy background, and their masks.
+    fn workspace() -> (Workspace, LayerId, LayerId) {
+        let inside = |z: usize, y: usize, x: usize| ((y + 3 * z) / 12 + (x + 5 * z) / 12) % 3 == 0;
+        let image = Array3::from_shape_fn((2, 48, 48), |(z, y, x)| {
+            let noise = ((y * 31 + x * 17 + z * 7) % 13) as u8 * 4;
+            if inside(z, y, x) {
+                190 + noise
+            } else {
+                40 + noise
+            }
+        });
+        let label = Array3::from_shape_fn((2, 48, 48), |(z, y, x)| u8::from(inside(z, y, x)));
+        let mut ws = Workspace::default();
+        let i = ws
+            .add(
+                "img",
+                LayerKind::Image,
+                Volume::from_array(image.view()).expect("vol").into(),
+            )
+            .expect("add")
+            .id;
+        let l = ws
+            .add(
+                "gt",
+                LayerKind::Label,
+                Volume::from_array(label.view()).expect("vol").into(),
+            )
+            .expect("add")
+            .id;
+        (ws, i, l)
+    }
+
+    fn request(i: LayerId, l: LayerId) -> TrainRequest {
+        TrainRequest {
+            image: i,
+            label: l,
+            train_slices: vec![0],
+            validation_slices: vec![1],
+        }
+    }
+
+    /// What the network worker rebuilds from the attached buffers.
+    fn labelled(s: &SliceData, name: &str) -> LabelledSlice {
+        let shape = (s.plane.height, s.plane.width);
+        LabelledSlice {
+            image: Array2::from_shape_vec(shape, s.image.clone()).expect("image"),
+            labels: Array2::from_shape_vec(shape, s.labels.clone()).expect("labels"),
+            name: name.into(),
+        }
+    }
+
+    const SMALL: &str = r#"{"arch":{"arch":"unet","depth":2,"base_width":4},"steps":40,"batch":2,
+        "patch":32,"learning_rate":0.01,"schedule":{"kind":"constant"},"validation_every":20,
+        "augment":{"elastic_pixels":0.0}}"#;
+
+    #[test]
+    fn layers_train_a_net_whose_predictions_become_a_layer() {
+        let (ws, i, l) = workspace();
+        let inputs = train_inputs(&ws, &request(i, l)).expect("inputs");
+        assert_eq!(inputs.train.len(), 1);
+        assert_eq!(
+            inputs.train[0].plane,
+            Plane {
+                height: 48,
+                width: 48
+            }
+        );
+        assert!(inputs.train[0]
+            .image
+            .iter()
+            .all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(inputs.data_names, vec!["img / gt, slices [0]".to_string()]);
+        let device = Device::flex().autodiff();
+        let mut job = TrainJob::new(
+            TrainData {
+                train: vec![labelled(&inputs.train[0], "t")],
+                validation: vec![labelled(&inputs.validation[0], "v")],
+                config_json: SMALL.into(),
+                ignore_label: None,
+                data_names: inputs.data_names.clone(),
+                init: None,
+            },
+            &device,
+        )
+        .expect("job");
+        while !job.finished() {
+            job.step();
+        }
+        let model = job.model_bytes("2026-11-26").expect("model");
+        let (plane, image) = preview_image(&ws, i, 1).expect("preview image");
+        assert_eq!((plane.len(), image.len()), (48 * 48, 48 * 48));
+        assert!(preview_image(&ws, i, 2).unwrap_err().contains("slice 2"));
+
+        // Slice 1 only, over a region: the rest stays 0.
+        let region = Region {
+            y0: 8,
+            y1: 40,
+            x0: 16,
+            x1: 48,
+        };
+        let cpu = Device::flex();
+        let engine = InferEngine::new(&model, &cpu, None).expect("engine");
+        let mut plan = InferPlan::new(&ws, i, &[1], Some(region)).expect("plan");
+        assert_eq!(
+            plan.plane(),
+            Plane {
+                height: 32,
+                width: 32
+            }
+        );
+        while let Some(image) = plan.next_image(&ws).expect("image") {
+            let image = Array2::from_shape_vec((32, 32), image).expect("shape");
+            let Prediction::Probability(p) = engine.predict(&image, &cpu).expect("predict") else {
+                panic!("probabilities")
+            };
+            if !plan
+                .store_probability(&p.iter().copied().collect::<Vec<_>>())
+                .expect("store")
+            {
+                break;
+            }
+        }
+        assert_eq!(plan.done_of(), (1, 1));
+        let summary = ModelSummary {
+            arch: "U-Net".into(),
+            steps: 40,
+            classes: false,
+            device: "CPU".into(),
+        };
+        let (volume, text) = plan.finish(&ws, &summary).expect("finish");
+        assert_eq!(
+            text,
+            "foreground probability of 1 slice (rows 8–39, columns 16–47) (U-Net, 40 steps)"
+        );
+        let prob = volume.to_f32_array(0..2).expect("f32");
+        assert!(prob
+            .index_axis(ndarray::Axis(0), 0)
+            .iter()
+            .all(|&v| v == 0.0));
+        assert!(prob
+            .slice(ndarray::s![1, ..8, ..])
+            .iter()
+            .all(|&v| v == 0.0));
+        // Slice 1 was never trained on: the thresholded probability must overlap the squares.
+        let gt = ws.layer(l).expect("gt").volume.slice_labels(1);
+        let (mut inter, mut union) = (0usize, 0usize);
+        for y in 8..40 {
+            for x in 16..48 {
+                let (a, b) = (prob[[1, y, x]] > 0.5, gt[y * 48 + x] > 0);
+                inter += usize::from(a && b);
+                union += usize::from(a || b);
+            }
+        }
+        assert!(inter as f64 / union as f64 > 0.6, "IoU {inter}/{union}");
+    }
+
+    #[test]
+    fn class_slices_make_a_label_layer_and_bad_answers_are_refused() {
+        let (ws, i, _) = workspace();
+        let mut plan = InferPlan::new(&ws, i, &[], None).expect("plan");
+        assert_eq!(plan.done_of(), (0, 2));
+        let err = plan.store_classes(&[1, 2, 3]).unwrap_err();
+        assert!(err.contains("3 values, expected 2304"), "{err}");
+        assert!(plan.store_classes(&vec![2; 48 * 48]).expect("store"));
+        assert!(!plan.store_classes(&vec![1; 48 * 48]).expect("store"));
+        assert!(plan
+            .store_classes(&vec![1; 48 * 48])
+            .unwrap_err()
+            .contains("after the last"));
+        let summary = ModelSummary {
+            arch: "ResNet".into(),
+            steps: 9,
+            classes: true,
+            device: "CPU".into(),
+        };
+        let (volume, text) = plan.finish(&ws, &summary).expect("finish");
+        assert_eq!(text, "classes of 2 slices (ResNet, 9 steps)");
+        assert_eq!(volume.slice_labels(0)[0], 2);
+        assert_eq!(volume.slice_labels(1)[47], 1);
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem() {
+        let (mut ws, i, l) = workspace();
+        let err = |ws: &Workspace, r: TrainRequest| train_inputs(ws, &r).expect_err("refused");
+        assert!(err(&ws, request(i, i)).contains("must be a label layer"));
+        let mut r = request(i, l);
+        r.train_slices = vec![5];
+        assert!(err(&ws, r).contains("slice 5 requested"));
+        let mut r = request(i, l);
+        r.train_slices.clear();
+        assert!(err(&ws, r).contains("at least one training slice"));
+        let small = Array3::<u8>::zeros((2, 16, 16));
+        let other = ws
+            .add(
+                "small",
+                LayerKind::Label,
+                Volume::from_array(small.view()).expect("vol").into(),
+            )
+            .expect("add")
+            .id;
+        assert!(err(&ws, request(i, other)).contains("must match the image"));
+        let outside = Region {
+            y0: 40,
+            y1: 60,
+            x0: 0,
+            x1: 8,
+        };
+        let e = InferPlan::new(&ws, i, &[0], Some(outside))
+            .err()
+            .expect("refused");
+        assert!(e.contains("outside the 48×48 slice"), "{e}");
+        let e = InferPlan::new(&ws, i, &[3], None).err().expect("refused");
+        assert!(e.contains("slice 3 requested"), "{e}");
+    }
+}
