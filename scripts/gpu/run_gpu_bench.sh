@@ -56,6 +56,19 @@ if ! speed wgpu '{"arch":"unet","depth":2,"base_width":4}' >> "$OUT/speed.err" 2
 fi
 echo "training backend: $OURS" | tee -a "$OUT/machine.txt"
 
+if [ -n "${ONLY_NETS:-}" ]; then
+  # Only the speed rows of these networks (one JSON per line in ONLY_NETS), e.g. to finish a
+  # run that ran out of time.
+  while IFS= read -r arch; do
+    [ -n "$arch" ] || continue
+    for dev in $SIDES; do
+      line=$(speed "$dev" "$arch" 2>>"$OUT/speed.err" | tail -1)
+      echo "{\"net\":$arch,\"side\":\"$dev\",\"result\":${line:-null}}" | tee -a "$OUT/speed.jsonl"
+    done
+  done <<< "$ONLY_NETS"
+  exit 0
+fi
+
 # Mitochondria on the GPU: a wider U-Net, the step count from the measured speed.
 NET=(--arch unet --depth 4 --base-width 32)
 BATCH=8; PATCH=256

@@ -167,8 +167,8 @@ fn setup() -> Result<Tools> {
 }
 
 /// Builds the app, the data worker and the network worker into `dist/`; returns the sizes of
-/// the app's and the data worker's wasm files.
-fn build() -> Result<(u64, u64)> {
+/// their wasm files.
+fn build() -> Result<(u64, u64, u64)> {
     let tools = setup()?;
     step("build app and worker (wasm32, release)");
     status(cargo().args([
@@ -244,6 +244,7 @@ fn build() -> Result<(u64, u64)> {
     let sizes = (
         size("emstudio_app_bg.wasm"),
         size("emstudio_worker_bg.wasm"),
+        size("emstudio_nets_worker_bg.wasm"),
     );
     eprintln!(
         "dist/: app wasm {} KiB ({} KiB gzipped), data worker wasm {} KiB ({} KiB gzipped), network worker wasm {} KiB ({} KiB gzipped)",
@@ -251,7 +252,7 @@ fn build() -> Result<(u64, u64)> {
         size("emstudio_app_bg.wasm.gz") / 1024,
         sizes.1 / 1024,
         size("emstudio_worker_bg.wasm.gz") / 1024,
-        size("emstudio_nets_worker_bg.wasm") / 1024,
+        sizes.2 / 1024,
         size("emstudio_nets_worker_bg.wasm.gz") / 1024
     );
     Ok(sizes)
@@ -591,7 +592,7 @@ fn bench_kernels() -> Result<()> {
 }
 
 fn bench_browser() -> Result<()> {
-    let (app_wasm, worker_wasm) = build()?;
+    let (app_wasm, worker_wasm, nets_worker_wasm) = build()?;
     let bin = companion_bin()?;
     let chromium = ensure_chromium()?;
     ensure_node_deps()?;
@@ -606,7 +607,8 @@ fn bench_browser() -> Result<()> {
             .env("EMSTUDIO_URL", &url)
             .env("CHROMIUM", &chromium)
             .env("APP_WASM_BYTES", app_wasm.to_string())
-            .env("WORKER_WASM_BYTES", worker_wasm.to_string()),
+            .env("WORKER_WASM_BYTES", worker_wasm.to_string())
+            .env("NETS_WORKER_WASM_BYTES", nets_worker_wasm.to_string()),
     )?;
     print!("{out}");
     update_benchmarks_md("browser-foundation", &out)

@@ -60,9 +60,12 @@ fn main() -> Result<()> {
     let device = plain.clone().autodiff();
     let train = vec![Slice::new(image, &label, 1, None)?];
     let mut trainer = Trainer::new(config, train, vec![], vec![], &device, None)?;
-    // Two warm-up steps (allocations, first-touch), then the timed ones.
+    // Two warm-up steps (allocations, first-touch; on a GPU kernel compilation and autotuning),
+    // then the timed ones.
+    let warm = Instant::now();
     trainer.step();
     trainer.step();
+    let warmup_s = warm.elapsed().as_secs_f64();
     let t0 = Instant::now();
     for _ in 0..steps {
         trainer.step();
@@ -91,6 +94,7 @@ fn main() -> Result<()> {
             "infer_mpx_per_s": infer_mpx_per_s,
             "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "device": described,
+            "train_warmup_s": warmup_s,
         })
     );
     Ok(())
