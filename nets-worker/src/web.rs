@@ -5,23 +5,22 @@
 //! module this size pays several milliseconds for each trip through JavaScript, so the
 //! training loop yields to the event loop at most every [`TURN_MS`], not every step.
 
-use crate::jobs::{
-    cpu_description, InferEngine, LabelledSlice, Picture, Prediction, TrainData, TrainJob,
-};
+use crate::jobs::{cpu_description, InferEngine, LabelledSlice, Prediction, TrainData, TrainJob};
 use crate::web_gpu;
 use emstudio_nets::Device;
 use emstudio_protocol::nets::{
     f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets,
 };
 use emstudio_protocol::{FromWorker, NetDevice, RequestId, TrainControl, PROTOCOL_VERSION};
+use emstudio_webmsg::glue::{image_bitmap, scope, sleep_ms, yield_now};
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
 use ndarray::Array2;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use wasm_bindgen_futures::spawn_local;
+use web_sys::MessageEvent;
 
 /// How often the training loop yields and reports, milliseconds.
 const TURN_MS: f64 = 50.0;
@@ -46,10 +45,6 @@ struct Steering {
 struct Inference {
     engine: Option<InferEngine>,
     device: Device,
-}
-
-fn scope() -> DedicatedWorkerGlobalScope {
-    js_sys::global().unchecked_into()
 }
 
 fn send(msg: &FromNets, buffers: &[JsValue]) {
@@ -329,51 +324,8 @@ fn iso_now() -> String {
     String::from(js_sys::Date::new_0().to_iso_string())
 }
 
-/// Waits `ms` milliseconds (a paused run polls its steering).
-pub(crate) async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-/// Lets queued messages (steering, previews, cancel) run.
-async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Ok(channel) = web_sys::MessageChannel::new() {
-            channel.port1().set_onmessage(Some(resolve.unchecked_ref()));
-            let _ = channel.port2().post_message(&JsValue::UNDEFINED);
-        } else {
-            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
 fn steering(request: RequestId) -> Steering {
     TRAINING.with(|t| t.borrow().get(&request).cloned().unwrap_or_default())
-}
-
-fn js_error(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|err| String::from(err.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
-async fn to_image_bitmap(p: &Picture) -> Result<JsValue, String> {
-    let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
-        wasm_bindgen::Clamped(&p.rgba),
-        p.width as u32,
-        p.height as u32,
-    )
-    .map_err(|e| js_error(&e))?;
-    let promise = scope()
-        .create_image_bitmap_with_image_data(&image)
-        .map_err(|e| js_error(&e))?;
-    JsFuture::from(promise).await.map_err(|e| js_error(&e))
 }
 
 /// Sends the prediction of the preview slice as `TrainPreview`; returns the time it took (ms).
@@ -381,7 +333,7 @@ async fn send_preview(request: RequestId, job: &TrainJob, z: usize, image: &Arra
     let started = now_ms();
     match job.preview_async(image).await {
         Ok(p) => {
-            if let Ok(bitmap) = to_image_bitmap(&p).await {
+            if let Ok(bitmap) = image_bitmap(&p.rgba, p.width, p.height).await {
                 to_app(
                     FromWorker::TrainPreview {
                         request,

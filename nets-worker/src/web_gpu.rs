@@ -43,7 +43,7 @@ pub async fn gpu() -> Result<(Device, GpuInfo), String> {
         match ready {
             Some(Some(r)) => return r,
             // Another request is initialising: wait for it.
-            Some(None) => crate::web::sleep_ms(20).await,
+            Some(None) => emstudio_webmsg::glue::sleep_ms(20).await,
             None => break,
         }
     }

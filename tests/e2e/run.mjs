@@ -639,6 +639,8 @@ test("the network worker loads only for network work; when it cannot load, a run
     await page.getByTestId("error").filter({ hasText: "network worker stopped" }).first().waitFor({ timeout: 30000 });
     const text = (await errors(page)).join(" | ");
     assert.match(text, /looking for devices: the network worker stopped: its module could not be loaded/);
+    await page.getByTestId("train-device-info").filter({ hasText: "network worker did not start" }).waitFor();
+    await page.screenshot({ path: path.join(OUT, "nets-worker-failed.png") });
     // The data worker still answers, and once the module loads again the next run starts it.
     await page.context().unroute("**/emstudio_nets_worker_bg.wasm");
     await setField(page, "train-steps", 400);

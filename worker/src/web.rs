@@ -11,6 +11,7 @@ use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits
 use emstudio_protocol::{
     FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, PROTOCOL_VERSION,
 };
+use emstudio_webmsg::glue::{image_bitmap, js_error, scope, yield_now};
 use emstudio_webmsg::{post, receive, to_buffer, Target};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -18,15 +19,11 @@ use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::MessageEvent;
 
 thread_local! {
     pub(crate) static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
     static CANCELLED: RefCell<HashSet<RequestId>> = RefCell::new(HashSet::new());
-}
-
-fn scope() -> DedicatedWorkerGlobalScope {
-    js_sys::global().unchecked_into()
 }
 
 pub(crate) fn send(msg: &FromWorker, buffers: &[JsValue]) {
@@ -303,7 +300,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
 /// Sends a rendered slice as an `ImageBitmap` (decoded here, so the UI thread only draws it).
 fn send_rendered(request: RequestId, layer: LayerId, z: usize, r: Rendered) {
     spawn_local(async move {
-        match to_image_bitmap(&r).await {
+        match image_bitmap(&r.rgba, r.width, r.height).await {
             Ok(bitmap) => send(
                 &FromWorker::Slice {
                     request,
@@ -392,43 +389,6 @@ fn finish_layer(
         Err(ComputeError::Cancelled) => send(&FromWorker::Cancelled { request }, &[]),
         Err(ComputeError::Failed(e)) => fail(request, e),
     }
-}
-
-async fn to_image_bitmap(r: &Rendered) -> Result<JsValue, String> {
-    let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
-        wasm_bindgen::Clamped(&r.rgba),
-        r.width as u32,
-        r.height as u32,
-    )
-    .map_err(|e| js_error(&e))?;
-    let promise = scope()
-        .create_image_bitmap_with_image_data(&image)
-        .map_err(|e| js_error(&e))?;
-    JsFuture::from(promise).await.map_err(|e| js_error(&e))
-}
-
-/// Lets queued messages (cancel, render, probe) run. A `MessageChannel` round trip is a
-/// macrotask like `setTimeout(0)` but without the browser's 4 ms clamp on nested timers, which
-/// would cost seconds over hundreds of files.
-async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Ok(channel) = web_sys::MessageChannel::new() {
-            channel.port1().set_onmessage(Some(resolve.unchecked_ref()));
-            let _ = channel.port2().post_message(&JsValue::UNDEFINED);
-        } else {
-            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-fn js_error(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|err| String::from(err.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// How many files are read ahead of the decoder (network and disk overlap decoding).

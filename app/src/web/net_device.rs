@@ -15,6 +15,8 @@ pub struct NetDevices {
     pub choice: RwSignal<NetDevice>,
     /// The probe's answer (None until it comes).
     pub found: RwSignal<Option<Found>>,
+    /// Why the last probe got no answer (the network worker did not start).
+    problem: RwSignal<Option<String>>,
     probed: RwSignal<bool>,
 }
 
@@ -24,6 +26,7 @@ impl NetDevices {
         Self {
             choice: RwSignal::new(NetDevice::Auto),
             found: RwSignal::new(None),
+            problem: RwSignal::new(None),
             probed: RwSignal::new(false),
         }
     }
@@ -34,7 +37,7 @@ impl NetDevices {
             return;
         }
         self.probed.set(true);
-        let (found, probed) = (self.found, self.probed);
+        let (found, probed, problem) = (self.found, self.probed, self.problem);
         let result = worker_client::request(
             |request| ToWorker::ProbeDevices { request },
             &[],
@@ -44,14 +47,18 @@ impl NetDevices {
                     gpu_missing,
                     cpu,
                     ..
-                } => found.set(Some(Found {
-                    gpu,
-                    gpu_missing,
-                    cpu,
-                })),
+                } => {
+                    problem.set(None);
+                    found.set(Some(Found {
+                        gpu,
+                        gpu_missing,
+                        cpu,
+                    }));
+                }
                 // The network worker could not start: say so, and ask again next time.
                 FromWorker::Failed { error, .. } => {
                     probed.set(false);
+                    problem.set(Some(error.clone()));
                     state.error(format!("looking for devices: {error}"));
                 }
                 _ => {}
@@ -98,10 +105,11 @@ pub fn DevicePicker(
                 <option value="cpu">"CPU"</option>
             </select></label>
         <p class="hint" data-testid=format!("{id}-device-info")>
-            {move || devices.found.get().map_or_else(
-                || "looking for a WebGPU adapter…".to_string(),
-                |f| describe_device(devices.choice.get(), &f),
-            )}
+            {move || match (devices.problem.get(), devices.found.get()) {
+                (Some(_), _) => "the network worker did not start (see the message above); leave this tab and come back to look again".to_string(),
+                (None, Some(f)) => describe_device(devices.choice.get(), &f),
+                (None, None) => "looking for a WebGPU adapter…".to_string(),
+            }}
         </p>
     }
 }

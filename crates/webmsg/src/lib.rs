@@ -1,10 +1,13 @@
-//! The envelope that carries protocol messages between the UI thread and the worker.
+//! The envelope that carries protocol messages between the UI thread and the workers, and the
+//! small browser glue the workers share ([`glue`]).
 //!
 //! An envelope is a plain JS object `{ msg: Uint8Array, att: [..] }`: `msg` is the
 //! [`emstudio_protocol::encode`]d message and `att` its attachments: `File` objects from the
 //! app (structured clone of a `File` copies a handle, not the bytes) or `ArrayBuffer`s and `ImageBitmap`s from the
 //! worker, which are *transferred* (moved without copying). The message itself says what each
 //! attachment is.
+
+pub mod glue;
 
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
