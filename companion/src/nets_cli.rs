@@ -194,7 +194,9 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         total,
         total as f64 / secs.max(1e-9),
         trainer.patch(),
-        h.first().map_or("?".into(), |p| format!("{:.4}", p.train)),
+        trainer
+            .first_loss()
+            .map_or("?".into(), |l| format!("{l:.4}")),
         h.last().map_or("?".into(), |p| format!("{:.4}", p.train)),
         h.last()
             .and_then(|p| p.validation)

@@ -220,7 +220,9 @@ impl TrainJob {
         format!(
             "{} steps in {seconds:.0} s; loss {} → {}{}",
             self.steps_done(),
-            loss(h.first()),
+            self.trainer
+                .first_loss()
+                .map_or("?".into(), |l| format!("{l:.4}")),
             loss(h.last()),
             h.iter()
                 .rev()

@@ -201,6 +201,8 @@ pub struct Trainer {
     first_step: u64,
     history: Vec<LossPoint>,
     window: (f64, u64),
+    /// The loss of this run's first step (summaries: first → last).
+    first_loss: Option<f32>,
     data_names: Vec<String>,
     imported_from: Option<String>,
 }
@@ -380,6 +382,7 @@ impl Trainer {
             first_step,
             history,
             window: (0.0, 0),
+            first_loss: None,
             data_names,
             imported_from,
         })
@@ -408,6 +411,13 @@ impl Trainer {
     /// The loss curves so far.
     pub fn history(&self) -> &[LossPoint] {
         &self.history
+    }
+
+    /// The training loss of this run's first step (None before it). The history holds window
+    /// averages only at validation points and the end, so a short run has one point; summaries
+    /// read "first step → last window" from this and [`Trainer::history`].
+    pub fn first_loss(&self) -> Option<f32> {
+        self.first_loss
     }
 
     fn learning_rate(&self) -> f64 {
@@ -512,6 +522,7 @@ impl Trainer {
         };
         self.window.0 += f64::from(value);
         self.window.1 += 1;
+        self.first_loss.get_or_insert(value);
         if validation.is_some() || self.finished() {
             self.history.push(LossPoint {
                 step: self.step,
@@ -669,6 +680,7 @@ pub(crate) mod tests {
         let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
         assert!(last < first * 0.6, "loss {first} → {last}");
         let h = trainer.history();
+        assert_eq!(trainer.first_loss(), Some(losses[0]));
         assert_eq!(h.len(), 4);
         assert!(h[3].validation.expect("validated") < h[0].validation.expect("validated"));
         let (again, again_trainer) = run(true);
