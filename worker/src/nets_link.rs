@@ -130,6 +130,21 @@ pub fn preview_image(
     Ok((Plane { height, width }, a.into_iter().collect()))
 }
 
+/// Writes `slice` into slice `z`'s `region` of `target` (made, all zero, on first use).
+fn put<T: Clone + Default>(
+    target: &mut Option<Array3<T>>,
+    shape: (usize, usize, usize),
+    region: Region,
+    z: usize,
+    slice: Array2<T>,
+) {
+    let Region { y0, y1, x0, x1 } = region;
+    target
+        .get_or_insert_with(|| Array3::from_elem(shape, T::default()))
+        .slice_mut(ndarray::s![z, y0..y1, x0..x1])
+        .assign(&slice);
+}
+
 /// What the network worker says of a loaded model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSummary {
@@ -233,31 +248,26 @@ impl InferPlan {
 
     /// Puts the predicted probabilities of the current slice in place; false when all are
     /// done.
-    pub fn store_probability(&mut self, values: &[f32]) -> Result<bool, String> {
-        let shape = self.shape;
-        let z = self.current(values.len())?;
-        let Region { y0, y1, x0, x1 } = self.region;
-        let p = Array2::from_shape_vec((y1 - y0, x1 - x0), values.to_vec())
-            .map_err(|e| e.to_string())?;
-        self.prob
-            .get_or_insert_with(|| Array3::zeros(shape))
-            .slice_mut(ndarray::s![z, y0..y1, x0..x1])
-            .assign(&p);
+    pub fn store_probability(&mut self, values: Vec<f32>) -> Result<bool, String> {
+        let (z, slice) = self.placed(values)?;
+        put(&mut self.prob, self.shape, self.region, z, slice);
         Ok(self.advance())
     }
 
     /// Puts the predicted classes of the current slice in place; false when all are done.
-    pub fn store_classes(&mut self, values: &[u32]) -> Result<bool, String> {
-        let shape = self.shape;
-        let z = self.current(values.len())?;
-        let Region { y0, y1, x0, x1 } = self.region;
-        let c = Array2::from_shape_vec((y1 - y0, x1 - x0), values.to_vec())
-            .map_err(|e| e.to_string())?;
-        self.class
-            .get_or_insert_with(|| Array3::zeros(shape))
-            .slice_mut(ndarray::s![z, y0..y1, x0..x1])
-            .assign(&c);
+    pub fn store_classes(&mut self, values: Vec<u32>) -> Result<bool, String> {
+        let (z, slice) = self.placed(values)?;
+        put(&mut self.class, self.shape, self.region, z, slice);
         Ok(self.advance())
+    }
+
+    /// The current slice's index and its values as a region-sized array.
+    fn placed<T>(&self, values: Vec<T>) -> Result<(usize, Array2<T>), String> {
+        let z = self.current(values.len())?;
+        let p = self.plane();
+        let slice =
+            Array2::from_shape_vec((p.height, p.width), values).map_err(|e| e.to_string())?;
+        Ok((z, slice))
     }
 
     fn current(&self, len: usize) -> Result<usize, String> {
@@ -446,7 +456,7 @@ mod tests {
                 panic!("probabilities")
             };
             if !plan
-                .store_probability(&p.iter().copied().collect::<Vec<_>>())
+                .store_probability(p.iter().copied().collect())
                 .expect("store")
             {
                 break;
@@ -491,12 +501,12 @@ mod tests {
         let (ws, i, _) = workspace();
         let mut plan = InferPlan::new(&ws, i, &[], None).expect("plan");
         assert_eq!(plan.done_of(), (0, 2));
-        let err = plan.store_classes(&[1, 2, 3]).unwrap_err();
+        let err = plan.store_classes(vec![1, 2, 3]).unwrap_err();
         assert!(err.contains("3 values, expected 2304"), "{err}");
-        assert!(plan.store_classes(&vec![2; 48 * 48]).expect("store"));
-        assert!(!plan.store_classes(&vec![1; 48 * 48]).expect("store"));
+        assert!(plan.store_classes(vec![2; 48 * 48]).expect("store"));
+        assert!(!plan.store_classes(vec![1; 48 * 48]).expect("store"));
         assert!(plan
-            .store_classes(&vec![1; 48 * 48])
+            .store_classes(vec![1; 48 * 48])
             .unwrap_err()
             .contains("after the last"));
         let summary = ModelSummary {

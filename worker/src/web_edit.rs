@@ -61,40 +61,15 @@ pub fn schedule_save(layer: LayerId) {
     if let Some((edits, version)) = nothing_to_do {
         // The edit changed nothing: everything is as saved.
         SAVING.with(|s| s.borrow_mut().remove(&layer));
-        send(
-            &FromWorker::Autosaved {
-                layer,
-                edits,
-                version,
-                error: None,
-            },
-            &[],
-        );
-        return;
+        return autosaved(layer, edits, version, None);
     }
     spawn_local(async move {
         while let Some(plan) = WORKSPACE.with(|w| w.borrow_mut().take_save_plan(layer, now_ms())) {
             let (edits, version) = (plan.edits, plan.version);
             match write_plan(&plan).await {
-                Ok(()) => send(
-                    &FromWorker::Autosaved {
-                        layer,
-                        edits,
-                        version,
-                        error: None,
-                    },
-                    &[],
-                ),
+                Ok(()) => autosaved(layer, edits, version, None),
                 Err(e) => {
-                    send(
-                        &FromWorker::Autosaved {
-                            layer,
-                            edits,
-                            version,
-                            error: Some(e),
-                        },
-                        &[],
-                    );
+                    autosaved(layer, edits, version, Some(e));
                     WORKSPACE.with(|w| w.borrow_mut().save_failed(plan));
                     break;
                 }
@@ -102,6 +77,19 @@ pub fn schedule_save(layer: LayerId) {
         }
         SAVING.with(|s| s.borrow_mut().remove(&layer));
     });
+}
+
+/// Tells the app how far a layer's autosave got.
+fn autosaved(layer: LayerId, edits: usize, version: u64, error: Option<String>) {
+    send(
+        &FromWorker::Autosaved {
+            layer,
+            edits,
+            version,
+            error,
+        },
+        &[],
+    );
 }
 
 /// Writes a save's files, then its meta, then removes what left the history.

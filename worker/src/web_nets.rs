@@ -364,11 +364,11 @@ fn from_nets(msg: FromNets, attachments: Vec<JsValue>) {
                     Some(if classes {
                         plane_u32(what, plane, &bytes)
                             .map_err(|e| e.to_string())
-                            .and_then(|v| plan.store_classes(&v))
+                            .and_then(|v| plan.store_classes(v))
                     } else {
                         plane_f32(what, plane, &bytes)
                             .map_err(|e| e.to_string())
-                            .and_then(|v| plan.store_probability(&v))
+                            .and_then(|v| plan.store_probability(v))
                     })
                 }
                 _ => None,

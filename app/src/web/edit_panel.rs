@@ -175,22 +175,8 @@ pub fn EditPanel() -> impl IntoView {
     let jump = RwSignal::new(String::new());
     let saved_to = RwSignal::new(String::new());
 
-    let label_layers = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Label)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
-    let image_layers = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Image)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let label_layers = move || state.layer_choices(LayerKind::Label, false);
+    let image_layers = move || state.layer_choices(LayerKind::Image, false);
     let target = move || editing.target_layer(state);
     let no_target = move || target().is_none();
     let tool_button = move |tool: Tool| {

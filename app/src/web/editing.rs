@@ -8,7 +8,8 @@ use super::state::AppState;
 use super::viewer;
 use super::worker_client;
 use emstudio_protocol::{
-    EditState, FillLimit, FromWorker, LabelEdit, LayerId, LayerKind, SessionInfo, ToWorker,
+    EditState, FillLimit, FromWorker, LabelEdit, LayerId, LayerKind, RequestId, SessionInfo,
+    ToWorker,
 };
 use leptos::prelude::*;
 
@@ -426,20 +427,21 @@ pub fn start(state: AppState, editing: Editing) {
     refresh_sessions(state, editing);
 }
 
-/// Reloads the list of autosaved sessions.
-pub fn refresh_sessions(state: AppState, editing: Editing) {
-    let sent = worker_client::request(
-        |request| ToWorker::ListSessions { request },
-        &[],
-        move |msg, _| match msg {
-            FromWorker::Sessions { sessions, .. } => editing.sessions.set(sessions),
-            FromWorker::Failed { error, .. } => state.error(error),
-            _ => {}
-        },
-    );
+/// Sends a request answered by the list of autosaved sessions, and shows the list.
+fn sessions_request(state: AppState, editing: Editing, make: impl FnOnce(RequestId) -> ToWorker) {
+    let sent = worker_client::request(make, &[], move |msg, _| match msg {
+        FromWorker::Sessions { sessions, .. } => editing.sessions.set(sessions),
+        FromWorker::Failed { error, .. } => state.error(error),
+        _ => {}
+    });
     if let Err(e) = sent {
         state.error(e);
     }
+}
+
+/// Reloads the list of autosaved sessions.
+pub fn refresh_sessions(state: AppState, editing: Editing) {
+    sessions_request(state, editing, |request| ToWorker::ListSessions { request });
 }
 
 /// Reopens an autosaved session as a label layer and makes it the target.
@@ -463,18 +465,10 @@ pub fn restore(state: AppState, editing: Editing, key: String, title: String) {
 
 /// Deletes an autosaved session.
 pub fn discard(state: AppState, editing: Editing, key: String) {
-    let sent = worker_client::request(
-        |request| ToWorker::DiscardSession { request, key },
-        &[],
-        move |msg, _| match msg {
-            FromWorker::Sessions { sessions, .. } => editing.sessions.set(sessions),
-            FromWorker::Failed { error, .. } => state.error(error),
-            _ => {}
-        },
-    );
-    if let Err(e) = sent {
-        state.error(e);
-    }
+    sessions_request(state, editing, |request| ToWorker::DiscardSession {
+        request,
+        key,
+    });
 }
 
 /// Makes an empty label layer the size of the first image layer and targets it.

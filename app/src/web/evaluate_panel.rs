@@ -150,14 +150,7 @@ pub fn EvaluatePanel() -> impl IntoView {
     let map = RwSignal::new(None::<LayerId>);
     let compute = RwSignal::new(None::<f64>);
 
-    let labels = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Label)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let labels = move || state.layer_choices(LayerKind::Label, false);
     let pick = move |sig: RwSignal<Option<LayerId>>, fallback: usize| {
         let list = labels();
         sig.get()
@@ -170,14 +163,7 @@ pub fn EvaluatePanel() -> impl IntoView {
     // Defaults: GT = the first label layer (loaded), prediction = the last (usually computed).
     let gt_id = move || pick(gt, 0);
     let pred_id = move || pick(pred, usize::MAX);
-    let maps = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Image && l.info.channels == 1)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let maps = move || state.layer_choices(LayerKind::Image, true);
     let map_id = move || {
         let list = maps();
         map.get()

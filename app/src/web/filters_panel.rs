@@ -29,14 +29,7 @@ pub fn FiltersPanel() -> impl IntoView {
     let result = RwSignal::new(None::<Created>);
     let add_choice = RwSignal::new(0usize);
 
-    let images = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Image && l.info.channels == 1)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let images = move || state.layer_choices(LayerKind::Image, true);
     let source_id = move || {
         let list = images();
         source

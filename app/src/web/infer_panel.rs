@@ -27,14 +27,7 @@ pub fn InferPanel() -> impl IntoView {
     let result = RwSignal::new(None::<Created>);
     let labelled = RwSignal::new(None::<Created>);
 
-    let images = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Image && l.info.channels == 1)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let images = move || state.layer_choices(LayerKind::Image, true);
     let image_id = move || {
         let list = images();
         image

@@ -79,14 +79,7 @@ pub fn PostprocessPanel() -> impl IntoView {
             threshold.set(None);
         }
     });
-    let label_layers = move || {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| l.info.kind == LayerKind::Label)
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
+    let label_layers = move || state.layer_choices(LayerKind::Label, false);
     let marker_id = move || {
         let list = label_layers();
         markers

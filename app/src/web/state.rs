@@ -209,6 +209,17 @@ pub struct Created {
 }
 
 impl AppState {
+    /// `(id, name)` of the layers of `kind` in display order — only single-channel ones with
+    /// `gray_only` (what the networks and filters take); tracked, for the panels' layer pickers.
+    pub fn layer_choices(&self, kind: LayerKind, gray_only: bool) -> Vec<(LayerId, String)> {
+        self.layers.with(|l| {
+            l.iter()
+                .filter(|l| l.info.kind == kind && (!gray_only || l.info.channels == 1))
+                .map(|l| (l.info.id, l.info.name.clone()))
+                .collect()
+        })
+    }
+
     /// Runs a request that makes a layer (filters, postprocessing): `outcome` is cleared now and
     /// set when the layer arrives, which is added and shown.
     pub fn run_layer_job(
