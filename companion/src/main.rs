@@ -170,6 +170,9 @@ enum BatchCommand {
         /// Output classes the weights were trained for.
         #[arg(long, default_value_t = 1)]
         classes: usize,
+        /// Input channels the weights take: 1 (grayscale) or 3 (RGB).
+        #[arg(long, default_value_t = 1)]
+        channels: usize,
         /// Input normalisation the weights expect: mean of [0, 1]-scaled images.
         #[arg(long, default_value_t = 0.5)]
         mean: f32,
@@ -475,6 +478,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             safetensors,
             arch,
             classes,
+            channels,
             mean,
             std,
             output,
@@ -482,6 +486,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             safetensors,
             arch: arch.config()?,
             classes,
+            channels,
             normalization: emstudio_nets::model::Normalization { mean, std },
             output,
         })?,

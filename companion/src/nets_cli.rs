@@ -10,7 +10,7 @@ use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
 use emstudio_nets::model::ModelFile;
 use emstudio_nets::native_device::pick_device;
 pub use emstudio_nets::native_device::DeviceChoice;
-use emstudio_nets::train::{Slice, TrainConfig, Trainer};
+use emstudio_nets::train::{channel_words, Slice, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
@@ -85,8 +85,19 @@ fn today() -> String {
     )
 }
 
+/// The networks take grayscale (1 channel) or RGB (3 channels) images.
+fn check_channels(volume: &AnyVolume, path: &Path) -> Result<()> {
+    let c = volume.channels();
+    ensure!(
+        c == 1 || c == 3,
+        "{}: has {c} channels; the networks take grayscale (1) or RGB (3) images",
+        path.display()
+    );
+    Ok(())
+}
+
 fn slices_of(
-    image: &Array3<f32>,
+    image: &AnyVolume,
     labels: &Array3<u32>,
     zs: &[usize],
     classes: usize,
@@ -95,7 +106,7 @@ fn slices_of(
     zs.iter()
         .map(|&z| {
             Slice::new(
-                image.index_axis(Axis(0), z).to_owned(),
+                image.unit_f32_planes(z),
                 &labels.index_axis(Axis(0), z).to_owned(),
                 classes,
                 ignore,
@@ -126,9 +137,7 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         args.label.display(),
         label_vol.shape()
     );
-    let image = image_vol
-        .to_unit_f32_array()
-        .with_context(|| format!("{}: needs a grayscale stack", args.image.display()))?;
+    check_channels(&image_vol, &args.image)?;
     let labels = label_vol
         .to_label_array()
         .with_context(|| format!("{}: needs a label stack", args.label.display()))?;
@@ -139,8 +148,8 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         None => Vec::new(),
     };
     let classes = args.config.classes;
-    let train_set = slices_of(&image, &labels, &train_z, classes, args.ignore_label)?;
-    let val_set = slices_of(&image, &labels, &val_z, classes, args.ignore_label)?;
+    let train_set = slices_of(&image_vol, &labels, &train_z, classes, args.ignore_label)?;
+    let val_set = slices_of(&image_vol, &labels, &val_z, classes, args.ignore_label)?;
     let names = vec![format!(
         "{} + {} slices {}",
         args.image.display(),
@@ -239,15 +248,22 @@ pub fn infer(args: &InferArgs) -> Result<String> {
     .with_context(|| args.model.display().to_string())?;
     let net = file.load_net(&device)?;
     let vol = read_stack_path(&args.image, args.quiet)?;
-    let image = vol
-        .to_unit_f32_array()
-        .with_context(|| format!("{}: needs a grayscale stack", args.image.display()))?;
+    check_channels(&vol, &args.image)?;
+    let model_channels = file.header.io.in_channels;
+    ensure!(
+        model_channels == vol.channels(),
+        "{} takes {}, but {} holds {}",
+        args.model.display(),
+        channel_words(model_channels),
+        args.image.display(),
+        channel_words(vol.channels())
+    );
     let depth = vol.shape().z;
     let zs = match &args.slices {
         Some(s) => parse_slices(s, depth)?,
         None => (0..depth).collect(),
     };
-    let (h, w) = (image.dim().1, image.dim().2);
+    let (h, w) = (vol.shape().y, vol.shape().x);
     let classes = file.header.io.out_channels;
     let pb = bar(args.quiet, zs.len() as u64, "inferring");
     let t0 = std::time::Instant::now();
@@ -257,7 +273,7 @@ pub fn infer(args: &InferArgs) -> Result<String> {
         let p = predict(
             &net,
             &file.header,
-            image.index_axis(Axis(0), z),
+            vol.unit_f32_planes(z).view(),
             InferOptions {
                 tile: args.tile,
                 batch: args.batch,
@@ -302,6 +318,8 @@ pub struct ImportArgs {
     pub arch: emstudio_nets::arch::ArchConfig,
     /// Output classes.
     pub classes: usize,
+    /// Input channels (1 gray, 3 RGB).
+    pub channels: usize,
     /// Input normalisation the weights expect.
     pub normalization: emstudio_nets::model::Normalization,
     /// Model file to write.
@@ -313,6 +331,11 @@ pub fn import(args: &ImportArgs) -> Result<String> {
     use emstudio_nets::arch::NetIo;
     use emstudio_nets::model::{ModelHeader, Provenance};
     ensure!(args.normalization.std > 0.0, "--std must be positive");
+    ensure!(
+        args.channels == 1 || args.channels == 3,
+        "--channels must be 1 (grayscale) or 3 (RGB), not {}",
+        args.channels
+    );
     let bytes = std::fs::read(&args.safetensors)
         .with_context(|| format!("{}: cannot read", args.safetensors.display()))?;
     let source = args.safetensors.file_name().map_or_else(
@@ -322,7 +345,7 @@ pub fn import(args: &ImportArgs) -> Result<String> {
     let header = ModelHeader {
         arch: args.arch.clone(),
         io: NetIo {
-            in_channels: 1,
+            in_channels: args.channels,
             out_channels: args.classes.max(1),
         },
         normalization: args.normalization,
@@ -374,6 +397,7 @@ mod tests {
             safetensors: st,
             arch,
             classes: 1,
+            channels: 1,
             normalization: Normalization::default(),
             output: out.clone(),
         };

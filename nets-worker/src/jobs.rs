@@ -44,8 +44,8 @@ pub fn infer_options(header: &ModelHeader, max_binding: Option<u64>) -> InferOpt
 /// One slice to learn from: the image scaled to [0, 1] and its labels.
 #[derive(Clone, Debug)]
 pub struct LabelledSlice {
-    /// Image, [0, 1].
-    pub image: Array2<f32>,
+    /// Image, [0, 1], `channel, y, x` (1 gray or 3 RGB planes).
+    pub image: Array3<f32>,
     /// Label values (0 background; the meaning follows the config's `classes`).
     pub labels: Array2<u32>,
     /// Where it came from ("gt, slice 3"), for error messages.
@@ -160,9 +160,9 @@ impl TrainJob {
         self.trainer.total_steps()
     }
 
-    /// The current network's prediction of `image` ([0, 1]): foreground probability as gray
-    /// (one-output nets) or class colours (synchronous: CPU only).
-    pub fn preview(&self, image: &Array2<f32>) -> Result<Picture, String> {
+    /// The current network's prediction of `image` ([0, 1], `channel, y, x`): foreground
+    /// probability as gray (one-output nets) or class colours (synchronous: CPU only).
+    pub fn preview(&self, image: &Array3<f32>) -> Result<Picture, String> {
         let header = self.trainer.header("");
         let p = predict(
             &self.trainer.net(),
@@ -173,11 +173,11 @@ impl TrainJob {
             &mut |_, _| {},
         )
         .map_err(|e| e.to_string())?;
-        Ok(picture(&p, image.ncols(), image.nrows()))
+        Ok(picture(&p))
     }
 
     /// [`TrainJob::preview`] with reads awaited (any device).
-    pub async fn preview_async(&self, image: &Array2<f32>) -> Result<Picture, String> {
+    pub async fn preview_async(&self, image: &Array3<f32>) -> Result<Picture, String> {
         let header = self.trainer.header("");
         let p = predict_async(
             &self.trainer.net(),
@@ -188,7 +188,7 @@ impl TrainJob {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(picture(&p, image.ncols(), image.nrows()))
+        Ok(picture(&p))
     }
 
     /// The model file of the current state, with the optimiser state (synchronous: CPU only).
@@ -233,7 +233,9 @@ impl TrainJob {
     }
 }
 
-fn picture(p: &Array3<f32>, width: usize, height: usize) -> Picture {
+/// Probabilities `[classes, h, w]` as a picture.
+fn picture(p: &Array3<f32>) -> Picture {
+    let (_, height, width) = p.dim();
     let rgba = if p.dim().0 == 1 {
         let values: Vec<f32> = p.iter().copied().collect();
         render_intensity(&values, 1, 0.0, 1.0)
@@ -294,8 +296,8 @@ impl InferEngine {
         }
     }
 
-    /// Predicts `image` ([0, 1]) (synchronous reads: CPU only).
-    pub fn predict(&self, image: &Array2<f32>, device: &Device) -> Result<Prediction, String> {
+    /// Predicts `image` ([0, 1], `channel, y, x`) (synchronous reads: CPU only).
+    pub fn predict(&self, image: &Array3<f32>, device: &Device) -> Result<Prediction, String> {
         let p = predict(
             &self.net,
             &self.file.header,
@@ -311,7 +313,7 @@ impl InferEngine {
     /// [`InferEngine::predict`] with reads awaited (any device).
     pub async fn predict_async(
         &self,
-        image: &Array2<f32>,
+        image: &Array3<f32>,
         device: &Device,
     ) -> Result<Prediction, String> {
         let p = predict_async(
@@ -335,7 +337,7 @@ mod tests {
     /// Slice `z` of bright squares on a dark, noisy background, and its mask.
     fn slice(z: usize) -> LabelledSlice {
         let inside = |y: usize, x: usize| ((y + 3 * z) / 12 + (x + 5 * z) / 12) % 3 == 0;
-        let image = Array2::from_shape_fn((48, 48), |(y, x)| {
+        let image = Array3::from_shape_fn((1, 48, 48), |(_, y, x)| {
             let noise = ((y * 31 + x * 17 + z * 7) % 13) as f32 * 4.0;
             (if inside(y, x) { 190.0 } else { 40.0 } + noise) / 255.0
         });

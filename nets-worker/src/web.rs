@@ -14,7 +14,7 @@ use emstudio_protocol::nets::{
 use emstudio_protocol::{FromWorker, NetDevice, RequestId, TrainControl, PROTOCOL_VERSION};
 use emstudio_webmsg::glue::{image_bitmap, scope, sleep_ms, yield_now};
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use wasm_bindgen::prelude::*;
@@ -37,7 +37,7 @@ struct Steering {
     paused: bool,
     stop: bool,
     /// The slice to preview and its image.
-    preview: Option<(usize, Array2<f32>)>,
+    preview: Option<(usize, Array3<f32>)>,
     preview_now: bool,
 }
 
@@ -98,10 +98,11 @@ fn image_plane(
     i: usize,
     plane: Plane,
     what: &str,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array3<f32>, String> {
     let values =
         plane_f32(what, plane, &attachment(attachments, i, what)?).map_err(|e| e.to_string())?;
-    Array2::from_shape_vec((plane.height, plane.width), values).map_err(|e| format!("{what}: {e}"))
+    Array3::from_shape_vec((plane.channels, plane.height, plane.width), values)
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// The training slices of a `Train` message: image and labels of each, in order.
@@ -118,8 +119,13 @@ fn train_data(
                 let name = format!("{kind} slice {}", k + 1);
                 let image = image_plane(attachments, next, plane, &format!("{name} image"))?;
                 let what = format!("{name} labels");
-                let labels = plane_u32(&what, plane, &attachment(attachments, next + 1, &what)?)
-                    .map_err(|e| e.to_string())?;
+                let labels_plane = Plane::single(plane.height, plane.width);
+                let labels = plane_u32(
+                    &what,
+                    labels_plane,
+                    &attachment(attachments, next + 1, &what)?,
+                )
+                .map_err(|e| e.to_string())?;
                 next += 2;
                 Ok(LabelledSlice {
                     image,
@@ -304,7 +310,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                             &FromNets::Inferred {
                                 request,
                                 index,
-                                plane,
+                                plane: Plane::single(plane.height, plane.width),
                             },
                             &[to_buffer(&bytes)],
                         );
@@ -329,7 +335,7 @@ fn steering(request: RequestId) -> Steering {
 }
 
 /// Sends the prediction of the preview slice as `TrainPreview`; returns the time it took (ms).
-async fn send_preview(request: RequestId, job: &TrainJob, z: usize, image: &Array2<f32>) -> f64 {
+async fn send_preview(request: RequestId, job: &TrainJob, z: usize, image: &Array3<f32>) -> f64 {
     let started = now_ms();
     match job.preview_async(image).await {
         Ok(p) => {

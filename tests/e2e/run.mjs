@@ -2,6 +2,7 @@
 // companion it starts (EMSTUDIO_URL). Screenshots land in tests/e2e/out/.
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import zlib from "node:zlib";
 import path from "node:path";
 import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, toPage, dataPixel, dragThrough } from "./lib.mjs";
 
@@ -653,6 +654,100 @@ test("the network worker loads only for network work; when it cannot load, a run
     page.context().off("request", watch);
     await page.context().unroute("**/emstudio_nets_worker_bg.wasm").catch(() => {});
   }
+});
+
+/// An 8-bit PNG (gray: 1 channel, RGB: 3) of `pixels` (row-major, channels interleaved).
+function pngBytes(width, height, channels, pixels) {
+  const stride = width * channels;
+  const raw = Buffer.alloc((stride + 1) * height);
+  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * stride, (y + 1) * stride)).copy(raw, y * (stride + 1) + 1);
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = channels === 3 ? 2 : 0;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+test("colour (RGB) images: a network trains on three channels and infers on a slice it did not see", async (page) => {
+  // Boxes that differ from the background only in hue: reddish on greenish, same brightness.
+  const dir = path.join(tmpDir("emstudio-rgb-"), "colour");
+  const [W, H, Z] = [128, 96, 3];
+  const inside = (z, y, x) => {
+    const [oy, ox] = [8 + ((z * 13) % 40), 10 + ((z * 29) % 50)];
+    return y >= oy && y < oy + 36 && ((x >= ox && x < ox + 24) || (x >= ox + 44 && x < ox + 64));
+  };
+  for (const sub of ["image", "label"]) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  for (let z = 0; z < Z; z++) {
+    const rgb = new Uint8Array(W * H * 3);
+    const mask = new Uint8Array(W * H);
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const fg = inside(z, y, x);
+        const noise = (z * 31 + y * 17 + x * 7) % 13;
+        rgb.set([(fg ? 170 : 90) + noise, (fg ? 90 : 170) + noise, 120], (y * W + x) * 3);
+        mask[y * W + x] = fg ? 1 : 0;
+      }
+    }
+    fs.writeFileSync(path.join(dir, "image", `s_${z}.png`), pngBytes(W, H, 3, rgb));
+    fs.writeFileSync(path.join(dir, "label", `s_${z}.png`), pngBytes(W, H, 1, mask));
+  }
+  await openFolder(page, dir);
+  await waitIdle(page);
+  await waitShown(page, 0);
+  assert.equal((await layerNames(page)).length, 2);
+  await page.getByTestId("tab-train").click();
+  // The RGB layer is offered for training.
+  const images = await page.getByTestId("train-image").locator("option").allTextContents();
+  assert.equal(images.length, 1, `image choices ${images}`);
+  await setField(page, "train-size", 2);
+  await setField(page, "train-width", 8);
+  await setField(page, "train-slices", "0-1");
+  await setField(page, "train-validation", "");
+  await setField(page, "train-steps", 60);
+  await setField(page, "train-patch", 64);
+  await setField(page, "train-lr", 0.005);
+  await page.getByTestId("train-live-preview").uncheck();
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
+  const summary = await page.getByTestId("train-result").textContent();
+  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
+  assert.ok(last < first, `training loss fell: ${summary}`);
+
+  // Infer on slice 2 only, then threshold → objects; score against the ground truth there.
+  await page.getByTestId("z-slider").fill("2");
+  await waitShown(page, 2);
+  await page.getByTestId("tab-infer").click();
+  await page.getByTestId("infer-slice").check();
+  await page.getByTestId("infer-run").click();
+  await waitLayer(page, /· objects$/);
+  await waitIdle(page);
+  assert.match(await page.getByTestId("infer-result").textContent(), /foreground probability of 1 slice/);
+  // Hide the probability map so the screenshot shows the colour image under the objects.
+  await page.getByTestId("layer-unet-colour-60steps · slice 2").getByTestId("layer-visible").uncheck();
+  await stableCanvas(page);
+  await page.screenshot({ path: path.join(OUT, "infer-rgb.png") });
+  assert.deepEqual(await errors(page), []);
+  await page.getByTestId("tab-evaluate").click();
+  const gts = await page.getByTestId("eval-gt").locator("option").allTextContents();
+  await page.getByTestId("eval-gt").selectOption({ label: gts.find((g) => !g.endsWith("· objects")) });
+  const preds = await page.getByTestId("eval-pred").locator("option").allTextContents();
+  await page.getByTestId("eval-pred").selectOption({ label: preds.find((p) => p.endsWith("· objects")) });
+  await page.getByTestId("eval-run").click();
+  await page.getByTestId("eval-report").waitFor({ timeout: 120000 });
+  // Slices 0-1 of the prediction are empty (only slice 2 was inferred): the floor allows for
+  // the other slices' boxes counting as misses.
+  const iou = Number(await page.getByTestId("eval-jaccard").textContent());
+  assert.ok(iou > 0.28, `IoU over the stack ${iou} (1/3 is a perfect slice 2)`);
+  return `loss ${first} → ${last}, IoU ${iou} (slice 2 of 3 inferred)`;
 });
 
 test("membranes on isbi2012: a ResNet trained on slices 0-19 in the browser, inferred over the stack, ISBI score", async (page) => {

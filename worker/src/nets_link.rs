@@ -2,7 +2,8 @@
 //! and what it does with the answers.
 //!
 //! Platform-free and tested natively: [`train_inputs`] checks a `Train` request against the
-//! layers and gathers its slices (images scaled to [0, 1], labels as `u32`); [`InferPlan`]
+//! layers and gathers its slices (gray or RGB images scaled to [0, 1] and sent channel by
+//! channel, labels as `u32`); [`InferPlan`]
 //! checks an `Infer` request, hands out one slice image at a time and assembles the predicted
 //! slices into the new layer. The browser glue (`web_nets.rs`) carries both across to the
 //! network worker; the tests below run them against `emstudio_nets_worker::jobs` directly.
@@ -29,9 +30,9 @@ pub struct TrainRequest {
 /// One slice to learn from, ready to attach.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceData {
-    /// Its size.
+    /// Its size (the image's channels).
     pub plane: Plane,
-    /// Image scaled to [0, 1], row-major.
+    /// Image scaled to [0, 1], channel by channel, each row-major.
     pub image: Vec<f32>,
     /// Label values, row-major.
     pub labels: Vec<u32>,
@@ -48,23 +49,32 @@ pub struct TrainInputs {
     pub data_names: Vec<String>,
 }
 
-/// Grayscale slices `zs` of a layer scaled to [0, 1], or an error naming the layer.
-fn unit_slices(
-    ws: &Workspace,
-    id: LayerId,
-    zs: std::ops::Range<usize>,
-) -> Result<Array3<f32>, String> {
-    let layer = ws.layer(id)?;
-    if layer.info.channels != 1 {
-        return Err(format!(
-            "{}: networks take grayscale stacks, this one has {} channels",
-            layer.info.name, layer.info.channels
-        ));
+/// Refuses layers the networks cannot take (neither gray nor RGB), naming the layer.
+fn check_channels(name: &str, channels: usize) -> Result<(), String> {
+    if channels == 1 || channels == 3 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: networks take grayscale (1-channel) or RGB (3-channel) images, this one has {channels} channels"
+        ))
     }
-    layer
-        .volume
-        .to_unit_f32_slices(zs)
-        .map_err(|e| format!("{}: {e}", layer.info.name))
+}
+
+/// Slice `z` of an image layer scaled to [0, 1], `channel, y, x`, or an error naming the layer.
+fn unit_planes(ws: &Workspace, id: LayerId, z: usize) -> Result<Array3<f32>, String> {
+    let layer = ws.layer(id)?;
+    check_channels(&layer.info.name, layer.info.channels)?;
+    Ok(layer.volume.unit_f32_planes(z))
+}
+
+/// The attachment size of `[channels, y, x]` planes.
+fn plane_of(planes: &Array3<f32>) -> Plane {
+    let (channels, height, width) = planes.dim();
+    Plane {
+        height,
+        width,
+        channels,
+    }
 }
 
 fn check_slices(name: &str, zs: &[usize], depth: usize) -> Result<(), String> {
@@ -100,10 +110,9 @@ pub fn train_inputs(ws: &Workspace, req: &TrainRequest) -> Result<TrainInputs, S
     let slices = |zs: &[usize]| -> Result<Vec<SliceData>, String> {
         zs.iter()
             .map(|&z| {
-                let image = unit_slices(ws, req.image, z..z + 1)?;
-                let (_, height, width) = image.dim();
+                let image = unit_planes(ws, req.image, z)?;
                 Ok(SliceData {
-                    plane: Plane { height, width },
+                    plane: plane_of(&image),
                     image: image.into_iter().collect(),
                     labels: label_layer.volume.slice_labels(z),
                 })
@@ -117,7 +126,8 @@ pub fn train_inputs(ws: &Workspace, req: &TrainRequest) -> Result<TrainInputs, S
     })
 }
 
-/// Slice `z` of an image layer scaled to [0, 1] (a training preview's input).
+/// Slice `z` of an image layer scaled to [0, 1], channel by channel (a training preview's
+/// input).
 pub fn preview_image(
     ws: &Workspace,
     image: LayerId,
@@ -125,9 +135,8 @@ pub fn preview_image(
 ) -> Result<(Plane, Vec<f32>), String> {
     let layer = ws.layer(image)?;
     check_slices(&layer.info.name, &[z], layer.info.shape.z)?;
-    let a = unit_slices(ws, image, z..z + 1)?;
-    let (_, height, width) = a.dim();
-    Ok((Plane { height, width }, a.into_iter().collect()))
+    let a = unit_planes(ws, image, z)?;
+    Ok((plane_of(&a), a.into_iter().collect()))
 }
 
 /// Writes `slice` into slice `z`'s `region` of `target` (made, all zero, on first use).
@@ -163,6 +172,8 @@ pub struct ModelSummary {
 /// for stay 0.
 pub struct InferPlan {
     layer: LayerId,
+    /// The image's channels (1 gray, 3 RGB).
+    channels: usize,
     zs: Vec<usize>,
     region: Region,
     /// The stack's depth, rows and columns.
@@ -181,12 +192,7 @@ impl InferPlan {
         region: Option<Region>,
     ) -> Result<Self, String> {
         let l = ws.layer(layer)?;
-        if l.info.channels != 1 {
-            return Err(format!(
-                "{}: networks take grayscale stacks, this one has {} channels",
-                l.info.name, l.info.channels
-            ));
-        }
+        check_channels(&l.info.name, l.info.channels)?;
         let s = l.info.shape;
         let zs: Vec<usize> = if zs.is_empty() {
             (0..s.z).collect()
@@ -208,6 +214,7 @@ impl InferPlan {
         }
         Ok(Self {
             layer,
+            channels: l.info.channels,
             zs,
             region,
             shape: (s.z, s.y, s.x),
@@ -222,24 +229,33 @@ impl InferPlan {
         (self.done, self.zs.len())
     }
 
-    /// The size of each predicted slice (the region).
+    /// The size of each predicted slice (the region, one channel).
     pub fn plane(&self) -> Plane {
+        Plane::single(
+            self.region.y1 - self.region.y0,
+            self.region.x1 - self.region.x0,
+        )
+    }
+
+    /// The size of each image sent (the region, with the image's channels).
+    pub fn image_plane(&self) -> Plane {
         Plane {
-            height: self.region.y1 - self.region.y0,
-            width: self.region.x1 - self.region.x0,
+            channels: self.channels,
+            ..self.plane()
         }
     }
 
-    /// The region of the next slice to run, scaled to [0, 1]; `None` when all are done.
+    /// The region of the next slice to run, scaled to [0, 1], channel by channel; `None` when
+    /// all are done.
     pub fn next_image(&self, ws: &Workspace) -> Result<Option<Vec<f32>>, String> {
         let Some(&z) = self.zs.get(self.done) else {
             return Ok(None);
         };
-        let image = unit_slices(ws, self.layer, z..z + 1)?;
+        let image = unit_planes(ws, self.layer, z)?;
         let Region { y0, y1, x0, x1 } = self.region;
         Ok(Some(
             image
-                .slice(ndarray::s![0, y0..y1, x0..x1])
+                .slice(ndarray::s![.., y0..y1, x0..x1])
                 .iter()
                 .copied()
                 .collect(),
@@ -383,10 +399,15 @@ mod tests {
 
     /// What the network worker rebuilds from the attached buffers.
     fn labelled(s: &SliceData, name: &str) -> LabelledSlice {
-        let shape = (s.plane.height, s.plane.width);
+        let Plane {
+            height,
+            width,
+            channels,
+        } = s.plane;
         LabelledSlice {
-            image: Array2::from_shape_vec(shape, s.image.clone()).expect("image"),
-            labels: Array2::from_shape_vec(shape, s.labels.clone()).expect("labels"),
+            image: Array3::from_shape_vec((channels, height, width), s.image.clone())
+                .expect("image"),
+            labels: Array2::from_shape_vec((height, width), s.labels.clone()).expect("labels"),
             name: name.into(),
         }
     }
@@ -400,13 +421,7 @@ mod tests {
         let (ws, i, l) = workspace();
         let inputs = train_inputs(&ws, &request(i, l)).expect("inputs");
         assert_eq!(inputs.train.len(), 1);
-        assert_eq!(
-            inputs.train[0].plane,
-            Plane {
-                height: 48,
-                width: 48
-            }
-        );
+        assert_eq!(inputs.train[0].plane, Plane::single(48, 48));
         assert!(inputs.train[0]
             .image
             .iter()
@@ -443,15 +458,10 @@ mod tests {
         let cpu = Device::flex();
         let engine = InferEngine::new(&model, &cpu, None).expect("engine");
         let mut plan = InferPlan::new(&ws, i, &[1], Some(region)).expect("plan");
-        assert_eq!(
-            plan.plane(),
-            Plane {
-                height: 32,
-                width: 32
-            }
-        );
+        assert_eq!(plan.plane(), Plane::single(32, 32));
+        assert_eq!(plan.image_plane(), Plane::single(32, 32));
         while let Some(image) = plan.next_image(&ws).expect("image") {
-            let image = Array2::from_shape_vec((32, 32), image).expect("shape");
+            let image = Array3::from_shape_vec((1, 32, 32), image).expect("shape");
             let Prediction::Probability(p) = engine.predict(&image, &cpu).expect("predict") else {
                 panic!("probabilities")
             };
@@ -554,5 +564,102 @@ mod tests {
         assert!(e.contains("outside the 48×48 slice"), "{e}");
         let e = InferPlan::new(&ws, i, &[3], None).err().expect("refused");
         assert!(e.contains("slice 3 requested"), "{e}");
+    }
+
+    #[test]
+    fn rgb_layers_train_and_infer_with_three_channels() {
+        // Squares that differ from the background only in hue (red on green).
+        let inside = |z: usize, y: usize, x: usize| ((y + 3 * z) / 12 + (x + 5 * z) / 12) % 3 == 0;
+        let shape = emstudio_core::volume::Shape::new(2, 48, 48);
+        let mut rgb = Volume::<u8>::new(shape, 3).expect("rgb");
+        let mut gt = Volume::<u8>::new(shape, 1).expect("gt");
+        for z in 0..2 {
+            let mut pixels = Vec::new();
+            let mut mask = Vec::new();
+            for y in 0..48 {
+                for x in 0..48 {
+                    let noise = ((y * 31 + x * 17 + z * 7) % 13) as u8 * 2;
+                    let fg = inside(z, y, x);
+                    let (r, g) = if fg { (170, 90) } else { (90, 170) };
+                    pixels.extend([r + noise, g + noise, 120]);
+                    mask.push(u8::from(fg));
+                }
+            }
+            rgb.set_slice(z, &pixels).expect("slice");
+            gt.set_slice(z, &mask).expect("slice");
+        }
+        let mut ws = Workspace::default();
+        let i = ws
+            .add("colour", LayerKind::Image, rgb.into())
+            .expect("add")
+            .id;
+        let l = ws.add("gt", LayerKind::Label, gt.into()).expect("add").id;
+        let inputs = train_inputs(&ws, &request(i, l)).expect("inputs");
+        let rgb_plane = Plane {
+            height: 48,
+            width: 48,
+            channels: 3,
+        };
+        assert_eq!(inputs.train[0].plane, rgb_plane);
+        assert_eq!(inputs.train[0].image.len(), 3 * 48 * 48);
+        assert_eq!(inputs.train[0].labels.len(), 48 * 48);
+        // Channel by channel: pixel (0, 0) is in a square, red in the first plane, and its
+        // green value starts the second.
+        let first = &inputs.train[0].image;
+        assert!((first[0] - 170.0 / 255.0).abs() < 0.01, "{}", first[0]);
+        assert!((first[48 * 48] - 90.0 / 255.0).abs() < 0.01);
+        let (plane, image) = preview_image(&ws, i, 1).expect("preview image");
+        assert_eq!((plane, image.len()), (rgb_plane, 3 * 48 * 48));
+
+        let device = Device::flex().autodiff();
+        let mut job = TrainJob::new(
+            TrainData {
+                train: vec![labelled(&inputs.train[0], "t")],
+                validation: vec![labelled(&inputs.validation[0], "v")],
+                config_json: SMALL.into(),
+                ignore_label: None,
+                data_names: inputs.data_names.clone(),
+                init: None,
+            },
+            &device,
+        )
+        .expect("job");
+        while !job.finished() {
+            job.step();
+        }
+        let model = job.model_bytes("2026-11-26").expect("model");
+        let cpu = Device::flex();
+        let engine = InferEngine::new(&model, &cpu, None).expect("engine");
+        assert_eq!(engine.header().io.in_channels, 3);
+        let mut plan = InferPlan::new(&ws, i, &[1], None).expect("plan");
+        assert_eq!(plan.image_plane(), rgb_plane);
+        assert_eq!(plan.plane(), Plane::single(48, 48));
+        let image = plan.next_image(&ws).expect("image").expect("a slice");
+        let image = Array3::from_shape_vec((3, 48, 48), image).expect("shape");
+        let Prediction::Probability(p) = engine.predict(&image, &cpu).expect("predict") else {
+            panic!("probabilities")
+        };
+        assert!(!plan
+            .store_probability(p.iter().copied().collect())
+            .expect("store"));
+        let (mut inter, mut union) = (0usize, 0usize);
+        for ((y, x), &v) in p.indexed_iter() {
+            let (a, b) = (v > 0.5, inside(1, y, x));
+            inter += usize::from(a && b);
+            union += usize::from(a || b);
+        }
+        assert!(inter as f64 / union as f64 > 0.6, "IoU {inter}/{union}");
+
+        // Neither gray nor RGB: refused, naming the layer.
+        let two = Volume::<u8>::new(shape, 2).expect("two channels");
+        let t = ws.add("two", LayerKind::Image, two.into()).expect("add").id;
+        let e = InferPlan::new(&ws, t, &[], None).err().expect("refused");
+        assert!(
+            e.contains("two: networks take grayscale (1-channel) or RGB"),
+            "{e}"
+        );
+        assert!(train_inputs(&ws, &request(t, l))
+            .unwrap_err()
+            .contains("this one has 2 channels"));
     }
 }

@@ -396,7 +396,7 @@ fn next_slice(request: RequestId) {
             let device = model.as_ref().map_or(String::new(), |m| m.device.clone());
             Some((
                 WORKSPACE.with(|w| plan.next_image(&w.borrow())),
-                plan.plane(),
+                plan.image_plane(),
                 done,
                 total,
                 device,

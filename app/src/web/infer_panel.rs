@@ -27,7 +27,8 @@ pub fn InferPanel() -> impl IntoView {
     let result = RwSignal::new(None::<Created>);
     let labelled = RwSignal::new(None::<Created>);
 
-    let images = move || state.layer_choices(LayerKind::Image, true);
+    // Gray or RGB: the model says which it takes, and the worker checks.
+    let images = move || state.layer_choices(LayerKind::Image, false);
     let image_id = move || {
         let list = images();
         image

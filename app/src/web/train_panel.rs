@@ -51,20 +51,13 @@ pub fn TrainPanel() -> impl IntoView {
     // Fine-tune a stored model instead of starting from fresh weights.
     let start_from = RwSignal::new(None::<String>);
 
+    // Images gray or RGB (the networks take either); ground truth single-channel labels.
     let layers_of = move |want_labels: bool| {
-        state.layers.with(|l| {
-            l.iter()
-                .filter(|l| {
-                    l.info.channels == 1
-                        && if want_labels {
-                            l.info.kind == LayerKind::Label
-                        } else {
-                            l.info.kind == LayerKind::Image
-                        }
-                })
-                .map(|l| (l.info.id, l.info.name.clone()))
-                .collect::<Vec<_>>()
-        })
+        if want_labels {
+            state.layer_choices(LayerKind::Label, true)
+        } else {
+            state.layer_choices(LayerKind::Image, false)
+        }
     };
     let pick = move |chosen: Option<LayerId>, list: Vec<(LayerId, String)>| {
         chosen

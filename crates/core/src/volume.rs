@@ -625,6 +625,23 @@ impl AnyVolume {
         Ok(a)
     }
 
+    /// Slice `z` channel by channel (`channel, y, x`), scaled to `[0, 1]` like
+    /// [`AnyVolume::to_unit_f32_slices`] — the input of the networks, which take gray (1) or
+    /// RGB (3) planes. Panics when `z` is out of bounds (a caller bug).
+    pub fn unit_f32_planes(&self, z: usize) -> ndarray::Array3<f32> {
+        let s = self.shape();
+        let c = self.channels();
+        let scale = match self.dtype() {
+            DType::U8 => 1.0 / 255.0,
+            DType::U16 => 1.0 / 65535.0,
+            DType::U32 | DType::F32 => 1.0,
+        };
+        let interleaved: Vec<f32> = with_volume!(self, v => v.slice(z).into_iter().map(|x| (x.to_f64() * scale) as f32).collect());
+        ndarray::Array3::from_shape_fn((c, s.y, s.x), |(k, y, x)| {
+            interleaved[(y * s.x + x) * c + k]
+        })
+    }
+
     /// A label volume in the smallest type that holds its largest ID (`u16` up to 65535, else
     /// `u32`), so label stacks export as 16-bit PNG whenever they can.
     pub fn from_labels(
@@ -695,6 +712,24 @@ mod tests {
         assert_eq!(
             rgb.to_array(),
             Err(VolumeError::MultiChannel { channels: 3 })
+        );
+    }
+
+    #[test]
+    fn unit_planes_split_channels_and_scale() {
+        let mut rgb = Volume::<u8>::new(Shape::new(2, 1, 2), 3).expect("rgb");
+        rgb.set_slice(1, &[255, 0, 51, 0, 102, 255]).expect("slice");
+        let planes = AnyVolume::U8(rgb).unit_f32_planes(1);
+        assert_eq!(planes.dim(), (3, 1, 2));
+        assert_eq!(planes[[0, 0, 0]], 1.0);
+        assert_eq!(planes[[2, 0, 0]], 0.2);
+        assert_eq!(planes[[1, 0, 1]], 0.4);
+        assert_eq!(planes[[2, 0, 1]], 1.0);
+        let gray = ndarray::Array3::from_elem((1, 2, 2), 65535u16);
+        let gray = AnyVolume::from(Volume::from_array(gray.view()).expect("u16"));
+        assert_eq!(
+            gray.unit_f32_planes(0),
+            ndarray::Array3::from_elem((1, 2, 2), 1.0)
         );
     }
 

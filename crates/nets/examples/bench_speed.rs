@@ -58,7 +58,7 @@ fn main() -> Result<()> {
         .parse()?;
     let (plain, described) = pick_device(choice)?;
     let device = plain.clone().autodiff();
-    let train = vec![Slice::new(image, &label, 1, None)?];
+    let train = vec![Slice::gray(image, &label, 1, None)?];
     let mut trainer = Trainer::new(config, train, vec![], vec![], &device, None)?;
     // Two warm-up steps (allocations, first-touch; on a GPU kernel compilation and autotuning),
     // then the timed ones.

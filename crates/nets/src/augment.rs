@@ -2,12 +2,13 @@
 //! all eight 90° rotations/reflections), elastic deformation, brightness/contrast/gamma,
 //! Gaussian noise and blur, and simulated section defects (a missing band, a misaligned part).
 //!
-//! A patch is an image in `[0, 1]` with its label (class per pixel) and weight (0 = ignore)
-//! of the same size; geometric changes move all three together (labels by nearest neighbour),
-//! intensity changes touch only the image. Hand-written, because the usual libraries
+//! A patch is an image in `[0, 1]` (`channel, y, x`: one gray or three RGB planes) with its
+//! label (class per pixel) and weight (0 = ignore) of the same size; geometric changes move all
+//! of them together (labels by nearest neighbour), intensity changes touch only the image and
+//! treat every channel alike. Hand-written, because the usual libraries
 //! (albumentations, imgaug) are Python; tested for shape/label invariants below.
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, Array3, Axis};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -75,16 +76,17 @@ impl AugmentConfig {
 /// A training patch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Patch {
-    /// Intensities in `[0, 1]`.
-    pub image: Array2<f32>,
+    /// Intensities in `[0, 1]`, `channel, y, x`.
+    pub image: Array3<f32>,
     /// Class per pixel.
     pub label: Array2<u8>,
     /// Pixel weight (0 = ignore).
     pub weight: Array2<f32>,
 }
 
+/// Flips rows (`axis` 0) or columns (1).
 fn flip(p: &mut Patch, axis: usize) {
-    p.image.invert_axis(Axis(axis));
+    p.image.invert_axis(Axis(axis + 1));
     p.label.invert_axis(Axis(axis));
     p.weight.invert_axis(Axis(axis));
 }
@@ -106,7 +108,7 @@ fn gauss(rng: &mut impl Rng) -> f32 {
 
 /// Smooth random displacement: a 4×4 grid of random vectors, bilinearly interpolated.
 fn elastic(p: &Patch, amplitude: f32, rng: &mut impl Rng) -> Patch {
-    let (h, w) = p.image.dim();
+    let (channels, h, w) = p.image.dim();
     const G: usize = 4;
     let grid: Vec<(f32, f32)> = (0..G * G)
         .map(|_| (gauss(rng) * amplitude, gauss(rng) * amplitude))
@@ -137,9 +139,11 @@ fn elastic(p: &Patch, amplitude: f32, rng: &mut impl Rng) -> Patch {
             let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
             let (fy, fx) = (sy - y0 as f32, sx - x0 as f32);
             let i = &p.image;
-            let top = i[[y0, x0]] + (i[[y0, x1]] - i[[y0, x0]]) * fx;
-            let bottom = i[[y1, x0]] + (i[[y1, x1]] - i[[y1, x0]]) * fx;
-            out.image[[y, x]] = top + (bottom - top) * fy;
+            for c in 0..channels {
+                let top = i[[c, y0, x0]] + (i[[c, y0, x1]] - i[[c, y0, x0]]) * fx;
+                let bottom = i[[c, y1, x0]] + (i[[c, y1, x1]] - i[[c, y1, x0]]) * fx;
+                out.image[[c, y, x]] = top + (bottom - top) * fy;
+            }
             let (ny, nx) = (sy.round() as usize, sx.round() as usize);
             out.label[[y, x]] = p.label[[ny, nx]];
             out.weight[[y, x]] = p.weight[[ny, nx]];
@@ -148,9 +152,14 @@ fn elastic(p: &Patch, amplitude: f32, rng: &mut impl Rng) -> Patch {
     out
 }
 
-fn blur(image: &Array2<f32>, sigma: f32) -> Array2<f32> {
-    emstudio_core::filters::gaussian::gaussian_2d(image.view(), [sigma, sigma])
-        .unwrap_or_else(|_| image.clone())
+fn blur(image: &Array3<f32>, sigma: f32) -> Array3<f32> {
+    let mut out = image.clone();
+    for (plane, mut target) in image.outer_iter().zip(out.outer_iter_mut()) {
+        if let Ok(b) = emstudio_core::filters::gaussian::gaussian_2d(plane, [sigma, sigma]) {
+            target.assign(&b);
+        }
+    }
+    out
 }
 
 /// Applies the configured augmentations to a patch.
@@ -164,8 +173,8 @@ pub fn augment(p: Patch, config: &AugmentConfig, rng: &mut impl Rng) -> Patch {
             flip(&mut p, 1);
         }
     }
-    if config.rotations && rng.random_bool(0.5) && p.image.nrows() == p.image.ncols() {
-        p.image.swap_axes(0, 1);
+    if config.rotations && rng.random_bool(0.5) && p.label.nrows() == p.label.ncols() {
+        p.image.swap_axes(1, 2);
         p.label.swap_axes(0, 1);
         p.weight.swap_axes(0, 1);
     }
@@ -191,13 +200,13 @@ pub fn augment(p: Patch, config: &AugmentConfig, rng: &mut impl Rng) -> Patch {
         let s = rng.random_range(0.0..=config.noise);
         p.image.mapv_inplace(|v| v + gauss(rng) * s);
     }
-    let (h, w) = p.image.dim();
+    let (channels, h, w) = p.image.dim();
     if h > 4 && rng.random_bool(f64::from(config.missing_probability.clamp(0.0, 1.0))) {
         let band = rng.random_range(1..=h / 4);
         let start = rng.random_range(0..=h - band);
         let mean = p.image.mean().unwrap_or(0.5);
         p.image
-            .slice_mut(ndarray::s![start..start + band, ..])
+            .slice_mut(ndarray::s![.., start..start + band, ..])
             .fill(mean);
     }
     if h > 2 && w > 8 && rng.random_bool(f64::from(config.misalign_probability.clamp(0.0, 1.0))) {
@@ -205,12 +214,16 @@ pub fn augment(p: Patch, config: &AugmentConfig, rng: &mut impl Rng) -> Patch {
         let shift = rng.random_range(1..=(w / 8).max(1)) as isize
             * if rng.random_bool(0.5) { 1 } else { -1 };
         for y in cut..h {
-            let row_i: Vec<f32> = p.image.row(y).to_vec();
+            let rows_i: Vec<Vec<f32>> = (0..channels)
+                .map(|c| p.image.slice(ndarray::s![c, y, ..]).to_vec())
+                .collect();
             let row_l: Vec<u8> = p.label.row(y).to_vec();
             let row_w: Vec<f32> = p.weight.row(y).to_vec();
             for x in 0..w {
                 let sx = (x as isize - shift).clamp(0, w as isize - 1) as usize;
-                p.image[[y, x]] = row_i[sx];
+                for (c, row_i) in rows_i.iter().enumerate() {
+                    p.image[[c, y, x]] = row_i[sx];
+                }
                 p.label[[y, x]] = row_l[sx];
                 p.weight[[y, x]] = row_w[sx];
             }
@@ -224,9 +237,18 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    fn patch() -> Patch {
-        let image = Array2::from_shape_fn((32, 32), |(y, x)| ((y * 32 + x) % 97) as f32 / 96.0);
-        let label = image.mapv(|v| u8::from(v > 0.5));
+    /// A gray (`channels` 1) or RGB patch whose label is "first channel above 0.5"; the other
+    /// channels are the first one inverted, so a channel that moved on its own would show.
+    fn patch(channels: usize) -> Patch {
+        let gray = Array2::from_shape_fn((32, 32), |(y, x)| ((y * 32 + x) % 97) as f32 / 96.0);
+        let label = gray.mapv(|v| u8::from(v > 0.5));
+        let image = Array3::from_shape_fn((channels, 32, 32), |(c, y, x)| {
+            if c == 0 {
+                gray[[y, x]]
+            } else {
+                1.0 - gray[[y, x]]
+            }
+        });
         Patch {
             weight: Array2::ones((32, 32)),
             image,
@@ -242,15 +264,22 @@ mod tests {
             rotations: true,
             ..AugmentConfig::none()
         };
-        for _ in 0..16 {
-            let p = augment(patch(), &config, &mut rng);
-            // Flips and transposes keep the pixel ↔ label correspondence exactly.
-            assert!(p
-                .image
-                .iter()
-                .zip(p.label.iter())
-                .all(|(&v, &l)| u8::from(v > 0.5) == l));
-            assert_eq!(p.image.dim(), (32, 32));
+        for channels in [1, 3] {
+            for _ in 0..16 {
+                let p = augment(patch(channels), &config, &mut rng);
+                // Flips and transposes keep the pixel ↔ label correspondence exactly, in
+                // every channel.
+                let first = p.image.index_axis(Axis(0), 0);
+                assert!(first
+                    .iter()
+                    .zip(p.label.iter())
+                    .all(|(&v, &l)| u8::from(v > 0.5) == l));
+                for c in 1..channels {
+                    let other = p.image.index_axis(Axis(0), c);
+                    assert!(first.iter().zip(other.iter()).all(|(a, b)| a + b == 1.0));
+                }
+                assert_eq!(p.image.dim(), (channels, 32, 32));
+            }
         }
     }
 
@@ -263,10 +292,10 @@ mod tests {
             misalign_probability: 1.0,
             ..AugmentConfig::default()
         };
-        let original = patch();
+        let original = patch(3);
         for _ in 0..8 {
             let p = augment(original.clone(), &config, &mut rng);
-            assert_eq!(p.image.dim(), (32, 32));
+            assert_eq!(p.image.dim(), (3, 32, 32));
             assert!(p.label.iter().all(|&l| l <= 1));
             assert!(p.image.iter().all(|v| v.is_finite()));
             assert_ne!(p.image, original.image);

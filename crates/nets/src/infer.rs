@@ -9,7 +9,7 @@ use crate::loss::probabilities;
 use crate::model::ModelHeader;
 use crate::tiling::{plan_tiles, Stitcher, Tile, TilingError};
 use burn::prelude::*;
-use ndarray::{Array2, Array3, ArrayView2};
+use ndarray::{Array2, Array3, ArrayView3};
 
 /// Tile and batch sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,8 @@ pub fn argmax_classes(probabilities: &Array3<f32>) -> Array2<u32> {
 /// [`predict`] read results synchronously and [`predict_async`] await them (WebGPU in the
 /// browser cannot read synchronously) with one implementation.
 pub struct TiledPrediction<'a> {
-    image: ArrayView2<'a, f32>,
+    /// `channel, y, x`.
+    image: ArrayView3<'a, f32>,
     normalization: crate::model::Normalization,
     tiles: Vec<Tile>,
     batch: usize,
@@ -79,19 +80,19 @@ pub struct TiledPrediction<'a> {
 }
 
 impl<'a> TiledPrediction<'a> {
-    /// Plans the tiles of `image` for the model in `header`.
+    /// Plans the tiles of `image` (`channel, y, x`) for the model in `header`.
     pub fn new(
         header: &ModelHeader,
-        image: ArrayView2<'a, f32>,
+        image: ArrayView3<'a, f32>,
         options: InferOptions,
     ) -> Result<Self, TilingError> {
-        if header.io.in_channels != 1 {
+        let (channels, h, w) = image.dim();
+        if header.io.in_channels != channels {
             return Err(TilingError::Channels {
                 model: header.io.in_channels,
-                image: 1,
+                image: channels,
             });
         }
-        let (h, w) = image.dim();
         let m = header.arch.size_multiple();
         let tile = (options.tile / m).max(1) * m;
         let overlap = (tile / 8).max(1).min(tile.saturating_sub(1) / 2);
@@ -129,18 +130,21 @@ impl<'a> TiledPrediction<'a> {
         }
         let (side_y, side_x) = self.side;
         let norm = self.normalization;
-        let mut x = Vec::with_capacity(chunk.len() * side_y * side_x);
+        let channels = self.image.dim().0;
+        let mut x = Vec::with_capacity(chunk.len() * channels * side_y * side_x);
         for t in chunk {
-            for py in 0..side_y {
-                let y = t.y + py.min(t.height - 1);
-                for px in 0..side_x {
-                    let xx = t.x + px.min(t.width - 1);
-                    x.push((self.image[[y, xx]] - norm.mean) / norm.std);
+            for c in 0..channels {
+                for py in 0..side_y {
+                    let y = t.y + py.min(t.height - 1);
+                    for px in 0..side_x {
+                        let xx = t.x + px.min(t.width - 1);
+                        x.push((self.image[[c, y, xx]] - norm.mean) / norm.std);
+                    }
                 }
             }
         }
         Some(Tensor::<4>::from_data(
-            TensorData::new(x, [chunk.len(), 1, side_y, side_x]),
+            TensorData::new(x, [chunk.len(), channels, side_y, side_x]),
             device,
         ))
     }
@@ -169,7 +173,7 @@ impl<'a> TiledPrediction<'a> {
 
     /// The blended probabilities `[classes, h, w]`.
     pub fn finish(self) -> Array3<f32> {
-        let (h, w) = self.image.dim();
+        let (_, h, w) = self.image.dim();
         let mut out = Array3::<f32>::zeros((self.classes, h, w));
         for (c, s) in self.stitchers.into_iter().enumerate() {
             for (dst, v) in out
@@ -184,13 +188,13 @@ impl<'a> TiledPrediction<'a> {
     }
 }
 
-/// Probabilities `[classes, h, w]` of one image in `[0, 1]` (`image` is normalised with the
-/// model's statistics here). `progress(done, total)` is called after each batch of tiles.
+/// Probabilities `[classes, h, w]` of one image in `[0, 1]` (`channel, y, x`; normalised with
+/// the model's statistics here). `progress(done, total)` is called after each batch of tiles.
 /// Reads results synchronously: not on WebGPU in the browser (use [`predict_async`]).
 pub fn predict(
     net: &Net,
     header: &ModelHeader,
-    image: ArrayView2<'_, f32>,
+    image: ArrayView3<'_, f32>,
     options: InferOptions,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize),
@@ -212,7 +216,7 @@ pub fn predict(
 pub async fn predict_async(
     net: &Net,
     header: &ModelHeader,
-    image: ArrayView2<'_, f32>,
+    image: ArrayView3<'_, f32>,
     options: InferOptions,
     device: &Device,
 ) -> Result<Array3<f32>, TilingError> {
@@ -251,7 +255,7 @@ mod tests {
             provenance: Provenance::default(),
         };
         let net = header.arch.build(&header.io, &device);
-        let image = ndarray::Array2::<f32>::zeros((8, 8));
+        let image = ndarray::Array3::<f32>::zeros((1, 8, 8));
         let err = predict(
             &net,
             &header,
@@ -315,7 +319,8 @@ mod tests {
             provenance: Provenance::default(),
         };
         let net = header.arch.build(&header.io, &device).valid();
-        let image = Array2::from_shape_fn((37, 53), |(y, x)| ((y * 7 + x * 3) % 17) as f32 / 16.0);
+        let gray = Array2::from_shape_fn((37, 53), |(y, x)| ((y * 7 + x * 3) % 17) as f32 / 16.0);
+        let image = gray.clone().insert_axis(ndarray::Axis(0));
         let mut calls = 0;
         let tiled = predict(
             &net,
@@ -361,7 +366,7 @@ mod tests {
         let (ph, pw) = (40, 56);
         let padded: Vec<f32> = (0..ph)
             .flat_map(|y| (0..pw).map(move |x| (y.min(36), x.min(52))))
-            .map(|(y, x)| (image[[y, x]] - 0.5) / 0.25)
+            .map(|(y, x)| (gray[[y, x]] - 0.5) / 0.25)
             .collect();
         let direct: Vec<f32> = probabilities(net.forward(Tensor::<4>::from_data(
             TensorData::new(padded, [1, 1, ph, pw]),

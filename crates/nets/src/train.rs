@@ -18,7 +18,7 @@ use crate::model::{LossPoint, ModelError, ModelFile, ModelHeader, Normalization,
 use burn::optim::{decay::WeightDecayConfig, AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Bytes;
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, Array3};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -115,11 +115,12 @@ struct PendingStep {
     learning_rate: f64,
 }
 
-/// One training slice: image scaled to `[0, 1]`, class per pixel, optional pixel weights.
+/// One training slice: image scaled to `[0, 1]` (one gray or three RGB planes), class per
+/// pixel, optional pixel weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slice {
-    /// Intensities in `[0, 1]`.
-    pub image: Array2<f32>,
+    /// Intensities in `[0, 1]`, `channel, y, x`.
+    pub image: Array3<f32>,
     /// Classes (binary: 0/1).
     pub label: Array2<u8>,
     /// Pixel weights (0 = unlabelled, ignored).
@@ -127,19 +128,23 @@ pub struct Slice {
 }
 
 impl Slice {
-    /// A slice from an image in `[0, 1]` and raw label IDs: binary (`classes == 1`) maps
-    /// nonzero to 1; otherwise IDs must be below `classes`. `ignore` marks unlabelled pixels
-    /// (weight 0), e.g. a label value reserved for "not annotated".
+    /// A slice from an image in `[0, 1]` (`channel, y, x`) and raw label IDs: binary
+    /// (`classes == 1`) maps nonzero to 1; otherwise IDs must be below `classes`. `ignore`
+    /// marks unlabelled pixels (weight 0), e.g. a label value reserved for "not annotated".
     pub fn new(
-        image: Array2<f32>,
+        image: Array3<f32>,
         labels: &Array2<u32>,
         classes: usize,
         ignore: Option<u32>,
     ) -> Result<Self, TrainError> {
-        if image.dim() != labels.dim() {
+        let (channels, h, w) = image.dim();
+        if channels == 0 {
+            return Err(TrainError::Data("the image has no channels".into()));
+        }
+        if (h, w) != labels.dim() {
             return Err(TrainError::Data(format!(
                 "image is {:?} but labels are {:?} (rows, columns)",
-                image.dim(),
+                (h, w),
                 labels.dim()
             )));
         }
@@ -167,6 +172,26 @@ impl Slice {
             label,
             weight,
         })
+    }
+
+    /// A grayscale slice (see [`Slice::new`]).
+    pub fn gray(
+        image: Array2<f32>,
+        labels: &Array2<u32>,
+        classes: usize,
+        ignore: Option<u32>,
+    ) -> Result<Self, TrainError> {
+        Self::new(image.insert_axis(ndarray::Axis(0)), labels, classes, ignore)
+    }
+
+    /// Image channels (1 gray, 3 RGB).
+    pub fn channels(&self) -> usize {
+        self.image.dim().0
+    }
+
+    /// Rows and columns.
+    pub fn size(&self) -> (usize, usize) {
+        self.label.dim()
     }
 }
 
@@ -207,6 +232,15 @@ pub struct Trainer {
     imported_from: Option<String>,
 }
 
+/// "grayscale (1-channel)" or "3-channel (RGB)" images, for messages.
+pub fn channel_words(channels: usize) -> String {
+    match channels {
+        1 => "grayscale (1-channel) images".into(),
+        3 => "3-channel (RGB) images".into(),
+        c => format!("{c}-channel images"),
+    }
+}
+
 fn mean_std(slices: &[Slice]) -> Normalization {
     let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
     for sl in slices {
@@ -230,12 +264,15 @@ fn mean_std(slices: &[Slice]) -> Normalization {
 
 /// Random `size × size` crop (the slice must be at least that big).
 fn crop(slice: &Slice, size: usize, rng: &mut SmallRng) -> Patch {
-    let (h, w) = slice.image.dim();
+    let (h, w) = slice.size();
     let y = rng.random_range(0..=h - size);
     let x = rng.random_range(0..=w - size);
     let r = s![y..y + size, x..x + size];
     Patch {
-        image: slice.image.slice(r).to_owned(),
+        image: slice
+            .image
+            .slice(s![.., y..y + size, x..x + size])
+            .to_owned(),
         label: slice.label.slice(r).to_owned(),
         weight: slice.weight.slice(r).to_owned(),
     }
@@ -278,10 +315,10 @@ impl Trainer {
         let (mut train, mut validation) = (train, validation);
         if validation.is_empty() && train.len() == 1 {
             let s = train.remove(0);
-            let h = s.image.nrows();
+            let h = s.size().0;
             let cut = h - h / 5;
             let part = |r: std::ops::Range<usize>| Slice {
-                image: s.image.slice(s![r.clone(), ..]).to_owned(),
+                image: s.image.slice(s![.., r.clone(), ..]).to_owned(),
                 label: s.label.slice(s![r.clone(), ..]).to_owned(),
                 weight: s.weight.slice(s![r, ..]).to_owned(),
             };
@@ -292,7 +329,7 @@ impl Trainer {
         let smallest = train
             .iter()
             .chain(&validation)
-            .map(|s| s.image.nrows().min(s.image.ncols()))
+            .map(|s| s.size().0.min(s.size().1))
             .min()
             .unwrap_or(0);
         let patch = (config.patch.min(smallest) / m) * m;
@@ -301,8 +338,19 @@ impl Trainer {
                 "slices of {smallest} pixels are too small for this network (needs multiples of {m})"
             )));
         }
+        let channels = train[0].channels();
+        if let Some(other) = train
+            .iter()
+            .chain(&validation)
+            .find(|s| s.channels() != channels)
+        {
+            return Err(TrainError::Data(format!(
+                "the slices mix {channels}-channel and {}-channel images: use one kind",
+                other.channels()
+            )));
+        }
         let io = NetIo {
-            in_channels: 1,
+            in_channels: channels,
             out_channels: config.classes.max(1),
         };
         device.seed(config.seed);
@@ -311,8 +359,9 @@ impl Trainer {
             Some((file, resume)) => {
                 if file.header.io.in_channels != io.in_channels {
                     return Err(TrainError::Invalid(format!(
-                        "the model takes {}-channel input; the training images are grayscale",
-                        file.header.io.in_channels
+                        "the model takes {}; the training data are {}",
+                        channel_words(file.header.io.in_channels),
+                        channel_words(channels)
                     )));
                 }
                 if file.header.io != io {
@@ -343,7 +392,9 @@ impl Trainer {
                     // seeding, so the initial weights depend on the seed alone.
                     let net = config.arch.build(&io, device);
                     let plain = device.clone().without_autodiff();
-                    let _ = net.valid().forward(Tensor::zeros([1, 1, m, m], &plain));
+                    let _ = net
+                        .valid()
+                        .forward(Tensor::zeros([1, channels, m, m], &plain));
                     net
                 },
                 mean_std(&train),
@@ -436,8 +487,9 @@ impl Trainer {
     fn tensors(&self, patches: &[Patch], device: &Device) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let (b, p) = (patches.len(), self.patch);
         let c = self.io.out_channels;
+        let cin = self.io.in_channels;
         let Normalization { mean, std } = self.normalization;
-        let mut x = Vec::with_capacity(b * p * p);
+        let mut x = Vec::with_capacity(b * cin * p * p);
         let mut t = vec![0.0f32; b * c * p * p];
         let mut w = Vec::with_capacity(b * p * p);
         for (i, patch) in patches.iter().enumerate() {
@@ -452,7 +504,7 @@ impl Trainer {
             }
         }
         (
-            Tensor::from_data(TensorData::new(x, [b, 1, p, p]), device),
+            Tensor::from_data(TensorData::new(x, [b, cin, p, p]), device),
             Tensor::from_data(TensorData::new(t, [b, c, p, p]), device),
             Tensor::from_data(TensorData::new(w, [b, 1, p, p]), device),
         )
@@ -625,7 +677,25 @@ pub(crate) mod tests {
                 0.3 + n
             }
         });
-        Slice::new(image, &labels, 1, None).expect("slice")
+        Slice::gray(image, &labels, 1, None).expect("slice")
+    }
+
+    /// Discs that differ from the background only in colour (red vs green; the channel mean
+    /// is the same inside and out), so only a network that sees the channels can find them.
+    fn colour_discs(seed: u64) -> Slice {
+        let gray = discs(seed);
+        let inside = gray.label.clone();
+        let mut rng = SmallRng::seed_from_u64(seed + 100);
+        let image = Array3::from_shape_fn((3, 64, 64), |(c, y, x)| {
+            let n: f32 = rng.random_range(-0.05..0.05);
+            let disc = inside[[y, x]] == 1;
+            n + match (c, disc) {
+                (0, true) | (1, false) => 0.7,
+                (0, false) | (1, true) => 0.3,
+                _ => 0.5,
+            }
+        });
+        Slice::new(image, &inside.mapv(u32::from), 1, None).expect("slice")
     }
 
     fn config(steps: u64) -> TrainConfig {
@@ -746,11 +816,90 @@ pub(crate) mod tests {
         assert_eq!(tuned.header("").arch, file.header.arch);
 
         let labels = Array2::<u32>::from_elem((8, 8), 3);
-        let err = Slice::new(Array2::zeros((8, 8)), &labels, 2, None).expect_err("class 3 of 2");
+        let err = Slice::gray(Array2::zeros((8, 8)), &labels, 2, None).expect_err("class 3 of 2");
         assert!(err.to_string().contains("label value 3"));
-        assert!(Slice::new(Array2::zeros((8, 9)), &labels, 1, None).is_err());
+        assert!(Slice::gray(Array2::zeros((8, 9)), &labels, 1, None).is_err());
+        assert!(Slice::new(Array3::zeros((0, 8, 8)), &labels, 3, None).is_err());
         let tiny =
-            Slice::new(Array2::zeros((2, 2)), &Array2::zeros((2, 2)), 1, None).expect("slice");
+            Slice::gray(Array2::zeros((2, 2)), &Array2::zeros((2, 2)), 1, None).expect("slice");
         assert!(Trainer::new(config(1), vec![tiny], vec![], vec![], &device, None).is_err());
+        // A gray model cannot be fine-tuned on colour images.
+        let err = Trainer::new(
+            config(1),
+            vec![colour_discs(4)],
+            vec![],
+            vec![],
+            &device,
+            Some((&file, false)),
+        )
+        .err()
+        .expect("gray model, RGB data");
+        assert!(
+            err.to_string().contains(
+                "takes grayscale (1-channel) images; the training data are 3-channel (RGB)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rgb_networks_learn_from_colour_and_channels_do_not_mix() {
+        let _turn = SEEDED.lock();
+        let device = Device::flex().autodiff();
+        let mut t = Trainer::new(
+            config(60),
+            vec![colour_discs(1), colour_discs(2)],
+            vec![colour_discs(3)],
+            vec![],
+            &device,
+            None,
+        )
+        .expect("trainer");
+        assert_eq!(t.header("").io.in_channels, 3);
+        let mut losses = Vec::new();
+        while !t.finished() {
+            losses.push(t.step().loss);
+        }
+        let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
+        let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+        assert!(last < first * 0.6, "loss {first} → {last}");
+        // The trained network finds the discs of a colour slice it never saw.
+        let held_out = colour_discs(9);
+        let header = t.header("");
+        let p = crate::infer::predict(
+            &t.net(),
+            &header,
+            held_out.image.view(),
+            crate::infer::InferOptions::default(),
+            &t.inference_device(),
+            &mut |_, _| {},
+        )
+        .expect("predict");
+        let (mut hit, mut union) = (0usize, 0usize);
+        for (&prob, &l) in p
+            .index_axis(ndarray::Axis(0), 0)
+            .iter()
+            .zip(&held_out.label)
+        {
+            let fg = prob > 0.5;
+            hit += usize::from(fg && l == 1);
+            union += usize::from(fg || l == 1);
+        }
+        let iou = hit as f32 / union.max(1) as f32;
+        assert!(iou > 0.5, "IoU {iou}");
+        let err = Trainer::new(
+            config(1),
+            vec![colour_discs(1), discs(2)],
+            vec![],
+            vec![],
+            &device,
+            None,
+        )
+        .err()
+        .expect("mixed channels");
+        assert!(
+            err.to_string().contains("mix 3-channel and 1-channel"),
+            "{err}"
+        );
     }
 }

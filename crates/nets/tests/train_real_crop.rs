@@ -25,7 +25,7 @@ fn a_small_unet_learns_mitochondria_on_a_real_crop() {
     let label = load("label").mapv(|v| u32::from(v > 0.5));
     // 256² with about a quarter mitochondria; train on its top 192 rows, validate on the rest.
     let crop = |r: std::ops::Range<usize>| {
-        Slice::new(
+        Slice::gray(
             image
                 .slice(s![544 + r.start..544 + r.end, 512..768])
                 .to_owned(),

@@ -9,8 +9,9 @@
 //! replies meant for the app come back as [`FromNets::App`] and are passed on unchanged.
 //!
 //! Pixels travel as attached, transferred `ArrayBuffer`s of little-endian `f32` (images scaled
-//! to [0, 1], probabilities) or `u32` (labels, classes), row-major `height × width`; the message
-//! says what each buffer is ([`Plane`]).
+//! to [0, 1], probabilities) or `u32` (labels, classes), channel by channel (an RGB image is
+//! three planes one after the other), each row-major `height × width`; the message says what
+//! each buffer is ([`Plane`]).
 
 use crate::{FromWorker, NetDevice, RequestId, TrainControl};
 use serde::{Deserialize, Serialize};
@@ -22,12 +23,23 @@ pub struct Plane {
     pub height: usize,
     /// Columns.
     pub width: usize,
+    /// Channels (1: gray, labels, probabilities; 3: RGB images).
+    pub channels: usize,
 }
 
 impl Plane {
-    /// Pixels in the plane.
+    /// A one-channel plane.
+    pub fn single(height: usize, width: usize) -> Self {
+        Self {
+            height,
+            width,
+            channels: 1,
+        }
+    }
+
+    /// Values in the buffer (pixels × channels).
     pub fn len(&self) -> usize {
-        self.height * self.width
+        self.height * self.width * self.channels
     }
 
     /// True when it has no pixels.
@@ -160,7 +172,9 @@ pub fn u32_bytes(values: &[u32]) -> Vec<u8> {
 
 /// A buffer that is not the size its message says.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{what}: expected {expected} bytes ({plane_height}×{plane_width} × 4), got {got}")]
+#[error(
+    "{what}: expected {expected} bytes ({plane_height}×{plane_width} × {plane_channels} channel(s) × 4), got {got}"
+)]
 pub struct PlaneSizeError {
     /// Which buffer.
     pub what: String,
@@ -172,6 +186,8 @@ pub struct PlaneSizeError {
     pub plane_height: usize,
     /// Plane columns.
     pub plane_width: usize,
+    /// Plane channels.
+    pub plane_channels: usize,
 }
 
 fn check(what: &str, plane: Plane, bytes: &[u8]) -> Result<(), PlaneSizeError> {
@@ -185,6 +201,7 @@ fn check(what: &str, plane: Plane, bytes: &[u8]) -> Result<(), PlaneSizeError> {
             got: bytes.len(),
             plane_height: plane.height,
             plane_width: plane.width,
+            plane_channels: plane.channels,
         })
     }
 }
@@ -217,6 +234,7 @@ mod tests {
         let plane = Plane {
             height: 3,
             width: 2,
+            channels: 3,
         };
         let to = vec![
             ToNets::ProbeDevices {
@@ -286,10 +304,7 @@ mod tests {
 
     #[test]
     fn planes_decode_and_wrong_sizes_are_named() {
-        let plane = Plane {
-            height: 1,
-            width: 3,
-        };
+        let plane = Plane::single(1, 3);
         let v = [0.5f32, -1.0, 2.25];
         assert_eq!(plane_f32("image", plane, &f32_bytes(&v)).unwrap(), v);
         let l = [1u32, 70_000, 0];
@@ -297,7 +312,21 @@ mod tests {
         let err = plane_f32("slice 4 image", plane, &[0; 8]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "slice 4 image: expected 12 bytes (1×3 × 4), got 8"
+            "slice 4 image: expected 12 bytes (1×3 × 1 channel(s) × 4), got 8"
         );
+        let rgb = Plane {
+            height: 1,
+            width: 2,
+            channels: 3,
+        };
+        assert_eq!(rgb.len(), 6);
+        assert_eq!(
+            plane_f32("rgb", rgb, &f32_bytes(&[0.0; 6])).unwrap().len(),
+            6
+        );
+        assert!(plane_f32("rgb", rgb, &f32_bytes(&[0.0; 2]))
+            .unwrap_err()
+            .to_string()
+            .contains("1×2 × 3 channel(s)"));
     }
 }
