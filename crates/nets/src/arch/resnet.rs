@@ -4,7 +4,7 @@
 //! resolution, two transposed-convolution up-samplings and a 1×1 head. The paper's settings
 //! are 9 and 16 blocks. Input height and width must be multiples of 4.
 
-use super::blocks::{down, head, ConvBnRelu, Up};
+use super::blocks::{conv_bn, down, head, ConvBnRelu, Up};
 use super::{ArchError, NetIo, NetSpec, SegNet};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -51,9 +51,7 @@ impl Residual {
         }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self
-            .bn
-            .forward(self.conv.forward(self.a.forward(x.clone())));
+        let y = conv_bn(&self.conv, &self.bn, self.a.forward(x.clone()));
         relu(y + x)
     }
 }
