@@ -1,6 +1,9 @@
 //! The batch commands `filter`, `label` and `evaluate`: results equal the library's on the
 //! same input, outputs read back, and bad input gives one clear error line.
 
+mod common;
+use common::write_png_series;
+
 use emstudio_companion::cli::{
     self, EvaluateArgs, EvaluateOutput, FilterArgs, LabelArgs, OutputSpec,
 };
@@ -8,28 +11,10 @@ use emstudio_core::filters::{apply_pipeline, FilterSpec};
 use emstudio_core::labels::postprocess::{LabelMethod, PostprocessParams, ThresholdChoice};
 use emstudio_core::metrics::EvaluateParams;
 use emstudio_core::progress::NoProgress;
-use emstudio_core::stack::{export, BitDepth, ExportFormat, ExportOptions};
+use emstudio_core::stack::{BitDepth, ExportFormat};
 use emstudio_core::{AnyVolume, Volume};
 use ndarray::Array3;
-use std::path::{Path, PathBuf};
-
-/// Writes a volume as a PNG series into `dir`.
-fn write_png_series(volume: &AnyVolume, dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let files = export(
-        volume,
-        &ExportOptions {
-            format: ExportFormat::PngSeries,
-            depth: BitDepth::Native,
-            rescale: false,
-            base_name: "s".into(),
-        },
-    )
-    .expect("export");
-    for (name, bytes) in files {
-        std::fs::write(dir.join(name), bytes).expect("write");
-    }
-}
+use std::path::PathBuf;
 
 /// 4 × 24 × 40: two bright boxes on a dark, slightly noisy background.
 fn blobs() -> Array3<u8> {

@@ -3,32 +3,18 @@
 //! did not see, and mixing a colour model with a grayscale stack is refused with a message
 //! that names both files.
 
+mod common;
+use common::write_png_series;
+
 use emstudio_companion::cli::OutputSpec;
 use emstudio_companion::nets_cli::{self, DeviceChoice, InferArgs, TrainArgs};
-use emstudio_core::stack::{export, BitDepth, ExportFormat, ExportOptions};
+use emstudio_core::stack::{BitDepth, ExportFormat};
 use emstudio_core::volume::{Shape, Volume};
 use emstudio_core::AnyVolume;
 use emstudio_nets::arch::{unet::UNetConfig, ArchConfig};
 use emstudio_nets::augment::AugmentConfig;
 use emstudio_nets::train::{Schedule, TrainConfig};
 use std::path::Path;
-
-fn write_png_series(volume: &AnyVolume, dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let files = export(
-        volume,
-        &ExportOptions {
-            format: ExportFormat::PngSeries,
-            depth: BitDepth::Native,
-            rescale: false,
-            base_name: "s".into(),
-        },
-    )
-    .expect("export");
-    for (name, bytes) in files {
-        std::fs::write(dir.join(name), bytes).expect("write");
-    }
-}
 
 /// Boxes at a different place on each slice.
 fn inside(z: usize, y: usize, x: usize) -> bool {

@@ -656,7 +656,19 @@ test("the network worker loads only for network work; when it cannot load, a run
   }
 });
 
-/// An 8-bit PNG (gray: 1 channel, RGB: 3) of `pixels` (row-major, channels interleaved).
+// Starts a run without the live preview, waits for its model, checks that the loss fell, and
+// returns the summary line with its first and last loss.
+async function trainWithoutPreview(page) {
+  await page.getByTestId("train-live-preview").uncheck();
+  await page.getByTestId("train-start").click();
+  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
+  const summary = await page.getByTestId("train-result").textContent();
+  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
+  assert.ok(last < first, `training loss fell: ${summary}`);
+  return { summary, first, last };
+}
+
+// An 8-bit PNG (gray: 1 channel, RGB: 3) of `pixels` (row-major, channels interleaved).
 function pngBytes(width, height, channels, pixels) {
   const stride = width * channels;
   const raw = Buffer.alloc((stride + 1) * height);
@@ -715,12 +727,7 @@ test("colour (RGB) images: a network trains on three channels and infers on a sl
   await setField(page, "train-steps", 60);
   await setField(page, "train-patch", 64);
   await setField(page, "train-lr", 0.005);
-  await page.getByTestId("train-live-preview").uncheck();
-  await page.getByTestId("train-start").click();
-  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
-  const summary = await page.getByTestId("train-result").textContent();
-  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
-  assert.ok(last < first, `training loss fell: ${summary}`);
+  const { summary, first, last } = await trainWithoutPreview(page);
 
   // Infer on slice 2 only, then threshold → objects; score against the ground truth there.
   await page.getByTestId("z-slider").fill("2");
@@ -763,12 +770,7 @@ test("membranes on isbi2012: a ResNet trained on slices 0-19 in the browser, inf
   await setField(page, "train-steps", 60);
   await setField(page, "train-patch", 96);
   await setField(page, "train-lr", 0.005);
-  await page.getByTestId("train-live-preview").uncheck();
-  await page.getByTestId("train-start").click();
-  await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 300000 });
-  const summary = await page.getByTestId("train-result").textContent();
-  const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
-  assert.ok(last < first, `training loss fell: ${summary}`);
+  const { summary, first, last } = await trainWithoutPreview(page);
   assert.match(summary, /→ model resnet-/);
 
   await page.getByTestId("tab-infer").click();

@@ -412,21 +412,9 @@ mod tests {
         }
     }
 
-    const SMALL: &str = r#"{"arch":{"arch":"unet","depth":2,"base_width":4},"steps":40,"batch":2,
-        "patch":32,"learning_rate":0.01,"schedule":{"kind":"constant"},"validation_every":20,
-        "augment":{"elastic_pixels":0.0}}"#;
-
-    #[test]
-    fn layers_train_a_net_whose_predictions_become_a_layer() {
-        let (ws, i, l) = workspace();
-        let inputs = train_inputs(&ws, &request(i, l)).expect("inputs");
-        assert_eq!(inputs.train.len(), 1);
-        assert_eq!(inputs.train[0].plane, Plane::single(48, 48));
-        assert!(inputs.train[0]
-            .image
-            .iter()
-            .all(|v| (0.0..=1.0).contains(v)));
-        assert_eq!(inputs.data_names, vec!["img / gt, slices [0]".to_string()]);
+    /// Trains the small network on the first training and validation slice of `inputs`, as
+    /// the network worker would; the model file.
+    fn train_small(inputs: &TrainInputs) -> Vec<u8> {
         let device = Device::flex().autodiff();
         let mut job = TrainJob::new(
             TrainData {
@@ -443,7 +431,25 @@ mod tests {
         while !job.finished() {
             job.step();
         }
-        let model = job.model_bytes("2026-11-26").expect("model");
+        job.model_bytes("2026-11-26").expect("model")
+    }
+
+    const SMALL: &str = r#"{"arch":{"arch":"unet","depth":2,"base_width":4},"steps":40,"batch":2,
+        "patch":32,"learning_rate":0.01,"schedule":{"kind":"constant"},"validation_every":20,
+        "augment":{"elastic_pixels":0.0}}"#;
+
+    #[test]
+    fn layers_train_a_net_whose_predictions_become_a_layer() {
+        let (ws, i, l) = workspace();
+        let inputs = train_inputs(&ws, &request(i, l)).expect("inputs");
+        assert_eq!(inputs.train.len(), 1);
+        assert_eq!(inputs.train[0].plane, Plane::single(48, 48));
+        assert!(inputs.train[0]
+            .image
+            .iter()
+            .all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(inputs.data_names, vec!["img / gt, slices [0]".to_string()]);
+        let model = train_small(&inputs);
         let (plane, image) = preview_image(&ws, i, 1).expect("preview image");
         assert_eq!((plane.len(), image.len()), (48 * 48, 48 * 48));
         assert!(preview_image(&ws, i, 2).unwrap_err().contains("slice 2"));
@@ -611,23 +617,7 @@ mod tests {
         let (plane, image) = preview_image(&ws, i, 1).expect("preview image");
         assert_eq!((plane, image.len()), (rgb_plane, 3 * 48 * 48));
 
-        let device = Device::flex().autodiff();
-        let mut job = TrainJob::new(
-            TrainData {
-                train: vec![labelled(&inputs.train[0], "t")],
-                validation: vec![labelled(&inputs.validation[0], "v")],
-                config_json: SMALL.into(),
-                ignore_label: None,
-                data_names: inputs.data_names.clone(),
-                init: None,
-            },
-            &device,
-        )
-        .expect("job");
-        while !job.finished() {
-            job.step();
-        }
-        let model = job.model_bytes("2026-11-26").expect("model");
+        let model = train_small(&inputs);
         let cpu = Device::flex();
         let engine = InferEngine::new(&model, &cpu, None).expect("engine");
         assert_eq!(engine.header().io.in_channels, 3);
