@@ -202,6 +202,10 @@ enum BatchCommand {
         /// Tiles per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
+        /// Average the prediction over 1, 4 (mirror images) or 8 (mirror images and 90°
+        /// rotations) orientations: smoother, fewer specks, that many times slower.
+        #[arg(long, default_value_t = 1, value_parser = parse_views)]
+        views: usize,
         /// auto | cpu | wgpu | cuda.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -351,6 +355,14 @@ impl OutputFlags {
     }
 }
 
+/// `--views`: 1, 4 or 8 orientations.
+fn parse_views(s: &str) -> Result<usize, String> {
+    match s {
+        "1" | "4" | "8" => s.parse().map_err(|e| format!("{e}")),
+        _ => Err(format!("{s:?}: choose 1, 4 or 8")),
+    }
+}
+
 fn batch(command: BatchCommand) -> anyhow::Result<()> {
     let message = match command {
         BatchCommand::Filter {
@@ -497,6 +509,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             output,
             tile,
             batch,
+            views,
             device,
             quiet,
         } => nets_cli::infer(&nets_cli::InferArgs {
@@ -506,6 +519,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             output: output.spec()?,
             tile,
             batch,
+            views,
             device: device.parse()?,
             quiet,
         })?,

@@ -230,6 +230,8 @@ pub struct InferArgs {
     pub tile: usize,
     /// Tiles per pass.
     pub batch: usize,
+    /// Orientations averaged (1, 4 or 8; [`InferOptions::views`]).
+    pub views: usize,
     /// Compute device.
     pub device: DeviceChoice,
     /// No progress bar.
@@ -277,6 +279,7 @@ pub fn infer(args: &InferArgs) -> Result<String> {
             InferOptions {
                 tile: args.tile,
                 batch: args.batch,
+                views: args.views,
             },
             &device,
             &mut |_, _| {},

@@ -96,6 +96,7 @@ fn a_network_trains_and_infers_on_colour_stacks() {
             },
             tile: 256,
             batch: 2,
+            views: 8,
             device: DeviceChoice::Cpu,
             quiet: true,
         })

@@ -30,6 +30,7 @@ pub fn cpu_description() -> String {
 const INFER: InferOptions = InferOptions {
     tile: 256,
     batch: 2,
+    views: 1,
 };
 
 /// The inference tiling for a model on a device whose largest storage binding is
@@ -276,6 +277,13 @@ impl InferEngine {
             file,
             net,
         })
+    }
+
+    /// This engine averaging each tile over `views` orientations (1, 4 or 8; see
+    /// [`InferOptions::views`]).
+    pub fn with_views(mut self, views: usize) -> Self {
+        self.options.views = views;
+        self
     }
 
     /// The model's description.

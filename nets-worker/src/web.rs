@@ -232,7 +232,11 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
         ToNets::Cancel { request } => CANCELLED.with(|c| {
             c.borrow_mut().insert(request);
         }),
-        ToNets::InferStart { request, device } => {
+        ToNets::InferStart {
+            request,
+            device,
+            views,
+        } => {
             let model = attachment(&attachments, 0, "model");
             spawn_local(async move {
                 let model = match model {
@@ -243,7 +247,9 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                     Ok(c) => c,
                     Err(e) => return fail(request, e),
                 };
-                match InferEngine::new(&model, &chosen.device, chosen.max_binding) {
+                match InferEngine::new(&model, &chosen.device, chosen.max_binding)
+                    .map(|engine| engine.with_views(views.into()))
+                {
                     Ok(engine) => {
                         let header = engine.header();
                         let ready = FromNets::InferReady {

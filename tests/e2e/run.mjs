@@ -610,11 +610,16 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.getByTestId("tab-infer").click();
   await page.getByTestId("infer-view").check();
   await page.getByTestId("infer-then-label").uncheck();
+  // Averaged over mirror images and rotations (8 forward passes per tile).
+  await page.getByTestId("infer-views").selectOption("8");
   await page.getByTestId("infer-run").click();
   await page.getByTestId("infer-result").filter({ hasText: "rows" }).waitFor({ timeout: 120000 });
   const part = await page.getByTestId("infer-result").textContent();
   const [, r0, r1] = part.match(/rows (\d+)–(\d+)/).map(Number);
   assert.ok(r0 > 0 && r1 < 1023 && r1 > r0, part);
+  assert.match(part, /averaged over 8 orientations/);
+  await waitIdle(page);
+  await page.screenshot({ path: path.join(OUT, "infer-views.png") });
   return `loss ${first} → ${last}, IoU ${iou.toFixed(3)} after 80 steps`;
 });
 

@@ -181,6 +181,8 @@ pub struct InferPlan {
     done: usize,
     prob: Option<Array3<f32>>,
     class: Option<Array3<u32>>,
+    /// Orientations the network averages each tile over (said in the summary).
+    views: u8,
 }
 
 impl InferPlan {
@@ -221,6 +223,7 @@ impl InferPlan {
             done: 0,
             prob: None,
             class: None,
+            views: 1,
         })
     }
 
@@ -300,6 +303,12 @@ impl InferPlan {
         Ok(z)
     }
 
+    /// This plan with the prediction averaged over `views` orientations (1, 4 or 8).
+    pub fn averaged_over(mut self, views: u8) -> Self {
+        self.views = views;
+        self
+    }
+
     fn advance(&mut self) -> bool {
         self.done += 1;
         self.done < self.zs.len()
@@ -337,10 +346,14 @@ impl InferPlan {
         } else {
             format!(" (rows {y0}–{}, columns {x0}–{})", y1 - 1, x1 - 1)
         };
+        let views = match self.views {
+            0 | 1 => String::new(),
+            v => format!(", averaged over {v} orientations"),
+        };
         Ok((
             volume,
             format!(
-                "{kind} of {n} slice{}{part} ({}, {} steps)",
+                "{kind} of {n} slice{}{part} ({}, {} steps{views})",
                 if n == 1 { "" } else { "s" },
                 model.arch,
                 model.steps
@@ -462,8 +475,13 @@ mod tests {
             x1: 48,
         };
         let cpu = Device::flex();
-        let engine = InferEngine::new(&model, &cpu, None).expect("engine");
-        let mut plan = InferPlan::new(&ws, i, &[1], Some(region)).expect("plan");
+        // Averaged over all eight orientations, as the Infer panel's "Orientations" asks.
+        let engine = InferEngine::new(&model, &cpu, None)
+            .expect("engine")
+            .with_views(8);
+        let mut plan = InferPlan::new(&ws, i, &[1], Some(region))
+            .expect("plan")
+            .averaged_over(8);
         assert_eq!(plan.plane(), Plane::single(32, 32));
         assert_eq!(plan.image_plane(), Plane::single(32, 32));
         while let Some(image) = plan.next_image(&ws).expect("image") {
@@ -488,7 +506,7 @@ mod tests {
         let (volume, text) = plan.finish(&ws, &summary).expect("finish");
         assert_eq!(
             text,
-            "foreground probability of 1 slice (rows 8–39, columns 16–47) (U-Net, 40 steps)"
+            "foreground probability of 1 slice (rows 8–39, columns 16–47) (U-Net, 40 steps, averaged over 8 orientations)"
         );
         let prob = volume.to_f32_array(0..2).expect("f32");
         assert!(prob

@@ -255,9 +255,18 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             region,
             name,
             device,
+            views,
         } => {
             let model = attachments.into_iter().next();
-            web_nets::infer(request, layer, model, &slices, region, name, device);
+            let run = web_nets::InferRun {
+                layer,
+                slices,
+                region,
+                name,
+                device,
+                views,
+            };
+            web_nets::infer(request, model, run);
         }
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::NewLabelLayer {

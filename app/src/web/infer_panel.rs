@@ -23,6 +23,7 @@ pub fn InferPanel() -> impl IntoView {
     // "stack", "slice" or "view".
     let scope = RwSignal::new("stack");
     let then_label = RwSignal::new(true);
+    let views = RwSignal::new(1u8);
     let rename_to = RwSignal::new(String::new());
     let result = RwSignal::new(None::<Created>);
     let labelled = RwSignal::new(None::<Created>);
@@ -101,6 +102,7 @@ pub fn InferPanel() -> impl IntoView {
                 region,
                 name,
                 device: devices.choice.get_untracked(),
+                views: views.get_untracked(),
             },
             &[buffer],
             move |msg, _| {
@@ -211,6 +213,12 @@ pub fn InferPanel() -> impl IntoView {
                 <label><input type="radio" name="infer-scope" data-testid="infer-slice" prop:checked=move || scope.get() == "slice" on:change=move |_| scope.set("slice") />"Slice on screen"</label>
                 <label><input type="radio" name="infer-scope" data-testid="infer-view" prop:checked=move || scope.get() == "view" on:change=move |_| scope.set("view") />"Part in view"</label>
             </div>
+            <label class="row" title="Averaging the prediction over mirror images and rotations removes specks and ragged borders; it takes that many times longer">"Orientations"
+                <select data-testid="infer-views" on:change=move |ev| views.set(event_target_value(&ev).parse().unwrap_or(1))>
+                    <option value="1" selected=move || views.get() == 1>"1 (fastest)"</option>
+                    <option value="4" selected=move || views.get() == 4>"4: mirrored (4× time)"</option>
+                    <option value="8" selected=move || views.get() == 8>"8: mirrored and rotated (8× time)"</option>
+                </select></label>
             <label class="row"><input type="checkbox" data-testid="infer-then-label" prop:checked=move || then_label.get()
                 on:change=move |ev| then_label.set(event_target_checked(&ev)) />"Then threshold at 0.5 → 3D labels"</label>
             <DevicePicker id="infer" />

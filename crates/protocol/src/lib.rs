@@ -26,7 +26,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub mod nets;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 7;
+pub const PROTOCOL_VERSION: u8 = 8;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -250,6 +250,8 @@ pub enum ToWorker {
         name: String,
         /// Where to run the network.
         device: NetDevice,
+        /// Orientations averaged per tile: 1, 4 (mirror images) or 8 (and 90° rotations).
+        views: u8,
     },
     /// Look for a WebGPU adapter (once; later calls answer from memory). Reply: `Devices`.
     ProbeDevices {
@@ -911,6 +913,7 @@ mod tests {
                 }),
                 name: "probability".into(),
                 device: NetDevice::Auto,
+                views: 8,
             },
             ToWorker::ProbeDevices {
                 request: RequestId(11),

@@ -103,6 +103,8 @@ pub enum ToNets {
         request: RequestId,
         /// Where to run.
         device: NetDevice,
+        /// Orientations averaged per tile (1, 4 or 8).
+        views: u8,
     },
     /// Predict one slice (attachment: its image, `f32`). Reply: `Inferred` or `App(Failed)`.
     InferSlice {
@@ -263,6 +265,7 @@ mod tests {
             ToNets::InferStart {
                 request: RequestId(3),
                 device: NetDevice::Cpu,
+                views: 4,
             },
             ToNets::InferSlice {
                 request: RequestId(3),
