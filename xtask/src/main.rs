@@ -196,7 +196,14 @@ fn build() -> Result<(u64, u64, u64)> {
     ] {
         status(
             cmd(&tools.wasm_bindgen)
-                .args(["--target", "web", "--no-typescript", "--out-dir"])
+                // Function names are only for debuggers; the network worker's alone are 7 MB.
+                .args([
+                    "--target",
+                    "web",
+                    "--no-typescript",
+                    "--remove-name-section",
+                ])
+                .arg("--out-dir")
                 .arg(&dist)
                 .arg(out.join(wasm)),
         )?;
