@@ -13,7 +13,10 @@ use emstudio_core::labels::postprocess::{
 };
 use emstudio_core::labels::watershed::DistanceWatershedParams;
 use emstudio_core::metrics::isbi::{isbi_evaluate, IsbiParams, IsbiReport, MapPolarity};
-use emstudio_core::metrics::{center_positions, evaluate_labels_3d, EvaluateParams, Evaluation};
+use emstudio_core::metrics::{
+    center_positions, evaluate_labels_3d, semantic_threshold_sweep, EvaluateParams, Evaluation,
+    SemanticScores,
+};
 use emstudio_core::neighborhood::{Connectivity2, Connectivity3};
 use emstudio_core::stack::{
     export, is_stack_file_name, natural_cmp, BitDepth, ExportFormat, ExportOptions, Limits,
@@ -352,6 +355,9 @@ pub struct EvaluateArgs {
     pub isbi: bool,
     /// With `isbi`: high values of the map are membranes (default: interiors).
     pub boundary_high: bool,
+    /// `pred` is a foreground probability map: score it binarised at 0.05, 0.10, … 0.95 and
+    /// name the threshold with the best Jaccard (to choose one on validation slices).
+    pub sweep: bool,
     /// Metric settings (plain form).
     pub params: EvaluateParams,
     /// Also write everything as JSON here.
@@ -372,6 +378,26 @@ pub enum EvaluateOutput {
     Plain(Box<Evaluation>),
     /// ISBI 2012 protocol.
     Isbi(IsbiReport),
+    /// Foreground scores of a probability map at a series of thresholds.
+    Sweep(ThresholdSweep),
+}
+
+/// `emstudio evaluate --sweep`: a probability map's foreground scores at each threshold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThresholdSweep {
+    /// Scores at each threshold, in increasing order.
+    pub thresholds: Vec<ThresholdScores>,
+    /// The threshold with the highest Jaccard (the lowest of equals).
+    pub best_threshold: f64,
+}
+
+/// One row of a [`ThresholdSweep`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThresholdScores {
+    /// Foreground is `value > threshold`.
+    pub threshold: f64,
+    /// The binarised map's scores.
+    pub scores: SemanticScores,
 }
 
 /// `emstudio evaluate`: scores a prediction against ground truth; returns the printed report.
@@ -396,7 +422,54 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(String, EvaluateOutput)> {
             format!("{}: ground truth must be a label stack", args.gt.display())
         })?);
     let pb = bar(args.quiet, "evaluating");
-    let (text, output) = if args.isbi {
+    ensure!(
+        !(args.isbi && args.sweep),
+        "--isbi and --sweep are two different ways to score a map: choose one"
+    );
+    let (text, output) = if args.sweep {
+        let map = pred
+            .to_unit_f32_array()
+            .with_context(|| format!("{}: needs a grayscale map", args.pred.display()))?
+            .select(ndarray::Axis(0), &zs);
+        let thresholds: Vec<f64> = (1..20).map(|k| f64::from(k) * 0.05).collect();
+        let rows: Vec<ThresholdScores> =
+            semantic_threshold_sweep(gt_labels.view(), map.view(), &thresholds)?
+                .into_iter()
+                .map(|(threshold, scores)| ThresholdScores { threshold, scores })
+                .collect();
+        let best = rows
+            .iter()
+            .fold(None::<&ThresholdScores>, |best, r| match best {
+                Some(b) if b.scores.jaccard >= r.scores.jaccard => Some(b),
+                _ => Some(r),
+            })
+            .map_or(0.5, |r| r.threshold);
+        let mut text = String::from("threshold  Jaccard  Dice    precision  recall\n");
+        for r in &rows {
+            let s = &r.scores;
+            text += &format!(
+                "{:>9.2}  {:.4}   {:.4}  {:.4}     {:.4}{}\n",
+                r.threshold,
+                s.jaccard,
+                s.dice,
+                s.precision,
+                s.recall,
+                if r.threshold == best {
+                    "  ← best"
+                } else {
+                    ""
+                }
+            );
+        }
+        text += &format!("best threshold {best:.2}\n");
+        (
+            text,
+            EvaluateOutput::Sweep(ThresholdSweep {
+                thresholds: rows,
+                best_threshold: best,
+            }),
+        )
+    } else if args.isbi {
         // Maps stored as 8/16-bit images are scaled to 0..1 for the 0.0..1.0 sweep.
         let map = pred
             .to_unit_f32_array()

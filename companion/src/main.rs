@@ -227,6 +227,10 @@ enum BatchCommand {
         /// With --isbi: high map values are membranes (default: cell interiors).
         #[arg(long)]
         boundary_high: bool,
+        /// --pred is a foreground probability map: Jaccard/Dice at thresholds 0.05–0.95 and
+        /// the best one (choose a threshold on validation slices, then `label --threshold`).
+        #[arg(long)]
+        sweep: bool,
         /// Write all results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -528,6 +532,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             pred,
             isbi,
             boundary_high,
+            sweep,
             json,
             show_errors,
             slices,
@@ -538,6 +543,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 pred,
                 isbi,
                 boundary_high,
+                sweep,
                 params: EvaluateParams::default(),
                 json,
                 show_errors,

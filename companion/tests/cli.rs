@@ -138,6 +138,7 @@ fn label_then_evaluate() {
         pred: dir.path().join("objects"),
         isbi: false,
         boundary_high: false,
+        sweep: false,
         params: EvaluateParams::default(),
         json: Some(json.clone()),
         show_errors: 5,
@@ -178,6 +179,7 @@ fn label_then_evaluate() {
         pred: dir.path().join("small"),
         isbi: false,
         boundary_high: false,
+        sweep: false,
         params: EvaluateParams::default(),
         json: None,
         show_errors: 0,
@@ -217,6 +219,7 @@ fn isbi_protocol_on_a_perfect_map_scores_one() {
         pred: dir.path().join("map"),
         isbi: true,
         boundary_high: false,
+        sweep: false,
         params: EvaluateParams::default(),
         json: None,
         show_errors: 0,
@@ -233,6 +236,59 @@ fn isbi_protocol_on_a_perfect_map_scores_one() {
         "--slices 1 scores one slice"
     );
     assert!(text.contains("V_rand  1.0000"), "{text}");
+}
+
+#[test]
+fn a_threshold_sweep_names_the_threshold_that_separates_the_foreground() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let gt = Array3::from_shape_fn((2, 16, 16), |(_, y, x)| {
+        u8::from((4..12).contains(&y) && x < 8)
+    });
+    write_png_series(
+        &Volume::from_array(gt.view()).expect("v").into(),
+        &dir.path().join("gt"),
+    );
+    // Background at 140/255 ≈ 0.549, foreground at 170/255 ≈ 0.667: any threshold in
+    // 0.55–0.65 separates them; 0.5 lets the background in.
+    let map = gt.mapv(|v| if v == 0 { 140u8 } else { 170 });
+    write_png_series(
+        &Volume::from_array(map.view()).expect("v").into(),
+        &dir.path().join("map"),
+    );
+    let args = EvaluateArgs {
+        gt: dir.path().join("gt"),
+        pred: dir.path().join("map"),
+        isbi: false,
+        boundary_high: false,
+        sweep: true,
+        params: EvaluateParams::default(),
+        json: None,
+        show_errors: 0,
+        slices: None,
+        quiet: true,
+    };
+    let (text, out) = cli::evaluate(&args).expect("sweep");
+    let EvaluateOutput::Sweep(sweep) = out else {
+        panic!("sweep form expected")
+    };
+    assert!((sweep.best_threshold - 0.55).abs() < 1e-9, "{text}");
+    assert!(text.contains("best threshold 0.55"), "{text}");
+    let at = |t: f64| {
+        sweep
+            .thresholds
+            .iter()
+            .find(|r| (r.threshold - t).abs() < 1e-9)
+            .expect("row")
+            .scores
+    };
+    assert_eq!(at(0.6).jaccard, 1.0);
+    assert!(
+        (at(0.5).jaccard - 64.0 / 256.0).abs() < 1e-9,
+        "everything is foreground at 0.5"
+    );
+    assert_eq!(at(0.7).jaccard, 0.0);
+    let err = cli::evaluate(&EvaluateArgs { isbi: true, ..args }).expect_err("both");
+    assert!(format!("{err:#}").contains("choose one"), "{err:#}");
 }
 
 #[test]

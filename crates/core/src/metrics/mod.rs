@@ -65,7 +65,10 @@ pub use rand_vi::{
     info_scores, rand_scores, InfoScores, PairCounting, RandOptions, RandScores,
     UnlabelledPrediction,
 };
-pub use semantic::{semantic_from_table, semantic_scores_2d, semantic_scores_3d, SemanticScores};
+pub use semantic::{
+    semantic_from_table, semantic_scores_2d, semantic_scores_3d, semantic_threshold_sweep,
+    SemanticScores,
+};
 pub use thinning::thin_2d;
 
 use crate::progress::{Cancelled, Progress};

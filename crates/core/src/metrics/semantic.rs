@@ -123,6 +123,45 @@ pub fn semantic_scores_2d<G: LabelValue, P: LabelValue>(
     semantic_scores_3d(gt.insert_axis(Axis(0)), pred.insert_axis(Axis(0)))
 }
 
+/// Mask scores of a probability map binarised at each of `thresholds` (foreground =
+/// `value > threshold`, as `emstudio label --threshold` and the Postprocess panel binarise)
+/// against the GT's foreground, in the order given. Used to choose a threshold on validation
+/// slices before it is applied to others.
+pub fn semantic_threshold_sweep<G: LabelValue>(
+    gt: ArrayView3<'_, G>,
+    map: ArrayView3<'_, f32>,
+    thresholds: &[f64],
+) -> Result<Vec<(f64, SemanticScores)>, MetricsError> {
+    check_same_shape(gt.shape(), map.shape())?;
+    // Per threshold: voxels above it, and those of them in the GT foreground.
+    let mut above = vec![0u64; thresholds.len()];
+    let mut above_in_gt = vec![0u64; thresholds.len()];
+    let mut gt_voxels = 0u64;
+    Zip::from(&gt).and(&map).for_each(|&g, &v| {
+        let fg = u64::from(g.to_u32() != 0);
+        gt_voxels += fg;
+        for (k, &t) in thresholds.iter().enumerate() {
+            let on = u64::from(f64::from(v) > t);
+            above[k] += on;
+            above_in_gt[k] += on & fg;
+        }
+    });
+    let n = gt.len() as u64;
+    Ok(thresholds
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| {
+            let tp = above_in_gt[k];
+            let fp = above[k] - tp;
+            let fn_ = gt_voxels - tp;
+            (
+                t,
+                SemanticScores::from_counts(tp, fp, fn_, n - tp - fp - fn_),
+            )
+        })
+        .collect())
+}
+
 /// Mask scores from a contingency table (no second pass over the voxels).
 pub fn semantic_from_table(table: &ContingencyTable) -> SemanticScores {
     let mut counts = [0u64; 4];
@@ -137,6 +176,33 @@ pub fn semantic_from_table(table: &ContingencyTable) -> SemanticScores {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn a_threshold_sweep_scores_each_binarised_map_like_a_mask() {
+        let gt = array![[[0u32, 1, 1, 0], [1, 1, 0, 0]]];
+        let map = array![[[0.1f32, 0.9, 0.4, 0.6], [0.5, 0.7, 0.2, 0.0]]];
+        let thresholds = [0.0, 0.3, 0.5, 0.65, 1.0];
+        let sweep =
+            semantic_threshold_sweep(gt.view(), map.view(), &thresholds).expect("same shape");
+        assert_eq!(sweep.len(), thresholds.len());
+        for (t, scores) in sweep {
+            let mask = map.mapv(|v| u32::from(f64::from(v) > t));
+            let direct = semantic_scores_3d(gt.view(), mask.view()).expect("same shape");
+            assert_eq!(scores, direct, "threshold {t}");
+        }
+        // 0.5 is not above 0.5: at 0.5 the mask is {0.9, 0.6, 0.7} → TP 2, FP 1, FN 2.
+        let at_half = semantic_threshold_sweep(gt.view(), map.view(), &[0.5]).expect("shape")[0].1;
+        assert_eq!(
+            (
+                at_half.true_positives,
+                at_half.false_positives,
+                at_half.false_negatives
+            ),
+            (2, 1, 2)
+        );
+        let wrong = ndarray::Array3::<f32>::zeros((1, 2, 3));
+        assert!(semantic_threshold_sweep(gt.view(), wrong.view(), &[0.5]).is_err());
+    }
 
     #[test]
     fn counts_and_scores() {
