@@ -258,15 +258,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             views,
         } => {
             let model = attachments.into_iter().next();
-            let run = web_nets::InferRun {
-                layer,
-                slices,
-                region,
-                name,
-                device,
-                views,
-            };
-            web_nets::infer(request, model, run);
+            web_nets::infer(request, layer, model, &slices, region, name, device, views);
         }
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::NewLabelLayer {

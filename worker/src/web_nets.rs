@@ -223,36 +223,23 @@ pub fn control(request: RequestId, control: TrainControl) {
     }
 }
 
-/// What an `Infer` request asks for (everything but the request id and the model).
-pub struct InferRun {
-    /// Image layer.
-    pub layer: LayerId,
-    /// Slices (empty: all).
-    pub slices: Vec<usize>,
-    /// Part of each slice; none: whole slices.
-    pub region: Option<Region>,
-    /// Name of the new layer.
-    pub name: String,
-    /// Where to run.
-    pub device: NetDevice,
-    /// Orientations averaged per tile.
-    pub views: u8,
-}
-
-/// `Infer`: checks the layer, then loads the model in the network worker.
-pub fn infer(request: RequestId, model: Option<JsValue>, run: InferRun) {
-    let InferRun {
-        layer,
-        slices,
-        region,
-        name,
-        device,
-        views,
-    } = run;
+/// `Infer`: checks the layer, then loads the model in the network worker; `views`
+/// orientations are averaged per tile.
+#[allow(clippy::too_many_arguments)]
+pub fn infer(
+    request: RequestId,
+    layer: LayerId,
+    model: Option<JsValue>,
+    slices: &[usize],
+    region: Option<Region>,
+    name: String,
+    device: NetDevice,
+    views: u8,
+) {
     let Some(model) = model else {
         return fail(request, "no model file was attached".into());
     };
-    let plan = match WORKSPACE.with(|w| InferPlan::new(&w.borrow(), layer, &slices, region)) {
+    let plan = match WORKSPACE.with(|w| InferPlan::new(&w.borrow(), layer, slices, region)) {
         Ok(p) => p.averaged_over(views),
         Err(e) => return fail(request, e),
     };

@@ -359,19 +359,7 @@ mod tests {
         let _turn = crate::train::tests::SEEDED.lock();
         let device = Device::flex();
         device.seed(9);
-        let header = ModelHeader {
-            arch: ArchConfig::UNet(UNetConfig {
-                depth: 2,
-                base_width: 4,
-            }),
-            io: NetIo {
-                in_channels: 1,
-                out_channels: 2,
-            },
-            normalization: Normalization::default(),
-            provenance: Provenance::default(),
-        };
-        let net = header.arch.build(&header.io, &device).valid();
+        let (header, net) = two_class_unet(&device);
         let gray = Array2::from_shape_fn((37, 53), |(y, x)| ((y * 7 + x * 3) % 17) as f32 / 16.0);
         let image = gray.clone().insert_axis(ndarray::Axis(0));
         let mut calls = 0;
@@ -450,9 +438,9 @@ mod tests {
         }
     }
 
-    /// A small untrained two-class U-Net: its output depends on orientation, which is what
-    /// averaging over views must cancel.
-    fn orientation_sensitive_net(device: &Device) -> (ModelHeader, Net) {
+    /// A small untrained two-class U-Net (in inference mode). Its output depends on the
+    /// orientation of the image, which is what averaging over views must cancel.
+    fn two_class_unet(device: &Device) -> (ModelHeader, Net) {
         let header = ModelHeader {
             arch: ArchConfig::UNet(UNetConfig {
                 depth: 2,
@@ -480,7 +468,7 @@ mod tests {
         let _turn = crate::train::tests::SEEDED.lock();
         let device = Device::flex();
         device.seed(21);
-        let (header, net) = orientation_sensitive_net(&device);
+        let (header, net) = two_class_unet(&device);
         let gray = Array2::from_shape_fn((40, 40), |(y, x)| {
             ((y * 7 + x * 3 + y * x) % 23) as f32 / 22.0
         });
@@ -534,7 +522,7 @@ mod tests {
     #[test]
     fn views_multiply_the_work_and_rectangles_skip_transposes() {
         let device = Device::flex();
-        let (header, _) = orientation_sensitive_net(&device);
+        let (header, _) = two_class_unet(&device);
         let tall = ndarray::Array3::<f32>::zeros((1, 37, 53));
         let count = |views, tile| {
             TiledPrediction::new(
