@@ -302,6 +302,24 @@ fn the_binary_reports_errors_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim(), "error: /no/such/gt: no such file or folder");
+    // An orientation count other than 1, 4 or 8 is refused before anything is read.
+    let views = std::process::Command::new(exe)
+        .args([
+            "infer",
+            "-m",
+            "m.emsmodel",
+            "-i",
+            "em",
+            "-o",
+            "p.tif",
+            "--views",
+            "3",
+        ])
+        .output()
+        .expect("run");
+    assert!(!views.status.success());
+    let stderr = String::from_utf8_lossy(&views.stderr);
+    assert!(stderr.contains("choose 1, 4 or 8"), "{stderr}");
     let list = std::process::Command::new(exe)
         .args(["filter", "--list"])
         .output()
