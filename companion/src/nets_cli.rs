@@ -8,9 +8,9 @@ use burn::prelude::*;
 use emstudio_core::{AnyVolume, Volume};
 use emstudio_nets::infer::{argmax_classes, predict, InferOptions};
 use emstudio_nets::model::ModelFile;
-use emstudio_nets::native_device::pick_device;
 pub use emstudio_nets::native_device::DeviceChoice;
-use emstudio_nets::train::{channel_words, Slice, TrainConfig, Trainer};
+use emstudio_nets::native_device::{pick_device, runs_on_cpu};
+use emstudio_nets::train::{channel_words, Slice, TrainConfig, Trainer, GPU_LOSS_READ_EVERY};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
@@ -173,10 +173,13 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         &device.clone().autodiff(),
         start.as_ref().map(|f| (f, args.resume)),
     )?;
+    if !runs_on_cpu(args.device) {
+        trainer.read_losses_every(GPU_LOSS_READ_EVERY);
+    }
     let total = args.config.steps;
     let pb = bar(args.quiet, total, "training");
     let t0 = std::time::Instant::now();
-    let mut last_val = None;
+    let (mut last_loss, mut last_val) = (None, None);
     let mut done = 0u64;
     while !trainer.finished() {
         let r = trainer.step();
@@ -184,10 +187,11 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         if r.validation.is_some() {
             last_val = r.validation;
         }
+        last_loss = r.latest_loss().or(last_loss);
         pb.set_position(done);
         pb.set_prefix(format!(
-            "loss {:.4}{}",
-            r.loss,
+            "loss {}{}",
+            last_loss.map_or("…".into(), |l| format!("{l:.4}")),
             last_val.map(|v| format!(" val {v:.4}")).unwrap_or_default()
         ));
         if args.checkpoint_every > 0 && done % args.checkpoint_every == 0 {

@@ -131,6 +131,11 @@ impl TrainJob {
         self.max_binding = bytes;
     }
 
+    /// Read the training losses back every `every` steps ([`Trainer::read_losses_every`]).
+    pub fn read_losses_every(&mut self, every: u64) {
+        self.trainer.read_losses_every(every);
+    }
+
     /// One optimiser step (synchronous reads: CPU only).
     pub fn step(&mut self) -> StepReport {
         self.trainer.step()
@@ -378,7 +383,7 @@ mod tests {
         let mut job = TrainJob::new(data(SMALL), &device).expect("job");
         let mut losses = Vec::new();
         while !job.finished() {
-            losses.push(job.step().loss);
+            losses.extend(job.step().losses);
         }
         assert_eq!(job.steps_done(), 40);
         let (first, last) = (

@@ -7,6 +7,7 @@
 
 use crate::jobs::{cpu_description, InferEngine, LabelledSlice, Prediction, TrainData, TrainJob};
 use crate::web_gpu;
+use emstudio_nets::train::GPU_LOSS_READ_EVERY;
 use emstudio_nets::Device;
 use emstudio_protocol::nets::{
     f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets,
@@ -382,6 +383,10 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
         Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
     };
     job.set_max_binding(chosen.max_binding);
+    if chosen.max_binding.is_some() {
+        // On a GPU every read drains the queue: read the losses in batches.
+        job.read_losses_every(GPU_LOSS_READ_EVERY);
+    }
     let first = job.steps_done();
     let started = now_ms();
     to_app(
@@ -441,8 +446,8 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
                 )
             }
         };
-        sum += f64::from(r.loss);
-        n += 1;
+        sum += r.losses.iter().map(|&l| f64::from(l)).sum::<f64>();
+        n += r.losses.len() as u32;
         let now = now_ms();
         if now - speed_t >= 1000.0 {
             steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
@@ -450,7 +455,8 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
         } else if steps_per_s == 0.0 && now > started {
             steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
         }
-        if now - last_sent >= 100.0 || r.validation.is_some() || job.finished() {
+        // Validation points and the last step always carry read losses (n > 0).
+        if n > 0 && (now - last_sent >= 100.0 || r.validation.is_some() || job.finished()) {
             to_app(
                 FromWorker::TrainStep {
                     request,

@@ -47,6 +47,15 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// True when `choice` runs on the CPU in this build ("auto" without a GPU feature).
+pub fn runs_on_cpu(choice: DeviceChoice) -> bool {
+    match choice {
+        DeviceChoice::Cpu => true,
+        DeviceChoice::Cuda | DeviceChoice::Wgpu => false,
+        DeviceChoice::Auto => !cfg!(any(feature = "wgpu", feature = "cuda")),
+    }
+}
+
 /// The device and a line describing it.
 pub fn pick_device(choice: DeviceChoice) -> Result<(Device, String), DeviceError> {
     match choice {
@@ -100,5 +109,14 @@ mod tests {
         let err = "tpu".parse::<DeviceChoice>().unwrap_err();
         assert_eq!(err.to_string(), "device 'tpu': use auto, cpu, wgpu or cuda");
         assert!(pick_device(DeviceChoice::Cpu).unwrap().1.starts_with("CPU"));
+        assert!(runs_on_cpu(DeviceChoice::Cpu));
+        assert!(!runs_on_cpu(DeviceChoice::Wgpu));
+        assert_eq!(
+            runs_on_cpu(DeviceChoice::Auto),
+            pick_device(DeviceChoice::Auto)
+                .unwrap()
+                .1
+                .starts_with("CPU")
+        );
     }
 }

@@ -107,12 +107,16 @@ pub enum TrainError {
     Device(String),
 }
 
+/// How often runs on a GPU read their training losses back ([`Trainer::read_losses_every`]):
+/// often enough for a live curve, seldom enough that the device rarely waits for the host.
+pub const GPU_LOSS_READ_EVERY: u64 = 8;
+
 /// A step queued on the device whose loss values are not read yet.
 struct PendingStep {
+    /// The training loss, `[1]`, detached.
     loss: Tensor<1>,
     validation: Option<Tensor<1>>,
     validation_due: bool,
-    learning_rate: f64,
 }
 
 /// One training slice: image scaled to `[0, 1]` (one gray or three RGB planes), class per
@@ -196,18 +200,27 @@ impl Slice {
 }
 
 /// Output of one [`Trainer::step`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StepReport {
     /// Steps done (this one included).
     pub step: u64,
     /// Steps in all.
     pub total: u64,
-    /// This step's training loss.
-    pub loss: f32,
+    /// The training losses read back by this step, one per step since the previous read,
+    /// oldest first (this step's is last). Empty while reads are deferred
+    /// ([`Trainer::read_losses_every`]); with the default every step reads its own one.
+    pub losses: Vec<f32>,
     /// Validation loss, when measured at this step.
     pub validation: Option<f32>,
     /// Learning rate used.
     pub learning_rate: f64,
+}
+
+impl StepReport {
+    /// The newest training loss this step read back, if it read any.
+    pub fn latest_loss(&self) -> Option<f32> {
+        self.losses.last().copied()
+    }
 }
 
 /// A training run.
@@ -228,6 +241,12 @@ pub struct Trainer {
     window: (f64, u64),
     /// The loss of this run's first step (summaries: first → last).
     first_loss: Option<f32>,
+    /// Steps queued on the device whose losses are not read yet, oldest first.
+    unread: Vec<PendingStep>,
+    /// Read the losses back every this many steps ([`Trainer::read_losses_every`]).
+    read_every: u64,
+    /// The learning rate of the newest step.
+    last_learning_rate: f64,
     data_names: Vec<String>,
     imported_from: Option<String>,
 }
@@ -434,6 +453,9 @@ impl Trainer {
             history,
             window: (0.0, 0),
             first_loss: None,
+            unread: Vec::new(),
+            read_every: 1,
+            last_learning_rate: 0.0,
             data_names,
             imported_from,
         })
@@ -510,35 +532,67 @@ impl Trainer {
         )
     }
 
-    /// Runs one optimiser step (and validation when due). Reads the loss synchronously: not
-    /// on WebGPU in the browser (use [`Trainer::step_async`]).
+    /// Reads the training losses back from the device every `every` steps (at least 1)
+    /// instead of after each one. A read waits until the device has run everything queued,
+    /// so on a GPU reading seldom lets the host crop and augment the next batches while the
+    /// device computes. Validation points and the last step always read. The losses are the
+    /// same either way; only the step that reports them changes ([`StepReport::losses`]).
+    pub fn read_losses_every(&mut self, every: u64) {
+        self.read_every = every.max(1);
+    }
+
+    /// Runs one optimiser step (and validation when due). Reads synchronously: not on
+    /// WebGPU in the browser (use [`Trainer::step_async`]).
     pub fn step(&mut self) -> StepReport {
-        let pending = self.advance();
-        let loss = pending.loss.clone().into_scalar::<f32>();
-        let validation = pending.validation.clone().map(|v| v.into_scalar::<f32>());
-        self.record(&pending, loss, validation)
+        self.advance();
+        let Some((losses, validation)) = self.take_due_reads() else {
+            return self.report(Vec::new(), None);
+        };
+        let unread = self.unread.len();
+        let losses =
+            (losses.into_data().try_to_vec::<f32>()).unwrap_or_else(|_| vec![f32::NAN; unread]);
+        let validation = validation.map(|v| v.into_scalar::<f32>());
+        self.record(losses, validation)
     }
 
     /// [`Trainer::step`] with asynchronous reads of the loss values (any device).
     pub async fn step_async(&mut self) -> Result<StepReport, TrainError> {
-        let pending = self.advance();
+        self.advance();
+        let Some((losses, validation)) = self.take_due_reads() else {
+            return Ok(self.report(Vec::new(), None));
+        };
         let device_error = |e: burn::tensor::ExecutionError| TrainError::Device(e.to_string());
-        let loss = pending
-            .loss
-            .clone()
-            .into_scalar_async::<f32>()
+        let losses = losses
+            .into_data_async()
             .await
-            .map_err(device_error)?;
-        let validation = match pending.validation.clone() {
+            .map_err(device_error)?
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        let validation = match validation {
             Some(v) => Some(v.into_scalar_async::<f32>().await.map_err(device_error)?),
             None => None,
         };
-        Ok(self.record(&pending, loss, validation))
+        Ok(self.record(losses, validation))
+    }
+
+    /// When a read is due (the interval is full, validation was queued, or the run is
+    /// over): the unread training losses as one tensor, so they come back in one read, and
+    /// the validation loss if the newest step measured it.
+    fn take_due_reads(&mut self) -> Option<(Tensor<1>, Option<Tensor<1>>)> {
+        let newest = self.unread.last()?;
+        let due =
+            self.unread.len() as u64 >= self.read_every || newest.validation_due || self.finished();
+        if !due {
+            return None;
+        }
+        let validation = newest.validation.clone();
+        let losses = self.unread.iter().map(|p| p.loss.clone()).collect();
+        Some((Tensor::cat(losses, 0), validation))
     }
 
     /// The device half of a step: a batch forward and backward, the optimiser update, and the
     /// validation loss when due, all queued without reading anything back.
-    fn advance(&mut self) -> PendingStep {
+    fn advance(&mut self) {
         let batch: Vec<Patch> = (0..self.config.batch)
             .map(|_| {
                 let i = self.rng.random_range(0..self.train.len());
@@ -557,24 +611,25 @@ impl Trainer {
         let due = self.config.validation_every > 0
             && ((self.step - self.first_step) % self.config.validation_every == 0
                 || self.finished());
-        PendingStep {
+        self.last_learning_rate = learning_rate;
+        self.unread.push(PendingStep {
             loss: value,
             validation: due.then(|| self.validation_loss_tensor()).flatten(),
             validation_due: due,
-            learning_rate,
-        }
+        });
     }
 
-    /// The host half of a step: loss bookkeeping once the values are read.
-    fn record(&mut self, pending: &PendingStep, value: f32, validation: Option<f32>) -> StepReport {
-        let validation = if pending.validation_due {
-            Some(validation.unwrap_or(f32::NAN))
-        } else {
-            None
-        };
-        self.window.0 += f64::from(value);
-        self.window.1 += 1;
-        self.first_loss.get_or_insert(value);
+    /// The host half of a read: loss bookkeeping for the unread steps, once their values
+    /// are back (`losses` in step order; `validation` the newest step's).
+    fn record(&mut self, losses: Vec<f32>, validation: Option<f32>) -> StepReport {
+        let validation_due = self.unread.last().is_some_and(|p| p.validation_due);
+        self.unread.clear();
+        let validation = validation_due.then(|| validation.unwrap_or(f32::NAN));
+        for &value in &losses {
+            self.window.0 += f64::from(value);
+            self.window.1 += 1;
+            self.first_loss.get_or_insert(value);
+        }
         if validation.is_some() || self.finished() {
             self.history.push(LossPoint {
                 step: self.step,
@@ -583,12 +638,16 @@ impl Trainer {
             });
             self.window = (0.0, 0);
         }
+        self.report(losses, validation)
+    }
+
+    fn report(&self, losses: Vec<f32>, validation: Option<f32>) -> StepReport {
         StepReport {
             step: self.step,
             total: self.first_step + self.config.steps,
-            loss: value,
+            losses,
             validation,
-            learning_rate: pending.learning_rate,
+            learning_rate: self.last_learning_rate,
         }
     }
 
@@ -735,12 +794,12 @@ pub(crate) mod tests {
             .expect("trainer");
             let mut losses = Vec::new();
             while !t.finished() {
-                losses.push(if asynchronous {
+                losses.extend(if asynchronous {
                     futures_lite::future::block_on(t.step_async())
                         .expect("step")
-                        .loss
+                        .losses
                 } else {
-                    t.step().loss
+                    t.step().losses
                 });
             }
             (losses, t)
@@ -760,6 +819,66 @@ pub(crate) mod tests {
             .expect("async model file");
         assert_eq!(saved.optimizer, None);
         assert_eq!(saved.header.provenance.steps, 40);
+    }
+
+    #[test]
+    fn deferred_loss_reads_report_the_same_losses_in_batches() {
+        let _turn = SEEDED.lock();
+        let device = Device::flex().autodiff();
+        let run = |every: u64, asynchronous: bool| {
+            let mut t = Trainer::new(
+                config(23),
+                vec![discs(1)],
+                vec![discs(3)],
+                vec![],
+                &device,
+                None,
+            )
+            .expect("trainer");
+            t.read_losses_every(every);
+            let mut reports = Vec::new();
+            while !t.finished() {
+                reports.push(if asynchronous {
+                    futures_lite::future::block_on(t.step_async()).expect("step")
+                } else {
+                    t.step()
+                });
+            }
+            (reports, t.history().to_vec(), t.first_loss())
+        };
+        let (each, each_history, each_first) = run(1, false);
+        assert!(each.iter().all(|r| r.losses.len() == 1));
+        for every in [4, 50] {
+            let (batched, history, first) = run(every, every == 4);
+            // Every 4 steps, at the validation points (10, 20) and at the last step (23).
+            let read_at: Vec<u64> = batched
+                .iter()
+                .filter(|r| !r.losses.is_empty())
+                .map(|r| r.step)
+                .collect();
+            let expected: &[u64] = if every == 4 {
+                &[4, 8, 10, 14, 18, 20, 23]
+            } else {
+                &[10, 20, 23]
+            };
+            assert_eq!(read_at, expected, "reads every {every}");
+            let flat: Vec<f32> = batched.iter().flat_map(|r| r.losses.clone()).collect();
+            let single: Vec<f32> = each.iter().flat_map(|r| r.losses.clone()).collect();
+            assert_eq!(flat, single, "same losses, read every {every}");
+            assert_eq!(history, each_history);
+            assert_eq!(first, each_first);
+            let validated = |rs: &[StepReport]| -> Vec<u64> {
+                rs.iter()
+                    .filter(|r| r.validation.is_some())
+                    .map(|r| r.step)
+                    .collect()
+            };
+            assert_eq!(validated(&batched), validated(&each));
+            assert_eq!(
+                batched.iter().map(|r| r.learning_rate).collect::<Vec<_>>(),
+                each.iter().map(|r| r.learning_rate).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
@@ -858,7 +977,7 @@ pub(crate) mod tests {
         assert_eq!(t.header("").io.in_channels, 3);
         let mut losses = Vec::new();
         while !t.finished() {
-            losses.push(t.step().loss);
+            losses.extend(t.step().losses);
         }
         let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
         let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;

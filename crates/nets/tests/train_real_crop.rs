@@ -66,7 +66,7 @@ fn a_small_unet_learns_mitochondria_on_a_real_crop() {
     .expect("trainer");
     let mut losses = Vec::new();
     while !t.finished() {
-        losses.push(t.step().loss);
+        losses.extend(t.step().losses);
     }
     let first = losses[..8].iter().sum::<f32>() / 8.0;
     let last = losses[losses.len() - 8..].iter().sum::<f32>() / 8.0;
