@@ -132,8 +132,17 @@ enum BatchCommand {
         #[arg(long, default_value_t = 100)]
         validation_every: u64,
         /// Turn augmentation off.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "augment")]
         no_augment: bool,
+        /// Augmentation settings as JSON; fields left out keep their defaults, e.g.
+        /// '{"contrast":0.4,"gamma":0.5,"elastic_pixels":0}'. Fields: flips, rotations,
+        /// elastic_pixels, brightness, contrast, gamma, noise, blur_probability,
+        /// missing_probability, misalign_probability.
+        #[arg(long, value_name = "JSON")]
+        augment: Option<String>,
+        /// Adam weight decay (L2 penalty; 0 = off).
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f64,
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -441,6 +450,8 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             schedule,
             validation_every,
             no_augment,
+            augment,
+            weight_decay,
             seed,
             ignore_label,
             init,
@@ -472,12 +483,13 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                     patch,
                     learning_rate: lr,
                     schedule,
-                    weight_decay: 0.0,
+                    weight_decay,
                     validation_every,
-                    augment: if no_augment {
-                        emstudio_nets::augment::AugmentConfig::none()
-                    } else {
-                        emstudio_nets::augment::AugmentConfig::default()
+                    augment: match (no_augment, augment) {
+                        (true, _) => emstudio_nets::augment::AugmentConfig::none(),
+                        (false, None) => emstudio_nets::augment::AugmentConfig::default(),
+                        (false, Some(json)) => serde_json::from_str(&json)
+                            .with_context(|| format!("--augment {json}"))?,
                     },
                     seed,
                 },

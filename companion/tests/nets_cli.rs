@@ -124,3 +124,83 @@ fn a_network_trains_and_infers_on_colour_stacks() {
         "{text}"
     );
 }
+
+#[test]
+fn train_takes_augmentation_and_weight_decay_settings_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (image, labels) = colour_stack();
+    write_png_series(&image, &dir.path().join("image"));
+    write_png_series(&labels, &dir.path().join("labels"));
+    let model = dir.path().join("tuned.emsmodel");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--image",
+            "image",
+            "--label",
+            "labels",
+            "--slices",
+            "0-2",
+            "--depth",
+            "2",
+            "--base-width",
+            "4",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--patch",
+            "32",
+            "--device",
+            "cpu",
+            "-q",
+            "-o",
+            "tuned.emsmodel",
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .expect("run")
+    };
+    let ok = train(&[
+        "--augment",
+        r#"{"contrast":0.4,"elastic_pixels":0}"#,
+        "--weight-decay",
+        "0.0001",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let file = emstudio_nets::model::ModelFile::from_bytes(&std::fs::read(&model).expect("model"))
+        .expect("model file");
+    let training = file.header.provenance.training.expect("training settings");
+    assert_eq!(
+        training["augment"]["contrast"].as_f64(),
+        Some(0.4f32 as f64)
+    );
+    assert_eq!(training["augment"]["elastic_pixels"].as_f64(), Some(0.0));
+    // Fields left out keep their defaults.
+    assert_eq!(training["augment"]["flips"].as_bool(), Some(true));
+    assert_eq!(training["weight_decay"].as_f64(), Some(0.0001));
+
+    let refused = |extra: &[&str], says: &str| {
+        let out = train(extra);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    };
+    refused(
+        &["--augment", r#"{"contrst":0.4}"#],
+        "unknown field `contrst`",
+    );
+    refused(&["--augment", "{"], "--augment {");
+    refused(&["--augment", "{}", "--no-augment"], "cannot be used with");
+    refused(
+        &["--weight-decay=-1"],
+        "the weight decay must be 0 or positive",
+    );
+}

@@ -328,6 +328,11 @@ impl Trainer {
                 "the learning rate must be positive".into(),
             ));
         }
+        if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
+            return Err(TrainError::Invalid(
+                "the weight decay must be 0 or positive".into(),
+            ));
+        }
         if train.is_empty() {
             return Err(TrainError::Data("no training slices".into()));
         }
