@@ -46,12 +46,18 @@ fn colour_stack() -> (AnyVolume, AnyVolume) {
     (image.into(), labels.into())
 }
 
-#[test]
-fn a_network_trains_and_infers_on_colour_stacks() {
+/// [`colour_stack`] as PNG series in `image/` and `labels/` of a new temporary folder.
+fn colour_stack_on_disk() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     let (image, labels) = colour_stack();
     write_png_series(&image, &dir.path().join("image"));
     write_png_series(&labels, &dir.path().join("labels"));
+    dir
+}
+
+#[test]
+fn a_network_trains_and_infers_on_colour_stacks() {
+    let dir = colour_stack_on_disk();
     let model = dir.path().join("rgb.emsmodel");
     let summary = nets_cli::train(&TrainArgs {
         image: dir.path().join("image"),
@@ -127,10 +133,7 @@ fn a_network_trains_and_infers_on_colour_stacks() {
 
 #[test]
 fn train_takes_augmentation_and_weight_decay_settings_and_refuses_bad_ones() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (image, labels) = colour_stack();
-    write_png_series(&image, &dir.path().join("image"));
-    write_png_series(&labels, &dir.path().join("labels"));
+    let dir = colour_stack_on_disk();
     let model = dir.path().join("tuned.emsmodel");
     let train = |extra: &[&str]| {
         let mut args = vec![
