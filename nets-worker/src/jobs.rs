@@ -146,6 +146,14 @@ impl TrainJob {
         self.trainer.step_async().await.map_err(|e| e.to_string())
     }
 
+    /// Reads the losses of steps still waiting for a read (a run stopped between reads).
+    pub async fn read_unread_async(&mut self) -> Result<StepReport, String> {
+        self.trainer
+            .read_unread_async()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// True when every step has run.
     pub fn finished(&self) -> bool {
         self.trainer.finished()

@@ -478,6 +478,10 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
             }
         }
     }
+    // Stopped between two reads: the summary and the saved history count those steps too.
+    if let Err(e) = job.read_unread_async().await {
+        web_sys::console::warn_1(&format!("reading the last losses: {e}").into());
+    }
     let steer = steering(request);
     if let Some((z, image)) = &steer.preview {
         send_preview(request, &job, *z, image).await;

@@ -563,9 +563,26 @@ impl Trainer {
     /// [`Trainer::step`] with asynchronous reads of the loss values (any device).
     pub async fn step_async(&mut self) -> Result<StepReport, TrainError> {
         self.advance();
-        let Some((losses, validation)) = self.take_due_reads() else {
-            return Ok(self.report(Vec::new(), None));
-        };
+        match self.take_due_reads() {
+            Some(reads) => self.read_async(reads).await,
+            None => Ok(self.report(Vec::new(), None)),
+        }
+    }
+
+    /// Reads and records the losses of the steps still waiting for a read (a run stopped
+    /// between two reads), so the first loss and the model's history count them.
+    pub async fn read_unread_async(&mut self) -> Result<StepReport, TrainError> {
+        match self.unread_reads() {
+            Some(reads) => self.read_async(reads).await,
+            None => Ok(self.report(Vec::new(), None)),
+        }
+    }
+
+    /// Awaits the reads of [`Trainer::unread_reads`] and records them.
+    async fn read_async(
+        &mut self,
+        (losses, validation): (Tensor<1>, Option<Tensor<1>>),
+    ) -> Result<StepReport, TrainError> {
         let device_error = |e: burn::tensor::ExecutionError| TrainError::Device(e.to_string());
         let losses = losses
             .into_data_async()
@@ -580,16 +597,19 @@ impl Trainer {
         Ok(self.record(losses, validation))
     }
 
-    /// When a read is due (the interval is full, validation was queued, or the run is
-    /// over): the unread training losses as one tensor, so they come back in one read, and
-    /// the validation loss if the newest step measured it.
-    fn take_due_reads(&mut self) -> Option<(Tensor<1>, Option<Tensor<1>>)> {
+    /// [`Trainer::unread_reads`] when a read is due: the interval is full, validation was
+    /// queued, or the run is over.
+    fn take_due_reads(&self) -> Option<(Tensor<1>, Option<Tensor<1>>)> {
         let newest = self.unread.last()?;
         let due =
             self.unread.len() as u64 >= self.read_every || newest.validation_due || self.finished();
-        if !due {
-            return None;
-        }
+        due.then(|| self.unread_reads()).flatten()
+    }
+
+    /// The unread training losses as one tensor, so they come back in one read, and the
+    /// validation loss if the newest step measured it; `None` when nothing is unread.
+    fn unread_reads(&self) -> Option<(Tensor<1>, Option<Tensor<1>>)> {
+        let newest = self.unread.last()?;
         let validation = newest.validation.clone();
         let losses = self.unread.iter().map(|p| p.loss.clone()).collect();
         Some((Tensor::cat(losses, 0), validation))
@@ -884,6 +904,32 @@ pub(crate) mod tests {
                 each.iter().map(|r| r.learning_rate).collect::<Vec<_>>()
             );
         }
+        // A run stopped between two reads: its unread losses can still be read.
+        let mut stopped = Trainer::new(
+            config(23),
+            vec![discs(1)],
+            vec![discs(3)],
+            vec![],
+            &device,
+            None,
+        )
+        .expect("trainer");
+        stopped.read_losses_every(50);
+        for _ in 0..3 {
+            assert!(stopped.step().losses.is_empty());
+        }
+        assert_eq!(stopped.first_loss(), None);
+        let flushed = futures_lite::future::block_on(stopped.read_unread_async()).expect("read");
+        assert_eq!(
+            flushed.losses,
+            each[..3]
+                .iter()
+                .flat_map(|r| r.losses.clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(stopped.first_loss(), each_first);
+        let again = futures_lite::future::block_on(stopped.read_unread_async()).expect("read");
+        assert!(again.losses.is_empty());
     }
 
     #[test]
