@@ -205,8 +205,8 @@ enum BatchCommand {
         slices: Option<String>,
         #[command(flatten)]
         output: OutputFlags,
-        /// Tile side in pixels.
-        #[arg(long, default_value_t = 256)]
+        /// Tile side in pixels (neighbouring tiles overlap by a quarter of it).
+        #[arg(long, default_value_t = 512)]
         tile: usize,
         /// Tiles per forward pass.
         #[arg(long, default_value_t = 4)]

@@ -28,18 +28,19 @@ pub fn cpu_description() -> String {
 /// Tiles for inference and previews (shrunk to a GPU's binding limit, see
 /// [`InferOptions::fit_to_binding`]).
 const INFER: InferOptions = InferOptions {
-    tile: 256,
+    tile: 512,
     batch: 2,
     views: 1,
 };
 
+/// What the CPU backend's largest convolution buffer may take: wasm memory only grows, so a
+/// wide network gets smaller tiles instead of hundreds of megabytes held for the tab's life.
+const CPU_BUFFER_BUDGET: u64 = 256 << 20;
+
 /// The inference tiling for a model on a device whose largest storage binding is
-/// `max_binding` bytes (none: the CPU, no limit).
+/// `max_binding` bytes (none: the CPU, held to [`CPU_BUFFER_BUDGET`]).
 pub fn infer_options(header: &ModelHeader, max_binding: Option<u64>) -> InferOptions {
-    match max_binding {
-        Some(bytes) => INFER.fit_to_binding(&header.arch, bytes),
-        None => INFER,
-    }
+    INFER.fit_to_binding(&header.arch, max_binding.unwrap_or(CPU_BUFFER_BUDGET))
 }
 
 /// One slice to learn from: the image scaled to [0, 1] and its labels.
