@@ -173,6 +173,14 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         &device.clone().autodiff(),
         start.as_ref().map(|f| (f, args.resume)),
     )?;
+    if trainer.patch() != args.config.patch && !args.quiet {
+        eprintln!(
+            "patch {} → {}: it must fit the training slices and be a multiple of {}",
+            args.config.patch,
+            trainer.patch(),
+            args.config.arch.size_multiple()
+        );
+    }
     if !runs_on_cpu(args.device) {
         trainer.read_losses_every(GPU_LOSS_READ_EVERY);
     }

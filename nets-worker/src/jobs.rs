@@ -25,8 +25,8 @@ pub fn cpu_description() -> String {
     }
 }
 
-/// Tiles for inference and previews (shrunk to a GPU's binding limit, see
-/// [`InferOptions::fit_to_binding`]).
+/// Tiles for inference and previews, shrunk by [`infer_options`] to a GPU's binding limit
+/// or, on the CPU, to [`CPU_BUFFER_BUDGET`] ([`InferOptions::fit_to_binding`]).
 const INFER: InferOptions = InferOptions {
     tile: 512,
     batch: 2,
@@ -385,6 +385,37 @@ mod tests {
     const SMALL: &str = r#"{"arch":{"arch":"unet","depth":2,"base_width":4},"steps":40,"batch":2,
         "patch":32,"learning_rate":0.01,"schedule":{"kind":"constant"},"validation_every":20,
         "augment":{"elastic_pixels":0.0}}"#;
+
+    fn header(arch: &str) -> ModelHeader {
+        let mut job = TrainJob::new(
+            data(&SMALL.replace(r#"{"arch":"unet","depth":2,"base_width":4}"#, arch)),
+            &Device::flex().autodiff(),
+        )
+        .expect("job");
+        job.step();
+        ModelFile::from_bytes(&job.model_bytes("2026-11-27").expect("model"))
+            .expect("model file")
+            .header
+    }
+
+    #[test]
+    fn cpu_tiles_keep_the_largest_buffer_within_the_budget() {
+        // Width 8 (the browser tests' U-Net): 480² tiles, under the 512² default.
+        let narrow = infer_options(&header(r#"{"arch":"unet","depth":4,"base_width":8}"#), None);
+        assert_eq!((narrow.tile, narrow.batch), (480, 2));
+        // A wide DenseNet gets small tiles rather than a buffer of hundreds of MB.
+        let wide = r#"{"arch":"densenet","blocks":3,"layers":8,"growth":32,"base_width":32}"#;
+        let wide = infer_options(&header(wide), None);
+        assert!(wide.tile < narrow.tile, "{wide:?}");
+        let per_pixel = 9 * (32 + 8 * 32) * 2 * 4;
+        assert!((wide.tile * wide.tile * per_pixel) as u64 <= CPU_BUFFER_BUDGET / 2);
+        // A GPU's own limit decides there: a larger binding allows the full 512².
+        let gpu = infer_options(
+            &header(r#"{"arch":"unet","depth":4,"base_width":8}"#),
+            Some(1 << 30),
+        );
+        assert_eq!(gpu.tile, 512);
+    }
 
     #[test]
     fn trains_previews_and_predicts_held_out_slices() {

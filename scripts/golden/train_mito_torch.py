@@ -110,7 +110,7 @@ def augment(image, label, rng):
 
 
 def predict(net, image, mean, std, views):
-    x = torch.from_numpy((image - mean) / std)[None, None]
+    x = torch.from_numpy((image - mean) / std)[None, None].to(next(net.parameters()).device)
     total = torch.zeros_like(x)
     with torch.no_grad():
         for v in range(views):
@@ -120,7 +120,7 @@ def predict(net, image, mean, std, views):
             p = torch.sigmoid(net(t))
             p = torch.flip(p, dims) if dims else p
             total += p.transpose(2, 3) if v & 4 else p
-    return (total / views)[0, 0].numpy()
+    return (total / views)[0, 0].cpu().numpy()
 
 
 def main():
@@ -137,6 +137,8 @@ def main():
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--loss", choices=["bce", "dice"], default="bce", help="sigmoid cross-entropy, or soft Dice as in loss.rs")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu, or cuda on a GPU machine")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--save", type=Path, help="write the trained state_dict (safetensors) for `emstudio import`")
     ap.add_argument("--score-train", action="store_true", help="also score the training slices")
@@ -148,7 +150,8 @@ def main():
     train = [load(args.data, z) for z in slices(args.train)]
     pixels = np.concatenate([i.ravel() for i, _ in train])
     mean, std = float(pixels.mean()), float(pixels.std())
-    net = torch_nets.build({"arch": "unet", "depth": args.depth, "base_width": args.base_width}, 1, 1)
+    device = torch.device(args.device)
+    net = torch_nets.build({"arch": "unet", "depth": args.depth, "base_width": args.base_width}, 1, 1).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, eps=1e-8)
     p = args.patch
     start = time.time()
@@ -162,12 +165,16 @@ def main():
             a, b = augment(image[y : y + p, x : x + p], label[y : y + p, x : x + p].copy(), rng)
             xs.append((a - mean) / std)
             ys.append(b)
-        x = torch.from_numpy(np.stack(xs))[:, None]
-        t = torch.from_numpy(np.stack(ys))[:, None]
+        x = torch.from_numpy(np.stack(xs))[:, None].to(device)
+        t = torch.from_numpy(np.stack(ys))[:, None].to(device)
         t_frac = step / args.steps
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t_frac)))
-        loss = F.binary_cross_entropy_with_logits(net(x), t)
+        if args.loss == "dice":
+            p_fg = torch.sigmoid(net(x))
+            loss = 1 - (2 * (p_fg * t).sum() + 1) / (p_fg.sum() + t.sum() + 1)
+        else:
+            loss = F.binary_cross_entropy_with_logits(net(x), t)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -181,7 +188,7 @@ def main():
     if args.save:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.save))
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(args.save))
     inter = union = fg_pred = fg_gt = 0
     per_slice = {}
     for z in slices(args.score):

@@ -16,21 +16,8 @@
 # SKIP_SPEED=1.
 set -u
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT" /tmp/gpu
-G=.gpu
-for f in .gl/*.deb; do dpkg -x "$f" / ; done
-ldconfig
-if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-fi
-for z in "$G"/*.xz; do xz -dc "$z" > /tmp/gpu/"$(basename "$z" .xz)"; done
-chmod +x /tmp/gpu/*
-BIN=/tmp/gpu/emstudio
-SPEED=/tmp/gpu/bench_speed
-# NVRTC for burn's CUDA backend (cubecl compiles its kernels at run time).
-NVRTC=$(dirname "$(find / -name 'libnvrtc.so*' -not -path '*/proc/*' 2>/dev/null | head -1)")
-export LD_LIBRARY_PATH=${NVRTC}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=scripts/gpu/setup.sh
+source scripts/gpu/setup.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
 nproc >> "$OUT/machine.txt"
 python3 -c 'import torch; print("torch", torch.__version__)' >> "$OUT/machine.txt"

@@ -6,7 +6,7 @@
 //! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
 //!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
 //!   headless Chromium (installed from Debian packages when missing).
-//! - `cargo xtask bench [browser|kernels|nets|nets-speed|nets-browser|all]`: benchmarks, written to
+//! - `cargo xtask bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]`: benchmarks, written to
 //!   `BENCHMARKS.md`: browser loading/viewing, the kernels against their Python references
 //!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
 //!   real data ([`nets`]), their speed beside PyTorch (`nets-speed`) and in Chromium beside
@@ -37,7 +37,7 @@ fn main() -> Result<()> {
             None | Some("all") => bench_browser().and_then(|_| bench_kernels()),
             Some("browser") => bench_browser(),
             Some("kernels") => bench_kernels(),
-            Some("nets") => bench_nets(),
+            Some("nets") => bench_nets(&args[2..]),
             Some("nets-speed") => bench_nets_speed(),
             Some("nets-browser") => bench_nets_browser(),
             Some(other) => {
@@ -45,7 +45,7 @@ fn main() -> Result<()> {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets|nets-speed|nets-browser|all]>");
+            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }
@@ -548,9 +548,22 @@ fn machine() -> String {
 }
 
 /// The CNNs trained and scored on real EM data (long: tens of minutes on a CPU).
-fn bench_nets() -> Result<()> {
+/// `--steps N` trains each network N steps (default [`nets::DEFAULT_STEPS`]).
+fn bench_nets(flags: &[String]) -> Result<()> {
+    let steps = match flags {
+        [] => nets::DEFAULT_STEPS,
+        [flag, n] if flag == "--steps" => n
+            .parse()
+            .ok()
+            .filter(|&n: &u64| n > 0)
+            .with_context(|| format!("--steps {n}: a whole number above 0"))?,
+        other => bail!(
+            "cargo xtask bench nets {}: the only flag is --steps N",
+            other.join(" ")
+        ),
+    };
     let data = shared_data().context("benchmarks need ../shared/data (epfl, ac3, isbi2012)")?;
-    let table = nets::bench(&data, &machine())?;
+    let table = nets::bench(&data, &machine(), steps)?;
     println!("{table}");
     update_benchmarks_md("nets", &table)
 }

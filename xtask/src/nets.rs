@@ -17,8 +17,9 @@ use crate::{cargo, cmd, output, status, step, target_dir};
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// Training settings shared by the runs (CPU-sized: about 12 minutes per run on 2 cores).
-const STEPS: &str = "1200";
+/// Training steps per run unless `--steps` says otherwise (CPU-sized: about 5 minutes per run
+/// on 2 cores; the mitochondria bar needs about 10000, BENCHMARKS.md).
+pub const DEFAULT_STEPS: u64 = 1200;
 const PATCH: &str = "128";
 const BATCH: &str = "4";
 const WIDTH: &str = "8";
@@ -50,7 +51,14 @@ fn text(p: &Path) -> String {
 }
 
 /// `emstudio train` of the benchmark U-Net (settings above) with `extra` flags (slices).
-fn train_unet(bin: &Path, image: &str, label: &str, model: &str, extra: &[&str]) -> Result<String> {
+fn train_unet(
+    bin: &Path,
+    image: &str,
+    label: &str,
+    model: &str,
+    steps: &str,
+    extra: &[&str],
+) -> Result<String> {
     let mut args = vec![
         "train",
         "--image",
@@ -64,7 +72,7 @@ fn train_unet(bin: &Path, image: &str, label: &str, model: &str, extra: &[&str])
         "--base-width",
         WIDTH,
         "--steps",
-        STEPS,
+        steps,
         "--patch",
         PATCH,
         "--batch",
@@ -88,7 +96,7 @@ struct MitoRun<'a> {
 }
 
 /// Trains, infers, thresholds at 0.5 and scores one mitochondria set; returns a table row.
-fn mito(bin: &Path, work: &Path, r: &MitoRun<'_>) -> Result<String> {
+fn mito(bin: &Path, work: &Path, steps: &str, r: &MitoRun<'_>) -> Result<String> {
     let stem = r.name.replace(' ', "-");
     let model = text(&work.join(format!("{stem}.emsmodel")));
     let (train_dir, train_flags) = r.train;
@@ -96,7 +104,7 @@ fn mito(bin: &Path, work: &Path, r: &MitoRun<'_>) -> Result<String> {
         text(&train_dir.join("image")),
         text(&train_dir.join("label")),
     );
-    let trained = train_unet(bin, &image, &label, &model, train_flags)?;
+    let trained = train_unet(bin, &image, &label, &model, steps, train_flags)?;
     let (test_dir, slices) = r.test;
     let prob = text(&work.join(format!("{stem}-prob.tif")));
     let test_image = text(&test_dir.join("image"));
@@ -173,7 +181,9 @@ fn split_ac3(data: &Path, work: &Path) -> Result<(std::path::PathBuf, std::path:
 }
 
 /// Runs the three proofs; returns the Markdown block.
-pub fn bench(data: &Path, machine: &str) -> Result<String> {
+pub fn bench(data: &Path, machine: &str, steps: u64) -> Result<String> {
+    let steps_s = steps.to_string();
+    let steps = steps_s.as_str();
     let bin = emstudio()?;
     let work = target_dir()?.join("bench-nets");
     std::fs::create_dir_all(&work)?;
@@ -183,6 +193,7 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
     rows.push_str(&mito(
         &bin,
         &work,
+        steps,
         &MitoRun {
             name: "EPFL hippocampus",
             train: (&epfl, &["--slices", "0-4", "--validation-slices", "5"]),
@@ -195,6 +206,7 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
     rows.push_str(&mito(
         &bin,
         &work,
+        steps,
         &MitoRun {
             name: "UNI-EM AC3",
             train: (&top, &[]),
@@ -214,6 +226,7 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
         &image_s,
         &label_s,
         &model,
+        steps,
         &["--slices", "0-17", "--validation-slices", "18-19"],
     )?;
     let prob = work.join("isbi-prob.tif").to_string_lossy().into_owned();
@@ -250,7 +263,7 @@ pub fn bench(data: &Path, machine: &str) -> Result<String> {
         "| membranes, ISBI 2012 | U-Net depth 4, width {WIDTH}; train slices 0–17, validate 18–19; score 20–29, ISBI protocol | V_rand **{vrand:.4}**, V_info {vinfo:.4} | V_rand ≥ 0.93 (goal 0.97) | {trained} / {inferred} |\n"
     ));
     Ok(format!(
-        "<!-- bench:nets -->\nMachine: {machine}; {STEPS} steps of {BATCH} × {PATCH}² patches, Adam 1e-3 cosine, default augmentation, seed 1; inference averaged over {VIEWS} orientations (`--views {VIEWS}`).\n\n| task | network and data | score | bar | training / inference (as printed) |\n|---|---|---|---|---|\n{rows}<!-- /bench:nets -->"
+        "<!-- bench:nets -->\nMachine: {machine}; {steps} steps of {BATCH} × {PATCH}² patches, Adam 1e-3 cosine, default augmentation, seed 1; inference averaged over {VIEWS} orientations (`--views {VIEWS}`).\n\n| task | network and data | score | bar | training / inference (as printed) |\n|---|---|---|---|---|\n{rows}<!-- /bench:nets -->"
     ))
 }
 

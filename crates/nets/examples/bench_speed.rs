@@ -95,6 +95,8 @@ fn main() -> Result<()> {
             "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "device": described,
             "train_warmup_s": warmup_s,
+            // The patch trained on: the asked one unless the slice is smaller.
+            "train_patch": trainer.patch(),
         })
     );
     Ok(())

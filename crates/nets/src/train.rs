@@ -55,7 +55,8 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Patches per step.
     pub batch: usize,
-    /// Patch side in pixels (rounded down to the architecture's size multiple).
+    /// Patch side in pixels (rounded down to the architecture's size multiple, and to the
+    /// smallest training slice; validation crops shrink on their own to fit theirs).
     pub patch: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
@@ -349,19 +350,29 @@ impl Trainer {
             validation.push(part(cut..h));
             train.push(part(0..cut));
         }
+        // The training patch shrinks only to fit the training slices; validation crops take
+        // their own, possibly smaller, size, so a thin held-out fifth does not shrink what
+        // the network trains on (it did: 256² patches became 144² on a 768-row slice).
         let m = config.arch.size_multiple();
-        let smallest = train
-            .iter()
-            .chain(&validation)
-            .map(|s| s.size().0.min(s.size().1))
-            .min()
-            .unwrap_or(0);
-        let patch = (config.patch.min(smallest) / m) * m;
-        if patch == 0 {
-            return Err(TrainError::Data(format!(
-                "slices of {smallest} pixels are too small for this network (needs multiples of {m})"
-            )));
-        }
+        let side = |slices: &[Slice], what: &str, wanted: usize| {
+            let smallest = slices
+                .iter()
+                .map(|s| s.size().0.min(s.size().1))
+                .min()
+                .unwrap_or(0);
+            match (wanted.min(smallest) / m) * m {
+                0 => Err(TrainError::Data(format!(
+                    "{what} of {smallest} pixels are too small for this network (needs multiples of {m})"
+                ))),
+                fits => Ok(fits),
+            }
+        };
+        let patch = side(&train, "training slices", config.patch)?;
+        let validation_patch = if validation.is_empty() {
+            patch
+        } else {
+            side(&validation, "validation slices", patch)?
+        };
         let channels = train[0].channels();
         if let Some(other) = train
             .iter()
@@ -440,7 +451,7 @@ impl Trainer {
         }
         let val_patches: Vec<Patch> = (0..validation.len().max(1) * 2)
             .filter_map(|i| validation.get(i % validation.len().max(1)))
-            .map(|s| crop(s, patch, &mut rng))
+            .map(|s| crop(s, validation_patch, &mut rng))
             .collect();
         Ok(Self {
             config,
@@ -481,7 +492,7 @@ impl Trainer {
         self.first_step + self.config.steps
     }
 
-    /// The patch size in use.
+    /// The training patch size in use.
     pub fn patch(&self) -> usize {
         self.patch
     }
@@ -511,8 +522,12 @@ impl Trainer {
     }
 
     /// Patches as network input, one-hot targets and weights.
+    /// All patches have one size (training and validation patches may differ).
     fn tensors(&self, patches: &[Patch], device: &Device) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let (b, p) = (patches.len(), self.patch);
+        let (b, p) = (
+            patches.len(),
+            patches.first().map_or(0, |q| q.label.dim().0),
+        );
         let c = self.io.out_channels;
         let cin = self.io.in_channels;
         let Normalization { mean, std } = self.normalization;
@@ -992,7 +1007,29 @@ pub(crate) mod tests {
         assert!(Slice::new(Array3::zeros((0, 8, 8)), &labels, 3, None).is_err());
         let tiny =
             Slice::gray(Array2::zeros((2, 2)), &Array2::zeros((2, 2)), 1, None).expect("slice");
-        assert!(Trainer::new(config(1), vec![tiny], vec![], vec![], &device, None).is_err());
+        let err = Trainer::new(config(1), vec![tiny.clone()], vec![], vec![], &device, None)
+            .err()
+            .expect("2 px slices");
+        assert!(
+            err.to_string().contains("training slices of 2 pixels"),
+            "{err}"
+        );
+        let err = Trainer::new(config(1), vec![discs(4)], vec![tiny], vec![], &device, None)
+            .err()
+            .expect("2 px validation slice");
+        assert!(
+            err.to_string().contains("validation slices of 2 pixels"),
+            "{err}"
+        );
+        // The bottom fifth of one slice (12 of 64 rows) validates in its own, smaller crops:
+        // the training patch stays as asked.
+        let mut wide = config(1);
+        wide.patch = 48;
+        let mut split =
+            Trainer::new(wide, vec![discs(4)], vec![], vec![], &device, None).expect("auto split");
+        assert_eq!(split.patch(), 48);
+        assert!(split.validation.iter().all(|p| p.label.dim() == (12, 12)));
+        assert!(split.step().validation.is_some_and(f32::is_finite));
         // A gray model cannot be fine-tuned on colour images.
         let err = Trainer::new(
             config(1),
