@@ -180,25 +180,40 @@ async function modelsDir() {
   return await root.getDirectoryHandle("models", { create: true });
 }
 
+// A model being written goes to "<name>.partial" first and is renamed when complete, so a tab
+// closed mid-save leaves no half-written model behind, only a partial file that is skipped here
+// and removed once it is a minute old (a younger one may be another tab's save in progress).
+const PARTIAL = ".partial";
+const STALE_PARTIAL_MS = 60_000;
+
 // [{ name, buffer }] of every stored model.
 export async function opfsListModels() {
   const dir = await modelsDir();
   const out = [];
+  const stale = [];
   for await (const [name, handle] of dir.entries()) {
     if (handle.kind !== "file") continue;
     const file = await handle.getFile();
+    if (name.endsWith(PARTIAL)) {
+      if (Date.now() - file.lastModified > STALE_PARTIAL_MS) stale.push(name);
+      continue;
+    }
     out.push({ name, buffer: await file.arrayBuffer() });
   }
+  for (const name of stale) await dir.removeEntry(name).catch(() => {});
   out.sort((a, b) => a.name.localeCompare(b.name));
   return out;
 }
 
 export async function opfsSaveModel(name, buffer) {
   const dir = await modelsDir();
-  const handle = await dir.getFileHandle(name, { create: true });
-  const writable = await handle.createWritable();
+  const partial = await dir.getFileHandle(name + PARTIAL, { create: true });
+  const writable = await partial.createWritable();
   await writable.write(buffer);
   await writable.close();
+  // move() does not replace an existing file everywhere: clear the name first.
+  await dir.removeEntry(name).catch(() => {});
+  await partial.move(name);
 }
 
 export async function opfsDeleteModel(name) {

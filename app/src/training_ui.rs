@@ -242,6 +242,16 @@ pub fn eta(done: u64, total: u64, steps_per_s: f64) -> String {
     }
 }
 
+/// What the progress line adds when the trainer shrank the patch to fit the slices
+/// (`used`, `wanted`): empty when it did not.
+pub fn patch_note((used, wanted): (usize, usize)) -> String {
+    if used >= wanted {
+        String::new()
+    } else {
+        format!(" · patches {used}² (the training slices are too small for {wanted}²)")
+    }
+}
+
 /// A file name for a model: letters, digits, `-`, `_` and `.` kept, the rest `-`, and the
 /// `.emsmodel` suffix.
 pub fn model_file_name(wanted: &str) -> String {
@@ -302,6 +312,9 @@ pub struct ModelSummary {
 /// why the bytes are not one.
 pub fn model_summary(bytes: &[u8]) -> Result<ModelSummary, String> {
     const MAGIC: &[u8; 16] = b"EMSTUDIO-MODEL1\n";
+    if bytes.is_empty() {
+        return Err("the file is empty (a save that was cut off leaves one)".into());
+    }
     if bytes.len() < 20 || &bytes[..16] != MAGIC {
         return Err("not an EM Studio model file (it does not start with EMSTUDIO-MODEL1)".into());
     }
@@ -471,6 +484,15 @@ mod tests {
     }
 
     #[test]
+    fn a_shrunk_patch_is_said_and_a_kept_one_is_not() {
+        assert_eq!(patch_note((128, 128)), "");
+        assert_eq!(
+            patch_note((64, 128)),
+            " · patches 64² (the training slices are too small for 128²)"
+        );
+    }
+
+    #[test]
     fn model_headers_are_read_and_foreign_files_refused() {
         use emstudio_nets::arch::{unet::UNetConfig, ArchConfig, NetIo};
         use emstudio_nets::model::{ModelFile, ModelHeader, Normalization, Provenance};
@@ -505,6 +527,7 @@ mod tests {
         assert!(model_summary(&bytes[..30])
             .unwrap_err()
             .contains("truncated"));
+        assert!(model_summary(&[]).unwrap_err().contains("empty"));
     }
 
     #[test]

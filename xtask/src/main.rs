@@ -51,8 +51,13 @@ fn main() -> Result<()> {
     }
 }
 
+/// The clone this xtask runs for. `cargo run` passes the manifest folder at run time; the
+/// compile-time one is only a fallback, because clones that share a target directory share the
+/// xtask binary, which cargo does not rebuild when only the clone's path changed.
 fn repo_root() -> Result<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     Ok(dir
         .parent()
         .context("xtask has no parent folder")?

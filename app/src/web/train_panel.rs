@@ -9,7 +9,9 @@ use super::models::Models;
 use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::worker_client;
-use crate::training_ui::{chart, eta, size_label, trained_model_name, CurvePoint, TrainForm};
+use crate::training_ui::{
+    chart, eta, patch_note, size_label, trained_model_name, CurvePoint, TrainForm,
+};
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl};
 use leptos::prelude::*;
@@ -20,6 +22,8 @@ use wasm_bindgen::JsCast;
 struct Run {
     request: RequestId,
     device: String,
+    /// Patch side the trainer uses, and the one asked for (it shrinks to fit small slices).
+    patch: (usize, usize),
     step: u64,
     total: u64,
     steps_per_s: f64,
@@ -96,6 +100,7 @@ pub fn TrainPanel() -> impl IntoView {
         let f = form.get_untracked();
         let config_json = f.config_json();
         let preview_every = (f.steps / 20).clamp(5, 200) as u32;
+        let wanted_patch = f.patch;
         let image_name = state
             .layers
             .with_untracked(|l| {
@@ -135,10 +140,11 @@ pub fn TrainPanel() -> impl IntoView {
                     request,
                     device,
                     total,
-                    ..
+                    patch,
                 } => run.set(Some(Run {
                     request,
                     device,
+                    patch: (patch, wanted_patch),
                     step: 0,
                     total,
                     steps_per_s: 0.0,
@@ -356,7 +362,7 @@ pub fn TrainPanel() -> impl IntoView {
                             if r.paused { "paused".to_string() } else { eta(r.step, r.total, r.steps_per_s) },
                             if r.stopping { " · stopping" } else { "" })}</div>
                         <progress max=r.total.to_string() value=r.step.to_string() data-steps-per-s=format!("{:.3}", r.steps_per_s)></progress>
-                        <div class="hint" data-testid="train-device">{format!("on {}", r.device)}</div>
+                        <div class="hint" data-testid="train-device">{format!("on {}{}", r.device, patch_note(r.patch))}</div>
                     })}
                 </div>
             </Show>
