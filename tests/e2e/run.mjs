@@ -797,6 +797,14 @@ test("membranes on isbi2012: a ResNet trained on slices 0-19 in the browser, inf
   await page.getByTestId("tab-infer").click();
   await page.getByTestId("infer-whole").check();
   await page.getByTestId("infer-then-label").uncheck();
+  // A run cancelled from the jobs bar adds no layer and says nothing went wrong.
+  const layersBefore = await layerNames(page);
+  await page.getByTestId("infer-run").click();
+  await page.locator(".job button").first().click();
+  await waitIdle(page);
+  assert.deepEqual(await layerNames(page), layersBefore, "a cancelled inference added no layer");
+  assert.doesNotMatch(await page.getByTestId("infer-result").textContent(), /of 30 slices/);
+  assert.deepEqual(await errors(page), []);
   await page.getByTestId("infer-run").click();
   await page.getByTestId("infer-result").filter({ hasText: "of 30 slices" }).waitFor({ timeout: 300000 });
   await waitIdle(page);

@@ -244,7 +244,7 @@ fn conv3d_impl<
     options: &ConvOptions<3>,
     dtype: DType,
     zero: T,
-    gemm_fn: unsafe fn(&[T], &[T], usize, usize, usize, *mut T, usize),
+    gemm_fn: unsafe fn(&[T], &[T], usize, usize, usize, (usize, usize), *mut T, usize),
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
@@ -302,8 +302,31 @@ fn conv3d_impl<
     // nested formulation had a 10-term index expression LLVM wouldn't
     // autovectorize.
     let k_spatial = kernel_d * kernel_h * kernel_w;
-    let mut w_flat = vec![zero; channels_out * col_len];
-    for c_out in 0..channels_out {
+    // EM Studio patch: a small kernel over wide output rows builds its im2col matrix
+    // channel-major (one row per kernel tap, output pixels along it), straight from the NCHW
+    // input: the taps of a row are contiguous runs of the input row, the weights are used in
+    // their own [c_out, c_in, kd, kh, kw] order, and the GEMM reads the matrix without packing
+    // it. That skips the NHWC copy, the weight reordering and gemm's copy of the matrix.
+    // Other shapes (the weight-gradient convolution, whose kernel is a whole output
+    // gradient) keep the pixel-major NHWC path below.
+    let channel_major = k_spatial <= 49 && out_w >= 16;
+    let geometry = Geometry {
+        input: [in_d, in_h, in_w],
+        output: [out_d, out_h, out_w],
+        kernel: [kernel_d, kernel_h, kernel_w],
+        stride: [stride_d, stride_h, stride_w],
+        dilation: options.dilation,
+        padding: [pad_d, pad_h, pad_w],
+    };
+    let mut w_flat = vec![
+        zero;
+        if channel_major {
+            0
+        } else {
+            channels_out * col_len
+        }
+    ];
+    for c_out in 0..if channel_major { 0 } else { channels_out } {
         let src_base = c_out * channels_per_group * k_spatial;
         let dst_base = c_out * col_len;
         for c_in in 0..channels_per_group {
@@ -325,8 +348,15 @@ fn conv3d_impl<
         channels_in,
         1,
     );
-    let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
+    let mut x_nhwc = vec![
+        zero;
+        if channel_major {
+            0
+        } else {
+            batch_size * in_d * in_h * in_w * channels_in
+        }
+    ];
+    for b in 0..if channel_major { 0 } else { batch_size } {
         for d in 0..in_d {
             for h in 0..in_h {
                 for w in 0..in_w {
@@ -347,6 +377,17 @@ fn conv3d_impl<
             }
         }
     }
+
+    let w_mat: &[T] = if channel_major { w_data } else { &w_flat };
+    let in_volume = in_d * in_h * in_w;
+    // Strides of the im2col matrix between output pixels and between kernel taps.
+    let col_strides = |tile_size: usize| {
+        if channel_major {
+            (1, tile_size)
+        } else {
+            (col_len, 1)
+        }
+    };
 
     // Use tiled parallel execution
     let output = {
@@ -372,39 +413,49 @@ fn conv3d_impl<
                         // Build im2col for this tile and group
                         let mut col_tile = vec![zero; col_len * tile_size];
 
-                        im2col_3d_tile(
-                            &mut col_tile,
-                            &x_nhwc,
-                            tile_start,
-                            tile_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
+                        if channel_major {
+                            im2col_channel_major_tile(
+                                &mut col_tile,
+                                &x_data[(b * channels_in + in_c_start) * in_volume..],
+                                channels_per_group,
+                                &geometry,
+                                tile_start..tile_end,
+                            );
+                        } else {
+                            im2col_3d_tile(
+                                &mut col_tile,
+                                &x_nhwc,
+                                tile_start,
+                                tile_end,
+                                out_h,
+                                out_w,
+                                kernel_d,
+                                kernel_h,
+                                kernel_w,
+                                stride_d,
+                                stride_h,
+                                stride_w,
+                                dilation_d,
+                                dilation_h,
+                                dilation_w,
+                                pad_d,
+                                pad_h,
+                                pad_w,
+                                in_d,
+                                in_h,
+                                in_w,
+                                channels_per_group,
+                                col_len,
+                                b,
+                                in_c_start,
+                                nhwc_stride,
+                            );
+                        }
 
                         // Get weight slice for this group
                         let w_start = out_c_start * col_len;
                         let w_end = w_start + out_channels_per_group * col_len;
-                        let w_group = &w_flat[w_start..w_end];
+                        let w_group = &w_mat[w_start..w_end];
 
                         // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T,
                         // written straight into this tile's columns of the output rows
@@ -412,9 +463,7 @@ fn conv3d_impl<
                         let dst_idx =
                             b * channels_out * spatial_out + out_c_start * spatial_out + tile_start;
                         debug_assert!(
-                            dst_idx
-                                + (out_channels_per_group - 1) * spatial_out
-                                + tile_size
+                            dst_idx + (out_channels_per_group - 1) * spatial_out + tile_size
                                 <= batch_size * channels_out * spatial_out
                         );
                         // SAFETY: the rows `out_c_start..+out_channels_per_group`, columns
@@ -427,6 +476,7 @@ fn conv3d_impl<
                                 out_channels_per_group,
                                 col_len,
                                 tile_size,
+                                col_strides(tile_size),
                                 dst_ptr.at(dst_idx),
                                 spatial_out,
                             )
@@ -457,47 +507,56 @@ fn conv3d_impl<
 
                         let col_tile = &mut col_buffer[..col_len * tile_size];
 
-                        im2col_3d_tile(
-                            col_tile,
-                            &x_nhwc,
-                            tile_start,
-                            tile_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
+                        if channel_major {
+                            im2col_channel_major_tile(
+                                col_tile,
+                                &x_data[(b * channels_in + in_c_start) * in_volume..],
+                                channels_per_group,
+                                &geometry,
+                                tile_start..tile_end,
+                            );
+                        } else {
+                            im2col_3d_tile(
+                                col_tile,
+                                &x_nhwc,
+                                tile_start,
+                                tile_end,
+                                out_h,
+                                out_w,
+                                kernel_d,
+                                kernel_h,
+                                kernel_w,
+                                stride_d,
+                                stride_h,
+                                stride_w,
+                                dilation_d,
+                                dilation_h,
+                                dilation_w,
+                                pad_d,
+                                pad_h,
+                                pad_w,
+                                in_d,
+                                in_h,
+                                in_w,
+                                channels_per_group,
+                                col_len,
+                                b,
+                                in_c_start,
+                                nhwc_stride,
+                            );
+                        }
 
                         // Get weight slice for this group
                         let w_start = out_c_start * col_len;
                         let w_end = w_start + out_channels_per_group * col_len;
-                        let w_group = &w_flat[w_start..w_end];
+                        let w_group = &w_mat[w_start..w_end];
 
                         // GEMM for this group, straight into the output (EM Studio patch: was
                         // a temporary result and a strided scatter).
                         let dst_idx =
                             b * channels_out * spatial_out + out_c_start * spatial_out + tile_start;
-                        let rows_end = dst_idx
-                            + (out_channels_per_group - 1) * spatial_out
-                            + tile_size;
+                        let rows_end =
+                            dst_idx + (out_channels_per_group - 1) * spatial_out + tile_size;
                         assert!(rows_end <= output.len());
                         // SAFETY: checked in bounds just above; `output` is borrowed
                         // mutably for the call alone.
@@ -508,6 +567,7 @@ fn conv3d_impl<
                                 out_channels_per_group,
                                 col_len,
                                 tile_size,
+                                col_strides(tile_size),
                                 output.as_mut_ptr().add(dst_idx),
                                 spatial_out,
                             )
@@ -538,6 +598,85 @@ fn conv3d_impl<
         Layout::contiguous(out_shape),
         dtype,
     )
+}
+
+/// Sizes of one convolution (depth, height, width each), for
+/// [`im2col_channel_major_tile`] (EM Studio patch).
+struct Geometry {
+    input: [usize; 3],
+    output: [usize; 3],
+    kernel: [usize; 3],
+    stride: [usize; 3],
+    dilation: [usize; 3],
+    padding: [usize; 3],
+}
+
+/// Channel-major im2col (EM Studio patch): row `(c, kd, kh, kw)` of `col` holds, for each
+/// output position in `tile`, the input value that kernel tap sees (zero in the padding).
+/// `x` starts at the group's first input channel of one batch item (NCHW). With stride 1 a
+/// row is a few contiguous runs of input rows, copied at once.
+fn im2col_channel_major_tile<T: bytemuck::Pod + Copy>(
+    col: &mut [T],
+    x: &[T],
+    channels: usize,
+    g: &Geometry,
+    tile: core::ops::Range<usize>,
+) {
+    let zero: T = bytemuck::Zeroable::zeroed();
+    let [in_d, in_h, in_w] = g.input;
+    let [_, out_h, out_w] = g.output;
+    let [kernel_d, kernel_h, kernel_w] = g.kernel;
+    let tile_size = tile.len();
+    let mut rows = col.chunks_exact_mut(tile_size);
+    for c in 0..channels {
+        let plane = &x[c * in_d * in_h * in_w..(c + 1) * in_d * in_h * in_w];
+        for kd in 0..kernel_d {
+            for kh in 0..kernel_h {
+                for kw in 0..kernel_w {
+                    let row = rows.next().expect("im2col: one row per kernel tap");
+                    let mut p = tile.start;
+                    while p < tile.end {
+                        let ow0 = p % out_w;
+                        let oh = p / out_w % out_h;
+                        let od = p / (out_w * out_h);
+                        let run = (out_w - ow0).min(tile.end - p);
+                        let seg = &mut row[p - tile.start..p - tile.start + run];
+                        p += run;
+                        let at = |o: usize, k: usize, axis: usize| {
+                            (o * g.stride[axis] + k * g.dilation[axis]) as isize
+                                - g.padding[axis] as isize
+                        };
+                        let (id, ih) = (at(od, kd, 0), at(oh, kh, 1));
+                        if id < 0 || id >= in_d as isize || ih < 0 || ih >= in_h as isize {
+                            seg.fill(zero);
+                            continue;
+                        }
+                        let src = &plane[(id as usize * in_h + ih as usize) * in_w..][..in_w];
+                        let iw0 = at(ow0, kw, 2);
+                        if g.stride[2] == 1 {
+                            // Output columns whose input column is inside the row.
+                            let first = (-iw0).clamp(0, run as isize) as usize;
+                            let end =
+                                (in_w as isize - iw0).clamp(first as isize, run as isize) as usize;
+                            seg[..first].fill(zero);
+                            let from = (iw0 + first as isize) as usize;
+                            seg[first..end].copy_from_slice(&src[from..from + end - first]);
+                            seg[end..].fill(zero);
+                        } else {
+                            for (i, v) in seg.iter_mut().enumerate() {
+                                let iw = iw0 + (i * g.stride[2]) as isize;
+                                *v = if iw >= 0 && iw < in_w as isize {
+                                    src[iw as usize]
+                                } else {
+                                    zero
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Build im2col tile for a range of output positions.
@@ -1820,7 +1959,9 @@ fn conv3d_direct_impl<
 
 macro_rules! gemm_typed {
     ($fn_name:ident, $T:ty, $zero:expr, $one:expr) => {
-        /// `dst[m × n]` (rows `dst_rs` apart) = `a[m × k]` · `b[n × k]`ᵀ, overwriting `dst`.
+        /// `dst[m × n]` (rows `dst_rs` apart) = `a[m × k]` · `b`, overwriting `dst`, where
+        /// `b`'s value for output column `j` and depth `d` is at `j * b_j + d * b_d`
+        /// (`(b_j, b_d)` = `(k, 1)`: pixel-major im2col; `(1, n)`: channel-major).
         ///
         /// # Safety
         /// `dst` must be valid for writes of `m` rows of `n` values, `dst_rs` apart, that
@@ -1831,6 +1972,7 @@ macro_rules! gemm_typed {
             m: usize,
             k: usize,
             n: usize,
+            (b_j, b_d): (usize, usize),
             dst: *mut $T,
             dst_rs: usize,
         ) {
@@ -1855,8 +1997,8 @@ macro_rules! gemm_typed {
                     1,
                     k as isize,
                     b.as_ptr(),
-                    k as isize,
-                    1,
+                    b_j as isize,
+                    b_d as isize,
                     $zero,
                     $one,
                     false,
@@ -2592,6 +2734,28 @@ mod tests {
                 "mismatch at {i}: got {a}, expected {e}"
             );
         }
+    }
+
+    // EM Studio patch: more than 4 input channels and output rows of 16 or more take the
+    // im2col + GEMM path with the channel-major matrix; tiles of 512 outputs cross rows.
+    #[test]
+    fn test_conv2d_channel_major_k3x3_pad1_tiles_cross_rows() {
+        check_small_channel_conv2d_f32(2, 6, 10, 24, 37, 3, 3, [1, 1], [1, 1], [1, 1], true);
+    }
+
+    #[test]
+    fn test_conv2d_channel_major_stride2() {
+        check_small_channel_conv2d_f32(1, 5, 7, 40, 50, 3, 3, [2, 2], [1, 1], [1, 1], false);
+    }
+
+    #[test]
+    fn test_conv2d_channel_major_dilated_5x5() {
+        check_small_channel_conv2d_f32(1, 8, 4, 21, 33, 5, 5, [1, 1], [4, 4], [2, 2], true);
+    }
+
+    #[test]
+    fn test_conv2d_channel_major_asymmetric_kernel_and_padding() {
+        check_small_channel_conv2d_f32(2, 9, 3, 17, 19, 3, 5, [1, 1], [1, 2], [1, 1], false);
     }
 
     #[test]

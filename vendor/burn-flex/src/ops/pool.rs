@@ -262,13 +262,20 @@ where
 
     let spatial_out = out_d * out_h * out_w;
     let x_data: &[T] = x.storage();
+    // EM Studio patch: without padding, dilation or ceil mode every window lies inside the
+    // input, so the per-output window clipping (three integer divisions) is skipped; it took
+    // most of a U-Net's 2 × 2 pooling time.
+    let inside = padding == [0, 0, 0] && dilation == [1, 1, 1] && !ceil_mode;
     let kernel = |od: usize, oh: usize, ow: usize, x_offset: usize| {
-        let (kd_start, kd_end) =
-            valid_range_maxpool(od, kernel_d, stride_d, pad_d, dilation_d, in_d);
-        let (kh_start, kh_end) =
-            valid_range_maxpool(oh, kernel_h, stride_h, pad_h, dilation_h, in_h);
-        let (kw_start, kw_end) =
-            valid_range_maxpool(ow, kernel_w, stride_w, pad_w, dilation_w, in_w);
+        let ((kd_start, kd_end), (kh_start, kh_end), (kw_start, kw_end)) = if inside {
+            ((0, kernel_d), (0, kernel_h), (0, kernel_w))
+        } else {
+            (
+                valid_range_maxpool(od, kernel_d, stride_d, pad_d, dilation_d, in_d),
+                valid_range_maxpool(oh, kernel_h, stride_h, pad_h, dilation_h, in_h),
+                valid_range_maxpool(ow, kernel_w, stride_w, pad_w, dilation_w, in_w),
+            )
+        };
 
         let mut max_val = neg_inf;
         let mut max_idx: i64 = -1;
@@ -1825,6 +1832,68 @@ mod tests {
 
         assert!((out[0].to_f32() - 6.0).abs() < 0.5);
         assert!((out[1].to_f32() - 8.0).abs() < 0.5);
+    }
+
+    /// Max pooling of one `h × w` plane by definition: value and index of the window's
+    /// first maximum (a NaN wins, the last one), windows clipped to the input.
+    fn naive_max_pool2d(
+        x: &[f32],
+        (h, w): (usize, usize),
+        (out_h, out_w): (usize, usize),
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> (Vec<f32>, Vec<i64>) {
+        let (mut values, mut indices) = (Vec::new(), Vec::new());
+        for oh in 0..out_h {
+            for ow in 0..out_w {
+                let (mut best, mut at) = (f32::NEG_INFINITY, -1i64);
+                for kh in 0..kernel {
+                    for kw in 0..kernel {
+                        let (ih, iw) = (oh * stride + kh, ow * stride + kw);
+                        if ih < pad || iw < pad || ih - pad >= h || iw - pad >= w {
+                            continue;
+                        }
+                        let i = (ih - pad) * w + iw - pad;
+                        if at < 0 || x[i] > best || x[i].is_nan() {
+                            (best, at) = (x[i], i as i64);
+                        }
+                    }
+                }
+                values.push(best);
+                indices.push(at);
+            }
+        }
+        (values, indices)
+    }
+
+    // EM Studio patch: the unclipped path (no padding, dilation or ceil mode) and the clipped
+    // one both match the definition, ties, a NaN and an odd size (a dropped last row) included.
+    #[test]
+    fn test_max_pool2d_inside_and_clipped_windows_match_the_definition() {
+        let (h, w) = (7, 9);
+        let mut x: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32).collect();
+        x[20] = f32::NAN;
+        for (kernel, stride, pad, ceil) in [(2, 2, 0, false), (3, 2, 1, false), (2, 2, 0, true)] {
+            let t = FlexTensor::from_data(TensorData::new(x.clone(), vec![1, 1, h, w]));
+            let (values, indices) = max_pool2d_with_indices_f32(
+                t,
+                [kernel, kernel],
+                [stride, stride],
+                [pad, pad],
+                [1, 1],
+                ceil,
+            );
+            let shape = values.layout().shape().to_vec();
+            let (want_v, want_i) =
+                naive_max_pool2d(&x, (h, w), (shape[2], shape[3]), kernel, stride, pad);
+            let got_v: Vec<f32> = values.into_data().try_into_vec().unwrap();
+            let got_i: Vec<i64> = indices.into_data().try_into_vec().unwrap();
+            assert_eq!(got_i, want_i, "indices, kernel {kernel} pad {pad} ceil {ceil}");
+            for (g, e) in got_v.iter().zip(&want_v) {
+                assert!(g == e || (g.is_nan() && e.is_nan()), "{g} vs {e}");
+            }
+        }
     }
 
     #[test]
