@@ -10,7 +10,9 @@
 //! between `emstudio train` and the browser in both directions.
 
 use emstudio_core::render::{render_intensity, render_labels};
-use emstudio_nets::infer::{argmax_classes, predict, predict_async, InferOptions};
+use emstudio_nets::infer::{
+    argmax_classes, predict, predict_async, tile_work, InferOptions, TileWork,
+};
 use emstudio_nets::model::{ModelFile, ModelHeader};
 use emstudio_nets::train::{Slice, StepReport, TrainConfig, Trainer};
 use emstudio_nets::Device;
@@ -298,6 +300,11 @@ impl InferEngine {
     pub fn with_views(mut self, views: usize) -> Self {
         self.options.views = views;
         self
+    }
+
+    /// The tiles a `height × width` slice takes (for the user and for benchmarks).
+    pub fn work(&self, height: usize, width: usize) -> Result<TileWork, String> {
+        tile_work(&self.file.header.arch, height, width, self.options).map_err(|e| e.to_string())
     }
 
     /// The model's description.

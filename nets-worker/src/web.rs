@@ -297,14 +297,20 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                         "inference: the model is not loaded (or busy)".into(),
                     );
                 };
-                let result = engine.predict_async(&image, &device).await;
+                let result = match engine.work(plane.height, plane.width) {
+                    Ok(work) => engine
+                        .predict_async(&image, &device)
+                        .await
+                        .map(|p| (p, work)),
+                    Err(e) => Err(e),
+                };
                 INFERRING.with(|i| {
                     if let Some(inf) = i.borrow_mut().get_mut(&request) {
                         inf.engine = Some(engine);
                     }
                 });
                 match result {
-                    Ok(p) => {
+                    Ok((p, work)) => {
                         let bytes = match &p {
                             Prediction::Probability(a) => {
                                 f32_bytes(&a.iter().copied().collect::<Vec<_>>())
@@ -318,6 +324,8 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                                 request,
                                 index,
                                 plane: Plane::single(plane.height, plane.width),
+                                tiles: work.tiles,
+                                tile_side: work.side,
                             },
                             &[to_buffer(&bytes)],
                         );

@@ -24,6 +24,8 @@ for b in "$T/emstudio" "$T/examples/bench_speed"; do
 done
 cp -r "$DATA/epfl-hippocampus-mito" .gpu/data/epfl
 cp -r "$DATA/uniem-ac3-mito" .gpu/data/ac3
+# The model that scripts/gpu/ac3_folds.sh fine-tunes (BENCHMARKS.md, issue 4: EPFL, 10000 steps).
+if [ -n "${EMSTUDIO_EPFL_MODEL:-}" ]; then cp "$EMSTUDIO_EPFL_MODEL" .gpu/epfl10k.emsmodel; fi
 if [ ! -d .gl ]; then
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'

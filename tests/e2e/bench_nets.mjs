@@ -44,6 +44,15 @@ await page.getByTestId("infer-then-label").uncheck();
 await page.getByTestId("infer-run").click();
 await page.waitForFunction(() => document.querySelector("[data-testid=infer-result]")?.getAttribute("data-compute-ms"), null, { timeout: 600000 });
 const inferMs = Number(await page.getByTestId("infer-result").getAttribute("data-compute-ms"));
+// The worker sizes its tiles to the device ("· 9 tiles of 480²"): ONNX Runtime Web and the
+// native run get the same tile, so all three do the same work per network pixel.
+async function tiling() {
+  const text = await page.getByTestId("infer-result").textContent();
+  const m = text.match(/· (\d+) tiles? of (\d+)²/);
+  if (!m) throw new Error(`no square tiling in the Infer panel's result: ${text}`);
+  return { tiles: Number(m[1]), side: Number(m[2]) };
+}
+const cpuTiling = await tiling();
 const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("model-download").click()]);
 await download.saveAs(process.env.MODEL_OUT || path.join("/tmp", download.suggestedFilename()));
 
@@ -53,6 +62,7 @@ await page.getByTestId("infer-device-choice").selectOption("gpu");
 await page.getByTestId("infer-run").click();
 await page.getByTestId("infer-result").filter({ hasText: "on WebGPU" }).waitFor({ timeout: 900000 });
 const gpuInferMs = Number(await page.getByTestId("infer-result").getAttribute("data-compute-ms"));
+const gpuTiling = await tiling();
 await page.getByTestId("tab-train").click();
 const GPU_STEPS = Number(process.env.BENCH_GPU_STEPS || 6);
 await setField("train-steps", GPU_STEPS);
@@ -78,14 +88,14 @@ if (ortDist && ortModel) {
     await route.fulfill({ body: fs.readFileSync(file), headers: { "content-type": type } });
   });
   for (const ep of ["wasm", "webgpu"]) {
-    ort[ep] = await page.evaluate(async (ep) => {
+    ort[ep] = await page.evaluate(async ([ep, side]) => {
       const mod = await import("./ort-bench/ort.all.min.mjs");
       const o = mod.default ?? mod;
       o.env.wasm.wasmPaths = new URL("./ort-bench/", location.href).href;
       o.env.wasm.numThreads = 1;
       try {
         const session = await o.InferenceSession.create("./ort-bench/model.onnx", { executionProviders: [ep] });
-        const side = 256, batch = 2;
+        const batch = 2; // the worker's batch (nets-worker's INFER)
         const input = new o.Tensor("float32", new Float32Array(batch * side * side).map(() => Math.random()), [batch, 1, side, side]);
         await session.run({ input });
         const runs = 5;
@@ -96,9 +106,10 @@ if (ortDist && ortModel) {
       } catch (e) {
         return { error: String(e) };
       }
-    }, ep);
+    }, [ep, (ep === "wasm" ? cpuTiling : gpuTiling).side]);
   }
 }
 await context.close();
 console.log(JSON.stringify({ steps: STEPS, train_steps_per_s: stepsPerS, train_summary: summary, infer_ms: inferMs,
-  webgpu: { infer_ms: gpuInferMs, train_steps_per_s: gpuStepsPerS, train_summary: gpuSummary }, ort }));
+  tiling: cpuTiling,
+  webgpu: { infer_ms: gpuInferMs, tiling: gpuTiling, train_steps_per_s: gpuStepsPerS, train_summary: gpuSummary }, ort }));

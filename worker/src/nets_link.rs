@@ -183,6 +183,10 @@ pub struct InferPlan {
     class: Option<Array3<u32>>,
     /// Orientations the network averages each tile over (said in the summary).
     views: u8,
+    /// Tiles run so far (orientations counted) and the side of the last ones (said in the
+    /// summary; benchmarks turn it into pixels through the network).
+    tiles: usize,
+    tile_side: (usize, usize),
 }
 
 impl InferPlan {
@@ -224,6 +228,8 @@ impl InferPlan {
             prob: None,
             class: None,
             views: 1,
+            tiles: 0,
+            tile_side: (0, 0),
         })
     }
 
@@ -303,6 +309,12 @@ impl InferPlan {
         Ok(z)
     }
 
+    /// Records the network's work for the current slice: `tiles` of `side` (rows, columns).
+    pub fn count_tiles(&mut self, tiles: usize, side: (usize, usize)) {
+        self.tiles += tiles;
+        self.tile_side = side;
+    }
+
     /// This plan with the prediction averaged over `views` orientations (1, 4 or 8).
     pub fn averaged_over(mut self, views: u8) -> Self {
         self.views = views;
@@ -350,15 +362,28 @@ impl InferPlan {
             0 | 1 => String::new(),
             v => format!(", averaged over {v} orientations"),
         };
+        let tiles = match (self.tiles, self.tile_side) {
+            (0, _) => String::new(),
+            (t, (h, w)) if h == w => format!(" · {t} tile{} of {h}²", plural(t)),
+            (t, (h, w)) => format!(" · {t} tile{} of {h} × {w}", plural(t)),
+        };
         Ok((
             volume,
             format!(
-                "{kind} of {n} slice{}{part} ({}, {} steps{views})",
-                if n == 1 { "" } else { "s" },
+                "{kind} of {n} slice{}{part} ({}, {} steps{views}){tiles}",
+                plural(n),
                 model.arch,
                 model.steps
             ),
         ))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -489,6 +514,8 @@ mod tests {
             let Prediction::Probability(p) = engine.predict(&image, &cpu).expect("predict") else {
                 panic!("probabilities")
             };
+            let work = engine.work(32, 32).expect("work");
+            plan.count_tiles(work.tiles, work.side);
             if !plan
                 .store_probability(p.iter().copied().collect())
                 .expect("store")
@@ -506,7 +533,7 @@ mod tests {
         let (volume, text) = plan.finish(&ws, &summary).expect("finish");
         assert_eq!(
             text,
-            "foreground probability of 1 slice (rows 8–39, columns 16–47) (U-Net, 40 steps, averaged over 8 orientations)"
+            "foreground probability of 1 slice (rows 8–39, columns 16–47) (U-Net, 40 steps, averaged over 8 orientations) · 8 tiles of 32²"
         );
         let prob = volume.to_f32_array(0..2).expect("f32");
         assert!(prob
@@ -538,7 +565,9 @@ mod tests {
         let err = plan.store_classes(vec![1, 2, 3]).unwrap_err();
         assert!(err.contains("3 values, expected 2304"), "{err}");
         assert!(plan.store_classes(vec![2; 48 * 48]).expect("store"));
+        plan.count_tiles(4, (48, 32));
         assert!(!plan.store_classes(vec![1; 48 * 48]).expect("store"));
+        plan.count_tiles(4, (48, 32));
         assert!(plan
             .store_classes(vec![1; 48 * 48])
             .unwrap_err()
@@ -550,7 +579,10 @@ mod tests {
             device: "CPU".into(),
         };
         let (volume, text) = plan.finish(&ws, &summary).expect("finish");
-        assert_eq!(text, "classes of 2 slices (ResNet, 9 steps)");
+        assert_eq!(
+            text,
+            "classes of 2 slices (ResNet, 9 steps) · 8 tiles of 48 × 32"
+        );
         assert_eq!(volume.slice_labels(0)[0], 2);
         assert_eq!(volume.slice_labels(1)[47], 1);
     }

@@ -38,7 +38,7 @@ enum Job {
     Train { image: LayerId },
     /// An inference run.
     Infer {
-        plan: InferPlan,
+        plan: Box<InferPlan>,
         name: String,
         started: f64,
         model: Option<ModelSummary>,
@@ -256,7 +256,7 @@ pub fn infer(
         j.borrow_mut().insert(
             request,
             Job::Infer {
-                plan,
+                plan: Box::new(plan),
                 name,
                 started: now_ms(),
                 model: None,
@@ -363,6 +363,8 @@ fn from_nets(msg: FromNets, attachments: Vec<JsValue>) {
             request,
             index: _,
             plane,
+            tiles,
+            tile_side,
         } => {
             let bytes = attachments
                 .first()
@@ -372,6 +374,7 @@ fn from_nets(msg: FromNets, attachments: Vec<JsValue>) {
                 Some(Job::Infer { plan, model, .. }) => {
                     let classes = model.as_ref().is_some_and(|m| m.classes);
                     let what = "predicted slice";
+                    plan.count_tiles(tiles, tile_side);
                     Some(if classes {
                         plane_u32(what, plane, &bytes)
                             .map_err(|e| e.to_string())

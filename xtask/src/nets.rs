@@ -417,6 +417,22 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
         )?
         .trim(),
     )?;
+    // Each engine's network pixels: the tiles the worker reported, at the side it chose (the
+    // native run and ONNX Runtime Web get the same side, so all do the same work per pixel).
+    let tiling = |p: &str| -> Result<(u64, u64)> {
+        let n = |f: &str| num(&web, &format!("{p}/{f}")).map(|v| v as u64);
+        Ok((
+            n("tiles").context("no tile count")?,
+            n("side").context("no tile side")?,
+        ))
+    };
+    let ((tiles, side), (gpu_tiles, gpu_side)) = (tiling("/tiling")?, tiling("/webgpu/tiling")?);
+    let net_mpx = (tiles * side * side) as f64 / 1e6;
+    let gpu_net_mpx = (gpu_tiles * gpu_side * gpu_side) as f64 / 1e6;
+    let (cpu_tiles, gpu_tiles) = (
+        format!("{tiles} × {side}²"),
+        format!("{gpu_tiles} × {gpu_side}²"),
+    );
     let bin = emstudio()?;
     let prob = text(&work.join("prob.tif"));
     let started = std::time::Instant::now();
@@ -431,6 +447,8 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
                 &prob,
                 "--batch",
                 "2",
+                "--tile",
+                &side.to_string(),
                 "--quiet",
             ])
             .env("RAYON_NUM_THREADS", "1"),
@@ -441,8 +459,6 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
     let native_train = num(&native, "/train_steps_per_s").context("no native speed")?;
     let infer_s = num(&web, "/infer_ms").context("no inference time")? / 1000.0;
     let mpx = 1024.0 * 1024.0 / 1e6;
-    // The 1024² slice is covered by 5 × 5 tiles of 256² (overlap 32): network pixels.
-    let net_mpx = 25.0 * 256.0 * 256.0 / 1e6;
     let ort_cell = |ep: &str| match (
         num(&web, &format!("/ort/{ep}/mpx_per_s")),
         web.pointer(&format!("/ort/{ep}/error")),
@@ -456,7 +472,7 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
     let gpu_infer_s = num(&web, "/webgpu/infer_ms").unwrap_or(f64::NAN) / 1000.0;
     let gpu_train = num(&web, "/webgpu/train_steps_per_s").unwrap_or(f64::NAN);
     Ok(format!(
-        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice in 256² tiles (batch 2, 25 tiles). Ours runs in the worker on burn flex (wasm, one thread) or on burn's WebGPU backend (here SwiftShader; a short run, so its first steps include shader compilation); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
+        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice, batch 2, in the tiles the worker chose for the device (on the CPU {cpu_tiles}, on WebGPU {gpu_tiles}; the native run and ONNX Runtime Web run tiles of the same side, and speeds count network pixels). Ours runs in the worker on burn flex (wasm, one thread) or on burn's WebGPU backend (here SwiftShader; a short run, so its first steps include shader compilation); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
 | measure | ours in Chromium, CPU | ours in Chromium, WebGPU (SwiftShader) | ours native, 1 thread | ONNX Runtime Web WASM | ONNX Runtime Web WebGPU (SwiftShader) |\n|---|---|---|---|---|---|\n\
 | training (steps/s) | {browser_train:.2} | {gpu_train:.3} | {native_train:.2} | — | — |\n\
 | inference, slice output (Mpx/s) | {:.3} | {:.3} | {:.3} | — | — |\n\
@@ -465,12 +481,12 @@ Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time
         mpx / infer_s,
         mpx / gpu_infer_s,
         mpx / native_infer_s,
-        net_mpx / gpu_infer_s,
+        gpu_net_mpx / gpu_infer_s,
         net_mpx / native_infer_s,
         ort_cell("wasm"),
         ort_cell("webgpu"),
         browser_train / native_train,
         ort_wasm / ours_net,
-        num(&web, "/ort/webgpu/mpx_per_s").unwrap_or(f64::NAN) / (net_mpx / gpu_infer_s),
+        num(&web, "/ort/webgpu/mpx_per_s").unwrap_or(f64::NAN) / (gpu_net_mpx / gpu_infer_s),
     ))
 }

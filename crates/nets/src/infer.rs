@@ -87,6 +87,73 @@ pub fn argmax_classes(probabilities: &Array3<f32>) -> Array2<u32> {
     })
 }
 
+/// How an image is cut into tiles for a network.
+struct Layout {
+    tiles: Vec<Tile>,
+    overlap: usize,
+    /// The rectangle every tile is padded to (small images: the image padded to a multiple).
+    side: (usize, usize),
+    views: usize,
+}
+
+impl Layout {
+    fn of(
+        arch: &ArchConfig,
+        h: usize,
+        w: usize,
+        options: InferOptions,
+    ) -> Result<Self, TilingError> {
+        let m = arch.size_multiple();
+        let tile = (options.tile / m).max(1) * m;
+        let overlap = overlap_for(tile);
+        let tiles = plan_tiles(h, w, tile, overlap)?;
+        let side = (tile.min(h.div_ceil(m) * m), tile.min(w.div_ceil(m) * m));
+        let views = match options.views {
+            8.. if side.0 == side.1 => 8,
+            4.. => 4,
+            _ => 1,
+        };
+        Ok(Self {
+            tiles,
+            overlap,
+            side,
+            views,
+        })
+    }
+}
+
+/// The forward-pass work of predicting one image: how many tiles (orientations counted) of
+/// which size run through the network. Speeds per network pixel compare engines that tile
+/// differently (benchmarks), and users see what the device was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileWork {
+    /// Tiles run, each orientation counted once.
+    pub tiles: usize,
+    /// Rows and columns of every tile.
+    pub side: (usize, usize),
+}
+
+impl TileWork {
+    /// Pixels that pass through the network.
+    pub fn pixels(&self) -> u64 {
+        (self.tiles * self.side.0 * self.side.1) as u64
+    }
+}
+
+/// The [`TileWork`] of predicting a `height × width` image with `options`.
+pub fn tile_work(
+    arch: &ArchConfig,
+    height: usize,
+    width: usize,
+    options: InferOptions,
+) -> Result<TileWork, TilingError> {
+    let l = Layout::of(arch, height, width, options)?;
+    Ok(TileWork {
+        tiles: l.tiles.len() * l.views,
+        side: l.side,
+    })
+}
+
 /// A tiled prediction in progress: [`TiledPrediction::next_input`] gives the next batch of
 /// tiles as a network input, [`TiledPrediction::accept`] takes the network's probabilities for
 /// it, [`TiledPrediction::finish`] blends the result. Splitting the loop this way lets
@@ -121,19 +188,13 @@ impl<'a> TiledPrediction<'a> {
                 image: channels,
             });
         }
-        let m = header.arch.size_multiple();
-        let tile = (options.tile / m).max(1) * m;
-        let overlap = overlap_for(tile);
-        let tiles = plan_tiles(h, w, tile, overlap)?;
+        let Layout {
+            tiles,
+            overlap,
+            side,
+            views,
+        } = Layout::of(&header.arch, h, w, options)?;
         let classes = header.io.out_channels;
-        // Every tile is padded to the same rectangle (small images: the image padded to a
-        // multiple).
-        let side = (tile.min(h.div_ceil(m) * m), tile.min(w.div_ceil(m) * m));
-        let views = match options.views {
-            8.. if side.0 == side.1 => 8,
-            4.. => 4,
-            _ => 1,
-        };
         Ok(Self {
             image,
             normalization: header.normalization,
@@ -575,5 +636,41 @@ mod tests {
         assert_eq!(count(6, 16), 4 * tiles);
         // One padded 40 × 56 tile is not square: transposes are skipped.
         assert_eq!(count(8, 64), 4);
+    }
+
+    #[test]
+    fn tile_work_counts_what_the_prediction_runs() {
+        let device = Device::flex();
+        let (header, _) = two_class_unet(&device);
+        let image = ndarray::Array3::<f32>::zeros((1, 37, 53));
+        for (tile, views) in [(16, 1), (16, 8), (32, 4), (64, 8)] {
+            let options = InferOptions {
+                tile,
+                batch: 3,
+                views,
+            };
+            let job = TiledPrediction::new(&header, image.view(), options).expect("plan");
+            let work = tile_work(&header.arch, 37, 53, options).expect("plan");
+            assert_eq!(work.tiles, job.progress().1, "tile {tile}, views {views}");
+            assert_eq!(work.side, job.side);
+            let batch = job.next_input(&device).expect("a batch").dims();
+            assert_eq!(
+                (batch[2], batch[3]),
+                work.side,
+                "the network sees that side"
+            );
+        }
+        let one = tile_work(
+            &header.arch,
+            37,
+            53,
+            InferOptions {
+                tile: 64,
+                batch: 1,
+                views: 1,
+            },
+        )
+        .expect("plan");
+        assert_eq!((one.tiles, one.side, one.pixels()), (1, (40, 56), 40 * 56));
     }
 }

@@ -159,6 +159,10 @@ pub enum FromNets {
         index: usize,
         /// Its size.
         plane: Plane,
+        /// Tiles the network ran for it (each orientation counted).
+        tiles: usize,
+        /// Rows and columns of each tile.
+        tile_side: (usize, usize),
     },
 }
 
@@ -298,6 +302,8 @@ mod tests {
                 request: RequestId(3),
                 index: 1,
                 plane,
+                tiles: 9,
+                tile_side: (480, 480),
             },
         ];
         for m in from {
