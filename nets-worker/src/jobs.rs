@@ -407,6 +407,7 @@ mod tests {
 
     #[test]
     fn cpu_tiles_keep_the_largest_buffer_within_the_budget() {
+        let _turn = my_turn();
         // Width 8 (the browser tests' U-Net): 480² tiles, under the 512² default.
         let narrow = infer_options(&header(r#"{"arch":"unet","depth":4,"base_width":8}"#), None);
         assert_eq!((narrow.tile, narrow.batch), (480, 2));
@@ -424,8 +425,19 @@ mod tests {
         assert_eq!(gpu.tile, 512);
     }
 
+    /// The tests here take turns. burn's flex backend keeps process-wide state (its RNG,
+    /// `Backend::seed`, among it), and side by side with the others the training test's
+    /// result varied: its held-out IoU fell under the floor in about one run in seven (CI,
+    /// session 11). One at a time it passed 30 runs out of 30.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn my_turn() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn trains_previews_and_predicts_held_out_slices() {
+        let _turn = my_turn();
         let device = Device::flex().autodiff();
         let mut job = TrainJob::new(data(SMALL), &device).expect("job");
         let mut losses = Vec::new();
@@ -496,6 +508,7 @@ mod tests {
 
     #[test]
     fn bad_requests_name_the_problem() {
+        let _turn = my_turn();
         let device = Device::flex().autodiff();
         let err = |d: TrainData| TrainJob::new(d, &device).err().expect("refused");
         assert!(err(data("{not json")).starts_with("training settings"));
