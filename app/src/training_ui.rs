@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 /// The Train form's values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainForm {
-    /// "unet" | "resnet" | "highway" | "densenet".
+    /// An [`ArchChoice::name`] of [`ARCHITECTURES`] ("unet").
     pub arch: String,
     /// U-Net depth, or ResNet blocks / Highway units / DenseNet blocks.
     pub size: usize,
@@ -64,14 +64,83 @@ impl Default for TrainForm {
     }
 }
 
+/// The largest value of each numeric field of the form: the trainer's bounds
+/// (`emstudio_nets::train::bounds`; a test keeps them equal), so what the form sends is never
+/// refused for its size, and a typo of 1e9 steps is clamped where it is typed.
+pub mod limits {
+    /// Steps.
+    pub const MAX_STEPS: u64 = 10_000_000;
+    /// Patches per step.
+    pub const MAX_BATCH: usize = 64;
+    /// Patch side.
+    pub const MAX_PATCH: usize = 2048;
+    /// Base width (every architecture's upper bound).
+    pub const MAX_BASE_WIDTH: usize = 256;
+}
+
+/// An architecture the Train panel offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchChoice {
+    /// Its name, as `emstudio_nets::arch::ArchConfig::name` gives it ("unet").
+    pub name: &'static str,
+    /// Its entry in the Architecture menu.
+    pub label: &'static str,
+    /// What the size field means for it.
+    pub size_label: &'static str,
+    /// The size field's smallest and largest value.
+    pub size_range: (usize, usize),
+    /// The size the form switches to when it is picked.
+    pub default_size: usize,
+}
+
+/// The architectures of the Train panel's menu, in menu order. The app does not link
+/// `emstudio-nets`, so a new architecture is added here by hand (and to
+/// [`TrainForm::config_json`]); a test fails while this list and
+/// `ArchConfig::all_defaults()` differ.
+pub const ARCHITECTURES: [ArchChoice; 4] = [
+    ArchChoice {
+        name: "unet",
+        label: "U-Net",
+        size_label: "Depth (levels)",
+        size_range: (1, 8),
+        default_size: 3,
+    },
+    ArchChoice {
+        name: "resnet",
+        label: "ResNet",
+        size_label: "Residual blocks",
+        size_range: (1, 64),
+        default_size: 9,
+    },
+    ArchChoice {
+        name: "highway",
+        label: "Highway-Net",
+        size_label: "Highway units",
+        size_range: (1, 64),
+        default_size: 9,
+    },
+    ArchChoice {
+        name: "densenet",
+        label: "DenseNet",
+        size_label: "Dense blocks",
+        size_range: (1, 16),
+        default_size: 3,
+    },
+];
+
+/// The menu entry for an architecture name (the first, U-Net, for an unknown one).
+pub fn arch_choice(name: &str) -> ArchChoice {
+    ARCHITECTURES
+        .iter()
+        .copied()
+        .find(|a| a.name == name)
+        .unwrap_or(ARCHITECTURES[0])
+}
+
 /// What the size field means for an architecture, and its allowed range.
 pub fn size_label(arch: &str) -> (&'static str, usize, usize) {
-    match arch {
-        "resnet" => ("Residual blocks", 1, 64),
-        "highway" => ("Highway units", 1, 64),
-        "densenet" => ("Dense blocks", 1, 16),
-        _ => ("Depth (levels)", 1, 8),
-    }
+    let a = arch_choice(arch);
+    (a.size_label, a.size_range.0, a.size_range.1)
 }
 
 impl TrainForm {
@@ -401,11 +470,89 @@ mod tests {
     use emstudio_nets::train::TrainConfig;
 
     #[test]
+    fn the_menu_offers_exactly_the_registered_architectures() {
+        // docs/plugins.md: a new architecture must be added to `ARCHITECTURES` (and to
+        // `TrainForm::config_json`) as well as to the registry in `emstudio-nets`.
+        let registered: Vec<&str> = emstudio_nets::arch::ArchConfig::all_defaults()
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        let offered: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
+        assert_eq!(
+            offered, registered,
+            "the Train panel's ARCHITECTURES (app/src/training_ui.rs) must list the registry's \
+             architectures (crates/nets/src/arch/mod.rs), in the same order"
+        );
+        assert_eq!(TrainForm::default().arch, ARCHITECTURES[0].name);
+        for a in ARCHITECTURES {
+            let (min, max) = a.size_range;
+            assert!((min..=max).contains(&a.default_size), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_form_bounds_are_the_trainers() {
+        use emstudio_nets::train::bounds;
+        assert_eq!(limits::MAX_STEPS, bounds::MAX_STEPS);
+        assert_eq!(limits::MAX_BATCH, bounds::MAX_BATCH);
+        assert_eq!(limits::MAX_PATCH, bounds::MAX_PATCH);
+        // The largest form the fields allow is accepted by the trainer's checks, one more
+        // in any field is refused with the field's name.
+        let at_limit = |f: TrainForm| {
+            serde_json::from_str::<TrainConfig>(&f.config_json())
+                .expect("json")
+                .check_bounds()
+        };
+        let most = TrainForm {
+            steps: limits::MAX_STEPS,
+            batch: 16,
+            patch: 1024,
+            base_width: limits::MAX_BASE_WIDTH,
+            ..TrainForm::default()
+        };
+        at_limit(most.clone()).expect("the largest form is accepted");
+        for (form, name) in [
+            (
+                TrainForm {
+                    steps: limits::MAX_STEPS + 1,
+                    ..most.clone()
+                },
+                "steps",
+            ),
+            (
+                TrainForm {
+                    batch: limits::MAX_BATCH + 1,
+                    ..most.clone()
+                },
+                "batch",
+            ),
+            (
+                TrainForm {
+                    patch: limits::MAX_PATCH + 16,
+                    ..most.clone()
+                },
+                "patch",
+            ),
+            (
+                TrainForm {
+                    base_width: limits::MAX_BASE_WIDTH + 1,
+                    ..most
+                },
+                "base_width",
+            ),
+        ] {
+            let err = at_limit(form).expect_err(name).to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn every_form_makes_settings_the_trainer_reads() {
-        for arch in ["unet", "resnet", "highway", "densenet"] {
+        for (arch, size) in ARCHITECTURES.map(|a| (a.name, a.default_size)) {
             for loss in ["softmax_cross_entropy", "dice", "square", "logistic", "l1"] {
                 let form = TrainForm {
                     arch: arch.into(),
+                    size,
                     loss: loss.into(),
                     elastic: true,
                     ..TrainForm::default()

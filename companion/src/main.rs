@@ -206,10 +206,10 @@ enum BatchCommand {
         #[command(flatten)]
         output: OutputFlags,
         /// Tile side in pixels (neighbouring tiles overlap by a quarter of it).
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 512, value_parser = parse_tile)]
         tile: usize,
-        /// Tiles per forward pass.
-        #[arg(long, default_value_t = 4)]
+        /// Tiles per forward pass (1–256).
+        #[arg(long, default_value_t = 4, value_parser = parse_infer_batch)]
         batch: usize,
         /// Average the prediction over 1, 4 (mirror images) or 8 (mirror images and 90°
         /// rotations) orientations: smoother, fewer specks, that many times slower.
@@ -368,6 +368,22 @@ impl OutputFlags {
     }
 }
 
+/// `--batch` of `emstudio infer`: 1 to 256 tiles per forward pass.
+fn parse_infer_batch(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=256) => Ok(n),
+        _ => Err(format!("{s:?}: the batch is 1 to 256 tiles per pass")),
+    }
+}
+
+/// `--tile` of `emstudio infer`: 8 to 4096 pixels.
+fn parse_tile(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 8..=4096) => Ok(n),
+        _ => Err(format!("{s:?}: the tile side is 8 to 4096 pixels")),
+    }
+}
+
 /// `--views`: 1, 4 or 8 orientations.
 fn parse_views(s: &str) -> Result<usize, String> {
     match s {
@@ -387,8 +403,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             quiet,
         } => {
             if list {
-                print!("{}", cli::filter_list());
-                return Ok(());
+                return write_stdout(&cli::filter_list());
             }
             cli::filter(&FilterArgs {
                 input: input.ok_or_else(|| anyhow::anyhow!("--input is required"))?,
@@ -565,8 +580,19 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             .0
         }
     };
-    println!("{}", message.trim_end());
-    Ok(())
+    write_stdout(&format!("{}\n", message.trim_end()))
+}
+
+/// Writes a command's result to standard output. A reader that went away (`emstudio evaluate
+/// … | head`) ends the command quietly, as it does for other Unix tools; `println!` would
+/// panic there.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> std::process::ExitCode {

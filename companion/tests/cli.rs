@@ -327,3 +327,135 @@ fn the_binary_reports_errors_in_one_line() {
     assert!(list.status.success());
     assert!(String::from_utf8_lossy(&list.stdout).contains(r#"{"filter":"clahe""#));
 }
+
+/// A float32 multi-page TIFF of values in [0, 1) (a probability map) in `dir/name`.
+fn write_probability_map(dir: &std::path::Path, name: &str) -> PathBuf {
+    let map = Array3::from_shape_fn((2, 16, 16), |(z, y, x)| {
+        ((z * 7 + y * 3 + x) % 10) as f32 / 10.0
+    });
+    let files = emstudio_core::stack::export(
+        &Volume::from_array(map.view()).expect("v").into(),
+        &emstudio_core::stack::ExportOptions {
+            format: ExportFormat::MultiPageTiff,
+            depth: BitDepth::Native,
+            rescale: false,
+            base_name: "prob".into(),
+        },
+    )
+    .expect("export");
+    let path = dir.join(name);
+    std::fs::write(&path, &files[0].1).expect("write");
+    path
+}
+
+#[test]
+fn a_probability_map_is_never_scored_as_labels() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let prob = write_probability_map(dir.path(), "prob.tif");
+    let args = EvaluateArgs {
+        gt: prob.clone(),
+        pred: prob.clone(),
+        isbi: false,
+        boundary_high: false,
+        sweep: false,
+        params: EvaluateParams::default(),
+        json: None,
+        show_errors: 0,
+        slices: None,
+        quiet: true,
+    };
+    // It used to truncate to all-zero IDs: "0 GT objects", Jaccard 1.0, Rand 1.0.
+    let err = cli::evaluate(&args).expect_err("float ground truth");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("prob.tif") && text.contains("float") && text.contains("threshold"),
+        "{text}"
+    );
+    // As the ground truth of a sweep or the ISBI protocol, likewise.
+    for (sweep, isbi) in [(true, false), (false, true)] {
+        let err = cli::evaluate(&EvaluateArgs {
+            sweep,
+            isbi,
+            ..args.clone()
+        })
+        .expect_err("float ground truth");
+        assert!(format!("{err:#}").contains("float"), "{err:#}");
+    }
+    // Label markers for the watershed, too.
+    let label = LabelArgs {
+        input: prob.clone(),
+        markers: Some(prob.clone()),
+        params: PostprocessParams {
+            method: LabelMethod::MarkerWatershed {
+                connectivity: emstudio_core::neighborhood::Connectivity3::C6,
+            },
+            ..PostprocessParams::default()
+        },
+        output: output(dir.path().join("out")),
+        quiet: true,
+    };
+    let err = cli::label(&label).expect_err("float markers");
+    assert!(format!("{err:#}").contains("float"), "{err:#}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    // A pipe whose reading end is closed before the command writes: `| head` that has
+    // already quit. Rust ignores SIGPIPE, so the write fails with EPIPE; `println!` panicked.
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["filter", "--list"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let gt = dir.path().join("gt");
+    write_png_series(&Volume::from_array(blobs().view()).expect("v").into(), &gt);
+    let gt = gt.to_string_lossy().into_owned();
+    let out = run(&["evaluate", "--gt", &gt, "--pred", &gt, "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn infer_refuses_batch_and_tile_sizes_out_of_range_by_name() {
+    for (flag, value, says) in [
+        ("--batch", "1000000", "the batch is 1 to 256"),
+        ("--batch", "0", "the batch is 1 to 256"),
+        ("--tile", "0", "the tile side is 8 to 4096"),
+        ("--tile", "100000", "the tile side is 8 to 4096"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .args([
+                "infer",
+                "-m",
+                "m.emsmodel",
+                "-i",
+                "em",
+                "-o",
+                "p.tif",
+                flag,
+                value,
+            ])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says) && stderr.contains(flag), "{stderr}");
+    }
+}

@@ -207,3 +207,55 @@ fn train_takes_augmentation_and_weight_decay_settings_and_refuses_bad_ones() {
         "the weight decay must be 0 or positive",
     );
 }
+
+#[test]
+fn a_model_with_a_broken_header_is_refused_naming_the_file() {
+    use burn::prelude::Device;
+    use emstudio_nets::arch::NetIo;
+    use emstudio_nets::model::{ModelFile, ModelHeader, Normalization, Provenance};
+    let dir = colour_stack_on_disk();
+    let header = ModelHeader {
+        arch: ArchConfig::UNet(UNetConfig {
+            depth: 1,
+            base_width: 2,
+        }),
+        io: NetIo {
+            in_channels: 3,
+            out_channels: 1,
+        },
+        // A std of 0 turned every input into ±infinity and the map into NaN, and `infer`
+        // exited 0.
+        normalization: Normalization {
+            mean: 0.5,
+            std: 0.0,
+        },
+        provenance: Provenance::default(),
+    };
+    let net = header.arch.build(&header.io, &Device::flex());
+    let file = ModelFile::from_net(header, &net, None).expect("pack");
+    let model = dir.path().join("edited.emsmodel");
+    std::fs::write(&model, file.to_bytes()).expect("write");
+    let err = nets_cli::infer(&InferArgs {
+        model: model.clone(),
+        image: dir.path().join("image"),
+        slices: None,
+        output: OutputSpec {
+            path: dir.path().join("prob.tif"),
+            series: ExportFormat::MultiPageTiff,
+            depth: BitDepth::Native,
+            rescale: false,
+        },
+        tile: 64,
+        batch: 2,
+        views: 1,
+        device: DeviceChoice::Cpu,
+        quiet: true,
+    })
+    .expect_err("std 0");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("edited.emsmodel") && text.contains("std"),
+        "{text}"
+    );
+    assert!(!dir.path().join("prob.tif").exists(), "no map is written");
+}

@@ -111,3 +111,58 @@ async fn serves_catalogue_files_and_refuses_traversal() {
         );
     }
 }
+
+#[tokio::test]
+async fn dataset_files_are_streamed_in_chunks_and_ranges_are_answered() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dist = tmp.path().join("dist");
+    let set = tmp.path().join("data").join("big");
+    fs::create_dir_all(&dist).expect("dist");
+    fs::create_dir_all(set.join("image")).expect("image");
+    fs::write(dist.join("index.html"), "<html>app</html>").expect("index");
+    fs::write(set.join("image").join("0.png"), png_bytes()).expect("png");
+    // A 3 MiB file: sent as many body frames, not one 3 MiB buffer.
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    fs::write(set.join("image").join("big.tif"), &big).expect("tif");
+    let datasets = catalog::scan(None, &[tmp.path().join("data")]);
+    let app = server::router(&dist, datasets);
+
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/datasets/big/image/big.tif")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/tiff");
+    let mut body = resp.into_body();
+    let (mut frames, mut got) = (0, Vec::new());
+    while let Some(frame) = body.frame().await {
+        let data = frame.expect("frame").into_data().expect("data frame");
+        frames += 1;
+        got.extend_from_slice(&data);
+    }
+    assert_eq!(got, big);
+    assert!(frames > 4, "streamed in {frames} frame(s)");
+
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/datasets/big/image/big.tif")
+                .header("range", "bytes=1000-1999")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let part = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&part[..], &big[1000..2000]);
+
+    // A folder is not a file.
+    let (status, _) = get(&app, "/datasets/big/image").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -276,6 +276,16 @@ pub enum Prediction {
     Classes(Array2<u32>),
 }
 
+/// Reads a model file as [`InferEngine::new`] would, without keeping it: the header, every
+/// weight against the architecture and finite values (`ModelFile::from_bytes`). The Infer
+/// panel's upload runs this before it stores a file, so a broken one is refused by name
+/// instead of failing later.
+pub fn check_model(bytes: &[u8]) -> Result<(), String> {
+    ModelFile::from_bytes(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// A loaded model that predicts slices one at a time.
 pub struct InferEngine {
     file: ModelFile,
@@ -406,8 +416,28 @@ mod tests {
     }
 
     #[test]
+    fn uploaded_models_are_checked_as_inference_reads_them() {
+        let mut job = TrainJob::new(data(SMALL), &Device::flex().autodiff()).expect("job");
+        job.step();
+        let good = job.model_bytes("2026-12-06").expect("model");
+        check_model(&good).expect("a trained model passes");
+        // The header edited to a normalisation std of 0: refused, naming the field.
+        let file = ModelFile::from_bytes(&good).expect("model");
+        let mut edited = file.clone();
+        edited.header.normalization.std = 0.0;
+        let err = check_model(&edited.to_bytes()).expect_err("std 0");
+        assert!(err.contains("std"), "{err}");
+        // Weights of another width, and junk.
+        let mut other = file;
+        other.header.arch =
+            serde_json::from_str(r#"{"arch":"unet","depth":2,"base_width":8}"#).expect("arch");
+        let err = check_model(&other.to_bytes()).expect_err("weights");
+        assert!(err.contains("weights do not match"), "{err}");
+        assert!(check_model(b"not a model").is_err());
+    }
+
+    #[test]
     fn cpu_tiles_keep_the_largest_buffer_within_the_budget() {
-        let _turn = my_turn();
         // Width 8 (the browser tests' U-Net): 480² tiles, under the 512² default.
         let narrow = infer_options(&header(r#"{"arch":"unet","depth":4,"base_width":8}"#), None);
         assert_eq!((narrow.tile, narrow.batch), (480, 2));
@@ -425,19 +455,8 @@ mod tests {
         assert_eq!(gpu.tile, 512);
     }
 
-    /// The tests here take turns. burn's flex backend keeps process-wide state (its RNG,
-    /// `Backend::seed`, among it), and side by side with the others the training test's
-    /// result varied: its held-out IoU fell under the floor in about one run in seven (CI,
-    /// session 11). One at a time it passed 30 runs out of 30.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    fn my_turn() -> std::sync::MutexGuard<'static, ()> {
-        ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     #[test]
     fn trains_previews_and_predicts_held_out_slices() {
-        let _turn = my_turn();
         let device = Device::flex().autodiff();
         let mut job = TrainJob::new(data(SMALL), &device).expect("job");
         let mut losses = Vec::new();
@@ -508,7 +527,6 @@ mod tests {
 
     #[test]
     fn bad_requests_name_the_problem() {
-        let _turn = my_turn();
         let device = Device::flex().autodiff();
         let err = |d: TrainData| TrainJob::new(d, &device).err().expect("refused");
         assert!(err(data("{not json")).starts_with("training settings"));

@@ -233,6 +233,15 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
         ToNets::Cancel { request } => CANCELLED.with(|c| {
             c.borrow_mut().insert(request);
         }),
+        ToNets::CheckModel { request, name } => {
+            let checked = attachment(&attachments, 0, "model").and_then(|bytes| {
+                crate::jobs::check_model(&bytes).map_err(|e| format!("{name}: {e}"))
+            });
+            match checked {
+                Ok(()) => to_app(FromWorker::ModelChecked { request, name }, &[]),
+                Err(e) => fail(request, e),
+            }
+        }
         ToNets::InferStart {
             request,
             device,

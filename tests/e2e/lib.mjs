@@ -2,6 +2,7 @@
 // Chromium with WebGPU on SwiftShader, waiting for the app, reading canvas pixels.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
+import zlib from "node:zlib";
 import os from "node:os";
 import path from "node:path";
 
@@ -132,4 +133,83 @@ export async function dragThrough(page, points) {
     await page.mouse.move(q.x, q.y, { steps: 8 });
   }
   await page.mouse.up();
+}
+
+// Decodes a grayscale PNG (8- or 16-bit, not interlaced), enough for the test stacks, the
+// demo slices and the app's exports: { width, height, pixels } with one number per pixel.
+// Anything else throws, naming what it found.
+export function decodeGrayPng(bytes) {
+  const sig = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (!sig.every((b, i) => bytes[i] === b)) throw new Error("not a PNG");
+  let at = 8, width = 0, height = 0, depth = 0, colour = -1, interlace = 0;
+  const idat = [];
+  while (at < bytes.length) {
+    const len = bytes.readUInt32BE(at);
+    const type = bytes.toString("latin1", at + 4, at + 8);
+    const body = bytes.subarray(at + 8, at + 8 + len);
+    if (type === "IHDR") {
+      width = body.readUInt32BE(0);
+      height = body.readUInt32BE(4);
+      [depth, colour] = [body[8], body[9]];
+      interlace = body[12];
+    } else if (type === "IDAT") idat.push(body);
+    else if (type === "IEND") break;
+    at += 12 + len;
+  }
+  if (colour !== 0 || ![8, 16].includes(depth) || interlace) {
+    throw new Error(`PNG of colour type ${colour}, ${depth} bits, interlace ${interlace}: only 8/16-bit gray`);
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const bpp = depth / 8, stride = width * bpp;
+  const out = Buffer.alloc(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let i = 0; i < stride; i++) {
+      const a = i >= bpp ? out[y * stride + i - bpp] : 0;
+      const b = y > 0 ? out[(y - 1) * stride + i] : 0;
+      const c = i >= bpp && y > 0 ? out[(y - 1) * stride + i - bpp] : 0;
+      const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+      const pred = [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][filter];
+      if (pred === undefined) throw new Error(`PNG row ${y}: unknown filter ${filter}`);
+      out[y * stride + i] = (line[i] + pred) & 255;
+    }
+  }
+  const pixels = new Uint16Array(width * height);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = bpp === 1 ? out[i] : out.readUInt16BE(2 * i);
+  return { width, height, pixels };
+}
+
+// IoU of `pred(i)` against the mask `truth(i)` over pixel indices `pixels`.
+export function iouOver(pixels, pred, truth) {
+  let inter = 0, union = 0;
+  for (const i of pixels) {
+    const p = pred(i), t = truth(i);
+    inter += p && t ? 1 : 0;
+    union += p || t ? 1 : 0;
+  }
+  return union ? inter / union : NaN;
+}
+
+// The best IoU a plain intensity threshold reaches on `pixels` (either polarity, every
+// threshold): the baseline a trained network must clearly beat on the same pixels.
+export function bestThresholdIoU(image, truth, pixels) {
+  // Counts per intensity of foreground and of all pixels, then a sweep over cut points.
+  const levels = 65536;
+  const all = new Float64Array(levels), fg = new Float64Array(levels);
+  let totalFg = 0;
+  for (const i of pixels) {
+    all[image[i]]++;
+    if (truth(i)) { fg[image[i]]++; totalFg++; }
+  }
+  let best = 0, belowAll = 0, belowFg = 0;
+  for (let t = 0; t < levels; t++) {
+    belowAll += all[t];
+    belowFg += fg[t];
+    // Dark objects: value <= t; bright objects: value > t.
+    const dark = belowFg / (belowAll + totalFg - belowFg);
+    const bright = (totalFg - belowFg) / (pixels.length - belowAll + belowFg);
+    for (const v of [dark, bright]) if (v > best) best = v;
+  }
+  return best;
 }

@@ -57,6 +57,36 @@ pub struct SessionMeta {
 }
 
 impl SessionMeta {
+    /// Checks what `meta.json` claims before anything is allocated for it: the format, an
+    /// extent and chunk shape that make sense, and labels (`u32`) that fit in `max_bytes`, the
+    /// memory the worker can still give ([`crate::memory`]). A damaged or edited `meta.json`
+    /// is refused with the session's name instead of aborting the worker.
+    pub fn check(&self, max_bytes: u64) -> Result<(), String> {
+        let title = &self.title;
+        if self.format != FORMAT {
+            return Err(format!(
+                "{title}: saved by a different version (format {}, this build reads {FORMAT})",
+                self.format
+            ));
+        }
+        let (s, c) = (self.shape, self.chunk_shape);
+        if [s.z, s.y, s.x, c.z, c.y, c.x].contains(&0) {
+            return Err(format!(
+                "{title}: meta.json is damaged (extent {s}, chunks {c})"
+            ));
+        }
+        let bytes = (s.z as u128) * (s.y as u128) * (s.x as u128) * 4;
+        if bytes > u128::from(max_bytes) {
+            return Err(format!(
+                "{title}: meta.json claims a {s} label layer ({} MiB), more than the {} MiB this \
+                 tab can still hold; close layers or reload, then restore it",
+                bytes >> 20,
+                max_bytes >> 20
+            ));
+        }
+        Ok(())
+    }
+
     /// What the session list shows.
     pub fn info(&self) -> SessionInfo {
         SessionInfo {
@@ -213,14 +243,10 @@ impl Workspace {
 /// value.
 pub fn restore(
     meta: &SessionMeta,
+    max_bytes: u64,
     mut read: impl FnMut(&str) -> Option<Vec<u8>>,
 ) -> Result<(Volume<u32>, LabelEditor, Vec<String>), String> {
-    if meta.format != FORMAT {
-        return Err(format!(
-            "{}: saved by a different version (format {}, this build reads {FORMAT})",
-            meta.title, meta.format
-        ));
-    }
+    meta.check(max_bytes)?;
     let mut labels = Volume::<u32>::with_chunk_shape(meta.shape, 1, meta.chunk_shape)
         .map_err(|e| format!("{}: {e}", meta.title))?;
     if labels.chunk_shape() != meta.chunk_shape {
@@ -361,7 +387,7 @@ mod tests {
         );
         assert_eq!(meta.info().edits, 2);
         let (labels, mut editor, lost) =
-            restore(&meta, |name| disk.get(name).cloned()).expect("restore");
+            restore(&meta, u64::MAX, |name| disk.get(name).cloned()).expect("restore");
         assert!(lost.is_empty());
         let AnyVolume::U32(live) = &ws.layer(gt.id).expect("layer").volume else {
             panic!("edited layers are u32");
@@ -403,11 +429,59 @@ mod tests {
         assert!(disk.contains_key(&edit_file(2)));
         let meta: SessionMeta = serde_json::from_slice(&disk["meta.json"]).expect("meta");
         disk.insert(chunk_file(0), vec![1, 2, 3]);
-        let err = restore(&meta, |n| disk.get(n).cloned()).expect_err("damaged chunk");
+        let err = restore(&meta, u64::MAX, |n| disk.get(n).cloned()).expect_err("damaged chunk");
         assert!(
             err.contains("chunk-0.bin") && err.contains("damaged"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_edited_meta_json_is_refused_before_anything_is_allocated() {
+        let meta = SessionMeta {
+            format: FORMAT,
+            key: "k".into(),
+            title: "demo / gt".into(),
+            layer_name: "gt".into(),
+            shape: Shape::new(100_000, 100_000, 100_000),
+            chunk_shape: Shape::new(1, 512, 512),
+            voxel_size: VoxelSize::default(),
+            next_id: 1,
+            locked: Vec::new(),
+            done: Vec::new(),
+            undone: Vec::new(),
+            next_seq: 0,
+            bytes: 0,
+            saved_at: 0.0,
+        };
+        let mut reads = 0;
+        let err = restore(&meta, 3 << 30, |_| {
+            reads += 1;
+            None
+        })
+        .expect_err("huge");
+        assert!(
+            err.contains("demo / gt") && err.contains("100000×100000×100000"),
+            "{err}"
+        );
+        assert_eq!(reads, 0, "no file is read for a refused session");
+        // Zero-sized chunks, and another format version, likewise.
+        let zero = SessionMeta {
+            shape: Shape::new(2, 8, 8),
+            chunk_shape: Shape::new(0, 8, 8),
+            ..meta.clone()
+        };
+        assert!(restore(&zero, 3 << 30, |_| None)
+            .expect_err("chunks")
+            .contains("damaged"));
+        let newer = SessionMeta {
+            format: FORMAT + 1,
+            shape: Shape::new(2, 8, 8),
+            ..meta
+        };
+        assert!(restore(&newer, 3 << 30, |_| None)
+            .expect_err("format")
+            .contains("different version"));
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn to_u32(volume: &AnyVolume) -> Result<Volume<u32>, String> {
     let mut out = Volume::<u32>::new(s, 1).map_err(|e| e.to_string())?;
     out.set_voxel_size(volume.voxel_size());
     for z in 0..s.z {
-        out.set_slice(z, &volume.slice_labels(z))
+        out.set_slice(z, &volume.try_slice_labels(z).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     }
     Ok(out)

@@ -5,7 +5,8 @@
 //! loop between files and slabs. [`workspace`] (layers, rendering, probing, export),
 //! [`compute`] (filters, postprocessing, evaluation), [`nets_link`] (the slices a network job
 //! needs and the layer its predictions make), [`editing`] (painting and proofreading with undo)
-//! and [`autosave`] (the session files that keep edits across a reload) are the platform-free
+//! [`autosave`] (the session files that keep edits across a reload) and [`memory`] (how large
+//! a stack the worker can still hold) are the platform-free
 //! parts, tested natively. `web` is the browser glue (message loop, file reading, fetch),
 //! `web_edit` and `web_opfs` run edits and their autosave, and `web_nets` hands network jobs
 //! to the network worker (`nets-worker/`), which it starts on the first one: the networks'
@@ -14,6 +15,7 @@
 pub mod autosave;
 pub mod compute;
 pub mod editing;
+pub mod memory;
 pub mod nets_link;
 pub mod workspace;
 

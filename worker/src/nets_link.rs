@@ -114,7 +114,10 @@ pub fn train_inputs(ws: &Workspace, req: &TrainRequest) -> Result<TrainInputs, S
                 Ok(SliceData {
                     plane: plane_of(&image),
                     image: image.into_iter().collect(),
-                    labels: label_layer.volume.slice_labels(z),
+                    labels: label_layer
+                        .volume
+                        .try_slice_labels(z)
+                        .map_err(|e| format!("{lname}: {e}"))?,
                 })
             })
             .collect()

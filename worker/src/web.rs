@@ -3,6 +3,7 @@
 //! file, so `Cancel` and render requests are served while a stack loads.
 
 use crate::compute::{self, ComputeError, FilterJob};
+use crate::memory::stack_limits;
 use crate::nets_link::TrainRequest;
 use crate::web_edit;
 use crate::web_nets;
@@ -261,6 +262,9 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             web_nets::infer(request, layer, model, &slices, region, name, device, views);
         }
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
+        ToWorker::CheckModel { request, name } => {
+            web_nets::check_model(request, name, attachments.into_iter().next())
+        }
         ToWorker::NewLabelLayer {
             request,
             like,
@@ -445,6 +449,24 @@ fn start_read(source: &StackSource, attachments: &[JsValue], i: usize) -> js_sys
     })
 }
 
+/// The limits a stack opened now must keep ([`crate::memory`]): measured from this worker's
+/// wasm memory and, where the browser tells, the device's RAM.
+pub(crate) fn browser_stack_limits() -> Limits {
+    let used = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .dyn_into::<js_sys::ArrayBuffer>()
+                .map_or(0, |b| b.byte_length())
+        })
+        .unwrap_or(0);
+    let device_gib = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"deviceMemory".into()))
+        .ok()
+        .and_then(|v| v.as_f64());
+    stack_limits(u64::from(used), device_gib)
+}
+
 /// Reads and decodes a stack; `Ok(None)` when cancelled. Files are read up to
 /// [`READ_AHEAD`] ahead of the decoder.
 /// How often a long loop reports progress and yields to the event loop, milliseconds.
@@ -467,7 +489,7 @@ async fn open(
         return Err(format!("{layer_name}: no PNG or TIFF files found"));
     }
     let total = order.len() as u64;
-    let mut builder = StackBuilder::new(order.len(), Limits::default());
+    let mut builder = StackBuilder::new(order.len(), browser_stack_limits());
     let mut reading: std::collections::VecDeque<js_sys::Promise> = order
         .iter()
         .take(READ_AHEAD)

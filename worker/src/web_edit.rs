@@ -192,6 +192,9 @@ async fn restore_files(
     let meta = read_meta(key)
         .await?
         .ok_or_else(|| format!("session {key} is gone"))?;
+    // Before any file is read: a damaged meta.json must not make the worker allocate.
+    let max_bytes = crate::web::browser_stack_limits().max_total_bytes as u64;
+    meta.check(max_bytes)?;
     let dir = web_opfs::session_dir(key, false)
         .await?
         .ok_or_else(|| format!("session {key} is gone"))?;
@@ -214,7 +217,7 @@ async fn restore_files(
             files.insert(name, bytes);
         }
     }
-    let (labels, editor, lost) = autosave::restore(&meta, |name| files.remove(name))?;
+    let (labels, editor, lost) = autosave::restore(&meta, max_bytes, |name| files.remove(name))?;
     if !lost.is_empty() {
         web_sys::console::warn_1(
             &format!(

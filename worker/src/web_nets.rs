@@ -32,7 +32,7 @@ enum Link {
 
 /// A network job in flight.
 enum Job {
-    /// A `ProbeDevices` request.
+    /// A `ProbeDevices` or `CheckModel` request: the reply passes through.
     Probe,
     /// A training run on this image layer.
     Train { image: LayerId },
@@ -133,6 +133,15 @@ fn to_nets(request: RequestId, msg: ToNets, attachments: Vec<JsValue>) {
 pub fn probe(request: RequestId) {
     JOBS.with(|j| j.borrow_mut().insert(request, Job::Probe));
     to_nets(request, ToNets::ProbeDevices { request }, vec![]);
+}
+
+/// `CheckModel`: the network worker reads the attached model file.
+pub fn check_model(request: RequestId, name: String, model: Option<JsValue>) {
+    let Some(model) = model else {
+        return fail(request, format!("{name}: no model file was attached"));
+    };
+    JOBS.with(|j| j.borrow_mut().insert(request, Job::Probe));
+    to_nets(request, ToNets::CheckModel { request, name }, vec![model]);
 }
 
 /// `Train`: checks the layers, then sends the slices (and the model to fine-tune).

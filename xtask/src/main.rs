@@ -347,6 +347,103 @@ fn ensure_node_deps() -> Result<()> {
     Ok(())
 }
 
+/// Installs LLVM 23 so that the `cuda` feature compiles (`cargo check`, `cargo clippy`) without
+/// GitHub, and returns the environment to give that cargo command.
+///
+/// burn's CUDA backend (cubecl-cuda) always builds cubecl-llvm, which links LLVM 23. Its build
+/// dependency tracel-llvm-bundler downloads an LLVM bundle from GitHub releases unless
+/// `$XDG_DATA_HOME/tracel/tracel-llvm-23.1.0-4/.tracel-llvm-installed` exists; cubecl-llvm's
+/// build script then runs that folder's `bin/llvm-config --link-static` (`--cxxflags`,
+/// `--includedir`, `--libdir`, `--libs`, `--system-libs`) and compiles its C/C++ shims against
+/// its `include/`. (llvm-sys is built with `no-llvm-linking` and `disable-alltargets-init`,
+/// so its build script returns at once and reads no `LLVM_SYS_231_PREFIX`.) PyPI's
+/// `mlc-llvm-static` wheel carries the same LLVM (23.1.1: headers, static libraries and a
+/// Python `llvm-config`), and pip reaches PyPI where GitHub cannot be reached. Its default
+/// profile has only the host's code generator: enough to compile, not to link a binary that
+/// generates PTX (that also needs `mlc-llvm-static-extra-targets`).
+///
+/// The bundle goes to a private `XDG_DATA_HOME` inside `cache`, leaving `~/.local/share` alone.
+/// Linux only: elsewhere the bundler's data folder does not follow `XDG_DATA_HOME`.
+fn ensure_llvm_for_cuda(cache: &Path) -> Result<Vec<(String, PathBuf)>> {
+    const WHEEL: &str = "mlc-llvm-static==23.1.1.post0";
+    const WHEEL_FILE: &str = "mlc_llvm_static-23.1.1.post0-";
+    // tracel-llvm-bundler 23.1.0-4: `llvm_path()` below the data folder, and its sentinel.
+    const BUNDLE: &str = "tracel/tracel-llvm-23.1.0-4";
+    const SENTINEL: &str = ".tracel-llvm-installed";
+    if !cfg!(target_os = "linux") {
+        bail!("the cuda feature's LLVM is only set up on Linux");
+    }
+    let root = cache.join("llvm-23");
+    let data = root.join("data");
+    let prefix = data.join(BUNDLE);
+    if !prefix.join(SENTINEL).is_file() {
+        let wheels = cache.join("llvm-wheels");
+        step(&format!(
+            "pip download {WHEEL} (LLVM 23 for the cuda feature, once)"
+        ));
+        status(
+            cmd("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-d",
+                ])
+                .arg(&wheels)
+                .arg(WHEEL),
+        )?;
+        let wheel = std::fs::read_dir(&wheels)
+            .with_context(|| format!("reading {}", wheels.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(WHEEL_FILE) && n.ends_with(".whl"))
+            })
+            .with_context(|| format!("no {WHEEL_FILE}*.whl in {}", wheels.display()))?;
+        // Unpack beside the final folder, then move its `static/` SDK (bin, include, lib,
+        // share) into place, so an interrupted run leaves no half-filled bundle behind.
+        let unpacking = root.join("unpacking");
+        for dir in [&unpacking, &prefix] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+        }
+        status(
+            cmd("python3")
+                .args(["-m", "zipfile", "-e"])
+                .arg(&wheel)
+                .arg(&unpacking),
+        )?;
+        std::fs::create_dir_all(prefix.parent().context("bundle folder has no parent")?)?;
+        std::fs::rename(unpacking.join("mlc_llvm_static/static"), &prefix)
+            .with_context(|| format!("moving the LLVM SDK to {}", prefix.display()))?;
+        std::fs::remove_dir_all(&unpacking)?;
+        // Zip extraction drops the executable bit; llvm-config is a Python script.
+        let llvm_config = prefix.join("bin/llvm-config");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&llvm_config, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("chmod {}", llvm_config.display()))?;
+        }
+        let version = output(cmd(&llvm_config).args(["--link-static", "--version"]))?;
+        if !version.trim().starts_with("23.") {
+            bail!(
+                "{} reports LLVM {}, not 23",
+                llvm_config.display(),
+                version.trim()
+            );
+        }
+        std::fs::File::create(prefix.join(SENTINEL))
+            .with_context(|| format!("creating {}", prefix.join(SENTINEL).display()))?;
+    }
+    Ok(vec![("XDG_DATA_HOME".into(), data)])
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -392,15 +489,25 @@ fn start_server(bin: &Path, data: &[&Path]) -> Result<(Server, String)> {
 fn test() -> Result<()> {
     step("cargo fmt --check");
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    step("clippy (native)");
-    status(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    // One native clippy over the workspace with both GPU features on, so the `wgpu` and
+    // `cuda` code is compiled and linted too (the CPU-only branches are compiled by the tests
+    // below). burn's CUDA backend links LLVM 23, set up from PyPI (`ensure_llvm_for_cuda`).
+    step("clippy (native, with the wgpu and cuda GPU features)");
+    let llvm = ensure_llvm_for_cuda(&cache_dir())?;
+    status(
+        cargo()
+            .args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "emstudio-nets/wgpu,emstudio-nets/cuda,emstudio-companion/wgpu,emstudio-companion/cuda",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .envs(llvm),
+    )?;
     let tools = setup()?;
     step("clippy (wasm32: app, data worker, network worker, webmsg, core, nets)");
     status(cargo().args([
@@ -423,18 +530,43 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    step("native tests");
-    status(cargo().args(["test", "--workspace"]))?;
-    step("wasm32 check of core and nets");
+    // The real-data tests run from their crate folders, so they get an absolute path; without
+    // the data they are skipped locally, and under CI both they and this fail.
+    let data = match shared_data() {
+        Some(d) => {
+            let abs = std::fs::canonicalize(&d);
+            Some(abs.with_context(|| d.display().to_string())?)
+        }
+        None if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) => {
+            bail!("CI is set but the shared data was not found (no isbi2012/ in $EMSTUDIO_SHARED_DATA, ../shared/data or /work/shared/data)")
+        }
+        None => {
+            eprintln!("note: shared data not found; the real-data tests and the isbi2012 browser test will be skipped");
+            None
+        }
+    };
+    step("clippy (wasm32: core's wasm tests)");
     status(cargo().args([
-        "check",
+        "clippy",
         "--target",
         "wasm32-unknown-unknown",
         "-p",
         "emstudio-core",
-        "-p",
-        "emstudio-nets",
+        "--test",
+        "wasm",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
+    step("native tests");
+    let mut native = cargo();
+    native.args(["test", "--workspace"]);
+    if let Some(d) = &data {
+        native.env("EMSTUDIO_SHARED_DATA", d);
+    }
+    status(&mut native)?;
+    // `core` and `nets` build for wasm32: the wasm32 clippy above compiled them (a superset
+    // of `cargo check --target wasm32-unknown-unknown -p emstudio-core -p emstudio-nets`).
     step("wasm tests (core, in Node)");
     status(
         cargo()
@@ -453,13 +585,18 @@ fn test() -> Result<()> {
             ),
     )?;
     build()?;
-    let bin = companion_bin()?;
+    // The native tests built the companion binary (its integration tests run it) with the
+    // workspace's features; `cargo build -p emstudio-companion` would resolve features for it
+    // alone and rebuild burn and friends (7 minutes on a cold machine).
+    let bin = target_dir()?.join("debug/emstudio");
+    if !bin.is_file() {
+        bail!(
+            "{}: the native tests did not build the companion",
+            bin.display()
+        );
+    }
     let chromium = ensure_chromium()?;
     ensure_node_deps()?;
-    let data = shared_data();
-    if data.is_none() {
-        eprintln!("note: ../shared/data not found; the isbi2012 browser test will be skipped");
-    }
     let data_dirs: Vec<&Path> = data.iter().map(PathBuf::as_path).collect();
     let (_server, url) = start_server(&bin, &data_dirs)?;
     step("end-to-end tests in headless Chromium");
@@ -600,7 +737,16 @@ fn bench_kernels() -> Result<()> {
 
     let native = kernels::ops_native(&data)?;
     build()?;
-    let bin = companion_bin()?;
+    // The native tests built the companion binary (its integration tests run it) with the
+    // workspace's features; `cargo build -p emstudio-companion` would resolve features for it
+    // alone and rebuild burn and friends (7 minutes on a cold machine).
+    let bin = target_dir()?.join("debug/emstudio");
+    if !bin.is_file() {
+        bail!(
+            "{}: the native tests did not build the companion",
+            bin.display()
+        );
+    }
     let chromium = ensure_chromium()?;
     ensure_node_deps()?;
     let (_server, url) = start_server(&bin, &[data.as_path()])?;

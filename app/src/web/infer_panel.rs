@@ -1,4 +1,5 @@
-//! The Infer panel: the model store (choose, rename, delete, download, upload a model file)
+//! The Infer panel: the model store (choose, rename, delete, download, upload a model file,
+//! checked by the network worker before it is stored)
 //! and running a model over the whole stack, the slice on screen or the part of it in view
 //! into a probability layer,
 //! with progress and cancel (the jobs bar), optionally followed in one click by threshold →
@@ -143,9 +144,28 @@ pub fn InferPanel() -> impl IntoView {
                 match JsFuture::from(file.array_buffer()).await {
                     Ok(buf) => {
                         let bytes = js_sys::Uint8Array::new(&buf).to_vec();
-                        if let Err(e) = models.add(state, &name, bytes) {
-                            state.error(e);
+                        // The header is read here (cheap, names the file at once); the network
+                        // worker then reads the whole file as inference would, and only a
+                        // file that passes is stored.
+                        if let Err(e) = crate::training_ui::model_summary(&bytes) {
+                            return state.error(format!("{name}: {e}"));
                         }
+                        let checked = name.clone();
+                        state.run_job(
+                            format!("checking {name}"),
+                            move |request| ToWorker::CheckModel {
+                                request,
+                                name: checked,
+                            },
+                            &[buf],
+                            move |msg, _| {
+                                if let FromWorker::ModelChecked { name, .. } = msg {
+                                    if let Err(e) = models.add(state, &name, bytes.clone()) {
+                                        state.error(e);
+                                    }
+                                }
+                            },
+                        );
                     }
                     Err(e) => state.error(format!(
                         "{name}: could not read ({})",

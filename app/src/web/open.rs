@@ -273,10 +273,10 @@ pub fn OpenPanel() -> impl IntoView {
                 <Show when=move || fs_access>
                     <button data-testid="open-folder" on:click=pick_folder title="Open a local folder (read and write)">"Open folder…"</button>
                 </Show>
-                <button data-testid="upload-folder"
+                <button data-testid="classic-folder"
                     on:click=move |_| { if let Some(i) = folder_input.get() { i.click() } }
-                    title="Choose a folder of PNG/TIFF slices (with image/ and label/ subfolders, if any)">
-                    {if fs_access { "Upload folder…" } else { "Open folder…" }}
+                    title="Choose a folder of PNG/TIFF slices (with image/ and label/ subfolders, if any) in the browser's classic chooser: read only, not kept under Recent. The browser may call this an upload; nothing leaves this machine.">
+                    {if fs_access { "Open folder (classic chooser)…" } else { "Open folder…" }}
                 </button>
                 <button data-testid="add-labels"
                     prop:disabled=move || state.layers.with(|l| l.is_empty())

@@ -10,7 +10,8 @@ use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::worker_client;
 use crate::training_ui::{
-    chart, eta, patch_note, size_label, trained_model_name, CurvePoint, TrainForm,
+    arch_choice, chart, eta, limits, patch_note, size_label, trained_model_name, CurvePoint,
+    TrainForm, ARCHITECTURES,
 };
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl};
@@ -303,20 +304,17 @@ pub fn TrainPanel() -> impl IntoView {
             <label class="row">"Architecture"
                 <select data-testid="train-arch" on:change=move |ev| set_form(|f, v| {
                     f.arch = v.to_string();
-                    f.size = if v == "unet" || v == "densenet" { 3 } else { 9 };
+                    f.size = arch_choice(v).default_size;
                 }, ev)>
-                    <option value="unet">"U-Net"</option>
-                    <option value="resnet">"ResNet"</option>
-                    <option value="highway">"Highway-Net"</option>
-                    <option value="densenet">"DenseNet"</option>
+                    {ARCHITECTURES.map(|a| view! { <option value=a.name>{a.label}</option> }).collect_view()}
                 </select></label>
             <label class="row">{move || size().0}
                 <input type="number" step="1" data-testid="train-size" prop:min=move || size().1 prop:max=move || size().2
                     prop:value=move || form.with(|f| f.size.to_string())
                     on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.size = n.max(1) }, ev) /></label>
             <label class="row">"Base width"
-                <input type="number" min="1" step="1" data-testid="train-width" prop:value=move || form.with(|f| f.base_width.to_string())
-                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.base_width = n.max(1) }, ev) /></label>
+                <input type="number" min="1" max=limits::MAX_BASE_WIDTH step="1" data-testid="train-width" prop:value=move || form.with(|f| f.base_width.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.base_width = n.clamp(1, limits::MAX_BASE_WIDTH) }, ev) /></label>
             <label class="row">"Loss"
                 <select data-testid="train-loss" on:change=move |ev| set_form(|f, v| f.loss = v.to_string(), ev)>
                     <option value="softmax_cross_entropy">"Cross-entropy"</option>
@@ -327,14 +325,14 @@ pub fn TrainPanel() -> impl IntoView {
                 </select></label>
             <h3>"Schedule"</h3>
             <label class="row">"Steps"
-                <input type="number" min="1" step="1" data-testid="train-steps" prop:value=move || form.with(|f| f.steps.to_string())
-                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<u64>() { f.steps = n.max(1) }, ev) /></label>
+                <input type="number" min="1" max=limits::MAX_STEPS step="1" data-testid="train-steps" prop:value=move || form.with(|f| f.steps.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<u64>() { f.steps = n.clamp(1, limits::MAX_STEPS) }, ev) /></label>
             <label class="row">"Batch"
-                <input type="number" min="1" step="1" data-testid="train-batch" prop:value=move || form.with(|f| f.batch.to_string())
-                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.batch = n.max(1) }, ev) /></label>
+                <input type="number" min="1" max=limits::MAX_BATCH step="1" data-testid="train-batch" prop:value=move || form.with(|f| f.batch.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.batch = n.clamp(1, limits::MAX_BATCH) }, ev) /></label>
             <label class="row">"Patch (px)"
-                <input type="number" min="16" step="16" data-testid="train-patch" prop:value=move || form.with(|f| f.patch.to_string())
-                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.patch = n.max(16) }, ev) /></label>
+                <input type="number" min="16" max=limits::MAX_PATCH step="16" data-testid="train-patch" prop:value=move || form.with(|f| f.patch.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.patch = n.clamp(16, limits::MAX_PATCH) }, ev) /></label>
             <label class="row">"Learning rate"
                 <input type="number" min="0" step="any" data-testid="train-lr" prop:value=move || form.with(|f| f.learning_rate.to_string())
                     on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<f64>() { f.learning_rate = n.max(0.0) }, ev) /></label>

@@ -174,6 +174,16 @@ pub enum VolumeError {
         /// Channels of the volume.
         channels: usize,
     },
+    /// A float volume (a probability map, say) was given where label IDs are needed.
+    #[error(
+        "holds 32-bit float values such as {value}, not label IDs (whole numbers ≥ 0): a \
+         probability map must be thresholded into labels first (Postprocess panel, or \
+         `emstudio label --threshold 0.5`)"
+    )]
+    NotLabels {
+        /// The first value that is not a label ID.
+        value: String,
+    },
     /// A slice buffer had the wrong length.
     #[error("slice {z} has {got} values, expected {expected}")]
     SliceLength {
@@ -658,7 +668,36 @@ impl AnyVolume {
         Ok(out)
     }
 
-    /// The whole volume as label IDs (`u32`, see [`AnyVolume::slice_labels`]).
+    /// Checks that the volume holds label IDs: integer volumes always do; a float volume only
+    /// when every value is a whole number in `0..=u32::MAX` (a float TIFF of IDs). A
+    /// probability map is refused, never truncated to IDs: scored as labels it would be all
+    /// background and get a perfect score.
+    pub fn check_label_values(&self) -> Result<(), VolumeError> {
+        (0..self.shape().z).try_for_each(|z| self.check_slice_labels(z))
+    }
+
+    /// [`AnyVolume::check_label_values`] of slice `z` alone.
+    fn check_slice_labels(&self, z: usize) -> Result<(), VolumeError> {
+        let AnyVolume::F32(v) = self else {
+            return Ok(());
+        };
+        let is_id = |x: f32| x >= 0.0 && x <= u32::MAX as f32 && x.fract() == 0.0;
+        match v.slice(z).into_iter().find(|&x| !is_id(x)) {
+            Some(x) => Err(VolumeError::NotLabels {
+                value: x.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Slice `z` as label IDs after [`AnyVolume::check_label_values`] (of the slice alone).
+    pub fn try_slice_labels(&self, z: usize) -> Result<Vec<u32>, VolumeError> {
+        self.check_slice_labels(z)?;
+        Ok(self.slice_labels(z))
+    }
+
+    /// The whole volume as label IDs (`u32`, see [`AnyVolume::slice_labels`]); a float volume
+    /// that is not made of IDs is refused ([`AnyVolume::check_label_values`]).
     pub fn to_label_array(&self) -> Result<ndarray::Array3<u32>, VolumeError> {
         let s = self.shape();
         if self.channels() != 1 {
@@ -666,6 +705,7 @@ impl AnyVolume {
                 channels: self.channels(),
             });
         }
+        self.check_label_values()?;
         let mut data = Vec::with_capacity(s.slice_len() * s.z);
         for z in 0..s.z {
             data.extend(self.slice_labels(z));

@@ -44,6 +44,29 @@ fn cases() -> Vec<Value> {
     v["cases"].as_array().expect("cases array").clone()
 }
 
+/// The larger of `worst` and `err`, where a NaN wins (`f64::max` returns the other operand, so
+/// a NaN error would never raise the maximum).
+fn nan_max(worst: f64, err: f64) -> f64 {
+    if err.is_nan() || err > worst {
+        err
+    } else {
+        worst
+    }
+}
+
+#[test]
+fn nan_max_keeps_a_nan() {
+    assert_eq!([1.0, 3.0, 2.0].into_iter().fold(0.0, nan_max), 3.0);
+    for nan_at in 0..3 {
+        let mut errs = [1.0, 3.0, 2.0];
+        errs[nan_at] = f64::NAN;
+        let worst = errs.into_iter().fold(0.0, nan_max);
+        assert!(worst.is_nan(), "NaN at {nan_at}: {worst}");
+        let within = worst <= 1.0;
+        assert!(!within, "a NaN error passes the tolerance");
+    }
+}
+
 fn run_case(c: &Value) -> Result<String, String> {
     let name = c["name"].as_str().unwrap_or("?");
     let input = load(
@@ -88,10 +111,10 @@ fn run_case(c: &Value) -> Result<String, String> {
             for (a, b) in got.iter().zip(&expected) {
                 let (a, b) = (f64::from(*a), f64::from(*b));
                 let err = (a - b).abs();
-                max_abs = max_abs.max(err);
-                worst = worst.max(err / (atol + rtol * b.abs()));
+                max_abs = nan_max(max_abs, err);
+                worst = nan_max(worst, err / (atol + rtol * b.abs()));
             }
-            if worst > 1.0 {
+            if worst.is_nan() || worst > 1.0 {
                 return Err(format!(
                     "{name}: max |err| {max_abs:e} exceeds atol {atol:e} + rtol {rtol:e}·|ref|"
                 ));
@@ -122,7 +145,8 @@ fn run_case(c: &Value) -> Result<String, String> {
                 input.as_slice().unwrap_or_default(),
                 256,
             ));
-            if (ours - t_ref).abs() > width * 1.0001 {
+            let off = (ours - t_ref).abs();
+            if off.is_nan() || off > width * 1.0001 {
                 return Err(format!(
                     "{name}: threshold {ours} vs {t_ref} (bin width {width})"
                 ));

@@ -226,9 +226,11 @@ impl<'a> TiledPrediction<'a> {
         let (side_y, side_x) = self.side;
         let norm = self.normalization;
         let channels = self.image.dim().0;
-        let mut x = Vec::with_capacity(self.batch * channels * side_y * side_x);
+        let chunk = self.chunk();
+        // Sized by the tiles that exist, not by the batch asked for (`--batch 1000000`).
+        let mut x = Vec::with_capacity(chunk.len() * channels * side_y * side_x);
         let mut items = 0;
-        for (t, view) in self.chunk() {
+        for (t, view) in chunk {
             items += 1;
             for c in 0..channels {
                 for qy in 0..side_y {
@@ -251,16 +253,31 @@ impl<'a> TiledPrediction<'a> {
     }
 
     /// Adds the probabilities `[batch, classes, side, side]` of the last [`Self::next_input`].
-    pub fn accept(&mut self, probs: &[f32]) {
+    /// A result of the wrong size, or holding NaN or infinity anywhere, is an error: a
+    /// prediction is never made of values the network did not really compute.
+    pub fn accept(&mut self, probs: &[f32]) -> Result<(), TilingError> {
         let (side_y, side_x) = self.side;
         let classes = self.classes;
         let items = self.chunk();
+        let expected = items.len() * classes * side_y * side_x;
+        if probs.len() != expected {
+            return Err(TilingError::Device(format!(
+                "the network returned {} values for {} tile(s) of {side_y}×{side_x} with {classes} \
+                 class(es), expected {expected}",
+                probs.len(),
+                items.len()
+            )));
+        }
+        if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
+            return Err(TilingError::NotFinite {
+                value: probs[bad].to_string(),
+                tile: self.done + bad / (classes * side_y * side_x),
+            });
+        }
         for (i, (t, view)) in items.iter().enumerate() {
             for (c, stitcher) in self.stitchers.iter_mut().enumerate() {
                 let base = (i * classes + c) * side_y * side_x;
-                let Some(plane) = probs.get(base..base + side_y * side_x) else {
-                    continue;
-                };
+                let plane = &probs[base..base + side_y * side_x];
                 // The output at network position q belongs to tile pixel `view.source(q)`.
                 let mut values = vec![0.0; t.height * t.width];
                 for qy in 0..side_y {
@@ -275,6 +292,7 @@ impl<'a> TiledPrediction<'a> {
             }
         }
         self.done += items.len();
+        Ok(())
     }
 
     /// The blended probabilities `[classes, h, w]`.
@@ -331,8 +349,8 @@ pub fn predict(
         let probs = probabilities(net.forward(input))
             .into_data()
             .try_into_vec::<f32>()
-            .unwrap_or_default();
-        job.accept(&probs);
+            .map_err(|e| TilingError::Device(format!("{e:?}")))?;
+        job.accept(&probs)?;
         let (done, total) = job.progress();
         progress(done, total);
     }
@@ -354,8 +372,8 @@ pub async fn predict_async(
             .await
             .map_err(|e| TilingError::Device(e.to_string()))?
             .try_into_vec::<f32>()
-            .unwrap_or_default();
-        job.accept(&probs);
+            .map_err(|e| TilingError::Device(format!("{e:?}")))?;
+        job.accept(&probs)?;
     }
     Ok(job.finish())
 }
@@ -365,6 +383,29 @@ mod tests {
     use super::*;
     use crate::arch::{unet::UNetConfig, ArchConfig, NetIo};
     use crate::model::{Normalization, Provenance};
+
+    /// The larger of `worst` and `d`, where a NaN wins (`f32::max` returns the other operand,
+    /// so a NaN difference would never raise the maximum).
+    fn nan_max(worst: f32, d: f32) -> f32 {
+        if d.is_nan() || d > worst {
+            d
+        } else {
+            worst
+        }
+    }
+
+    #[test]
+    fn nan_max_keeps_a_nan() {
+        assert_eq!([0.5, 2.0, 1.0].into_iter().fold(0.0, nan_max), 2.0);
+        for nan_at in 0..3 {
+            let mut ds = [0.5, 2.0, 1.0];
+            ds[nan_at] = f32::NAN;
+            let worst = ds.into_iter().fold(0.0, nan_max);
+            assert!(worst.is_nan(), "NaN at {nan_at}: {worst}");
+            let large = worst > 1e-3;
+            assert!(!large, "a NaN difference counts as large");
+        }
+    }
 
     #[test]
     fn rgb_models_are_refused_for_gray_images() {
@@ -443,10 +484,8 @@ mod tests {
 
     #[test]
     fn tiled_probabilities_are_seamless_and_one_tile_equals_a_forward_pass() {
-        let _turn = crate::train::tests::SEEDED.lock();
         let device = Device::flex();
-        device.seed(9);
-        let (header, net) = two_class_unet(&device);
+        let (header, net) = two_class_unet(&device, 9);
         let gray = Array2::from_shape_fn((37, 53), |(y, x)| ((y * 7 + x * 3) % 17) as f32 / 16.0);
         let image = gray.clone().insert_axis(ndarray::Axis(0));
         let mut calls = 0;
@@ -527,7 +566,7 @@ mod tests {
 
     /// A small untrained two-class U-Net (in inference mode). Its output depends on the
     /// orientation of the image, which is what averaging over views must cancel.
-    fn two_class_unet(device: &Device) -> (ModelHeader, Net) {
+    fn two_class_unet(device: &Device, seed: u64) -> (ModelHeader, Net) {
         let header = ModelHeader {
             arch: ArchConfig::UNet(UNetConfig {
                 depth: 2,
@@ -540,7 +579,7 @@ mod tests {
             normalization: Normalization::default(),
             provenance: Provenance::default(),
         };
-        let net = header.arch.build(&header.io, device).valid();
+        let net = header.arch.build_seeded(&header.io, device, seed).valid();
         (header, net)
     }
 
@@ -552,10 +591,8 @@ mod tests {
 
     #[test]
     fn averaging_over_views_makes_the_prediction_follow_rotations_and_mirrors() {
-        let _turn = crate::train::tests::SEEDED.lock();
         let device = Device::flex();
-        device.seed(21);
-        let (header, net) = two_class_unet(&device);
+        let (header, net) = two_class_unet(&device, 21);
         let gray = Array2::from_shape_fn((40, 40), |(y, x)| {
             ((y * 7 + x * 3 + y * x) % 23) as f32 / 22.0
         });
@@ -576,10 +613,14 @@ mod tests {
                 for x in 0..40 {
                     let d = (eight[[c, y, x]] - transposed[[c, x, y]]).abs();
                     assert!(d < 1e-4, "8 views: ({c},{y},{x}) differs by {d}");
-                    rotations_differ =
-                        rotations_differ.max((plain[[c, y, x]] - eight[[c, y, x]]).abs());
-                    plain_vs_transposed =
-                        plain_vs_transposed.max((plain[[c, y, x]] - plain_t[[c, x, y]]).abs());
+                    rotations_differ = nan_max(
+                        rotations_differ,
+                        (plain[[c, y, x]] - eight[[c, y, x]]).abs(),
+                    );
+                    plain_vs_transposed = nan_max(
+                        plain_vs_transposed,
+                        (plain[[c, y, x]] - plain_t[[c, x, y]]).abs(),
+                    );
                 }
             }
         }
@@ -609,7 +650,7 @@ mod tests {
     #[test]
     fn views_multiply_the_work_and_rectangles_skip_transposes() {
         let device = Device::flex();
-        let (header, _) = two_class_unet(&device);
+        let (header, _) = two_class_unet(&device, 1);
         let tall = ndarray::Array3::<f32>::zeros((1, 37, 53));
         let count = |views, tile| {
             TiledPrediction::new(
@@ -641,7 +682,7 @@ mod tests {
     #[test]
     fn tile_work_counts_what_the_prediction_runs() {
         let device = Device::flex();
-        let (header, _) = two_class_unet(&device);
+        let (header, _) = two_class_unet(&device, 1);
         let image = ndarray::Array3::<f32>::zeros((1, 37, 53));
         for (tile, views) in [(16, 1), (16, 8), (32, 4), (64, 8)] {
             let options = InferOptions {

@@ -125,6 +125,82 @@ pub enum ModelError {
     Device(String),
 }
 
+/// The most input channels a model may take (gray is 1, RGB 3; a few more leave room for
+/// multi-channel EM without letting a header ask for millions).
+pub const MAX_IN_CHANNELS: usize = 16;
+/// The most output channels (classes) a model may have: training labels are stored as `u8`.
+pub const MAX_OUT_CHANNELS: usize = 256;
+/// The most parameters a network may have (400 MB of `f32`): the settings' upper bounds
+/// multiply (a depth-8 U-Net of base width 256 would want tens of GB), so the product is
+/// bounded too, before anything is allocated.
+pub const MAX_PARAMETERS: u64 = 100_000_000;
+
+/// The number of parameters (running statistics included) a network of `arch` with `io`
+/// channels has, counted from the lazily built module without allocating its weights.
+pub fn parameter_count(arch: &ArchConfig, io: &NetIo) -> u64 {
+    /// Adds up the shapes of every float parameter without initialising it.
+    struct Count(u64);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let n: u64 = param.lazy_shape().iter().map(|&d| d as u64).product();
+            self.0 = self.0.saturating_add(n);
+        }
+    }
+    let mut count = Count(0);
+    arch.build(io, &Device::flex()).visit(&mut count);
+    count.0
+}
+
+/// Checks channel counts and the network's size for `arch` (before anything is built that
+/// would allocate): the settings a training form or a model header may ask for.
+pub fn check_network_size(arch: &ArchConfig, io: &NetIo) -> Result<(), ModelError> {
+    arch.validate()?;
+    if !(1..=MAX_IN_CHANNELS).contains(&io.in_channels) {
+        return Err(ModelError::Header(format!(
+            "in_channels is {}: a model takes 1 to {MAX_IN_CHANNELS} input channels",
+            io.in_channels
+        )));
+    }
+    if !(1..=MAX_OUT_CHANNELS).contains(&io.out_channels) {
+        return Err(ModelError::Header(format!(
+            "out_channels is {}: a model has 1 to {MAX_OUT_CHANNELS} output channels (classes)",
+            io.out_channels
+        )));
+    }
+    // Bound each width first, so the count below never builds a monster lazily either.
+    let parameters = parameter_count(arch, io);
+    if parameters > MAX_PARAMETERS {
+        return Err(ModelError::Header(format!(
+            "{}: {parameters} parameters is more than the {MAX_PARAMETERS} a model may have \
+             (lower the depth, blocks or width)",
+            arch.name()
+        )));
+    }
+    Ok(())
+}
+
+impl ModelHeader {
+    /// Checks every field that is not checked against the weights: the architecture's
+    /// settings, channel counts, the network's size, and an input normalisation that is
+    /// finite with a positive standard deviation (a `std` of 0 would turn every input into
+    /// NaN or infinity).
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_network_size(&self.arch, &self.io)?;
+        let Normalization { mean, std } = self.normalization;
+        if !mean.is_finite() {
+            return Err(ModelError::Header(format!(
+                "the normalisation mean is {mean}: it must be a finite number"
+            )));
+        }
+        if !(std.is_finite() && std >= 1e-6) {
+            return Err(ModelError::Header(format!(
+                "the normalisation std is {std}: it must be a finite number of at least 1e-6"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A copy of `net` (in inference mode) with every weight on the CPU (flex) device, read back
 /// asynchronously in one transaction: the way to save a network trained on WebGPU in the
 /// browser, where synchronous reads are impossible.
@@ -208,7 +284,7 @@ impl ModelFile {
     /// Builds the network on `device` and loads the weights (validated against the
     /// architecture).
     pub fn load_net(&self, device: &Device) -> Result<Net, ModelError> {
-        self.header.arch.validate()?;
+        self.header.validate()?;
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(|e| ModelError::Weights(e.to_string()))?;
         self.header
@@ -296,16 +372,59 @@ impl ModelFile {
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let header: ModelHeader = serde_json::from_slice(take(&mut rest, len, "header")?)
             .map_err(|e| ModelError::Header(e.to_string()))?;
-        header.arch.validate()?;
+        header.validate()?;
         let n = take_u64(&mut rest, "weights length")?;
         let weights = take(&mut rest, n, "weights")?.to_vec();
         let n = take_u64(&mut rest, "optimizer length")?;
         let optimizer = take(&mut rest, n, "optimizer")?.to_vec();
-        Ok(Self {
+        if !rest.is_empty() {
+            return Err(ModelError::Header(format!(
+                "{} unexpected byte(s) after the optimizer record",
+                rest.len()
+            )));
+        }
+        let file = Self {
             header,
             weights,
             optimizer: (!optimizer.is_empty()).then_some(optimizer),
-        })
+        };
+        file.check_weights()?;
+        Ok(file)
+    }
+
+    /// Loads the weights into a network on the CPU and checks them: every parameter the
+    /// header's architecture has is present with its shape (so channel counts in the header
+    /// equal the weights'), and every value is finite. Run by [`ModelFile::from_bytes`], so a
+    /// file that passes gives no surprise later on any device.
+    pub fn check_weights(&self) -> Result<(), ModelError> {
+        /// Finds the first parameter holding NaN or infinity.
+        struct Finite(Option<String>);
+        impl ModuleVisitor for Finite {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.0.is_some() {
+                    return;
+                }
+                let data = param.val().into_data();
+                match data.as_slice::<f32>() {
+                    Ok(values) => {
+                        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                            self.0 = Some(format!(
+                                "a weight of shape {:?} holds {v}",
+                                param.lazy_shape().as_slice()
+                            ));
+                        }
+                    }
+                    Err(e) => self.0 = Some(format!("weights that are not f32: {e:?}")),
+                }
+            }
+        }
+        let net = self.load_net(&Device::flex())?;
+        let mut finite = Finite(None);
+        net.visit(&mut finite);
+        match finite.0 {
+            Some(problem) => Err(ModelError::Weights(problem)),
+            None => Ok(()),
+        }
     }
 }
 

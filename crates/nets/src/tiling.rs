@@ -51,6 +51,17 @@ pub enum TilingError {
     /// The device failed while computing or reading back a result.
     #[error("the compute device failed: {0}")]
     Device(String),
+    /// The network computed NaN or infinity (e.g. weights or a normalisation that overflow).
+    #[error(
+        "the network's output holds {value} (tile {tile}): the model's weights or input \
+         normalisation are broken, so no prediction was written"
+    )]
+    NotFinite {
+        /// The first value that is not finite (`NaN`, `inf`).
+        value: String,
+        /// The work item (tile orientation) it came from.
+        tile: usize,
+    },
     /// Empty image.
     #[error("image of {height}×{width} pixels has nothing to tile")]
     EmptyImage {

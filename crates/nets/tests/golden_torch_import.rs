@@ -42,6 +42,38 @@ fn tensor(file: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
     (t.shape().to_vec(), values)
 }
 
+/// The larger of `worst` and `d`, where a NaN wins (`f32::max` returns the other operand, so
+/// a NaN difference would never raise the maximum).
+fn nan_max(worst: f32, d: f32) -> f32 {
+    if d.is_nan() || d > worst {
+        d
+    } else {
+        worst
+    }
+}
+
+/// The largest `|a - b|`, or NaN when any difference is NaN, so that `<= tol` fails on a NaN.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, nan_max)
+}
+
+#[test]
+fn max_abs_diff_keeps_a_nan() {
+    assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+    for nan_at in 0..3 {
+        let mut got = [1.0, 2.0, 3.0];
+        got[nan_at] = f32::NAN;
+        let worst = max_abs_diff(&got, &[1.0, 2.5, 3.0]);
+        assert!(worst.is_nan(), "NaN at {nan_at}: {worst}");
+        let within = worst <= 1e-4;
+        assert!(!within, "a NaN difference passes the tolerance");
+    }
+}
+
 #[test]
 fn pytorch_weights_import_and_match_pytorch_outputs() {
     let cases: Cases = serde_json::from_str(
@@ -79,11 +111,7 @@ fn pytorch_weights_import_and_match_pytorch_outputs() {
         assert_eq!(y.dims().to_vec(), out_shape, "{}", case.name);
         let got = y.into_data().try_into_vec::<f32>().expect("f32 output");
         let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
-        let worst = got
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_diff(&got, &expected);
         assert!(
             worst <= 1e-4 * scale,
             "{}: largest difference from PyTorch {worst} (output scale {scale})",

@@ -26,7 +26,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub mod nets;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 8;
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -257,6 +257,15 @@ pub enum ToWorker {
     ProbeDevices {
         /// Request id.
         request: RequestId,
+    },
+    /// Check a model file before it is stored: the network worker reads it as inference
+    /// would (header, every weight against the architecture, finite values). Its bytes are
+    /// attached. Reply: `ModelChecked`, or `Failed` naming the file.
+    CheckModel {
+        /// Request id.
+        request: RequestId,
+        /// The file's name, for messages.
+        name: String,
     },
     /// Make an empty label layer (all 0) the size of another layer, to paint ground truth in.
     /// Reply: `LayerCreated`.
@@ -587,6 +596,13 @@ pub enum FromWorker {
         /// Worker time spent computing, in milliseconds.
         compute_ms: f64,
     },
+    /// Reply to `CheckModel`: the file is a model this build can run.
+    ModelChecked {
+        /// Request id.
+        request: RequestId,
+        /// The file's name.
+        name: String,
+    },
     /// Reply to `ProbeDevices`.
     Devices {
         /// Request id.
@@ -731,6 +747,7 @@ impl FromWorker {
             | FromWorker::IsbiEvaluated { request, .. }
             | FromWorker::Slice { request, .. }
             | FromWorker::Devices { request, .. }
+            | FromWorker::ModelChecked { request, .. }
             | FromWorker::TrainStarted { request, .. }
             | FromWorker::TrainStep { request, .. }
             | FromWorker::TrainPreview { request, .. }
@@ -917,6 +934,10 @@ mod tests {
             },
             ToWorker::ProbeDevices {
                 request: RequestId(11),
+            },
+            ToWorker::CheckModel {
+                request: RequestId(12),
+                name: "mito.emsmodel".into(),
             },
         ]
     }

@@ -56,6 +56,14 @@ pub enum ToNets {
         /// The app's request id.
         request: RequestId,
     },
+    /// Read the attached model file as inference would. Reply: `App(ModelChecked)` or
+    /// `App(Failed)` naming the file.
+    CheckModel {
+        /// The app's request id.
+        request: RequestId,
+        /// The file's name, for messages.
+        name: String,
+    },
     /// Start training. Attachments, in order: for each slice of `train`, then of `validation`,
     /// its image (`f32`) and its labels (`u32`); then the model file to fine-tune when `init`.
     /// Replies: `App(TrainStarted)`, `App(TrainStep)`*, `App(TrainPreview)`*, then
@@ -245,6 +253,10 @@ mod tests {
         let to = vec![
             ToNets::ProbeDevices {
                 request: RequestId(1),
+            },
+            ToNets::CheckModel {
+                request: RequestId(9),
+                name: "m.emsmodel".into(),
             },
             ToNets::Train {
                 request: RequestId(2),

@@ -146,8 +146,9 @@ mod tests {
     #[test]
     fn folded_batch_norm_equals_the_layers_it_replaces() {
         let device = Device::flex();
-        device.seed(3);
-        let x = Tensor::<4>::random([2, 3, 12, 10], Distribution::Normal(0.0, 1.0), &device);
+        let x = crate::train::seeded_init(&device, 3, || {
+            Tensor::<4>::random([2, 3, 12, 10], Distribution::Normal(0.0, 1.0), &device)
+        });
         for (stride, bias) in [(1, false), (2, false), (1, true)] {
             let conv = Conv2dConfig::new([3, 5], [3, 3])
                 .with_stride([stride, stride])

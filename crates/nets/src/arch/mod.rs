@@ -109,6 +109,20 @@ macro_rules! register_nets {
             pub fn size_multiple(&self) -> usize {
                 match self { $(ArchConfig::$variant(c) => c.size_multiple(),)+ }
             }
+            /// Builds the network with fresh weights drawn from `seed`, all of them now
+            /// (burn draws lazily, on first use), under [`crate::train::seeded_init`]: the
+            /// weights depend on the seed alone, whatever else runs in the process.
+            pub fn build_seeded(&self, io: &NetIo, device: &Device, seed: u64) -> Net {
+                crate::train::seeded_init(device, seed, || {
+                    let net = self.build(io, device);
+                    let m = self.size_multiple();
+                    let plain = device.clone().without_autodiff();
+                    let _ = net
+                        .valid()
+                        .forward(Tensor::zeros([1, io.in_channels, m, m], &plain));
+                    net
+                })
+            }
             /// Every architecture with its default settings (for menus and `--help`).
             pub fn all_defaults() -> Vec<ArchConfig> {
                 vec![$(ArchConfig::$variant(<$config>::default()),)+]
@@ -154,7 +168,6 @@ mod tests {
     #[test]
     fn every_architecture_keeps_the_image_size_and_round_trips_as_json() {
         let device = Device::flex();
-        device.seed(1);
         let io = NetIo {
             in_channels: 1,
             out_channels: 2,
