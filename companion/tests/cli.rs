@@ -29,6 +29,22 @@ fn blobs() -> Array3<u8> {
     })
 }
 
+/// The plain 3D evaluation of `pred` against `gt`: default metrics, quiet, nothing written.
+fn evaluate_args(gt: PathBuf, pred: PathBuf) -> EvaluateArgs {
+    EvaluateArgs {
+        gt,
+        pred,
+        isbi: false,
+        boundary_high: false,
+        sweep: false,
+        params: EvaluateParams::default(),
+        json: None,
+        show_errors: 0,
+        slices: None,
+        quiet: true,
+    }
+}
+
 fn output(path: PathBuf) -> OutputSpec {
     OutputSpec {
         path,
@@ -174,18 +190,10 @@ fn label_then_evaluate() {
         .expect("v")
         .into();
     write_png_series(&small, &dir.path().join("small"));
-    let err = cli::evaluate(&EvaluateArgs {
-        gt: dir.path().join("gt"),
-        pred: dir.path().join("small"),
-        isbi: false,
-        boundary_high: false,
-        sweep: false,
-        params: EvaluateParams::default(),
-        json: None,
-        show_errors: 0,
-        slices: None,
-        quiet: true,
-    })
+    let err = cli::evaluate(&evaluate_args(
+        dir.path().join("gt"),
+        dir.path().join("small"),
+    ))
     .expect_err("size mismatch");
     let msg = format!("{err:#}");
     assert!(
@@ -352,18 +360,7 @@ fn write_probability_map(dir: &std::path::Path, name: &str) -> PathBuf {
 fn a_probability_map_is_never_scored_as_labels() {
     let dir = tempfile::tempdir().expect("tmp");
     let prob = write_probability_map(dir.path(), "prob.tif");
-    let args = EvaluateArgs {
-        gt: prob.clone(),
-        pred: prob.clone(),
-        isbi: false,
-        boundary_high: false,
-        sweep: false,
-        params: EvaluateParams::default(),
-        json: None,
-        show_errors: 0,
-        slices: None,
-        quiet: true,
-    };
+    let args = evaluate_args(prob.clone(), prob.clone());
     // It used to truncate to all-zero IDs: "0 GT objects", Jaccard 1.0, Rand 1.0.
     let err = cli::evaluate(&args).expect_err("float ground truth");
     let text = format!("{err:#}");
