@@ -45,6 +45,22 @@ fn evaluate_args(gt: PathBuf, pred: PathBuf) -> EvaluateArgs {
     }
 }
 
+/// `emstudio label` with the marker watershed (6-connected) of `input` from `markers`.
+fn marker_watershed(input: PathBuf, markers: Option<PathBuf>, out: PathBuf) -> LabelArgs {
+    LabelArgs {
+        input,
+        markers,
+        params: PostprocessParams {
+            method: LabelMethod::MarkerWatershed {
+                connectivity: emstudio_core::neighborhood::Connectivity3::C6,
+            },
+            ..PostprocessParams::default()
+        },
+        output: output(out),
+        quiet: true,
+    }
+}
+
 fn output(path: PathBuf) -> OutputSpec {
     OutputSpec {
         path,
@@ -172,18 +188,11 @@ fn label_then_evaluate() {
     assert_eq!(saved["report"]["gt_objects"], 3);
 
     // Marker watershed needs markers; sizes must agree.
-    let err = cli::label(&LabelArgs {
-        input: dir.path().join("em"),
-        markers: None,
-        params: PostprocessParams {
-            method: LabelMethod::MarkerWatershed {
-                connectivity: emstudio_core::neighborhood::Connectivity3::C6,
-            },
-            ..PostprocessParams::default()
-        },
-        output: output(dir.path().join("x")),
-        quiet: true,
-    })
+    let err = cli::label(&marker_watershed(
+        dir.path().join("em"),
+        None,
+        dir.path().join("x"),
+    ))
     .expect_err("no markers");
     assert!(format!("{err:#}").contains("marker layer"), "{err:#}");
     let small: AnyVolume = Volume::from_array(Array3::<u8>::zeros((1, 5, 5)).view())
@@ -379,18 +388,7 @@ fn a_probability_map_is_never_scored_as_labels() {
         assert!(format!("{err:#}").contains("float"), "{err:#}");
     }
     // Label markers for the watershed, too.
-    let label = LabelArgs {
-        input: prob.clone(),
-        markers: Some(prob.clone()),
-        params: PostprocessParams {
-            method: LabelMethod::MarkerWatershed {
-                connectivity: emstudio_core::neighborhood::Connectivity3::C6,
-            },
-            ..PostprocessParams::default()
-        },
-        output: output(dir.path().join("out")),
-        quiet: true,
-    };
+    let label = marker_watershed(prob.clone(), Some(prob.clone()), dir.path().join("out"));
     let err = cli::label(&label).expect_err("float markers");
     assert!(format!("{err:#}").contains("float"), "{err:#}");
 }

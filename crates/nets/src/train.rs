@@ -874,21 +874,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// A run of `steps` on disc slice 1, validated on disc slice 3.
+    fn disc_trainer(steps: u64, device: &Device) -> Trainer {
+        Trainer::new(
+            config(steps),
+            vec![discs(1)],
+            vec![discs(3)],
+            vec![],
+            device,
+            None,
+        )
+        .expect("trainer")
+    }
+
     #[test]
     fn runs_side_by_side_start_from_the_weights_of_their_seed() {
         // burn's random generator is one per process; eight runs initialising at once must
         // still each get the weights of their own seed (they drew from each other's stream).
         let device = Device::flex().autodiff();
         let run = || {
-            let mut t = Trainer::new(
-                config(4),
-                vec![discs(1)],
-                vec![discs(3)],
-                vec![],
-                &device,
-                None,
-            )
-            .expect("trainer");
+            let mut t = disc_trainer(4, &device);
             (0..4).flat_map(|_| t.step().losses).collect::<Vec<f32>>()
         };
         let alone = run();
@@ -948,15 +953,7 @@ pub(crate) mod tests {
     fn deferred_loss_reads_report_the_same_losses_in_batches() {
         let device = Device::flex().autodiff();
         let run = |every: u64, asynchronous: bool| {
-            let mut t = Trainer::new(
-                config(23),
-                vec![discs(1)],
-                vec![discs(3)],
-                vec![],
-                &device,
-                None,
-            )
-            .expect("trainer");
+            let mut t = disc_trainer(23, &device);
             t.read_losses_every(every);
             let mut reports = Vec::new();
             while !t.finished() {
