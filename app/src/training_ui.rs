@@ -200,6 +200,18 @@ pub struct CurvePoint {
     pub validation: Option<f32>,
 }
 
+/// The loss curves as CSV (`step,training_loss,validation_loss`; an empty field where no
+/// validation was measured), for a spreadsheet or a plot elsewhere. Losses are written in
+/// full (the shortest text that reads back as the same `f32`).
+pub fn curve_csv(points: &[CurvePoint]) -> String {
+    let mut csv = String::from("step,training_loss,validation_loss\n");
+    for p in points {
+        let validation = p.validation.map(|v| v.to_string()).unwrap_or_default();
+        csv.push_str(&format!("{},{},{validation}\n", p.step, p.train));
+    }
+    csv
+}
+
 /// The chart's polylines (SVG `points`) and axis ticks, for a `width × height` box with
 /// `pad` margins: training loss smoothed by an exponential moving average (`smoothing` in
 /// 0..1, 0 = raw), validation loss as measured; losses on a log₁₀ scale.
@@ -468,6 +480,34 @@ pub fn describe_device(choice: NetDevice, found: &Found) -> String {
 mod tests {
     use super::*;
     use emstudio_nets::train::TrainConfig;
+
+    #[test]
+    fn the_curve_csv_has_a_row_per_point_and_reads_back_exactly() {
+        let points = [
+            CurvePoint {
+                step: 1,
+                train: 0.693_147_2,
+                validation: Some(0.7),
+            },
+            CurvePoint {
+                step: 5,
+                train: 1e-7,
+                validation: None,
+            },
+        ];
+        let csv = curve_csv(&points);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            rows,
+            [
+                "step,training_loss,validation_loss",
+                "1,0.6931472,0.7",
+                "5,0.0000001,"
+            ]
+        );
+        let back: f32 = rows[1].split(',').nth(1).unwrap().parse().unwrap();
+        assert_eq!(back, points[0].train);
+    }
 
     #[test]
     fn the_menu_offers_exactly_the_registered_architectures() {

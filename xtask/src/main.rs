@@ -3,9 +3,10 @@
 //! - `cargo xtask run [-- serve args]`: installs what is missing (wasm32 target,
 //!   wasm-bindgen-cli at the `Cargo.lock` version), builds app + worker to `dist/`, builds the
 //!   companion and serves the app with the demo datasets on http://127.0.0.1:8080.
-//! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native and wasm32),
-//!   native tests, wasm32 checks and wasm tests (Node), the build, and the end-to-end tests in
-//!   headless Chromium (installed from Debian packages when missing).
+//! - `cargo xtask test`: everything CI runs, cheapest first: fmt, clippy (native, with the GPU
+//!   features), native tests, wasm tests (Node), the release web build (the wasm32 crates
+//!   linted as they are built, see [`linted_cargo`]), and the end-to-end tests in headless
+//!   Chromium (installed from Debian packages when missing).
 //! - `cargo xtask bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]`: benchmarks, written to
 //!   `BENCHMARKS.md`: browser loading/viewing, the kernels against their Python references
 //!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
@@ -30,7 +31,7 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("setup") => setup().map(|_| ()),
-        Some("build") => build().map(|_| ()),
+        Some("build") => build(Lint::No).map(|_| ()),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
         Some("bench") => match args.get(1).map(String::as_str) {
@@ -173,10 +174,43 @@ fn setup() -> Result<Tools> {
 
 /// Builds the app, the data worker and the network worker into `dist/`; returns the sizes of
 /// their wasm files.
-fn build() -> Result<(u64, u64, u64)> {
+/// Whether a build also runs clippy's lints (as `cargo clippy -- -D warnings` would) on the
+/// workspace crates it compiles.
+#[derive(Clone, Copy, PartialEq)]
+enum Lint {
+    No,
+    DenyWarnings,
+}
+
+/// Cargo for a build that, with [`Lint::DenyWarnings`], compiles the workspace's crates with
+/// `clippy-driver` (rustc plus clippy's lints: the wrapper `cargo clippy` itself uses) and
+/// fails on any warning. Dependencies are compiled by rustc as in a plain build, so a lint
+/// pass and a build share one compile of burn and friends instead of a `check` plus a
+/// `build` (about 8 minutes for wasm32 on a cold 2-core machine). clippy-driver runs MIR
+/// optimisations at level 0 on the linted crates; LLVM's optimisation is unchanged.
+fn linted_cargo(lint: Lint) -> Result<Command> {
+    let mut c = cargo();
+    if lint == Lint::DenyWarnings {
+        let driver = output(cmd("rustup").args(["which", "clippy-driver"]))
+            .map(|p| PathBuf::from(p.trim()))
+            .unwrap_or_else(|_| PathBuf::from("clippy-driver"));
+        c.env("RUSTC_WORKSPACE_WRAPPER", driver).env(
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+        );
+    }
+    Ok(c)
+}
+
+fn build(lint: Lint) -> Result<(u64, u64, u64)> {
     let tools = setup()?;
-    step("build app and worker (wasm32, release)");
-    status(cargo().args([
+    step(match lint {
+        Lint::No => "build app and workers (wasm32, release)",
+        Lint::DenyWarnings => {
+            "build and lint app, workers, webmsg, core and nets (wasm32, release, clippy -D warnings)"
+        }
+    });
+    status(linted_cargo(lint)?.args([
         "build",
         "--release",
         "--target",
@@ -280,7 +314,7 @@ fn companion_bin() -> Result<PathBuf> {
 }
 
 fn run(extra: &[String]) -> Result<()> {
-    build()?;
+    build(Lint::No)?;
     let bin = companion_bin()?;
     let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
     step("serve");
@@ -509,27 +543,6 @@ fn test() -> Result<()> {
             .envs(llvm),
     )?;
     let tools = setup()?;
-    step("clippy (wasm32: app, data worker, network worker, webmsg, core, nets)");
-    status(cargo().args([
-        "clippy",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "emstudio-app",
-        "-p",
-        "emstudio-worker",
-        "-p",
-        "emstudio-nets-worker",
-        "-p",
-        "emstudio-webmsg",
-        "-p",
-        "emstudio-core",
-        "-p",
-        "emstudio-nets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
     // The real-data tests run from their crate folders, so they get an absolute path; without
     // the data they are skipped locally, and under CI both they and this fail.
     let data = match shared_data() {
@@ -545,19 +558,6 @@ fn test() -> Result<()> {
             None
         }
     };
-    step("clippy (wasm32: core's wasm tests)");
-    status(cargo().args([
-        "clippy",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "emstudio-core",
-        "--test",
-        "wasm",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
     step("native tests");
     let mut native = cargo();
     native.args(["test", "--workspace"]);
@@ -565,11 +565,11 @@ fn test() -> Result<()> {
         native.env("EMSTUDIO_SHARED_DATA", d);
     }
     status(&mut native)?;
-    // `core` and `nets` build for wasm32: the wasm32 clippy above compiled them (a superset
-    // of `cargo check --target wasm32-unknown-unknown -p emstudio-core -p emstudio-nets`).
-    step("wasm tests (core, in Node)");
+    // The wasm32 code is linted while it is built (`linted_cargo`): core's wasm tests here,
+    // and app, workers, webmsg, core and nets by the release build below.
+    step("wasm tests (core, in Node; linted)");
     status(
-        cargo()
+        linted_cargo(Lint::DenyWarnings)?
             .args([
                 "test",
                 "--target",
@@ -584,7 +584,7 @@ fn test() -> Result<()> {
                 &tools.test_runner,
             ),
     )?;
-    build()?;
+    build(Lint::DenyWarnings)?;
     // The native tests built the companion binary (its integration tests run it) with the
     // workspace's features; `cargo build -p emstudio-companion` would resolve features for it
     // alone and rebuild burn and friends (7 minutes on a cold machine).
@@ -736,7 +736,7 @@ fn bench_kernels() -> Result<()> {
     update_benchmarks_md("kernels", &table)?;
 
     let native = kernels::ops_native(&data)?;
-    build()?;
+    build(Lint::No)?;
     // The native tests built the companion binary (its integration tests run it) with the
     // workspace's features; `cargo build -p emstudio-companion` would resolve features for it
     // alone and rebuild burn and friends (7 minutes on a cold machine).
@@ -763,7 +763,7 @@ fn bench_kernels() -> Result<()> {
 }
 
 fn bench_browser() -> Result<()> {
-    let (app_wasm, worker_wasm, nets_worker_wasm) = build()?;
+    let (app_wasm, worker_wasm, nets_worker_wasm) = build(Lint::No)?;
     let bin = companion_bin()?;
     let chromium = ensure_chromium()?;
     ensure_node_deps()?;

@@ -381,7 +381,7 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
             .arg(&onnx),
     )?;
     let ort = onnxruntime_web()?;
-    crate::build()?;
+    crate::build(crate::Lint::No)?;
     let companion = crate::companion_bin()?;
     let chromium = crate::ensure_chromium()?;
     crate::ensure_node_deps()?;

@@ -1,17 +1,18 @@
 //! The Train panel (UNI-EM's 2D DNN dialog, and more): image and ground-truth layers, which
 //! slices to train and validate on, network, loss, steps, batch, patch, learning rate and
 //! augmentations; Start, Pause / Resume, Stop (keep the model) and Cancel (discard). While
-//! training: a progress bar with speed and ETA, a live loss chart (log scale, smoothing) and
+//! training: a progress bar with speed and ETA, a live loss chart (log scale, smoothing; saved as CSV) and
 //! the network's prediction of the slice being viewed, refreshed as it learns. The trained
 //! model goes to the model store (see [`super::models`]).
 
+use super::fsjs;
 use super::models::Models;
 use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::worker_client;
 use crate::training_ui::{
-    arch_choice, chart, eta, limits, patch_note, size_label, trained_model_name, CurvePoint,
-    TrainForm, ARCHITECTURES,
+    arch_choice, chart, curve_csv, eta, limits, patch_note, size_label, trained_model_name,
+    CurvePoint, TrainForm, ARCHITECTURES,
 };
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl};
@@ -383,6 +384,13 @@ pub fn TrainPanel() -> impl IntoView {
                 }}
             </svg>
             <p class="hint"><span class="swatch rand"></span>"training  "<span class="swatch info"></span>"validation  loss (log scale) against the step"</p>
+            <p class="hint"><button class="link" data-testid="train-curve-csv" title="Download the loss curves as a CSV file (step, training loss, validation loss)"
+                    prop:disabled=move || curve.with(Vec::is_empty)
+                    on:click=move |_| {
+                        let csv = curve.with_untracked(|c| curve_csv(c));
+                        let buffer = js_sys::Uint8Array::from(csv.as_bytes()).buffer();
+                        fsjs::download_file("training-loss.csv", &buffer.into(), "text/csv");
+                    }>"Save the curves (CSV)"</button></p>
             <label class="row"><input type="checkbox" data-testid="train-live-preview" prop:checked=move || live_preview.get()
                 on:change=move |ev| live_preview.set(event_target_checked(&ev)) />"Show the prediction while training"</label>
             <label class="row">"Smoothing"
