@@ -387,6 +387,31 @@ pub struct ModelSummary {
     pub outputs: u64,
     /// When it was saved.
     pub saved: String,
+    /// Its model card (`emstudio card`), if it has one.
+    pub card: Option<CardSummary>,
+}
+
+/// A model card as the Infer panel shows it (`emstudio_nets::card::ModelCard`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CardSummary {
+    /// What the model finds, on what data, trained how.
+    pub text: String,
+    /// The pixels it was scored on.
+    pub held_out: String,
+    /// Its IoU there.
+    pub iou: f64,
+    /// The best plain threshold's IoU there.
+    pub threshold_iou: f64,
+}
+
+impl CardSummary {
+    /// "Held out (rows …): IoU 0.62; a plain threshold reaches 0.19."
+    pub fn score_line(&self) -> String {
+        format!(
+            "Scored on {} (never trained on): IoU {:.2}; the best plain threshold of the image reaches {:.2}.",
+            self.held_out, self.iou, self.threshold_iou
+        )
+    }
 }
 
 /// Reads the JSON header of an EM Studio model file (magic, `u32` length, JSON), or says
@@ -424,6 +449,14 @@ pub fn model_summary(bytes: &[u8]) -> Result<ModelSummary, String> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
+        card: header.pointer("/provenance/card").and_then(|c| {
+            Some(CardSummary {
+                text: c.get("text")?.as_str()?.to_string(),
+                held_out: c.get("held_out")?.as_str()?.to_string(),
+                iou: c.get("iou")?.as_f64()?,
+                threshold_iou: c.get("threshold_iou")?.as_f64()?,
+            })
+        }),
     })
 }
 
@@ -486,7 +519,7 @@ mod tests {
         let points = [
             CurvePoint {
                 step: 1,
-                train: 0.693_147_2,
+                train: 0.693_2,
                 validation: Some(0.7),
             },
             CurvePoint {
@@ -501,7 +534,7 @@ mod tests {
             rows,
             [
                 "step,training_loss,validation_loss",
-                "1,0.6931472,0.7",
+                "1,0.6932,0.7",
                 "5,0.0000001,"
             ]
         );
@@ -708,6 +741,26 @@ mod tests {
         let s = model_summary(&bytes).expect("summary");
         assert_eq!((s.arch.as_str(), s.steps, s.outputs), ("unet", 42, 1));
         assert_eq!(s.saved, "2026-11-26T09:00:00Z");
+        assert_eq!(s.card, None);
+        let mut with_card = ModelFile::from_bytes(&bytes).expect("model");
+        with_card.header.provenance.card = Some(emstudio_nets::card::ModelCard {
+            text: "Mitochondria.".into(),
+            held_out: "rows 52–63".into(),
+            iou: 0.6251,
+            threshold_iou: 0.25,
+        });
+        let card = model_summary(&with_card.to_bytes())
+            .expect("summary")
+            .card
+            .expect("card");
+        assert_eq!(
+            (card.text.as_str(), card.iou, card.threshold_iou),
+            ("Mitochondria.", 0.6251, 0.25)
+        );
+        assert_eq!(
+            card.score_line(),
+            "Scored on rows 52–63 (never trained on): IoU 0.63; the best plain threshold of the image reaches 0.25."
+        );
         assert!(model_summary(b"PK\x03\x04 a zip file")
             .unwrap_err()
             .contains("not an EM Studio model"));

@@ -192,6 +192,10 @@ enum BatchCommand {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Score a one-output model on the rows of a slice it never trained on (by default the
+    /// bottom fifth, which `emstudio train` holds out of a single training slice), beside the
+    /// best plain threshold, and write that with a description into the model's card.
+    Card(nets_cli::CardArgs),
     /// Run a trained model over a stack: probability map (binary) or class labels.
     Infer {
         /// Model file.
@@ -533,6 +537,7 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             normalization: emstudio_nets::model::Normalization { mean, std },
             output,
         })?,
+        BatchCommand::Card(args) => nets_cli::card(&args)?,
         BatchCommand::Infer {
             model,
             input,

@@ -324,6 +324,122 @@ pub fn infer(args: &InferArgs) -> Result<String> {
     ))
 }
 
+/// Arguments of `emstudio card`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CardArgs {
+    /// Model file (read, then written back with its card unless --output says where).
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// Image stack.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Label stack of the same size (foreground = label ≠ 0).
+    #[arg(long)]
+    pub label: PathBuf,
+    /// The slice to score on.
+    #[arg(long, default_value_t = 0)]
+    pub slice: usize,
+    /// Rows scored, e.g. "820-1023" (default: the bottom fifth of the slice).
+    #[arg(long)]
+    pub rows: Option<String>,
+    /// What the model finds, on what data, trained how: the card's text.
+    #[arg(long)]
+    pub text: String,
+    /// Where the scored pixels come from, for the card ("the AC3 demo").
+    #[arg(long, default_value = "the stack")]
+    pub data_name: String,
+    /// Leave the optimiser state out of the written model (smaller; it can still be
+    /// fine-tuned, not resumed).
+    #[arg(long)]
+    pub drop_optimizer: bool,
+    /// Model file to write (default: the model file itself).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `emstudio card`: the model scored on held-out rows beside the best plain threshold,
+/// written into its card (`emstudio_nets::card`).
+pub fn card(args: &CardArgs) -> Result<String> {
+    use emstudio_nets::card::{held_out_rows, score_rows, ModelCard};
+    let mut file = ModelFile::from_bytes(
+        &std::fs::read(&args.model)
+            .with_context(|| format!("{}: cannot read", args.model.display()))?,
+    )
+    .with_context(|| args.model.display().to_string())?;
+    let image = read_stack_path(&args.image, true)?;
+    let label = read_stack_path(&args.label, true)?;
+    ensure!(
+        image.shape() == label.shape(),
+        "{} is {} but {} is {}",
+        args.image.display(),
+        image.shape(),
+        args.label.display(),
+        label.shape()
+    );
+    let (depth, h, w) = (image.shape().z, image.shape().y, image.shape().x);
+    ensure!(
+        args.slice < depth,
+        "--slice {}: the stack has {depth} slices",
+        args.slice
+    );
+    let rows = match &args.rows {
+        None => held_out_rows(h),
+        Some(text) => {
+            let (a, b) = text
+                .split_once('-')
+                .and_then(|(a, b)| {
+                    Some((
+                        a.trim().parse::<usize>().ok()?,
+                        b.trim().parse::<usize>().ok()?,
+                    ))
+                })
+                .with_context(|| format!("--rows {text}: write first-last, e.g. 820-1023"))?;
+            ensure!(
+                a <= b && b < h,
+                "--rows {text}: the slice has rows 0-{}",
+                h - 1
+            );
+            a..b + 1
+        }
+    };
+    let labels = label
+        .try_slice_labels(args.slice)
+        .with_context(|| args.label.display().to_string())?;
+    let truth = ndarray::Array2::from_shape_vec((h, w), labels.iter().map(|&v| v != 0).collect())?;
+    let score = score_rows(
+        &file,
+        image.unit_f32_planes(args.slice).view(),
+        truth.view(),
+        rows.clone(),
+        &Device::flex(),
+    )
+    .with_context(|| args.model.display().to_string())?;
+    let held_out = format!(
+        "rows {}–{} of slice {} of {}",
+        rows.start,
+        rows.end - 1,
+        args.slice,
+        args.data_name
+    );
+    file.header.provenance.card = Some(ModelCard {
+        text: args.text.clone(),
+        held_out: held_out.clone(),
+        iou: score.iou,
+        threshold_iou: score.threshold_iou,
+    });
+    if args.drop_optimizer {
+        file.optimizer = None;
+    }
+    let output = args.output.as_ref().unwrap_or(&args.model);
+    write_model(output, &file)?;
+    Ok(format!(
+        "held out {held_out}: IoU {:.3} (the best plain threshold: {:.3}) → {}",
+        score.iou,
+        score.threshold_iou,
+        output.display()
+    ))
+}
+
 /// Arguments of `emstudio import`.
 #[derive(Clone, Debug)]
 pub struct ImportArgs {

@@ -120,6 +120,56 @@ fn a_network_trains_and_infers_on_colour_stacks() {
     let iou = hit as f64 / union.max(1) as f64;
     assert!(iou > 0.6, "IoU on the held-out slice {iou:.3}");
 
+    // `emstudio card` scores rows of the unseen slice and writes them into the model's card.
+    let (mut hit, mut union) = (0usize, 0usize);
+    for ((_, y, x), &p) in prob
+        .indexed_iter()
+        .filter(|((_, y, _), _)| (4..20).contains(y))
+    {
+        let (fg, truth) = (p >= 0.5, inside(3, y, x));
+        hit += usize::from(fg && truth);
+        union += usize::from(fg || truth);
+    }
+    let band_iou = hit as f64 / union.max(1) as f64;
+    let carded = dir.path().join("carded.emsmodel");
+    let card_args = |rows: &str| nets_cli::CardArgs {
+        model: model.clone(),
+        image: dir.path().join("image"),
+        label: dir.path().join("labels"),
+        slice: 3,
+        rows: Some(rows.into()),
+        text: "Reddish boxes.".into(),
+        data_name: "the test stack".into(),
+        drop_optimizer: true,
+        output: Some(carded.clone()),
+    };
+    let said = nets_cli::card(&card_args("4-19")).expect("card");
+    assert!(
+        said.contains("rows 4–19 of slice 3 of the test stack"),
+        "{said}"
+    );
+    let file = emstudio_nets::model::ModelFile::from_bytes(&std::fs::read(&carded).expect("read"))
+        .expect("a model");
+    let card = file.header.provenance.card.expect("a card");
+    assert_eq!(card.text, "Reddish boxes.");
+    assert!(
+        (card.iou - band_iou).abs() < 1e-3,
+        "card {} vs measured {band_iou}",
+        card.iou
+    );
+    // Hue, not brightness, separates the boxes: no threshold of the gray image comes close.
+    assert!(card.iou > card.threshold_iou + 0.2, "{card:?}");
+    assert!(file.optimizer.is_none());
+    assert!(std::fs::metadata(&carded).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    let err = nets_cli::card(&card_args("20-40")).expect_err("rows past the slice");
+    assert!(
+        format!("{err:#}").contains("--rows 20-40: the slice has rows 0-31"),
+        "{err:#}"
+    );
+    // Rows with no object and none predicted give no score (not a NaN in the file).
+    let err = nets_cli::card(&card_args("24-31")).expect_err("nothing to score");
+    assert!(format!("{err:#}").contains("nothing to score"), "{err:#}");
+
     // A colour model on a grayscale stack: refused, naming both.
     let err = infer(&dir.path().join("labels"), &dir.path().join("x.tif"))
         .expect_err("gray stack, RGB model");

@@ -10,9 +10,14 @@ export const URL_ = process.env.EMSTUDIO_URL || "http://127.0.0.1:8080/";
 export const OUT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "out");
 fs.mkdirSync(OUT, { recursive: true });
 
-export async function launch() {
+// Service workers are blocked unless asked for: with one, requests of the page and its workers
+// are answered from its cache, out of reach of `context.route` and of the tests that count
+// what loads. The offline tests start their own context with `{ serviceWorkers: "allow" }`.
+export async function launch(options = {}) {
   const userDataDir = tmpDir("emstudio-chromium-");
   const context = await chromium.launchPersistentContext(userDataDir, {
+    serviceWorkers: "block",
+    ...options,
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     acceptDownloads: true,

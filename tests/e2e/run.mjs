@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import zlib from "node:zlib";
 import path from "node:path";
+import { spawn } from "node:child_process";
 import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
@@ -231,6 +232,19 @@ async function stubPickerWithOpfs(page, files) {
   }, files);
 }
 
+// Export panel: the chosen layer as PNG slices through "Save to folder…" (answered by the
+// stubbed picker's OPFS folder); waits until `count` files are there.
+async function saveToOpfsFolder(page, count) {
+  await page.getByTestId("export-format").selectOption("png");
+  await page.getByRole("button", { name: "Save to folder…" }).click();
+  await page.waitForFunction(async (count) => {
+    const out = await (await navigator.storage.getDirectory()).getDirectoryHandle("opfs-export");
+    const names = [];
+    for await (const [n] of out.entries()) names.push(n);
+    return names.length === count;
+  }, count);
+}
+
 test("Open folder… (File System Access) reads image/ and label/, is remembered under Recent and reopens", async (page) => {
   const files = [];
   for (const sub of ["image", "label"]) {
@@ -243,14 +257,7 @@ test("Open folder… (File System Access) reads image/ and label/, is remembered
   await waitShown(page, 0);
   assert.deepEqual(await layerNames(page), ["opfs-stack/image", "opfs-stack/label"]);
   // Save to folder… writes the export through the same API.
-  await page.getByTestId("export-format").selectOption("png");
-  await page.getByRole("button", { name: "Save to folder…" }).click();
-  await page.waitForFunction(async () => {
-    const out = await (await navigator.storage.getDirectory()).getDirectoryHandle("opfs-export");
-    const names = [];
-    for await (const [n] of out.entries()) names.push(n);
-    return names.length === 3;
-  });
+  await saveToOpfsFolder(page, 3);
   // Reload: the folder is listed under Recent and reopens from there.
   await page.reload();
   await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor();
@@ -555,6 +562,184 @@ async function ac3ObjectsIoU(page) {
   return Number(await page.getByTestId("eval-jaccard").textContent());
 }
 
+// The model the AC3 demo ships with (demo/uniem-ac3-mito/dataset.json).
+const SHIPPED_MODEL = "ac3-mito-unet.emsmodel";
+
+// dist/ as any static host serves it: a plain file server, no companion.
+async function startStaticServer(dir) {
+  const server = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`python3 -m http.server did not start: ${out}`)), 15000);
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/port (\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(`http://127.0.0.1:${m[1]}/`);
+      }
+    });
+    server.on("exit", (code) => reject(new Error(`python3 -m http.server exited (${code}): ${out}`)));
+  });
+  server.stdout.removeAllListeners("data");
+  server.stdout.resume();
+  server.stderr.resume();
+  return { url, stop: () => server.kill() };
+}
+
+test("static site: dist/ on a plain file server lists the demo; open the demo, Infer, run: mitochondria from the shipped model in three clicks, its card shown, held-out pixels beat a threshold", async (page) => {
+  const site = await startStaticServer(path.join(REPO, "dist"));
+  try {
+    await page.goto(site.url);
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    await page.getByTestId("catalogue-source").filter({ hasText: "static site" }).waitFor();
+    assert.ok(await page.getByTestId("dataset-flyem-medulla").isVisible());
+    // Click 1: the demo dataset (and its model goes to this origin's empty model store).
+    await openDataset(page, "uniem-ac3-mito", 2);
+    // Click 2: the Infer tab, the shipped model chosen, its card shown.
+    await page.getByTestId("tab-infer").click();
+    await page.locator("[data-testid=model-list] li.active .model-name").filter({ hasText: SHIPPED_MODEL }).waitFor({ timeout: 30000 });
+    const card = await page.getByTestId("model-card").textContent();
+    assert.match(card, /mitochondria/i);
+    const claimed = Number(card.match(/IoU (\d\.\d+)/)[1]);
+    assert.match(card, /rows 820–1023/);
+    await page.getByTestId("model-card").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(OUT, "static-site-model-card.png") });
+    // Click 3: Run (whole stack, then threshold → 3D labels: the defaults).
+    await page.getByTestId("infer-run").click();
+    await waitLayer(page, /· objects$/, 240000);
+    await waitIdle(page);
+    await page.screenshot({ path: path.join(OUT, "static-site-mitochondria.png") });
+    assert.deepEqual(await errors(page), []);
+    const held = await ac3HeldOutIoU(page);
+    assert.ok(
+      held.iou > Math.max(1.5 * held.baseline, held.baseline + 0.1),
+      `shipped model: held-out IoU ${held.iou} vs threshold baseline ${held.baseline}`,
+    );
+    // The card's number is what the model does here (objects of 10+ pixels, in the browser).
+    assert.ok(Math.abs(held.iou - claimed) < 0.03, `held-out IoU ${held.iou} vs the card's ${claimed}`);
+    return `held-out IoU ${held.iou.toFixed(3)} (card ${claimed}, threshold ${held.baseline.toFixed(3)})`;
+  } finally {
+    site.stop();
+  }
+});
+
+// Waits until the service worker controls the page, then reloads (a second visit: the page
+// and the workers it starts are served by the service worker from then on).
+async function secondVisitUnderServiceWorker(page) {
+  await page.waitForFunction(() => navigator.serviceWorker?.controller !== null && document.documentElement.dataset.offlineReady === "true", null, { timeout: 60000 });
+  await page.reload();
+  await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+}
+
+async function cachedPaths(page) {
+  return await page.evaluate(async () => {
+    const out = [];
+    for (const key of await caches.keys()) {
+      for (const r of await (await caches.open(key)).keys()) out.push(new URL(r.url).pathname.slice(1));
+    }
+    return out;
+  });
+}
+
+test("offline after the first visit: installable; with the site's server gone and the browser offline, the app reloads, opens a local folder, trains a network and saves labels", async () => {
+  const site = await startStaticServer(path.join(REPO, "dist"));
+  const context = await launch({ serviceWorkers: "allow" });
+  const page = await context.newPage();
+  let stopped = false;
+  try {
+    await page.goto(site.url);
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    await secondVisitUnderServiceWorker(page);
+    const cdp = await page.context().newCDPSession(page);
+    const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+    assert.deepEqual(installabilityErrors, [], "Chrome can install the app");
+    const manifest = await cdp.send("Page.getAppManifest");
+    assert.deepEqual(manifest.errors, []);
+    // The network worker is stored the first time it is used (the Train tab starts it).
+    await page.getByTestId("tab-train").click();
+    await page.getByTestId("train-device-info").filter({ hasText: /CPU|WebGPU/ }).waitFor({ timeout: 60000 });
+    for (let t = 0; !(await cachedPaths(page)).includes("emstudio_nets_worker_bg.wasm"); t += 500) {
+      assert.ok(t < 60000, "the network worker was not stored within a minute");
+      await page.waitForTimeout(500);
+    }
+    const stored = await cachedPaths(page);
+    for (const f of ["index.html", "emstudio_app_bg.wasm", "emstudio_worker_bg.wasm", "datasets.json", "emstudio_nets_worker_bg.wasm"]) {
+      assert.ok(stored.includes(f), `${f} stored (${stored.join(", ")})`);
+    }
+
+    // Offline: no server, no network.
+    site.stop();
+    stopped = true;
+    await page.context().setOffline(true);
+    await page.reload();
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    // The demo list still comes (the catalogue is stored); a local folder opens through the
+    // File System Access API.
+    await page.getByTestId("dataset-flyem-medulla").waitFor();
+    const files = [];
+    for (const sub of ["image", "label"]) {
+      for (const n of ["0000.png", "0001.png"]) files.push([sub, n, fs.readFileSync(path.join(DEMO, sub, n)).toString("base64")]);
+    }
+    await stubPickerWithOpfs(page, files);
+    await page.getByTestId("open-folder").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === 2);
+    await waitIdle(page);
+    await page.getByTestId("tab-train").click();
+    await page.getByTestId("train-device-choice").selectOption("cpu");
+    await setField(page, "train-size", 2);
+    await setField(page, "train-width", 4);
+    await setField(page, "train-steps", 12);
+    await setField(page, "train-patch", 64);
+    await setField(page, "train-slices", "0-1");
+    const trained = await trainWithoutPreview(page);
+    assert.match(trained.summary, /→ model unet-/);
+    // Save the labels to a folder (the same API, an origin-private folder here).
+    await page.getByTestId("export-layer").selectOption({ label: "opfs-stack/label" });
+    await saveToOpfsFolder(page, 2);
+    assert.deepEqual(await errors(page), []);
+    await page.screenshot({ path: path.join(OUT, "offline.png") });
+    return `offline: trained (${trained.summary.match(/loss [\d.]+ → [\d.]+/)[0]}) and saved 2 label slices`;
+  } finally {
+    await context.close();
+    if (!stopped) site.stop();
+  }
+});
+
+test("a new version is picked up: offered at once with a button, and the next page says the app was updated", async () => {
+  // A copy of dist/ to publish a "new version" into.
+  const dir = path.join(tmpDir("emstudio-site-"), "site");
+  fs.cpSync(path.join(REPO, "dist"), dir, { recursive: true });
+  const site = await startStaticServer(dir);
+  const context = await launch({ serviceWorkers: "allow" });
+  const page = await context.newPage();
+  try {
+    await page.goto(site.url);
+    await secondVisitUnderServiceWorker(page);
+    await page.waitForFunction(() => document.documentElement.dataset.swVersion);
+    const before = await page.evaluate(() => document.documentElement.dataset.swVersion);
+    // Publish: a changed stylesheet, so a changed version in sw.js.
+    fs.appendFileSync(path.join(dir, "style.css"), "\n/* next version */\n");
+    const sw = fs.readFileSync(path.join(dir, "sw.js"), "utf8");
+    fs.writeFileSync(path.join(dir, "sw.js"), sw.replace(before, before.split("").reverse().join("")));
+    await page.reload();
+    await page.getByTestId("app-note").filter({ hasText: "new version" }).waitFor({ timeout: 60000 });
+    await page.screenshot({ path: path.join(OUT, "update-ready.png") });
+    await page.getByTestId("app-note-action").click();
+    await page.getByTestId("app-note").filter({ hasText: "was updated" }).waitFor({ timeout: 60000 });
+    const after = await page.evaluate(() => document.documentElement.dataset.swVersion);
+    assert.notEqual(after, before);
+    assert.match(await page.evaluate(async () => (await (await fetch("style.css")).text())), /next version/);
+    await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+    assert.deepEqual(await errors(page), []);
+    return `version ${before.slice(0, 8)} → ${after.slice(0, 8)}`;
+  } finally {
+    await context.close();
+    site.stop();
+  }
+});
+
 test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the model in OPFS, infer, label and score", async (page) => {
   await openDataset(page, "uniem-ac3-mito", 2);
   await page.getByTestId("tab-train").click();
@@ -589,11 +774,13 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   const [, first, last] = summary.match(/loss ([\d.]+) → ([\d.]+)/).map(Number);
   assert.ok(last < first, `training loss fell: ${summary}`);
 
-  // The model is in the store and survives a reload (OPFS).
+  // The model is in the store, next to the one shipped with the demo, chosen, and survives a
+  // reload (OPFS).
   await page.getByTestId("tab-infer").click();
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 1);
-  const modelName = (await page.locator("[data-testid=model-list] .model-name").textContent()).trim();
+  const modelName = (await page.locator("[data-testid=model-list] li.active .model-name").textContent()).trim();
   assert.equal(modelName, "unet-AC3-mitochondria-80steps.emsmodel");
+  const storeAfterTraining = [SHIPPED_MODEL, modelName];
+  assert.deepEqual((await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim()), storeAfterTraining);
   // A save cut off by a closed tab leaves only a ".partial" file, which the store skips.
   await page.evaluate(async () => {
     const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("models");
@@ -608,8 +795,10 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.locator("[data-testid=model-list] li").first().waitFor();
   assert.deepEqual(
     (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim()),
-    [modelName],
+    storeAfterTraining,
   );
+  // Reopening the demo left the choice alone: still the trained model, not the shipped one.
+  assert.equal((await page.locator("[data-testid=model-list] li.active .model-name").textContent()).trim(), modelName);
   assert.deepEqual(await errors(page), []);
 
   // Download and upload again: the same bytes come back under a new name.
@@ -618,13 +807,13 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await download.saveAs(saved);
   assert.equal(fs.readFileSync(saved).subarray(0, 16).toString(), "EMSTUDIO-MODEL1\n");
   await page.getByTestId("model-upload").setInputFiles(saved);
-  await page.waitForFunction(() => document.querySelectorAll("[data-testid=model-list] li").length === 2);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=model-list] li").length === 3);
   // A file that is not a model is refused with its name.
   const junk = path.join(tmpDir("emstudio-junk-"), "notes.emsmodel");
   fs.writeFileSync(junk, "not a model");
   await page.getByTestId("model-upload").setInputFiles(junk);
   await page.getByTestId("error").filter({ hasText: "notes.emsmodel" }).waitFor();
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 2);
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
   // A real model whose header was edited (normalisation std 0 made every prediction NaN):
   // the network worker reads it before it is stored, refuses it by name, and keeps serving
   // (the fine-tuning and inference below run in it).
@@ -642,16 +831,16 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   assert.match((await errors(page)).find((e) => e.includes("hostile.emsmodel")), /std/);
   await page.screenshot({ path: path.join(OUT, "infer-hostile-model.png") });
   await waitIdle(page);
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 2);
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
 
-  // Fine-tune the stored model for a few steps: a third model, its architecture kept.
+  // Fine-tune the stored model for a few steps: one more model, its architecture kept.
   await page.getByTestId("tab-train").click();
   await page.getByTestId("train-start-from").selectOption(modelName);
   await setField(page, "train-steps", 10);
   await page.getByTestId("train-start").click();
   await page.getByTestId("train-result").filter({ hasText: "10steps.emsmodel" }).waitFor({ timeout: 300000 });
   await page.getByTestId("tab-infer").click();
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
+  assert.equal(await page.locator("[data-testid=model-list] li").count(), 4);
   assert.match(await page.locator("[data-testid=model-list] li.active").textContent(), /unet · 10 steps/);
   // Use the first model for inference.
   const listed = (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim());

@@ -12,7 +12,9 @@
 //!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
 //!   real data ([`nets`]), their speed beside PyTorch (`nets-speed`) and in Chromium beside
 //!   ONNX Runtime Web (`nets-browser`); `all` leaves the net ones out.
-//! - `cargo xtask build`: just the web build.
+//! - `cargo xtask build` (or `dist`): just the web build, to `dist/`: the app, both workers and
+//!   the demo datasets with their models and `datasets.json`, a static site any file server
+//!   can serve (docs/publishing.md).
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
@@ -32,6 +34,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup().map(|_| ()),
         Some("build") => build(Lint::No).map(|_| ()),
+        Some("dist") => build(Lint::No).map(|_| {
+            eprintln!("\ndist/ is the whole site: copy it to any static web host, or try it with\n  python3 -m http.server --directory dist 8000");
+        }),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
         Some("bench") => match args.get(1).map(String::as_str) {
@@ -46,7 +51,7 @@ fn main() -> Result<()> {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|run|test|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
+            eprintln!("usage: cargo xtask <setup|build|dist|run|test|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }
@@ -174,6 +179,132 @@ fn setup() -> Result<Tools> {
 
 /// Builds the app, the data worker and the network worker into `dist/`; returns the sizes of
 /// their wasm files.
+/// What makes `dist/` an installable app that starts offline: the manifest and its icons, the
+/// page script that registers the service worker, and `sw.js` from its template in
+/// `public/` with this build's version (a hash of every file it may serve), the shell it
+/// stores on the first visit, and the demo dataset ids whose files it stores when fetched.
+fn write_pwa(dist: &Path, demo: &[emstudio_catalog::Dataset]) -> Result<()> {
+    for name in ["manifest.webmanifest", "pwa.js"] {
+        std::fs::copy(Path::new("public").join(name), dist.join(name))
+            .with_context(|| format!("copy public/{name}"))?;
+    }
+    for size in [192, 512] {
+        std::fs::write(dist.join(format!("icon-{size}.png")), icon_png(size)?)?;
+    }
+    let mut shell: Vec<String> = [
+        "index.html",
+        "style.css",
+        "pwa.js",
+        "manifest.webmanifest",
+        "icon-192.png",
+        "icon-512.png",
+        "emstudio_app.js",
+        "emstudio_app_bg.wasm",
+        "worker.js",
+        "emstudio_worker.js",
+        "emstudio_worker_bg.wasm",
+        "datasets.json",
+    ]
+    .map(String::from)
+    .to_vec();
+    // wasm-bindgen's copies of the JS the app and workers import (`snippets/<crate>/...`).
+    shell.extend(files_under(&dist.join("snippets"))?.into_iter().map(|f| {
+        let rel = f.strip_prefix(dist).unwrap_or(&f);
+        rel.to_string_lossy().replace('\\', "/")
+    }));
+    // The version changes when anything the worker may serve changes, the network worker and
+    // the demo included (FNV-1a over names and bytes: stable across Rust versions).
+    let mut hashed: Vec<PathBuf> = shell.iter().map(|f| dist.join(f)).collect();
+    hashed.sort();
+    hashed.extend(
+        [
+            "nets_worker.js",
+            "emstudio_nets_worker.js",
+            "emstudio_nets_worker_bg.wasm",
+        ]
+        .iter()
+        .map(|f| dist.join(f)),
+    );
+    for d in demo {
+        for m in &d.info.models {
+            hashed.push(d.root.join(&m.path));
+        }
+        for l in &d.info.layers {
+            hashed.extend(l.files.iter().map(|f| d.root.join(&l.path).join(f)));
+        }
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for path in &hashed {
+        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+        for b in path.to_string_lossy().bytes().chain(bytes) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let template = std::fs::read_to_string("public/sw.js").context("public/sw.js")?;
+    let ids: Vec<&str> = demo.iter().map(|d| d.info.id.as_str()).collect();
+    let sw = template
+        .replace("__VERSION__", &format!("{hash:016x}"))
+        .replace("__SHELL__", &serde_json::to_string(&shell)?)
+        .replace("__DEMO__", &serde_json::to_string(&ids)?);
+    std::fs::write(dist.join("sw.js"), sw)?;
+    Ok(())
+}
+
+/// Every file under `dir` (none when it does not exist), sorted.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(files_under(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The app icon, drawn here so it needs no image tools: EM-like cells (gray membranes) on
+/// the app's panel colour, one holding a mitochondrion in the accent blue.
+fn icon_png(size: u32) -> Result<Vec<u8>> {
+    let s = size as f32;
+    let cells = [
+        (0.34, 0.36, 0.22),
+        (0.70, 0.30, 0.17),
+        (0.64, 0.70, 0.23),
+        (0.27, 0.76, 0.16),
+    ];
+    let mut rgb = Vec::with_capacity((size * size * 3) as usize);
+    for y in 0..size {
+        for x in 0..size {
+            let (u, v) = ((x as f32 + 0.5) / s, (y as f32 + 0.5) / s);
+            let mut colour = [0x1f, 0x24, 0x2a];
+            for &(cx, cy, r) in &cells {
+                let d = ((u - cx).powi(2) + (v - cy).powi(2)).sqrt();
+                if (d - r).abs() < 0.022 {
+                    colour = [0xc8, 0xcf, 0xd6];
+                }
+            }
+            // The mitochondrion: an ellipse inside the first cell.
+            let (eu, ev) = ((u - 0.34) / 0.13, (v - 0.36) / 0.07);
+            if eu * eu + ev * ev < 1.0 {
+                colour = [0x4e, 0xa1, 0xff];
+            }
+            rgb.extend_from_slice(&colour);
+        }
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, size, size);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(out)
+}
+
 /// Whether a build also runs clippy's lints (as `cargo clippy -- -D warnings` would) on the
 /// workspace crates it compiles.
 #[derive(Clone, Copy, PartialEq)]
@@ -282,6 +413,16 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
         std::io::Write::write_all(&mut gz, &bytes)?;
         std::fs::write(dist.join(format!("{name}.gz")), gz.finish()?)?;
     }
+    // The demo datasets, their models and the catalogue the app reads when no companion
+    // answers `api/datasets`: `dist/` is a static site any file server can serve.
+    let demo = emstudio_catalog::scan(Some(Path::new("demo")), &[]);
+    let copied = emstudio_catalog::write_static_site(&demo, &dist)?;
+    eprintln!(
+        "dist/: {} demo datasets ({} KiB) and datasets.json",
+        demo.len(),
+        copied / 1024
+    );
+    write_pwa(&dist, &demo)?;
     let size = |f: &str| {
         std::fs::metadata(dist.join(f))
             .map(|m| m.len())

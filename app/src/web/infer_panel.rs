@@ -1,5 +1,5 @@
 //! The Infer panel: the model store (choose, rename, delete, download, upload a model file,
-//! checked by the network worker before it is stored)
+//! checked by the network worker before it is stored; the chosen model's card when it has one)
 //! and running a model over the whole stack, the slice on screen or the part of it in view
 //! into a probability layer,
 //! with progress and cancel (the jobs bar), optionally followed in one click by threshold →
@@ -202,6 +202,12 @@ pub fn InferPanel() -> impl IntoView {
                     }
                 </For>
             </ul>
+            {move || selected().and_then(|m| m.summary.card).map(|card| view! {
+                <div class="model-card" data-testid="model-card">
+                    <p>{card.text.clone()}</p>
+                    <p class="hint">{card.score_line()}</p>
+                </div>
+            })}
             <div class="buttons">
                 <button data-testid="model-download" prop:disabled=move || selected().is_none()
                     on:click=move |_| if let Some(m) = selected() { models.download(&m.name) }>"Download"</button>

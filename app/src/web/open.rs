@@ -1,7 +1,10 @@
-//! Opening data: companion datasets, local folders (File System Access with a "Recent" list),
-//! a directory `<input>` and drag-and-drop where that API is missing.
+//! Opening data: the catalogue's datasets (the companion's `/api/datasets`, or on a static
+//! site its `datasets.json`) with the models shipped with them, local folders (File System
+//! Access with a "Recent" list), a directory `<input>` and drag-and-drop where that API is
+//! missing.
 
 use super::fsjs::{self, Entry};
+use super::models::Models;
 use super::state::{open_layers, AppState, Opened, PendingLayer};
 use emstudio_core::stack::{is_label_folder_name, is_stack_file_name, natural_cmp};
 use emstudio_protocol::{DatasetInfo, LayerKind, StackSource};
@@ -102,8 +105,9 @@ async fn open_handle(state: AppState, handle: wasm_bindgen::JsValue) {
     }
 }
 
-/// Opens a companion dataset by URL.
-pub fn open_dataset(state: AppState, d: &DatasetInfo) {
+/// Opens a catalogue dataset by URL, and offers the models shipped with it.
+pub fn open_dataset(state: AppState, models: Models, d: &DatasetInfo) {
+    add_shipped_models(state, models, d);
     let layers = d
         .layers
         .iter()
@@ -140,21 +144,77 @@ pub fn open_dataset(state: AppState, d: &DatasetInfo) {
     );
 }
 
-async fn fetch_datasets() -> Result<Vec<DatasetInfo>, String> {
+/// The models a dataset ships with go to the model store the first time it is opened, and
+/// are selected for the Infer panel then (so the demo infers in three clicks). Once stored
+/// (or when the user has a model of that name) they are left as they are, and so is the
+/// selection: reopening the dataset does not take it from the user's own models.
+fn add_shipped_models(state: AppState, models: Models, d: &DatasetInfo) {
+    for m in d.models.clone() {
+        let url = format!("datasets/{}/{}", d.id, m.path);
+        spawn_local(async move {
+            if models.get(&m.name).is_some() {
+                return;
+            }
+            match fetch_response(&url).await {
+                Ok(resp) => match resp.array_buffer() {
+                    Ok(promise) => match JsFuture::from(promise).await {
+                        Ok(buf) => {
+                            let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                            if let Err(e) = models.add(state, &m.name, bytes) {
+                                state.error(e);
+                            }
+                        }
+                        Err(e) => state.error(format!("{}: {}", m.name, fsjs::js_error(&e))),
+                    },
+                    Err(e) => state.error(format!("{}: {}", m.name, fsjs::js_error(&e))),
+                },
+                Err(e) => state.error(format!("{}: could not fetch the model ({e})", m.name)),
+            }
+        });
+    }
+}
+
+/// Where the dataset list came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Catalogue {
+    /// The companion's `/api/datasets`.
+    Companion,
+    /// A static site's `datasets.json` (`cargo xtask build` writes it into `dist/`).
+    StaticSite,
+}
+
+async fn fetch_response(url: &str) -> Result<web_sys::Response, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(window.fetch_with_str("api/datasets"))
+    let resp = JsFuture::from(window.fetch_with_str(url))
         .await
         .map_err(|e| fsjs::js_error(&e))?;
     let resp: web_sys::Response = resp.dyn_into().map_err(|e| fsjs::js_error(&e))?;
     if !resp.ok() {
         return Err(format!("HTTP {}", resp.status()));
     }
+    Ok(resp)
+}
+
+async fn fetch_list(url: &str) -> Result<Vec<DatasetInfo>, String> {
+    let resp = fetch_response(url).await?;
     let text = JsFuture::from(resp.text().map_err(|e| fsjs::js_error(&e))?)
         .await
         .map_err(|e| fsjs::js_error(&e))?
         .as_string()
         .unwrap_or_default();
     serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// The companion's catalogue, else the static site's (a static host answers `api/datasets`
+/// with 404, or with the app's page, which is not JSON).
+async fn fetch_datasets() -> Result<(Vec<DatasetInfo>, Catalogue), String> {
+    match fetch_list("api/datasets").await {
+        Ok(list) => Ok((list, Catalogue::Companion)),
+        Err(api) => match fetch_list("datasets.json").await {
+            Ok(list) => Ok((list, Catalogue::StaticSite)),
+            Err(site) => Err(format!("api/datasets: {api}; datasets.json: {site}")),
+        },
+    }
 }
 
 async fn recent_names() -> Vec<String> {
@@ -193,8 +253,9 @@ pub fn on_drop(state: AppState, ev: web_sys::DragEvent) {
 #[component]
 pub fn OpenPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
+    let models = expect_context::<Models>();
     let datasets = RwSignal::new(Vec::<DatasetInfo>::new());
-    let companion_error = RwSignal::new(None::<String>);
+    let catalogue = RwSignal::new(None::<Result<Catalogue, String>>);
     let recent = RwSignal::new(Vec::<String>::new());
     let fs_access = fsjs::supports_fs_access();
     let folder_input = NodeRef::<Input>::new();
@@ -210,8 +271,11 @@ pub fn OpenPanel() -> impl IntoView {
 
     spawn_local(async move {
         match fetch_datasets().await {
-            Ok(list) => datasets.set(list),
-            Err(e) => companion_error.set(Some(e)),
+            Ok((list, source)) => {
+                datasets.set(list);
+                catalogue.set(Some(Ok(source)));
+            }
+            Err(e) => catalogue.set(Some(Err(e))),
         }
         recent.set(recent_names().await);
     });
@@ -297,15 +361,17 @@ pub fn OpenPanel() -> impl IntoView {
                 </ul>
             </Show>
             <h3>"Datasets"</h3>
-            <Show when=move || companion_error.with(|e| e.is_some())>
-                <p class="hint">"No companion server: open local folders instead."</p>
-            </Show>
+            <p class="hint" data-testid="catalogue-source">{move || match catalogue.get() {
+                Some(Err(_)) => "No datasets on this server: open local folders instead.",
+                Some(Ok(Catalogue::StaticSite)) => "Served as a static site: the demo datasets come from here, your own data from local folders.",
+                _ => "",
+            }}</p>
             <ul class="list" data-testid="datasets">
                 <For each=move || datasets.get() key=|d| d.id.clone() let:d>
                     <li>
                         <button class="link" data-testid=format!("dataset-{}", d.id)
                             title=d.attribution.clone().unwrap_or_default()
-                            on:click={let d = d.clone(); move |_| open_dataset(state, &d)}>
+                            on:click={let d = d.clone(); move |_| open_dataset(state, models, &d)}>
                             {d.name.clone()}
                         </button>
                         {d.demo.then(|| view! { <span class="badge">"demo"</span> })}

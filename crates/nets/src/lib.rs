@@ -10,12 +10,14 @@
 //! - [`train`]: the hand-written training loop (Adam, schedules, validation, resume).
 //! - [`model`]: the model file (architecture, weights, normalisation, provenance).
 //! - [`infer`] and [`tiling`]: seamless tiled inference of any image size.
+//! - [`card`]: model cards, a model scored on held-out pixels against a plain threshold.
 //! - `native_device`: the CPU/wgpu/CUDA device picked by name in native programs.
 //!
 //! The flood-filling network comes with the 3D milestone.
 
 pub mod arch;
 pub mod augment;
+pub mod card;
 pub mod infer;
 pub mod loss;
 pub mod model;

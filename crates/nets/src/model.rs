@@ -75,6 +75,9 @@ pub struct Provenance {
     pub losses: Vec<LossPoint>,
     /// Set when the weights were imported (e.g. a PyTorch safetensors file name).
     pub imported_from: Option<String>,
+    /// What the model is for and how it scored on pixels it never trained on
+    /// ([`crate::card`]; written by `emstudio card`).
+    pub card: Option<crate::card::ModelCard>,
 }
 
 /// Everything but the weights.

@@ -806,6 +806,8 @@ impl Trainer {
                 steps: self.step,
                 losses: self.history.clone(),
                 imported_from: self.imported_from.clone(),
+                // A card describes the model it was measured on, not one trained further.
+                card: None,
             },
         }
     }

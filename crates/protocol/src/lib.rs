@@ -785,7 +785,8 @@ pub struct DatasetLayer {
     pub files: Vec<String>,
 }
 
-/// A dataset the companion serves (`GET /api/datasets`).
+/// A dataset the companion serves (`GET /api/datasets`), or a static site lists in its
+/// `datasets.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetInfo {
     /// URL-safe id; files live under `/datasets/{id}/{layer.path}/{file}`.
@@ -800,6 +801,19 @@ pub struct DatasetInfo {
     pub voxel_size: Option<VoxelSize>,
     /// Its layers.
     pub layers: Vec<DatasetLayer>,
+    /// Model files shipped with it (listed in its `dataset.json`), offered in the Infer panel
+    /// when it is opened.
+    #[serde(default)]
+    pub models: Vec<DatasetModel>,
+}
+
+/// A model file that comes with a dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetModel {
+    /// File name, as the model store lists it ("ac3-mito-unet.emsmodel").
+    pub name: String,
+    /// Path inside the dataset: `/datasets/{id}/{path}`.
+    pub path: String,
 }
 
 /// A message that could not be decoded.
