@@ -37,6 +37,7 @@ pub fn router(dist: &Path, datasets: Vec<Dataset>) -> Router {
         .fallback_service(
             ServeDir::new(dist)
                 .append_index_html_on_directories(true)
+                .precompressed_br()
                 .precompressed_gzip(),
         )
 }

@@ -74,22 +74,38 @@ async fn serves_catalogue_files_and_refuses_traversal() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, b"<html>app</html>");
 
-    // A precompressed copy is sent to browsers that accept gzip, the plain file to others.
+    // A precompressed copy is sent to browsers that accept brotli (preferred) or gzip, the
+    // plain file to others.
     fs::write(dist.join("app.wasm"), b"plain wasm").expect("wasm");
     fs::write(dist.join("app.wasm.gz"), b"gzipped wasm").expect("wasm.gz");
-    let gz = app
-        .clone()
-        .oneshot(
-            Request::get("/app.wasm")
-                .header("accept-encoding", "gzip")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    assert_eq!(gz.headers()["content-encoding"], "gzip");
-    let body = gz.into_body().collect().await.expect("body").to_bytes();
-    assert_eq!(&body[..], b"gzipped wasm");
+    fs::write(dist.join("app.wasm.br"), b"brotli wasm").expect("wasm.br");
+    for (accepted, encoding, bytes) in [
+        ("gzip", "gzip", &b"gzipped wasm"[..]),
+        ("gzip, deflate, br, zstd", "br", &b"brotli wasm"[..]),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/app.wasm")
+                    .header("accept-encoding", accepted)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(
+            response.headers()["content-encoding"],
+            encoding,
+            "{accepted}"
+        );
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], bytes);
+    }
     let (status, body) = get(&app, "/app.wasm").await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"plain wasm"[..]));
 

@@ -399,7 +399,9 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
     ] {
         std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
     }
-    // Gzipped copies, which the companion sends to browsers that accept gzip.
+    // Brotli and gzip copies, which the companion (and hosts that serve precompressed files)
+    // send to browsers that accept them: brotli at quality 9 is within a few per cent of its
+    // slowest setting at a fraction of the time.
     for name in [
         "emstudio_app_bg.wasm",
         "emstudio_worker_bg.wasm",
@@ -412,6 +414,9 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &bytes)?;
         std::fs::write(dist.join(format!("{name}.gz")), gz.finish()?)?;
+        let mut br = brotli::CompressorWriter::new(Vec::new(), 1 << 16, 9, 22);
+        std::io::Write::write_all(&mut br, &bytes)?;
+        std::fs::write(dist.join(format!("{name}.br")), br.into_inner())?;
     }
     // The demo datasets, their models and the catalogue the app reads when no companion
     // answers `api/datasets`: `dist/` is a static site any file server can serve.
@@ -434,13 +439,16 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
         size("emstudio_nets_worker_bg.wasm"),
     );
     eprintln!(
-        "dist/: app wasm {} KiB ({} KiB gzipped), data worker wasm {} KiB ({} KiB gzipped), network worker wasm {} KiB ({} KiB gzipped)",
+        "dist/: app wasm {} KiB ({} KiB gzip, {} KiB brotli), data worker wasm {} KiB ({} / {}), network worker wasm {} KiB ({} / {})",
         sizes.0 / 1024,
         size("emstudio_app_bg.wasm.gz") / 1024,
+        size("emstudio_app_bg.wasm.br") / 1024,
         sizes.1 / 1024,
         size("emstudio_worker_bg.wasm.gz") / 1024,
+        size("emstudio_worker_bg.wasm.br") / 1024,
         sizes.2 / 1024,
-        size("emstudio_nets_worker_bg.wasm.gz") / 1024
+        size("emstudio_nets_worker_bg.wasm.gz") / 1024,
+        size("emstudio_nets_worker_bg.wasm.br") / 1024
     );
     Ok(sizes)
 }
