@@ -11,6 +11,7 @@
 use crate::infer::{predict, InferOptions};
 use crate::model::ModelFile;
 use crate::Device;
+use emstudio_core::metrics::semantic_scores_2d;
 use ndarray::{ArrayView2, ArrayView3, Axis};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -101,14 +102,16 @@ pub fn score_rows(
         &mut |_, _| {},
     )?;
     let p = p.index_axis(Axis(0), 0);
-    let band = |y: usize| (0..w).map(move |x| (y, x));
-    let pixels: Vec<(usize, usize)> = rows.clone().flat_map(band).collect();
-    let iou = binary_iou(
-        pixels
-            .iter()
-            .map(|&(y, x)| (p[[y, x]] >= 0.5, truth[[y, x]])),
-    );
-    if iou.is_nan() {
+    // The band's prediction (probability ≥ 0.5) and truth, scored by the metrics the
+    // Evaluate panel uses (`core::metrics::semantic`).
+    let band = |f: &dyn Fn(usize, usize) -> bool| {
+        ndarray::Array2::from_shape_fn((rows.len(), w), |(y, x)| u8::from(f(rows.start + y, x)))
+    };
+    let predicted = band(&|y, x| p[[y, x]] >= 0.5);
+    let truth_band = band(&|y, x| truth[[y, x]]);
+    let scores = semantic_scores_2d(truth_band.view(), predicted.view())
+        .map_err(|e| CardError::Data(e.to_string()))?;
+    if scores.true_positives + scores.false_positives + scores.false_negatives == 0 {
         return Err(CardError::Data(format!(
             "rows {}–{} hold no foreground and the model predicts none there: nothing to score",
             rows.start,
@@ -116,23 +119,15 @@ pub fn score_rows(
         )));
     }
     let gray = image.mean_axis(Axis(0)).expect("at least one channel");
-    let threshold_iou =
-        best_threshold_iou(pixels.iter().map(|&(y, x)| (gray[[y, x]], truth[[y, x]])));
-    Ok(RowScore { iou, threshold_iou })
-}
-
-/// Intersection over union of (prediction, truth) pairs; NaN when both are empty.
-pub fn binary_iou(pairs: impl Iterator<Item = (bool, bool)>) -> f64 {
-    let (mut inter, mut union) = (0u64, 0u64);
-    for (p, t) in pairs {
-        inter += u64::from(p && t);
-        union += u64::from(p || t);
-    }
-    if union == 0 {
-        f64::NAN
-    } else {
-        inter as f64 / union as f64
-    }
+    let threshold_iou = best_threshold_iou(
+        rows.clone()
+            .flat_map(|y| (0..w).map(move |x| (y, x)))
+            .map(|(y, x)| (gray[[y, x]], truth[[y, x]])),
+    );
+    Ok(RowScore {
+        iou: scores.jaccard,
+        threshold_iou,
+    })
 }
 
 /// The best IoU a plain threshold of the values reaches against the truth, over every cut
@@ -166,13 +161,6 @@ pub fn best_threshold_iou(pixels: impl Iterator<Item = (f32, bool)>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iou_counts_the_overlap() {
-        let pairs = [(true, true), (true, false), (false, true), (false, false)];
-        assert_eq!(binary_iou(pairs.into_iter()), 1.0 / 3.0);
-        assert!(binary_iou([(false, false)].into_iter()).is_nan());
-    }
 
     #[test]
     fn the_threshold_baseline_finds_the_best_cut_of_either_polarity() {

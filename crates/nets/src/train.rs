@@ -408,15 +408,15 @@ impl Trainer {
         let (mut train, mut validation) = (train, validation);
         if validation.is_empty() && train.len() == 1 {
             let s = train.remove(0);
-            let h = s.size().0;
-            let cut = h - h / 5;
+            // The rows model cards score on, too (`card::held_out_rows`).
+            let held_out = crate::card::held_out_rows(s.size().0);
             let part = |r: std::ops::Range<usize>| Slice {
                 image: s.image.slice(s![.., r.clone(), ..]).to_owned(),
                 label: s.label.slice(s![r.clone(), ..]).to_owned(),
                 weight: s.weight.slice(s![r, ..]).to_owned(),
             };
-            validation.push(part(cut..h));
-            train.push(part(0..cut));
+            validation.push(part(held_out.clone()));
+            train.push(part(0..held_out.start));
         }
         // The training patch shrinks only to fit the training slices; validation crops take
         // their own, possibly smaller, size, so a thin held-out fifth does not shrink what
