@@ -6,6 +6,7 @@
 // - The shell is served from this version's cache first; the network worker (tens of MB) and
 //   the demo datasets' files and models are stored the first time they are fetched.
 // - `api/` requests (the companion's live API) always go to the network.
+// - Responses it serves carry the cross-origin isolation headers (see `isolated`).
 // - A new build installs beside the running one and waits, so a page never mixes two
 //   versions' files; the page offers to switch now (message "activate") and otherwise the
 //   next visit starts the new version. The page asks "version" to tell the user it changed.
@@ -39,6 +40,18 @@ function storedOnFirstUse(path) {
   return Boolean(m && DEMO.includes(decodeURIComponent(m[1])));
 }
 
+// Cross-origin isolation for hosts that cannot send headers (GitHub Pages, a plain file
+// server): every response this worker serves carries COOP and COEP, so from the visit after
+// the one that installed it the page is isolated and its workers can share memory (the cancel
+// board that stops a running 3D step). Everything the app loads is same-origin.
+function isolated(response) {
+  if (!response || response.type === "opaque" || response.status === 0) return response;
+  const headers = new Headers(response.headers);
+  headers.set("Cross-Origin-Opener-Policy", "same-origin");
+  headers.set("Cross-Origin-Embedder-Policy", "require-corp");
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
@@ -51,12 +64,12 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(
     caches.open(CACHE).then(async (cache) => {
       const hit = await cache.match(key, { ignoreSearch: request.mode === "navigate" });
-      if (hit) return hit;
+      if (hit) return isolated(hit);
       const response = await fetch(request);
       if (response.ok && response.status === 200 && storedOnFirstUse(path)) {
         await cache.put(key, response.clone());
       }
-      return response;
+      return isolated(response);
     }),
   );
 });

@@ -8,6 +8,8 @@
 //!   next to a file (`cargo xtask build` writes them for the wasm and JS) is sent instead to
 //!   browsers that accept gzip: the network worker's wasm (burn with WebGPU, about 37 MB) travels
 //!   as about 6 MB; the data worker's is about 2 MB.
+//! - every response carries the cross-origin isolation headers (COOP and COEP), so the app may
+//!   share memory between its workers ([`cross_origin_isolated`]).
 
 use crate::catalog::Dataset;
 use axum::extract::{Path as UrlPath, Request, State};
@@ -40,6 +42,25 @@ pub fn router(dist: &Path, datasets: Vec<Dataset>) -> Router {
                 .precompressed_br()
                 .precompressed_gzip(),
         )
+        .layer(axum::middleware::map_response(cross_origin_isolated))
+}
+
+/// Makes every page cross-origin isolated (COOP `same-origin`, COEP `require-corp`; everything
+/// the app loads comes from this server), so the app's workers can share memory: the app's
+/// cancel board, which stops a running 3D kernel at once. A static host without these headers
+/// gets them from the service worker (`public/sw.js`).
+async fn cross_origin_isolated(mut response: Response) -> Response {
+    use axum::http::header::HeaderValue;
+    let headers = response.headers_mut();
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "cross-origin-embedder-policy",
+        HeaderValue::from_static("require-corp"),
+    );
+    response
 }
 
 async fn list_datasets(State(state): State<Arc<AppState>>) -> impl IntoResponse {

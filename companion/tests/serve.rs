@@ -98,6 +98,15 @@ async fn serves_catalogue_files_and_refuses_traversal() {
             encoding,
             "{accepted}"
         );
+        // Every response makes the page cross-origin isolated (the app's shared cancel board).
+        assert_eq!(
+            response.headers()["cross-origin-opener-policy"],
+            "same-origin"
+        );
+        assert_eq!(
+            response.headers()["cross-origin-embedder-policy"],
+            "require-corp"
+        );
         let body = response
             .into_body()
             .collect()

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import zlib from "node:zlib";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
+import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, URL_, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -408,7 +408,7 @@ test("filters: build, reorder, preview on the slice, apply as a new layer, save 
   await page.getByTestId("filters-apply").click();
   await waitLayer(page, /· gaussian blur$/);
   await waitIdle(page);
-  assert.match(await page.getByTestId("filters-result").textContent(), /gaussian · [0-9.]+ s/);
+  assert.match(await page.getByTestId("filters-result").textContent(), /gaussian · \d+ helper workers? · [0-9.]+ s/);
   await waitShown(page, 0);
   // The new layer is windowed to the whole stack's range, the preview to its slice's.
   assert.notEqual((await changedCanvas(page, before.hash)).hash, before.hash, "the new layer is drawn over the image");
@@ -443,6 +443,90 @@ test("filters: cancel stops a long run and adds nothing", async (page) => {
   assert.equal((await layerNames(page)).length, 2, "no layer was added");
   assert.equal(await page.getByTestId("filters-result").textContent(), "");
   assert.deepEqual(await errors(page), []);
+});
+
+// The canvas hash of slice z of the layers shown (after the viewer drew it).
+async function hashAt(page, z) {
+  await page.getByTestId("z-slider").fill(String(z));
+  await waitShown(page, z);
+  return (await canvasStats(page)).hash;
+}
+
+// Opens flyem-medulla-fib (250 PNGs per layer) and filters it per slice with a Gaussian; the
+// pixels of a few slices of each, the open note and the filter summary.
+async function openAndFilter(page) {
+  await openDataset(page, "flyem-medulla-fib", 2);
+  const opened = await page.getByTestId("layer-details").first().getAttribute("title");
+  await page.getByTestId("layer-visible").nth(1).uncheck();
+  const image = [await hashAt(page, 0), await hashAt(page, 137), await hashAt(page, 249)];
+  await page.getByTestId("tab-filters").click();
+  await addFilter(page, "Gaussian blur");
+  await page.getByTestId("filters-apply").click();
+  await waitLayer(page, /· gaussian blur$/);
+  await waitIdle(page);
+  const summary = await page.getByTestId("filters-result").textContent();
+  await page.getByTestId("layer-visible").first().uncheck();
+  const filtered = [await hashAt(page, 3), await hashAt(page, 200)];
+  return { opened, image, filtered, summary };
+}
+
+test("parallel work: helper workers open and filter a stack with the same pixels as the data worker alone; the companion's page is cross-origin isolated and Cancel stops a running 3D step at once", async (page) => {
+  needShared();
+  const status = page.getByTestId("parallel-status");
+  assert.equal(await status.getAttribute("data-isolated"), "true", "the companion sends COOP/COEP");
+  assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
+  const helpers = Number(await status.getAttribute("data-helpers"));
+  assert.ok(helpers >= 1, `helpers: ${helpers}`);
+  assert.match(await status.textContent(), /helper workers? · cross-origin isolated/);
+  const pooled = await openAndFilter(page);
+  assert.match(pooled.opened, new RegExp(`^opened in [0-9.]+ s by ${helpers} helper workers?$`));
+  assert.match(pooled.summary, new RegExp(`gaussian · ${helpers} helper workers? · [0-9.]+ s`));
+
+  // The same page with ?workers=0: everything in the data worker, the same pixels.
+  const solo = await page.context().newPage();
+  await solo.goto(URL_ + "?workers=0");
+  await solo.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  assert.match(await solo.getByTestId("parallel-status").textContent(), /^no helper workers/);
+  const alone = await openAndFilter(solo);
+  assert.match(alone.opened, /^opened in [0-9.]+ s in the data worker$/);
+  assert.match(alone.summary, /: gaussian · [0-9.]+ s$/);
+  assert.deepEqual(pooled.image, alone.image, "helpers decode the same pixels");
+  assert.deepEqual(pooled.filtered, alone.filtered, "helpers filter to the same pixels");
+  await solo.close();
+
+  // A 3D median over 250³ runs as one synchronous kernel; Cancel reaches it through the shared
+  // cancel board within a plane, long before it would end.
+  await page.getByTestId("tab-filters").click();
+  await page.getByTestId("filter-remove").first().click();
+  await addFilter(page, "Median");
+  await page.getByTestId("filter-3d").check();
+  for (const i of [0, 1, 2]) {
+    await page.getByTestId(`param-size-${i}`).fill("15");
+    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
+  }
+  const layersBefore = (await layerNames(page)).length;
+  const sources = await page.getByTestId("filters-source").locator("option").allTextContents();
+  await page.getByTestId("filters-source").selectOption({ label: sources.find((t) => /(^|\/)image$/.test(t)) });
+  await page.getByTestId("filters-apply").click();
+  const started = Date.now();
+  await page.waitForFunction(() => {
+    const p = document.querySelector("[data-testid=progress]");
+    return p && Number(p.getAttribute("value")) > 0;
+  }, null, { timeout: 60000 });
+  const progress = await page.getByTestId("progress").first();
+  const fraction = Number(await progress.getAttribute("value")) / Number(await progress.getAttribute("max"));
+  const ranMs = Date.now() - started;
+  const cancelAt = Date.now();
+  await page.locator(".job button").first().click();
+  await waitIdle(page, 60000);
+  const stopMs = Date.now() - cancelAt;
+  const wholeMs = ranMs / Math.max(fraction, 1e-3);
+  assert.ok(fraction < 0.5, `cancelled at ${(fraction * 100).toFixed(0)} %`);
+  assert.ok(stopMs < Math.min(3000, (wholeMs - ranMs) / 3), `stopped ${stopMs} ms after Cancel; the rest would take about ${(wholeMs - ranMs).toFixed(0)} ms`);
+  assert.equal((await layerNames(page)).length, layersBefore, "no layer was added");
+  assert.deepEqual(await errors(page), []);
+  await page.screenshot({ path: path.join(OUT, "parallel-status.png") });
+  return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
 });
 
 test("postprocess and evaluate: threshold → 3D labels → size filter, metrics, error map, jump to an error", async (page) => {
@@ -594,6 +678,11 @@ test("static site: dist/ on a plain file server lists the demo; open the demo, I
     await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
     await page.getByTestId("catalogue-source").filter({ hasText: "static site" }).waitFor();
     assert.ok(await page.getByTestId("dataset-flyem-medulla").isVisible());
+    // A plain file server sends no isolation headers (and no service worker runs here): the
+    // header says so; everything below still works.
+    const parallel = page.getByTestId("parallel-status");
+    assert.equal(await parallel.getAttribute("data-isolated"), "false");
+    assert.match(await parallel.textContent(), /not isolated: Cancel waits for a running 3D step/);
     // Click 1: the demo dataset (and its model goes to this origin's empty model store).
     await openDataset(page, "uniem-ac3-mito", 2);
     // Click 2: the Infer tab, the shipped model chosen, its card shown.
@@ -652,6 +741,9 @@ test("offline after the first visit: installable; with the site's server gone an
     await page.goto(site.url);
     await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
     await secondVisitUnderServiceWorker(page);
+    // The service worker adds the isolation headers the plain server does not send.
+    assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, "isolated under the service worker");
+    assert.equal(await page.getByTestId("parallel-status").getAttribute("data-isolated"), "true");
     const cdp = await page.context().newCDPSession(page);
     const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
     assert.deepEqual(installabilityErrors, [], "Chrome can install the app");

@@ -22,6 +22,7 @@ use emstudio_core::{AnyVolume, Shape, Volume};
 use emstudio_protocol::LayerId;
 use ndarray::{Array3, ArrayView3};
 use std::collections::HashSet;
+use std::ops::Range;
 
 /// Why a computation did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +102,9 @@ pub fn preview_filters(
     })
 }
 
+/// Slices `z0..z1` of a layer as `f32`, handed out by [`FilterJob::next_slab`].
+pub type Slab = (Range<usize>, Array3<f32>);
+
 /// A filter pipeline running over a whole layer, slab by slab.
 pub struct FilterJob {
     source: LayerId,
@@ -145,6 +149,66 @@ impl FilterJob {
         (self.next_z, self.shape.z)
     }
 
+    /// The source layer's shape.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Whether every step works slice by slice, so slabs may be filtered apart (in helper
+    /// workers, in any order).
+    pub fn per_slice(&self) -> bool {
+        self.pipeline
+            .steps
+            .iter()
+            .all(|s| s.scope() != Scope::Volume)
+    }
+
+    /// Cuts per-slice work into at least `2 × workers` slabs (so every helper stays busy while
+    /// results come back), never larger than the default slab. No effect on 3D pipelines.
+    pub fn split_for(&mut self, workers: usize) {
+        if self.per_slice() && workers > 1 {
+            let want = self.shape.z.div_ceil(2 * workers).max(1);
+            self.slab = self.slab.min(want);
+        }
+    }
+
+    /// The layer's `f32` values of the next slab and its slices, or `None` when every slab was
+    /// handed out.
+    pub fn next_slab(
+        &mut self,
+        ws: &Workspace,
+    ) -> Result<Option<Slab>, ComputeError> {
+        if self.next_z >= self.shape.z {
+            return Ok(None);
+        }
+        let zs = self.next_z..(self.next_z + self.slab).min(self.shape.z);
+        let input = layer_f32(ws, self.source, zs.clone())?;
+        self.next_z = zs.end;
+        Ok(Some((zs, input)))
+    }
+
+    /// Writes a filtered slab back (slices `zs`, any order).
+    pub fn store(&mut self, zs: Range<usize>, filtered: ArrayView3<f32>) -> Result<(), String> {
+        if filtered.dim() != (zs.len(), self.shape.y, self.shape.x) {
+            return Err(format!(
+                "a filtered slab of slices {zs:?} came back as {:?}",
+                filtered.dim()
+            ));
+        }
+        for (k, plane) in filtered.outer_iter().enumerate() {
+            let values: Vec<f32> = plane.iter().copied().collect();
+            self.out
+                .set_slice(zs.start + k, &values)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The pipeline as JSON, for a helper worker.
+    pub fn pipeline_json(&self) -> String {
+        self.pipeline.to_json()
+    }
+
     /// Filters the next slab; returns `false` when every slice is done. `progress` receives
     /// `(done, total)` over the whole job in thousandths.
     pub fn step(
@@ -152,11 +216,9 @@ impl FilterJob {
         ws: &Workspace,
         progress: &mut dyn Progress,
     ) -> Result<bool, ComputeError> {
-        if self.next_z >= self.shape.z {
+        let Some((zs, input)) = self.next_slab(ws)? else {
             return Ok(false);
-        }
-        let zs = self.next_z..(self.next_z + self.slab).min(self.shape.z);
-        let input = layer_f32(ws, self.source, zs.clone())?;
+        };
         let total = self.shape.z as u64;
         let (z0, n) = (zs.start as u64, zs.len() as u64);
         let mut scaled = |done: u64, of: u64| {
@@ -170,19 +232,8 @@ impl FilterJob {
                 total * 1000,
             )
         };
-        let result = apply_pipeline(&self.pipeline.steps, input.view(), &mut scaled);
-        let filtered = match result {
-            Ok(a) => a,
-            Err(FilterError::Cancelled(_)) => return Err(ComputeError::Cancelled),
-            Err(e) => return Err(ComputeError::Failed(e.to_string())),
-        };
-        for (k, plane) in filtered.outer_iter().enumerate() {
-            let values: Vec<f32> = plane.iter().copied().collect();
-            self.out
-                .set_slice(zs.start + k, &values)
-                .map_err(|e| ComputeError::Failed(e.to_string()))?;
-        }
-        self.next_z = zs.end;
+        let filtered = filter_slab(&self.pipeline, input.view(), &mut scaled)?;
+        self.store(zs, filtered.view())?;
         Ok(self.next_z < self.shape.z)
     }
 
@@ -199,6 +250,19 @@ impl FilterJob {
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(" → ")
+    }
+}
+
+/// Runs a pipeline over one slab of `f32` slices (in the data worker or a helper).
+pub fn filter_slab(
+    pipeline: &Pipeline,
+    input: ArrayView3<f32>,
+    progress: &mut dyn Progress,
+) -> Result<Array3<f32>, ComputeError> {
+    match apply_pipeline(&pipeline.steps, input, progress) {
+        Ok(a) => Ok(a),
+        Err(FilterError::Cancelled(_)) => Err(ComputeError::Cancelled),
+        Err(e) => Err(ComputeError::Failed(e.to_string())),
     }
 }
 

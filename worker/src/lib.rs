@@ -8,7 +8,9 @@
 //! [`autosave`] (the session files that keep edits across a reload) and [`memory`] (how large
 //! a stack the worker can still hold) are the platform-free
 //! parts, tested natively. `web` is the browser glue (message loop, file reading, fetch),
-//! `web_edit` and `web_opfs` run edits and their autosave, and `web_nets` hands network jobs
+//! `web_edit` and `web_opfs` run edits and their autosave, `web_pool` runs
+//! helper workers (more instances of this module, `web_helper`) that decode and filter in
+//! parallel ([`pool`] is their platform-free half), and `web_nets` hands network jobs
 //! to the network worker (`nets-worker/`), which it starts on the first one: the networks'
 //! WebGPU backend would make this module 30 MB larger and every trip through JavaScript slower.
 
@@ -17,6 +19,7 @@ pub mod compute;
 pub mod editing;
 pub mod memory;
 pub mod nets_link;
+pub mod pool;
 pub mod workspace;
 
 #[cfg(target_arch = "wasm32")]
@@ -24,6 +27,10 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 mod web_edit;
 #[cfg(target_arch = "wasm32")]
+mod web_helper;
+#[cfg(target_arch = "wasm32")]
 mod web_nets;
 #[cfg(target_arch = "wasm32")]
 mod web_opfs;
+#[cfg(target_arch = "wasm32")]
+mod web_pool;

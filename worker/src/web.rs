@@ -7,8 +7,10 @@ use crate::memory::stack_limits;
 use crate::nets_link::TrainRequest;
 use crate::web_edit;
 use crate::web_nets;
+use crate::web_pool;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
+use emstudio_protocol::pool::{FromHelper, ToHelper, HELPER_NAME};
 use emstudio_protocol::{
     FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, PROTOCOL_VERSION,
 };
@@ -37,15 +39,19 @@ pub(crate) fn fail(request: RequestId, error: String) {
     send(&FromWorker::Failed { request, error }, &[]);
 }
 
-/// Takes the cancel flag of `request` (true once if it was cancelled).
+/// Takes the cancel flag of `request` (true once if it was cancelled), from the `Cancel`
+/// messages seen so far or the shared cancel board.
 fn take_cancelled(request: RequestId) -> bool {
-    CANCELLED.with(|c| c.borrow_mut().remove(&request))
+    CANCELLED.with(|c| c.borrow_mut().remove(&request)) || web_pool::cancelled_on_board(request)
 }
 
 /// Entry point, run when the module is instantiated.
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    if scope().name() == HELPER_NAME {
+        return crate::web_helper::start();
+    }
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match receive::<ToWorker>(&event) {
             Ok(env) => handle(env.msg, env.attachments),
@@ -71,13 +77,22 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             source,
             voxel_size,
         } => spawn_local(async move {
+            let started = now_ms();
             match open(request, &name, source, attachments).await {
-                Ok(Some(mut volume)) => {
+                Ok(Some((mut volume, decoded_by))) => {
                     if let Some(vs) = voxel_size {
                         volume.set_voxel_size(vs);
                     }
                     match WORKSPACE.with(|w| w.borrow_mut().add(&name, kind, volume)) {
-                        Ok(layer) => send(&FromWorker::Opened { request, layer }, &[]),
+                        Ok(layer) => send(
+                            &FromWorker::Opened {
+                                request,
+                                layer,
+                                decoded_by,
+                                open_ms: now_ms() - started,
+                            },
+                            &[],
+                        ),
                         Err(e) => fail(request, e),
                     }
                 }
@@ -294,6 +309,15 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
         ToWorker::RestoreSession { request, key } => web_edit::restore(request, key),
         ToWorker::DiscardSession { request, key } => web_edit::discard(request, key),
         ToWorker::Close { layer } => web_edit::close(layer),
+        ToWorker::Configure {
+            helpers,
+            shared_cancel,
+        } => web_pool::configure(
+            helpers,
+            shared_cancel
+                .then(|| attachments.into_iter().next())
+                .flatten(),
+        ),
         ToWorker::Cancel { request } => {
             if !web_nets::cancel(request) {
                 CANCELLED.with(|c| c.borrow_mut().insert(request));
@@ -326,10 +350,15 @@ pub(crate) fn now_ms() -> f64 {
 }
 
 /// Forwards kernel progress as protocol events, at most every 50 ms. A kernel runs
-/// synchronously, so `Cancel` messages queue behind it; they are honoured between slabs.
+/// synchronously, so `Cancel` messages queue behind it; when the page is cross-origin
+/// isolated the app also marks the request on the shared cancel board, which this reads at
+/// every report and stops the kernel there.
 fn progress_sender(request: RequestId, message: String) -> impl FnMut(u64, u64) -> ControlFlow<()> {
     let mut last = f64::NEG_INFINITY;
     move |done, total| {
+        if web_pool::cancelled_on_board(request) {
+            return ControlFlow::Break(());
+        }
         let now = now_ms();
         if now - last >= 50.0 || done >= total {
             last = now;
@@ -356,6 +385,11 @@ async fn apply_filters(
     let pipeline = compute::parse_pipeline(pipeline_json)?;
     let mut job = WORKSPACE.with(|w| FilterJob::new(&w.borrow(), layer, pipeline))?;
     let steps = job.describe();
+    if job.per_slice() && job.done_of().1 > 1 {
+        if let Some(pool) = web_pool::pool().await {
+            return filter_in_pool(&pool, request, job, steps).await;
+        }
+    }
     let mut progress = progress_sender(request, format!("filtering: {steps}"));
     loop {
         yield_now().await;
@@ -365,6 +399,73 @@ async fn apply_filters(
         if !WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))? {
             return Ok((job.finish(), steps));
         }
+    }
+}
+
+/// [`apply_filters`] with the pool: slabs go to the helpers, a window of them in flight, and
+/// are stored as they come back; `Cancel` is seen between slabs.
+async fn filter_in_pool(
+    pool: &web_pool::Pool,
+    request: RequestId,
+    mut job: FilterJob,
+    steps: String,
+) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
+    job.split_for(pool.size());
+    let pipeline_json = job.pipeline_json();
+    let total = job.done_of().1 as u64;
+    let window = pool.size() * 2;
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut progress = progress_sender(request, format!("filtering: {steps}"));
+    let mut done = 0u64;
+    loop {
+        while in_flight.len() < window {
+            let Some((zs, input)) = WORKSPACE.with(|w| job.next_slab(&w.borrow()))? else {
+                break;
+            };
+            let (depth, height, width) = input.dim();
+            let bytes = match input.as_slice() {
+                Some(values) => crate::pool::f32_bytes(values),
+                None => crate::pool::f32_bytes(&input.iter().copied().collect::<Vec<f32>>()),
+            };
+            let promise = pool.submit(
+                |job| ToHelper::Filter {
+                    job,
+                    pipeline_json: pipeline_json.clone(),
+                    depth,
+                    height,
+                    width,
+                },
+                &[to_buffer(&bytes)],
+            );
+            in_flight.push_back((zs, promise));
+        }
+        let Some((zs, promise)) = in_flight.pop_front() else {
+            let helpers = match pool.size() {
+                1 => "1 helper worker".to_string(),
+                n => format!("{n} helper workers"),
+            };
+            return Ok((job.finish(), format!("{steps} · {helpers}")));
+        };
+        let reply = web_pool::reply(promise).await?;
+        let (depth, height, width) = (zs.len(), job.shape().y, job.shape().x);
+        match reply.msg {
+            FromHelper::Filtered { .. } => {
+                let bytes = reply
+                    .attachments
+                    .first()
+                    .and_then(emstudio_webmsg::buffer_bytes)
+                    .unwrap_or_default();
+                let slab = crate::pool::slab_from_bytes(&bytes, depth, height, width)?;
+                job.store(zs, slab.view())?;
+            }
+            FromHelper::Failed { error, .. } => return Err(ComputeError::Failed(error)),
+            other => return Err(format!("a helper answered {other:?}").into()),
+        }
+        done += depth as u64;
+        if progress(done * 1000, total * 1000).is_break() || take_cancelled(request) {
+            return Err(ComputeError::Cancelled);
+        }
+        yield_now().await;
     }
 }
 
@@ -403,14 +504,14 @@ async fn array_buffer(promise: js_sys::Promise) -> Result<JsValue, String> {
     JsFuture::from(promise).await.map_err(|e| js_error(&e))
 }
 
-async fn read_attached(file: &JsValue) -> Result<JsValue, String> {
+pub(crate) async fn read_attached(file: &JsValue) -> Result<JsValue, String> {
     let blob = file
         .dyn_ref::<web_sys::Blob>()
         .ok_or_else(|| "the attachment is not a file".to_string())?;
     array_buffer(blob.array_buffer()).await
 }
 
-async fn fetch_buffer(url: &str) -> Result<JsValue, String> {
+pub(crate) async fn fetch_buffer(url: &str) -> Result<JsValue, String> {
     let response = JsFuture::from(scope().fetch_with_str(url))
         .await
         .map_err(|e| js_error(&e))?;
@@ -477,7 +578,7 @@ async fn open(
     layer_name: &str,
     source: StackSource,
     attachments: Vec<JsValue>,
-) -> Result<Option<emstudio_core::AnyVolume>, String> {
+) -> Result<Option<(emstudio_core::AnyVolume, u32)>, String> {
     let names: Vec<String> = match &source {
         StackSource::Attached { names } | StackSource::Urls { names, .. } => names.clone(),
     };
@@ -488,8 +589,23 @@ async fn open(
     if order.is_empty() {
         return Err(format!("{layer_name}: no PNG or TIFF files found"));
     }
+    // One file gains nothing from a helper (its pages would only be copied once more).
+    if order.len() > 1 {
+        if let Some(pool) = web_pool::pool().await {
+            let files = OpenFiles {
+                names: &names,
+                order: &order,
+                source: &source,
+                attachments: &attachments,
+            };
+            let volume = open_in_pool(&pool, request, layer_name, files).await?;
+            return Ok(volume.map(|v| (v, pool.size() as u32)));
+        }
+    }
     let total = order.len() as u64;
-    let mut builder = StackBuilder::new(order.len(), browser_stack_limits());
+    // Made at the first file, so the memory left is measured after any stack opened beside this
+    // one has allocated (opens of a dataset's layers run at the same time).
+    let mut builder: Option<StackBuilder> = None;
     let mut reading: std::collections::VecDeque<js_sys::Promise> = order
         .iter()
         .take(READ_AHEAD)
@@ -513,7 +629,10 @@ async fn open(
             .await
             .map_err(|e| format!("{name}: could not read the file ({})", js_error(&e)))?;
         let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
-        builder.push(name, &bytes).map_err(|e| e.to_string())?;
+        builder
+            .get_or_insert_with(|| StackBuilder::new(order.len(), browser_stack_limits()))
+            .push(name, &bytes)
+            .map_err(|e| e.to_string())?;
         if now_ms() - last_turn >= TURN_MS || done + 1 == order.len() {
             send(
                 &FromWorker::Progress {
@@ -528,7 +647,122 @@ async fn open(
             last_turn = now_ms();
         }
     }
-    builder.finish().map(Some).map_err(|e| e.to_string())
+    builder
+        .unwrap_or_else(|| StackBuilder::new(0, Limits::default()))
+        .finish()
+        .map(|v| Some((v, 0)))
+        .map_err(|e| e.to_string())
+}
+
+/// The files of a stack being opened, in stack order.
+struct OpenFiles<'a> {
+    names: &'a [String],
+    order: &'a [usize],
+    source: &'a StackSource,
+    attachments: &'a [JsValue],
+}
+
+impl OpenFiles<'_> {
+    /// Hands file `k` (in stack order) to a helper: the `File` attached, or its URL.
+    fn submit(&self, pool: &web_pool::Pool, k: usize, limits: Limits) -> js_sys::Promise {
+        let i = self.order[k];
+        let name = self.names[i].clone();
+        let (url, attached) = match self.source {
+            StackSource::Urls { urls, .. } => (urls.get(i).cloned(), None),
+            StackSource::Attached { .. } => (None, self.attachments.get(i).cloned()),
+        };
+        let attachments: Vec<JsValue> = attached.into_iter().collect();
+        pool.submit(
+            |job| ToHelper::Decode {
+                job,
+                name,
+                url,
+                limits,
+            },
+            &attachments,
+        )
+    }
+}
+
+/// Jobs per helper kept in flight (reading overlaps decoding; results are taken in order).
+const JOBS_PER_HELPER: usize = 64;
+/// Files in flight at least, whatever the pool's size: reading small files from the browser's
+/// cache or the network is bound by requests in flight, not by decoding.
+const MIN_IN_FLIGHT: usize = 128;
+
+/// [`open`] with the pool: helpers read and decode the files in parallel, the stack takes
+/// their pages in order (with the same checks as a file decoded here).
+async fn open_in_pool(
+    pool: &web_pool::Pool,
+    request: RequestId,
+    layer_name: &str,
+    files: OpenFiles<'_>,
+) -> Result<Option<emstudio_core::AnyVolume>, String> {
+    let limits = browser_stack_limits();
+    let count = files.order.len();
+    // Made at the first file (see `open`).
+    let mut builder: Option<StackBuilder> = None;
+    let window = (pool.size() * JOBS_PER_HELPER).max(MIN_IN_FLIGHT);
+    let mut jobs: std::collections::VecDeque<js_sys::Promise> = (0..count.min(window))
+        .map(|k| files.submit(pool, k, limits))
+        .collect();
+    let mut last_turn = now_ms();
+    for k in 0..count {
+        if take_cancelled(request) {
+            return Ok(None);
+        }
+        let name = &files.names[files.order[k]];
+        let promise = jobs
+            .pop_front()
+            .ok_or_else(|| format!("{name}: internal error, no job in flight"))?;
+        if k + window < count {
+            jobs.push_back(files.submit(pool, k + window, limits));
+        }
+        let reply = web_pool::reply(promise)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        match reply.msg {
+            FromHelper::Decoded { format, pages, .. } => {
+                let pages = pages
+                    .iter()
+                    .zip(
+                        reply
+                            .attachments
+                            .iter()
+                            .chain(std::iter::repeat(&JsValue::NULL)),
+                    )
+                    .map(|(&shape, buffer)| {
+                        let bytes = emstudio_webmsg::buffer_bytes(buffer).unwrap_or_default();
+                        crate::pool::page_from_bytes(name, shape, &bytes)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                builder
+                    .get_or_insert_with(|| StackBuilder::new(count, browser_stack_limits()))
+                    .push_decoded(name, format, pages)
+                    .map_err(|e| e.to_string())?;
+            }
+            FromHelper::Failed { error, .. } => return Err(error),
+            other => return Err(format!("{name}: a helper answered {other:?}")),
+        }
+        if now_ms() - last_turn >= TURN_MS || k + 1 == count {
+            send(
+                &FromWorker::Progress {
+                    request,
+                    done: k as u64 + 1,
+                    total: count as u64,
+                    message: format!("{layer_name}: read {name}"),
+                },
+                &[],
+            );
+            yield_now().await;
+            last_turn = now_ms();
+        }
+    }
+    builder
+        .unwrap_or_else(|| StackBuilder::new(0, Limits::default()))
+        .finish()
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Encodes a layer; `Ok(None)` when cancelled.

@@ -178,8 +178,17 @@ pub fn discard(request: RequestId, key: String) {
 /// with its history.
 pub fn restore(request: RequestId, key: String) {
     spawn_local(async move {
+        let started = crate::web::now_ms();
         match restore_files(request, &key).await {
-            Ok(layer) => send(&FromWorker::Opened { request, layer }, &[]),
+            Ok(layer) => send(
+                &FromWorker::Opened {
+                    request,
+                    layer,
+                    decoded_by: 0,
+                    open_ms: crate::web::now_ms() - started,
+                },
+                &[],
+            ),
             Err(e) => fail(request, e),
         }
     });

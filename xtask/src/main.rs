@@ -931,7 +931,16 @@ fn bench_browser() -> Result<()> {
             .env("NETS_WORKER_WASM_BYTES", nets_worker_wasm.to_string()),
     )?;
     print!("{out}");
-    update_benchmarks_md("browser-foundation", &out)
+    update_benchmarks_md("browser-foundation", &out)?;
+    step("browser benchmarks: parallel work (helper workers, cancel)");
+    let out = output(
+        cmd("node")
+            .arg("tests/e2e/bench_parallel.mjs")
+            .env("EMSTUDIO_URL", &url)
+            .env("CHROMIUM", &chromium),
+    )?;
+    print!("{out}");
+    update_benchmarks_md("browser-parallel", &out)
 }
 
 /// Replaces the block between `<!-- bench:NAME -->` markers in BENCHMARKS.md with the one

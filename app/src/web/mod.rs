@@ -156,6 +156,33 @@ fn edit_key(
     true
 }
 
+/// The header's note on parallel work: how many helper workers decode and filter, and whether
+/// Cancel reaches inside a running kernel (only when the page is cross-origin isolated).
+#[component]
+fn ParallelStatus() -> impl IntoView {
+    let p = worker_client::parallel();
+    let workers = match p.helpers {
+        0 => "no helper workers".to_string(),
+        1 => "1 helper worker".to_string(),
+        n => format!("{n} helper workers"),
+    };
+    let (text, title) = if p.isolated {
+        (
+            format!("{workers} · cross-origin isolated"),
+            "Stacks are decoded and filters run in parallel; Cancel stops even a running 3D step at once.",
+        )
+    } else {
+        (
+            format!("{workers} · not isolated: Cancel waits for a running 3D step"),
+            "This host sends no cross-origin isolation headers (COOP/COEP), so workers cannot share memory. Everything works; Cancel takes effect when the running 3D step (labelling, a 3D filter, evaluation) finishes. The companion sends the headers; on a static host the service worker adds them from the next visit.",
+        )
+    };
+    view! {
+        <span class="hint" data-testid="parallel-status" data-isolated=p.isolated.to_string()
+            data-helpers=p.helpers.to_string() title=title>{text}</span>
+    }
+}
+
 /// The whole page.
 #[component]
 fn App() -> impl IntoView {
@@ -223,6 +250,7 @@ fn App() -> impl IntoView {
                 <h1>"EM Studio"</h1>
                 <span class="hint" data-testid="opened">{move || state.opened.get().map(|o| o.name).unwrap_or_default()}</span>
                 <span class="grow"></span>
+                <ParallelStatus/>
                 <span class="hint" data-testid="worker-status">{move || if state.ready.get() { "worker ready" } else { "starting worker…" }}</span>
             </header>
             <aside class="side">

@@ -54,7 +54,7 @@ fn layer_row(state: AppState, l: LayerView) -> impl IntoView {
                 </label>
                 <button class="icon" title="Close layer" on:click=move |_| state.close_layer(id)>"×"</button>
             </div>
-            <div class="hint">{details}</div>
+            <div class="hint" data-testid="layer-details" title=l.opened_note.clone()>{details}</div>
             <label class="row">"Opacity"
                 <input type="range" min="0" max="100" data-testid="layer-opacity" prop:value=(l.opacity * 100.0).round().to_string()
                     on:input=move |ev| {
@@ -100,7 +100,7 @@ fn job_row(state: AppState, request: emstudio_protocol::RequestId, title: String
         <div class="job">
             <div class="job-title">{title}<span class="hint">{field(|j| format!(" {}", j.message))}</span></div>
             <progress data-testid="progress" max=field(|j| j.total.max(1).to_string()) value=field(|j| j.done.to_string())></progress>
-            <button on:click=move |_| worker_client::notify(&ToWorker::Cancel { request })>"Cancel"</button>
+            <button on:click=move |_| worker_client::cancel(request)>"Cancel"</button>
         </div>
     }
 }

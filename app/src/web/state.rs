@@ -6,6 +6,8 @@ use emstudio_protocol::{
     FromWorker, LayerId, LayerInfo, LayerKind, RequestId, StackSource, ToWorker,
 };
 use leptos::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
 /// A layer as the viewer shows it.
@@ -19,6 +21,8 @@ pub struct LayerView {
     pub opacity: f64,
     /// Labels: outlines only.
     pub outline: bool,
+    /// How it was opened ("opened in 0.8 s by 2 helper workers"); empty for computed layers.
+    pub opened_note: String,
 }
 
 /// A long-running request shown with a progress bar.
@@ -163,7 +167,7 @@ impl AppState {
         make: impl FnOnce(RequestId) -> ToWorker,
         attachments: &[JsValue],
         mut done: impl FnMut(FromWorker, Vec<JsValue>) + 'static,
-    ) {
+    ) -> Option<RequestId> {
         let state = *self;
         let result = worker_client::request(make, attachments, move |msg, att| match msg {
             FromWorker::Progress {
@@ -183,16 +187,22 @@ impl AppState {
             }
         });
         match result {
-            Ok(request) => self.jobs.update(|j| {
-                j.push(Job {
-                    request,
-                    title,
-                    done: 0,
-                    total: 0,
-                    message: String::new(),
-                })
-            }),
-            Err(e) => self.error(e),
+            Ok(request) => {
+                self.jobs.update(|j| {
+                    j.push(Job {
+                        request,
+                        title,
+                        done: 0,
+                        total: 0,
+                        message: String::new(),
+                    })
+                });
+                Some(request)
+            }
+            Err(e) => {
+                self.error(e);
+                None
+            }
         }
     }
 }
@@ -263,57 +273,142 @@ pub struct PendingLayer {
     pub voxel_size: Option<VoxelSize>,
 }
 
-/// Opens layers one after another (so progress reads naturally). With `replace`, what was
-/// open is closed once the first new layer has opened, so a folder that fails to open does
-/// not take the current data with it.
+/// Opens the layers all at once (the data worker and its helpers read them in parallel) and
+/// adds them in their order as they arrive. With `replace`, what was open is closed once the
+/// first new layer has opened, so a folder that fails to open does not take the current data
+/// with it. One failed layer does not stop the others (its error is shown); Cancel on any of
+/// them stops them all and keeps what was open before.
 pub fn open_layers(
     state: AppState,
     opened: Option<Opened>,
-    mut pending: Vec<PendingLayer>,
+    pending: Vec<PendingLayer>,
     replace: bool,
 ) {
-    pending.reverse();
-    let replacing = replace.then_some(Replacing { opened });
-    open_next(state, pending, replacing);
+    let group = Rc::new(RefCell::new(OpenGroup {
+        arrived: (0..pending.len()).map(|_| None).collect(),
+        next: 0,
+        requests: Vec::new(),
+        replacing: replace.then_some(Replacing { opened }),
+        cancelled: false,
+    }));
+    for (k, p) in pending.into_iter().enumerate() {
+        let title = format!("Opening {}", p.name);
+        let (name, kind, source, voxel_size) = (p.name.clone(), p.kind, p.source, p.voxel_size);
+        let g = group.clone();
+        let request = state.run_job(
+            title,
+            move |request| ToWorker::Open {
+                request,
+                kind,
+                name,
+                source,
+                voxel_size,
+            },
+            &p.files,
+            move |msg, _| {
+                let outcome = match msg {
+                    FromWorker::Opened {
+                        layer,
+                        decoded_by,
+                        open_ms,
+                        ..
+                    } => Arrival::Layer(layer, opened_note(decoded_by, open_ms)),
+                    FromWorker::Cancelled { .. } => {
+                        let others = {
+                            let mut g = g.borrow_mut();
+                            g.cancelled = true;
+                            g.requests.clone()
+                        };
+                        for r in others {
+                            worker_client::cancel(r);
+                        }
+                        Arrival::Nothing
+                    }
+                    _ => Arrival::Nothing,
+                };
+                g.borrow_mut().arrived[k] = Some(outcome);
+                flush_opened(state, &g);
+            },
+        );
+        match request {
+            Some(r) => group.borrow_mut().requests.push(r),
+            None => group.borrow_mut().arrived[k] = Some(Arrival::Nothing),
+        }
+    }
+}
+
+/// What came of opening one layer.
+enum Arrival {
+    /// The layer and how it was opened.
+    Layer(LayerInfo, String),
+    /// It failed (the error is shown) or was cancelled.
+    Nothing,
+}
+
+/// Layers being opened together.
+struct OpenGroup {
+    /// Per layer, in order: what came, once it came.
+    arrived: Vec<Option<Arrival>>,
+    /// The first layer not added yet.
+    next: usize,
+    /// The group's requests (to cancel them all).
+    requests: Vec<RequestId>,
+    /// What to close when the first layer arrives.
+    replacing: Option<Replacing>,
+    /// Cancel was pressed: layers still arriving are closed again.
+    cancelled: bool,
+}
+
+/// Adds the layers that arrived, in order, as far as nothing earlier is missing.
+fn flush_opened(state: AppState, group: &Rc<RefCell<OpenGroup>>) {
+    loop {
+        let (arrival, cancelled, replacing) = {
+            let mut g = group.borrow_mut();
+            let next = g.next;
+            let Some(slot) = g.arrived.get_mut(next) else {
+                return;
+            };
+            let Some(arrival) = slot.take() else { return };
+            *slot = Some(Arrival::Nothing);
+            g.next += 1;
+            let is_layer = matches!(arrival, Arrival::Layer(..));
+            let replacing = if is_layer && !g.cancelled {
+                g.replacing.take()
+            } else {
+                None
+            };
+            (arrival, g.cancelled, replacing)
+        };
+        let Arrival::Layer(layer, note) = arrival else {
+            continue;
+        };
+        if cancelled {
+            worker_client::notify(&ToWorker::Close { layer: layer.id });
+            continue;
+        }
+        if let Some(r) = replacing {
+            state.close_all();
+            state.opened.set(r.opened);
+        }
+        let id = layer.id;
+        add_layer(state, layer);
+        state.edit_layer(id, |l| l.opened_note = note);
+    }
+}
+
+/// "opened in 0.8 s by 2 helper workers" (or "… in the data worker" without helpers).
+fn opened_note(decoded_by: u32, open_ms: f64) -> String {
+    let by = match decoded_by {
+        0 => "in the data worker".to_string(),
+        1 => "by 1 helper worker".to_string(),
+        n => format!("by {n} helper workers"),
+    };
+    format!("opened in {:.1} s {by}", open_ms / 1000.0)
 }
 
 /// What to do when the first layer of a new dataset arrives.
 struct Replacing {
     opened: Option<Opened>,
-}
-
-fn open_next(state: AppState, mut pending: Vec<PendingLayer>, mut replacing: Option<Replacing>) {
-    let Some(p) = pending.pop() else { return };
-    let title = format!("Opening {}", p.name);
-    let (name, kind, source, voxel_size) = (p.name.clone(), p.kind, p.source, p.voxel_size);
-    state.run_job(
-        title,
-        move |request| ToWorker::Open {
-            request,
-            kind,
-            name,
-            source,
-            voxel_size,
-        },
-        &p.files,
-        move |msg, _| {
-            if let FromWorker::Opened { layer, .. } = &msg {
-                let layer = layer.clone();
-                if let Some(r) = replacing.take() {
-                    state.close_all();
-                    state.opened.set(r.opened);
-                }
-                add_layer(state, layer);
-            }
-            match msg {
-                // Cancel stops the whole open; what was open before stays.
-                FromWorker::Cancelled { .. } => {}
-                // Go on with the next layer even when one failed, so one bad folder does not
-                // hide the others; its error is already shown.
-                _ => open_next(state, std::mem::take(&mut pending), replacing.take()),
-            }
-        },
-    );
 }
 
 /// Adds a layer the user just computed: shown at once, whatever its kind. A new label-like
@@ -355,6 +450,7 @@ pub fn add_layer(state: AppState, layer: LayerInfo) {
         visible: layer.kind == LayerKind::Image || first_label,
         opacity: if layer.kind.is_labels() { 0.5 } else { 1.0 },
         outline: false,
+        opened_note: String::new(),
         info: layer,
     };
     let was_empty = existing.is_empty();

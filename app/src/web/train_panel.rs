@@ -230,7 +230,7 @@ pub fn TrainPanel() -> impl IntoView {
     };
     let cancel = move |_| {
         if let Some(r) = run.get_untracked() {
-            worker_client::notify(&ToWorker::Cancel { request: r.request });
+            worker_client::cancel(r.request);
         }
     };
     // The preview follows the slice on screen (and stops when switched off).

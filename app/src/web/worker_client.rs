@@ -21,6 +21,73 @@ struct Client {
 thread_local! {
     static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
     static EVENTS: RefCell<Option<EventHandler>> = const { RefCell::new(None) };
+    static BOARD: RefCell<Option<js_sys::Int32Array>> = const { RefCell::new(None) };
+}
+
+/// How the worker uses the machine: its helper workers and whether a running kernel can be
+/// cancelled at once (the page is cross-origin isolated, so the cancel board is shared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallel {
+    /// Helper workers for decoding and filtering (0: the data worker alone).
+    pub helpers: u32,
+    /// `crossOriginIsolated`: SharedArrayBuffer exists, cancel reaches inside kernels.
+    pub isolated: bool,
+}
+
+/// What this page asks for: `?workers=N` (0–16) in the page URL, else one helper per core.
+pub fn parallel() -> Parallel {
+    let window = web_sys::window();
+    let from_url = window
+        .as_ref()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("workers"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .map(|n| n.min(16));
+    let cores = window
+        .as_ref()
+        .map(|w| w.navigator().hardware_concurrency() as usize)
+        .unwrap_or(1);
+    let isolated = js_sys::Reflect::get(&js_sys::global(), &"crossOriginIsolated".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Parallel {
+        helpers: from_url.unwrap_or(emstudio_protocol::pool::default_helpers(cores) as u32),
+        isolated,
+    }
+}
+
+/// Tells the worker its helpers and, when the page is isolated, shares the cancel board.
+fn configure() {
+    let p = parallel();
+    let board = if p.isolated {
+        let sab = js_sys::SharedArrayBuffer::new(emstudio_protocol::CANCEL_SLOTS * 4);
+        BOARD.with(|b| *b.borrow_mut() = Some(js_sys::Int32Array::new(&sab)));
+        Some(JsValue::from(sab))
+    } else {
+        None
+    };
+    let msg = ToWorker::Configure {
+        helpers: p.helpers,
+        shared_cancel: board.is_some(),
+    };
+    with_client(|c| {
+        let attachments: Vec<JsValue> = board.into_iter().collect();
+        let _ = post(Target::Worker(&c.worker), &msg, &attachments);
+    });
+}
+
+/// Cancels a request: marks it on the shared board (seen inside a running kernel) and sends
+/// `Cancel` (seen between steps).
+pub fn cancel(request: RequestId) {
+    BOARD.with(|b| {
+        if let Some(board) = b.borrow().as_ref() {
+            let (slot, value) = emstudio_protocol::cancel_slot(request);
+            let _ = js_sys::Atomics::store(board, slot as u32, value);
+        }
+    });
+    notify(&ToWorker::Cancel { request });
 }
 
 /// Handles the worker's messages that answer no request (`Autosaved`).
@@ -45,12 +112,19 @@ pub fn start(
     });
     let err = on_error.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let fatal = js_sys::Reflect::get(&event.data(), &"fatal".into())
+            .ok()
+            .and_then(|f| f.as_string());
+        if let Some(reason) = fatal {
+            return err(format!("the worker could not load its module: {reason}"));
+        }
         let env = match receive::<FromWorker>(&event) {
             Ok(env) => env,
             Err(e) => return err(format!("worker sent a malformed message: {e}")),
         };
         if let FromWorker::Ready { version } = env.msg {
             if version == PROTOCOL_VERSION {
+                configure();
                 on_ready();
             } else {
                 err(format!(

@@ -175,6 +175,12 @@ pub fn decode_file(
     Ok(sink.slices)
 }
 
+/// The file's format from its magic number; [`StackError::WrongMagic`] names the file when it
+/// is neither PNG nor TIFF.
+pub fn detect_format(name: &str, bytes: &[u8]) -> Result<FileFormat, StackError> {
+    decode::detect(name, bytes)
+}
+
 /// Whether a name looks like a slice file: `.png`, `.tif` or `.tiff` (any case), not hidden.
 ///
 /// Only the part after the last `/` or `\` counts, so paths work too. Hidden files such as
@@ -281,6 +287,78 @@ impl StackBuilder {
         };
         let result = decode::decode_into(name, bytes, &limits, &mut sink);
         let written = sink.written;
+        self.settle(result, written)
+    }
+
+    /// Appends the pages of one file decoded elsewhere (a helper worker ran [`decode_file`] on
+    /// it), with the same checks as [`StackBuilder::push`]: every page must match the first
+    /// slice of the stack, and the whole stack must stay within the limits. `format` names the
+    /// file's format in errors ([`detect_format`]).
+    ///
+    /// ```
+    /// use emstudio_core::stack::{decode_file, detect_format, export, ExportOptions, Limits, StackBuilder};
+    /// use emstudio_core::{AnyVolume, Shape, Volume};
+    ///
+    /// let v = AnyVolume::U16(Volume::<u16>::new(Shape::new(3, 4, 5), 1).unwrap());
+    /// let files = export(&v, &ExportOptions::default()).unwrap();
+    /// let mut builder = StackBuilder::new(files.len(), Limits::default());
+    /// for (name, bytes) in &files {
+    ///     let format = detect_format(name, bytes).unwrap();
+    ///     let pages = decode_file(name, bytes, &Limits::default()).unwrap();
+    ///     builder.push_decoded(name, format, pages).unwrap();
+    /// }
+    /// assert_eq!(builder.finish().unwrap(), v);
+    /// ```
+    pub fn push_decoded(
+        &mut self,
+        name: &str,
+        format: FileFormat,
+        pages: Vec<DecodedSlice>,
+    ) -> Result<(), StackError> {
+        let count = pages.len();
+        let mut sink = BuilderSink {
+            builder: self,
+            name,
+            format,
+            written: 0,
+        };
+        let mut result = Ok(());
+        for (index, page) in pages.into_iter().enumerate() {
+            let expected = page.width * page.height * page.channels;
+            if page.pixels.len() != expected {
+                result = Err(StackError::Corrupt {
+                    file: name.to_string(),
+                    format,
+                    detail: format!(
+                        "page {index} has {} samples, {}×{}×{} expected",
+                        page.pixels.len(),
+                        page.width,
+                        page.height,
+                        page.channels
+                    ),
+                });
+                break;
+            }
+            let info = PageInfo {
+                width: page.width,
+                height: page.height,
+                channels: page.channels,
+                dtype: page.pixels.dtype(),
+            };
+            if let Err(e) = sink
+                .header(index, count, &info)
+                .and_then(|()| sink.pixels(index, page))
+            {
+                result = Err(e);
+                break;
+            }
+        }
+        let written = sink.written;
+        self.settle(result, written)
+    }
+
+    /// Counts a pushed file, or undoes the start of a stack whose first file failed.
+    fn settle(&mut self, result: Result<(), StackError>, written: usize) -> Result<(), StackError> {
         match result {
             Ok(()) => {
                 if let Some(p) = self.stack.as_mut() {
@@ -606,6 +684,63 @@ mod tests {
         ] {
             assert!(!is_stack_file_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn decoded_pages_are_checked_like_pushed_files() {
+        let slice = |w: usize, h: usize, pixels: PixelData| DecodedSlice {
+            width: w,
+            height: h,
+            channels: 1,
+            pixels,
+        };
+        let mut b = StackBuilder::new(3, Limits::default());
+        b.push_decoded(
+            "a.png",
+            FileFormat::Png,
+            vec![slice(2, 2, PixelData::U8(vec![1; 4]))],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let wrong_size = b
+            .push_decoded(
+                "b.png",
+                FileFormat::Png,
+                vec![slice(3, 2, PixelData::U8(vec![1; 6]))],
+            )
+            .map(|()| "accepted".to_string())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            wrong_size.contains("b.png") && wrong_size.contains("a.png"),
+            "{wrong_size}"
+        );
+        let wrong_type = b
+            .push_decoded(
+                "c.tif",
+                FileFormat::Tiff,
+                vec![slice(2, 2, PixelData::U16(vec![1; 4]))],
+            )
+            .map(|()| "accepted".to_string())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(wrong_type.contains("c.tif"), "{wrong_type}");
+        let short = b
+            .push_decoded(
+                "d.png",
+                FileFormat::Png,
+                vec![slice(2, 2, PixelData::U8(vec![1; 3]))],
+            )
+            .map(|()| "accepted".to_string())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            short.contains("d.png") && short.contains("3 samples"),
+            "{short}"
+        );
+        b.push_decoded(
+            "e.png",
+            FileFormat::Png,
+            vec![slice(2, 2, PixelData::U8(vec![7; 4]))],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.slices(), 2);
     }
 
     #[test]

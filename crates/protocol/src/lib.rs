@@ -24,9 +24,28 @@ use emstudio_core::{DType, Shape, VoxelSize};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub mod nets;
+pub mod pool;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 9;
+pub const PROTOCOL_VERSION: u8 = 10;
+
+/// Slots of the shared cancel board ([`ToWorker::Configure`]).
+pub const CANCEL_SLOTS: u32 = 64;
+
+/// The board slot of `request` and the value written there when it is cancelled (the id's
+/// bits as an `i32`, never 0, which marks an empty slot: request ids start at 1).
+///
+/// ```
+/// use emstudio_protocol::{cancel_slot, RequestId, CANCEL_SLOTS};
+/// assert_eq!(cancel_slot(RequestId(65)), (1, 65));
+/// assert_eq!(cancel_slot(RequestId(u32::MAX)).0, (u32::MAX % CANCEL_SLOTS) as usize);
+/// ```
+pub fn cancel_slot(request: RequestId) -> (usize, i32) {
+    (
+        (request.0 % CANCEL_SLOTS) as usize,
+        i32::from_ne_bytes(request.0.to_ne_bytes()),
+    )
+}
 
 /// Identifies one request and all replies to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -316,6 +335,18 @@ pub enum ToWorker {
         /// Which layer.
         layer: LayerId,
     },
+    /// How the worker may use the machine, sent once after `Ready`: the number of helper
+    /// workers for parallel decoding and filtering (0: everything in the data worker), and
+    /// whether a shared cancel board is attached (a `SharedArrayBuffer` of
+    /// [`CANCEL_SLOTS`] `i32`s, only when the page is cross-origin isolated). The app writes a
+    /// cancelled request's id into slot `id % CANCEL_SLOTS` (see [`cancel_slot`]), so a kernel
+    /// that runs without yielding sees it at its next progress report.
+    Configure {
+        /// Helper workers to start on first use.
+        helpers: u32,
+        /// Whether the cancel board is the one attachment.
+        shared_cancel: bool,
+    },
     /// Stop a running request; it ends with `Cancelled`.
     Cancel {
         /// The request to stop.
@@ -564,6 +595,10 @@ pub enum FromWorker {
         request: RequestId,
         /// The new layer.
         layer: LayerInfo,
+        /// Helper workers that read and decoded its files (0: the data worker alone).
+        decoded_by: u32,
+        /// Milliseconds from the request to the assembled stack.
+        open_ms: f64,
     },
     /// A computation made a new layer.
     LayerCreated {

@@ -1,0 +1,105 @@
+//! A helper worker's loop: this module started under the worker name
+//! [`emstudio_protocol::pool::HELPER_NAME`] answers decode and filter jobs
+//! ([`emstudio_protocol::pool::ToHelper`]) with the platform-free functions of
+//! [`crate::pool`], one reply per job, and holds no layers.
+
+use crate::pool::{decode_job, f32_bytes, filter_job, page_bytes, page_shape, slab_from_bytes};
+use crate::web::{fetch_buffer, read_attached};
+use emstudio_protocol::pool::{FromHelper, ToHelper};
+use emstudio_protocol::PROTOCOL_VERSION;
+use emstudio_webmsg::glue::scope;
+use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::MessageEvent;
+
+fn reply(msg: &FromHelper, buffers: &[JsValue]) {
+    if let Err(e) = post(Target::Scope(&scope()), msg, buffers) {
+        web_sys::console::error_2(&"emstudio helper: could not post a reply".into(), &e);
+    }
+}
+
+/// Listens for jobs and says `Ready`.
+pub(crate) fn start() {
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        match receive::<ToHelper>(&event) {
+            Ok(env) => spawn_local(run(env.msg, env.attachments)),
+            Err(e) => web_sys::console::error_1(&format!("emstudio helper: {e}").into()),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    reply(
+        &FromHelper::Ready {
+            version: PROTOCOL_VERSION,
+        },
+        &[],
+    );
+}
+
+async fn run(msg: ToHelper, attachments: Vec<JsValue>) {
+    match msg {
+        ToHelper::Decode {
+            job,
+            name,
+            url,
+            limits,
+        } => {
+            let read = match (&url, attachments.first()) {
+                (Some(url), _) => fetch_buffer(url).await,
+                (None, Some(file)) => read_attached(file).await,
+                (None, None) => Err("the file was not attached".to_string()),
+            };
+            let bytes = match read {
+                Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
+                Err(e) => {
+                    let error = format!("{name}: could not read the file ({e})");
+                    return reply(&FromHelper::Failed { job, error }, &[]);
+                }
+            };
+            match decode_job(&name, &bytes, &limits) {
+                Ok((format, pages)) => {
+                    let shapes = pages.iter().map(page_shape).collect();
+                    let buffers: Vec<JsValue> = pages
+                        .iter()
+                        .map(|p| to_buffer(&page_bytes(&p.pixels)))
+                        .collect();
+                    reply(
+                        &FromHelper::Decoded {
+                            job,
+                            format,
+                            pages: shapes,
+                        },
+                        &buffers,
+                    );
+                }
+                Err(error) => reply(&FromHelper::Failed { job, error }, &[]),
+            }
+        }
+        ToHelper::Filter {
+            job,
+            pipeline_json,
+            depth,
+            height,
+            width,
+        } => {
+            let result = attachments
+                .first()
+                .and_then(buffer_bytes)
+                .ok_or_else(|| "the slab was not attached".to_string())
+                .and_then(|bytes| slab_from_bytes(&bytes, depth, height, width))
+                .and_then(|slab| filter_job(&pipeline_json, slab.view()));
+            match result {
+                Ok(out) => {
+                    let values = out
+                        .as_slice()
+                        .map(f32_bytes)
+                        .unwrap_or_else(|| f32_bytes(&out.iter().copied().collect::<Vec<f32>>()));
+                    reply(&FromHelper::Filtered { job }, &[to_buffer(&values)]);
+                }
+                Err(error) => reply(&FromHelper::Failed { job, error }, &[]),
+            }
+        }
+    }
+}
