@@ -174,10 +174,7 @@ impl FilterJob {
 
     /// The layer's `f32` values of the next slab and its slices, or `None` when every slab was
     /// handed out.
-    pub fn next_slab(
-        &mut self,
-        ws: &Workspace,
-    ) -> Result<Option<Slab>, ComputeError> {
+    pub fn next_slab(&mut self, ws: &Workspace) -> Result<Option<Slab>, ComputeError> {
         if self.next_z >= self.shape.z {
             return Ok(None);
         }

@@ -602,7 +602,6 @@ async fn open(
             return Ok(volume.map(|v| (v, pool.size() as u32)));
         }
     }
-    let total = order.len() as u64;
     // Made at the first file, so the memory left is measured after any stack opened beside this
     // one has allocated (opens of a dataset's layers run at the same time).
     let mut builder: Option<StackBuilder> = None;
@@ -611,9 +610,7 @@ async fn open(
         .take(READ_AHEAD)
         .map(|&i| start_read(&source, &attachments, i))
         .collect();
-    // Each message and each yield costs the worker a few milliseconds when its module is large
-    // (BENCHMARKS.md), so both happen at most every `TURN_MS`, not per file.
-    let mut last_turn = now_ms();
+    let mut turns = OpenTurns::new(request, layer_name, order.len());
     for (done, &i) in order.iter().enumerate() {
         if take_cancelled(request) {
             return Ok(None);
@@ -633,24 +630,54 @@ async fn open(
             .get_or_insert_with(|| StackBuilder::new(order.len(), browser_stack_limits()))
             .push(name, &bytes)
             .map_err(|e| e.to_string())?;
-        if now_ms() - last_turn >= TURN_MS || done + 1 == order.len() {
+        turns.file_done(done, name).await;
+    }
+    finish_stack(builder).map(|v| Some((v, 0)))
+}
+
+/// Progress of an open, sent (and the event loop let in) at most every [`TURN_MS`]: each
+/// message and each yield costs the worker a few milliseconds when its module is large
+/// (BENCHMARKS.md).
+struct OpenTurns<'a> {
+    request: RequestId,
+    layer_name: &'a str,
+    total: usize,
+    last_turn: f64,
+}
+
+impl<'a> OpenTurns<'a> {
+    fn new(request: RequestId, layer_name: &'a str, total: usize) -> Self {
+        Self {
+            request,
+            layer_name,
+            total,
+            last_turn: now_ms(),
+        }
+    }
+
+    /// File `done` (0-based, in stack order) was added to the stack.
+    async fn file_done(&mut self, done: usize, name: &str) {
+        if now_ms() - self.last_turn >= TURN_MS || done + 1 == self.total {
             send(
                 &FromWorker::Progress {
-                    request,
+                    request: self.request,
                     done: done as u64 + 1,
-                    total,
-                    message: format!("{layer_name}: read {name}"),
+                    total: self.total as u64,
+                    message: format!("{}: read {name}", self.layer_name),
                 },
                 &[],
             );
             yield_now().await;
-            last_turn = now_ms();
+            self.last_turn = now_ms();
         }
     }
+}
+
+/// The assembled stack (the builder is made at the first file; none means no file came).
+fn finish_stack(builder: Option<StackBuilder>) -> Result<emstudio_core::AnyVolume, String> {
     builder
         .unwrap_or_else(|| StackBuilder::new(0, Limits::default()))
         .finish()
-        .map(|v| Some((v, 0)))
         .map_err(|e| e.to_string())
 }
 
@@ -706,7 +733,7 @@ async fn open_in_pool(
     let mut jobs: std::collections::VecDeque<js_sys::Promise> = (0..count.min(window))
         .map(|k| files.submit(pool, k, limits))
         .collect();
-    let mut last_turn = now_ms();
+    let mut turns = OpenTurns::new(request, layer_name, count);
     for k in 0..count {
         if take_cancelled(request) {
             return Ok(None);
@@ -744,25 +771,9 @@ async fn open_in_pool(
             FromHelper::Failed { error, .. } => return Err(error),
             other => return Err(format!("{name}: a helper answered {other:?}")),
         }
-        if now_ms() - last_turn >= TURN_MS || k + 1 == count {
-            send(
-                &FromWorker::Progress {
-                    request,
-                    done: k as u64 + 1,
-                    total: count as u64,
-                    message: format!("{layer_name}: read {name}"),
-                },
-                &[],
-            );
-            yield_now().await;
-            last_turn = now_ms();
-        }
+        turns.file_done(k, name).await;
     }
-    builder
-        .unwrap_or_else(|| StackBuilder::new(0, Limits::default()))
-        .finish()
-        .map(Some)
-        .map_err(|e| e.to_string())
+    finish_stack(builder).map(Some)
 }
 
 /// Encodes a layer; `Ok(None)` when cancelled.
