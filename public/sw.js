@@ -41,11 +41,14 @@ function storedOnFirstUse(path) {
 }
 
 // Cross-origin isolation for hosts that cannot send headers (GitHub Pages, a plain file
-// server): every response this worker serves carries COOP and COEP, so from the visit after
+// server): the pages and worker scripts this worker serves carry COOP and COEP, so from the visit after
 // the one that installed it the page is isolated and its workers can share memory (the cancel
 // board that stops a running 3D step). Everything the app loads is same-origin.
-function isolated(response) {
-  if (!response || response.type === "opaque" || response.status === 0) return response;
+// Only pages and worker scripts need the headers; data (the 30 MB network worker's wasm
+// among it) passes untouched.
+function isolated(request, response) {
+  const needs = request.mode === "navigate" || request.destination === "worker" || request.destination === "script";
+  if (!needs || !response || response.type === "opaque" || response.status === 0) return response;
   const headers = new Headers(response.headers);
   headers.set("Cross-Origin-Opener-Policy", "same-origin");
   headers.set("Cross-Origin-Embedder-Policy", "require-corp");
@@ -64,12 +67,14 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(
     caches.open(CACHE).then(async (cache) => {
       const hit = await cache.match(key, { ignoreSearch: request.mode === "navigate" });
-      if (hit) return isolated(hit);
+      if (hit) return isolated(request, hit);
       const response = await fetch(request);
       if (response.ok && response.status === 200 && storedOnFirstUse(path)) {
-        await cache.put(key, response.clone());
+        // A full disk (the browser refuses to store) must not fail the request itself: the
+        // file is then only not kept offline.
+        await cache.put(key, response.clone()).catch((e) => console.warn(`EM Studio could not keep ${path} offline: ${e}`));
       }
-      return isolated(response);
+      return isolated(request, response);
     }),
   );
 });
