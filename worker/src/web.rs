@@ -385,12 +385,24 @@ async fn apply_filters(
     let pipeline = compute::parse_pipeline(pipeline_json)?;
     let mut job = WORKSPACE.with(|w| FilterJob::new(&w.borrow(), layer, pipeline))?;
     let steps = job.describe();
+    let mut progress = progress_sender(request, format!("filtering: {steps}"));
     if job.per_slice() && job.done_of().1 > 1 {
-        if let Some(pool) = web_pool::pool().await {
-            return filter_in_pool(&pool, request, job, steps).await;
+        // The first slab runs here and is timed: a pipeline cheaper than copying its slabs to a
+        // helper and back stays here.
+        yield_now().await;
+        let started = now_ms();
+        let more = WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))?;
+        let voxels = job.done_of().0 * job.shape().slice_len();
+        let ms_per_megavoxel = (now_ms() - started) / (voxels.max(1) as f64 / 1e6);
+        if !more {
+            return Ok((job.finish(), steps));
+        }
+        if ms_per_megavoxel >= POOL_MIN_MS_PER_MEGAVOXEL {
+            if let Some(pool) = web_pool::pool().await {
+                return filter_in_pool(&pool, request, job, steps).await;
+            }
         }
     }
-    let mut progress = progress_sender(request, format!("filtering: {steps}"));
     loop {
         yield_now().await;
         if take_cancelled(request) {
@@ -401,6 +413,12 @@ async fn apply_filters(
         }
     }
 }
+
+/// Below this cost a per-slice pipeline stays in the data worker: sending a slab to a helper
+/// and back costs about 5–8 ms per million voxels on a 2-core laptop-class machine
+/// (BENCHMARKS.md, "Parallel work in the browser": a Gaussian at ~10 ms per megavoxel got
+/// slower in the pool, a 7×7 median at ~40 got faster).
+const POOL_MIN_MS_PER_MEGAVOXEL: f64 = 20.0;
 
 /// [`apply_filters`] with the pool: slabs go to the helpers, a window of them in flight, and
 /// are stored as they come back; `Cancel` is seen between slabs.
@@ -416,7 +434,7 @@ async fn filter_in_pool(
     let window = pool.size() * 2;
     let mut in_flight = std::collections::VecDeque::new();
     let mut progress = progress_sender(request, format!("filtering: {steps}"));
-    let mut done = 0u64;
+    let mut done = job.done_of().0 as u64;
     loop {
         while in_flight.len() < window {
             let Some((zs, input)) = WORKSPACE.with(|w| job.next_slab(&w.borrow()))? else {
