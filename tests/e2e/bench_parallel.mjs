@@ -4,7 +4,7 @@
 // through the shared cancel board. Run by `cargo xtask bench browser` after bench.mjs, against
 // the companion (cross-origin isolated), with ../shared/data.
 import os from "node:os";
-import { launch, waitShown, waitIdle, URL_ } from "./lib.mjs";
+import { launch, waitShown, waitIdle, addFilter, filterTheImage, cancelA3dMedian, URL_ } from "./lib.mjs";
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const WORKERS = [0, 1, 2, 4];
@@ -55,11 +55,6 @@ async function timeNativeDecode(context, id) {
   return ms;
 }
 
-async function addFilter(page, label) {
-  await page.getByTestId("filter-add-choice").selectOption({ label });
-  await page.getByTestId("filter-add").click();
-}
-
 // A per-slice filter over flyem-medulla-fib's image (250 × 250²): the worker's compute time.
 async function timeFilter(context, workers, label, params) {
   const page = await appWith(context, workers);
@@ -74,8 +69,7 @@ async function timeFilter(context, workers, label, params) {
         await page.getByTestId(id).dispatchEvent("change");
       }
     }
-    const sources = await page.getByTestId("filters-source").locator("option").allTextContents();
-    await page.getByTestId("filters-source").selectOption({ label: sources.find((t) => /(^|\/)image$/.test(t)) });
+    await filterTheImage(page);
     await page.getByTestId("filters-apply").click();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, 3 + run, { timeout: 300000 });
     await waitIdle(page, 300000);
@@ -90,27 +84,9 @@ async function cancelLatency(context) {
   const page = await appWith(context, 2);
   await openOnce(page, "flyem-medulla-fib", 2);
   const isolated = await page.evaluate(() => self.crossOriginIsolated);
-  await page.getByTestId("tab-filters").click();
-  await addFilter(page, "Median");
-  await page.getByTestId("filter-3d").check();
-  for (const i of [0, 1, 2]) {
-    await page.getByTestId(`param-size-${i}`).fill("15");
-    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
-  }
-  const sources = await page.getByTestId("filters-source").locator("option").allTextContents();
-  await page.getByTestId("filters-source").selectOption({ label: sources.find((t) => /(^|\/)image$/.test(t)) });
-  const t0 = Date.now();
-  await page.getByTestId("filters-apply").click();
-  await page.waitForFunction(() => Number(document.querySelector("[data-testid=progress]")?.getAttribute("value") || 0) > 0, null, { timeout: 60000 });
-  const progress = page.getByTestId("progress").first();
-  const fraction = Number(await progress.getAttribute("value")) / Number(await progress.getAttribute("max"));
-  const ran = Date.now() - t0;
-  const t1 = Date.now();
-  await page.locator(".job button").first().click();
-  await waitIdle(page, 300000);
-  const stop = Date.now() - t1;
+  const { fraction, ranMs, stopMs } = await cancelA3dMedian(page, 15);
   await page.close();
-  return { isolated, stop, rest: ran / Math.max(fraction, 1e-3) - ran };
+  return { isolated, stop: stopMs, rest: ranMs / Math.max(fraction, 1e-3) - ranMs };
 }
 
 const context = await launch();

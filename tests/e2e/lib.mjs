@@ -218,3 +218,40 @@ export function bestThresholdIoU(image, truth, pixels) {
   }
   return best;
 }
+
+// Filters panel: adds a step by its label in the menu ("Median", "Gaussian blur").
+export async function addFilter(page, label) {
+  const options = await page.getByTestId("filter-add-choice").locator("option").allTextContents();
+  await page.getByTestId("filter-add-choice").selectOption(String(options.indexOf(label)));
+  await page.getByTestId("filter-add").click();
+}
+
+// Filters panel: picks the dataset's image layer as the source.
+export async function filterTheImage(page) {
+  const sources = await page.getByTestId("filters-source").locator("option").allTextContents();
+  await page.getByTestId("filters-source").selectOption({ label: sources.find((t) => /(^|\/)image$/.test(t)) });
+}
+
+// Starts a 3D median (a size³ window, one synchronous kernel) over the image layer, presses
+// Cancel once its progress shows and waits until the job is gone: how far it had got, how long
+// it had run and how soon it stopped after Cancel (ms).
+export async function cancelA3dMedian(page, size = 15) {
+  await page.getByTestId("tab-filters").click();
+  await addFilter(page, "Median");
+  await page.getByTestId("filter-3d").check();
+  for (const i of [0, 1, 2]) {
+    await page.getByTestId(`param-size-${i}`).fill(String(size));
+    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
+  }
+  await filterTheImage(page);
+  const started = Date.now();
+  await page.getByTestId("filters-apply").click();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=progress]")?.getAttribute("value") || 0) > 0, null, { timeout: 60000 });
+  const progress = page.getByTestId("progress").first();
+  const fraction = Number(await progress.getAttribute("value")) / Number(await progress.getAttribute("max"));
+  const ranMs = Date.now() - started;
+  const cancelAt = Date.now();
+  await page.locator(".job button").first().click();
+  await waitIdle(page, 300000);
+  return { fraction, ranMs, stopMs: Date.now() - cancelAt };
+}

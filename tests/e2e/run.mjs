@@ -5,7 +5,7 @@ import fs from "node:fs";
 import zlib from "node:zlib";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { launch, openApp, waitShown, waitIdle, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, URL_, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
+import { launch, openApp, waitShown, waitIdle, addFilter, cancelA3dMedian, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, URL_, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -345,12 +345,6 @@ function crc32(buf) {
 
 // ---- Filters, Postprocess, Evaluate (issue 3) ----
 
-async function addFilter(page, label) {
-  const options = await page.getByTestId("filter-add-choice").locator("option").allTextContents();
-  await page.getByTestId("filter-add-choice").selectOption(String(options.indexOf(label)));
-  await page.getByTestId("filter-add").click();
-}
-
 async function stepNames(page) {
   return await page.$$eval("[data-testid=filter-step] .step-name", (els) => els.map((e) => e.textContent));
 }
@@ -504,28 +498,8 @@ test("parallel work: helper workers open and filter a stack with the same pixels
   // cancel board within a plane, long before it would end.
   await page.getByTestId("tab-filters").click();
   await page.getByTestId("filter-remove").first().click();
-  await addFilter(page, "Median");
-  await page.getByTestId("filter-3d").check();
-  for (const i of [0, 1, 2]) {
-    await page.getByTestId(`param-size-${i}`).fill("15");
-    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
-  }
   const layersBefore = (await layerNames(page)).length;
-  const sources = await page.getByTestId("filters-source").locator("option").allTextContents();
-  await page.getByTestId("filters-source").selectOption({ label: sources.find((t) => /(^|\/)image$/.test(t)) });
-  await page.getByTestId("filters-apply").click();
-  const started = Date.now();
-  await page.waitForFunction(() => {
-    const p = document.querySelector("[data-testid=progress]");
-    return p && Number(p.getAttribute("value")) > 0;
-  }, null, { timeout: 60000 });
-  const progress = await page.getByTestId("progress").first();
-  const fraction = Number(await progress.getAttribute("value")) / Number(await progress.getAttribute("max"));
-  const ranMs = Date.now() - started;
-  const cancelAt = Date.now();
-  await page.locator(".job button").first().click();
-  await waitIdle(page, 60000);
-  const stopMs = Date.now() - cancelAt;
+  const { fraction, ranMs, stopMs } = await cancelA3dMedian(page, 15);
   const wholeMs = ranMs / Math.max(fraction, 1e-3);
   assert.ok(fraction < 0.5, `cancelled at ${(fraction * 100).toFixed(0)} %`);
   assert.ok(stopMs < Math.min(3000, (wholeMs - ranMs) / 3), `stopped ${stopMs} ms after Cancel; the rest would take about ${(wholeMs - ranMs).toFixed(0)} ms`);

@@ -13,6 +13,8 @@ use emstudio_core::stack::{
     decode_file, detect_format, DecodedSlice, FileFormat, Limits, PixelData,
 };
 use emstudio_core::DType;
+
+use emstudio_protocol::nets::{f32_bytes, plane_f32, plane_u32, u32_bytes, Plane};
 use emstudio_protocol::pool::PageShape;
 use ndarray::{Array3, ArrayView3};
 
@@ -37,13 +39,13 @@ pub fn page_shape(page: &DecodedSlice) -> PageShape {
     }
 }
 
-/// A page's samples as little-endian bytes.
+/// A page's samples as little-endian bytes (32-bit samples as the network worker's planes).
 pub fn page_bytes(pixels: &PixelData) -> Vec<u8> {
     match pixels {
         PixelData::U8(v) => v.clone(),
         PixelData::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PixelData::U32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PixelData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PixelData::U32(v) => u32_bytes(v),
+        PixelData::F32(v) => f32_bytes(v),
     }
 }
 
@@ -77,18 +79,12 @@ pub fn page_from_bytes(name: &str, shape: PageShape, bytes: &[u8]) -> Result<Dec
                 .map(|c| u16::from_le_bytes([c[0], c[1]]))
                 .collect(),
         ),
-        DType::U32 => PixelData::U32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        DType::F32 => PixelData::F32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
+        DType::U32 => {
+            PixelData::U32(plane_u32(name, plane(samples), bytes).map_err(|e| e.to_string())?)
+        }
+        DType::F32 => {
+            PixelData::F32(plane_f32(name, plane(samples), bytes).map_err(|e| e.to_string())?)
+        }
     };
     Ok(DecodedSlice {
         width: shape.width,
@@ -96,11 +92,6 @@ pub fn page_from_bytes(name: &str, shape: PageShape, bytes: &[u8]) -> Result<Dec
         channels: shape.channels,
         pixels,
     })
-}
-
-/// `f32` samples as little-endian bytes (a slab on its way to or from a helper).
-pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// A `depth × height × width` slab from little-endian `f32` bytes; the size must match.
@@ -120,12 +111,13 @@ pub fn slab_from_bytes(
                 bytes.len()
             )
         })?;
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    debug_assert_eq!(values.len(), n);
+    let values = plane_f32("slab", plane(n), bytes).map_err(|e| e.to_string())?;
     Array3::from_shape_vec((depth, height, width), values).map_err(|e| e.to_string())
+}
+
+/// `n` samples as one flat plane (the size checks of [`plane_f32`] and [`plane_u32`]).
+fn plane(n: usize) -> Plane {
+    Plane::single(1, n)
 }
 
 /// Filters a slab as a helper does (no progress: the data worker reports per slab).

@@ -442,8 +442,10 @@ async fn filter_in_pool(
             };
             let (depth, height, width) = input.dim();
             let bytes = match input.as_slice() {
-                Some(values) => crate::pool::f32_bytes(values),
-                None => crate::pool::f32_bytes(&input.iter().copied().collect::<Vec<f32>>()),
+                Some(values) => emstudio_protocol::nets::f32_bytes(values),
+                None => {
+                    emstudio_protocol::nets::f32_bytes(&input.iter().copied().collect::<Vec<f32>>())
+                }
             };
             let promise = pool.submit(
                 |job| ToHelper::Filter {

@@ -3,8 +3,9 @@
 //! ([`emstudio_protocol::pool::ToHelper`]) with the platform-free functions of
 //! [`crate::pool`], one reply per job, and holds no layers.
 
-use crate::pool::{decode_job, f32_bytes, filter_job, page_bytes, page_shape, slab_from_bytes};
+use crate::pool::{decode_job, filter_job, page_bytes, page_shape, slab_from_bytes};
 use crate::web::{fetch_buffer, read_attached};
+use emstudio_protocol::nets::f32_bytes;
 use emstudio_protocol::pool::{FromHelper, ToHelper};
 use emstudio_protocol::PROTOCOL_VERSION;
 use emstudio_webmsg::glue::scope;
