@@ -1,6 +1,7 @@
 // Network worker bootstrap (started by the data worker on the first network request): loads
-// the network worker's wasm module; it posts `Ready` when it listens. A module that cannot be
-// loaded is reported to the data worker as `{ fatal }` (a rejected promise in a worker reaches
-// no error handler of its parent).
+// the network worker's wasm module; it posts `Ready` when it listens. The same script starts
+// the network worker's CPU helpers (worker name "emstudio-nets-helper"; see boot.js).
 import init from "./emstudio_nets_worker.js";
-init().catch((e) => self.postMessage({ fatal: String(e && e.message ? e.message : e) }));
+import { boot } from "./boot.js";
+
+boot(init, "emstudio-nets-helper");

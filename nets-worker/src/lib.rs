@@ -6,8 +6,9 @@
 //! and every trip through JavaScript costs a module that size milliseconds (BENCHMARKS.md).
 //! It holds no layers: the data worker sends the slices each job needs and gets predicted
 //! slices back (`emstudio_protocol::nets`). [`jobs`] (training and inference on slices) is
-//! platform-free and tested natively; `web` is the browser loop and `web_gpu` picks the device
-//! (WebGPU or the CPU).
+//! platform-free and tested natively; `web` is the browser loop, `web_gpu` picks the device
+//! (WebGPU or the CPU), and on the CPU `web_pool` shares each slice's tiles with helper
+//! instances of this module (`web_helper`), one per core.
 
 pub mod jobs;
 
@@ -18,3 +19,7 @@ pub use emstudio_nets::Device;
 mod web;
 #[cfg(target_arch = "wasm32")]
 mod web_gpu;
+#[cfg(target_arch = "wasm32")]
+mod web_helper;
+#[cfg(target_arch = "wasm32")]
+mod web_pool;

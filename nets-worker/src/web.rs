@@ -5,19 +5,24 @@
 //! module this size pays several milliseconds for each trip through JavaScript, so the
 //! training loop yields to the event loop at most every [`TURN_MS`], not every step.
 
-use crate::jobs::{cpu_description, InferEngine, LabelledSlice, Prediction, TrainData, TrainJob};
-use crate::web_gpu;
+use crate::jobs::{
+    cpu_description_for, cpu_description_shared, InferEngine, LabelledSlice, Prediction, TrainData,
+    TrainJob,
+};
+use crate::{web_gpu, web_pool};
 use emstudio_nets::train::GPU_LOSS_READ_EVERY;
 use emstudio_nets::Device;
 use emstudio_protocol::nets::{
     f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets,
 };
+use emstudio_protocol::nets::{ToNetsHelper, NETS_HELPER_NAME};
 use emstudio_protocol::{FromWorker, NetDevice, RequestId, TrainControl, PROTOCOL_VERSION};
 use emstudio_webmsg::glue::{image_bitmap, scope, sleep_ms, yield_now};
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
 use ndarray::{Array2, Array3};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -42,10 +47,12 @@ struct Steering {
     preview_now: bool,
 }
 
-/// A loaded model and the device it runs on (taken out while a slice runs).
+/// A loaded model and the device it runs on (taken out while a slice runs), and the CPU
+/// helpers that loaded it too.
 struct Inference {
     engine: Option<InferEngine>,
     device: Device,
+    helpers: Option<Rc<web_pool::Pool>>,
 }
 
 fn send(msg: &FromNets, buffers: &[JsValue]) {
@@ -70,6 +77,9 @@ fn now_ms() -> f64 {
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    if scope().name() == NETS_HELPER_NAME {
+        return crate::web_helper::start();
+    }
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match receive::<ToNets>(&event) {
             Ok(env) => handle(env.msg, env.attachments),
@@ -144,7 +154,7 @@ fn train_data(
 
 fn handle(msg: ToNets, attachments: Vec<JsValue>) {
     match msg {
-        ToNets::ProbeDevices { request } => spawn_local(async move {
+        ToNets::ProbeDevices { request, helpers } => spawn_local(async move {
             let (gpu, gpu_missing) = match web_gpu::gpu().await {
                 Ok((_, info)) => (Some(info), None),
                 Err(e) => (None, Some(e)),
@@ -154,7 +164,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                     request,
                     gpu,
                     gpu_missing,
-                    cpu: cpu_description(),
+                    cpu: cpu_description_for(helpers as usize),
                 },
                 &[],
             );
@@ -246,6 +256,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
             request,
             device,
             views,
+            helpers,
         } => {
             let model = attachment(&attachments, 0, "model");
             spawn_local(async move {
@@ -261,13 +272,23 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                     .map(|engine| engine.with_views(views.into()))
                 {
                     Ok(engine) => {
+                        // On the CPU the tiles are shared with helpers, one per core.
+                        let on_cpu = chosen.max_binding.is_none();
+                        let pool = match on_cpu && helpers > 0 {
+                            true => web_pool::load(request, &model, helpers as usize).await,
+                            false => None,
+                        };
+                        let description = match &pool {
+                            Some(p) => cpu_description_shared(p.size()),
+                            None => chosen.description.clone(),
+                        };
                         let header = engine.header();
                         let ready = FromNets::InferReady {
                             request,
                             arch: header.arch.name().to_string(),
                             steps: header.provenance.steps,
                             classes: engine.classes(),
-                            device: chosen.description.clone(),
+                            device: description,
                         };
                         INFERRING.with(|i| {
                             i.borrow_mut().insert(
@@ -275,6 +296,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                                 Inference {
                                     engine: Some(engine),
                                     device: chosen.device,
+                                    helpers: pool,
                                 },
                             )
                         });
@@ -296,21 +318,39 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                     Err(e) => return fail(request, e),
                 };
                 let taken = INFERRING.with(|i| {
-                    i.borrow_mut()
-                        .get_mut(&request)
-                        .and_then(|inf| inf.engine.take().map(|e| (e, inf.device.clone())))
+                    i.borrow_mut().get_mut(&request).and_then(|inf| {
+                        let device = inf.device.clone();
+                        inf.engine.take().map(|e| (e, device, inf.helpers.clone()))
+                    })
                 });
-                let Some((engine, device)) = taken else {
+                let Some((engine, device, helpers)) = taken else {
                     return fail(
                         request,
                         "inference: the model is not loaded (or busy)".into(),
                     );
                 };
+                let shared = match &helpers {
+                    Some(pool) => match web_pool::predict(pool, request, &engine, &image).await {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            // The slice is computed here instead; later runs start without
+                            // helpers (the pool turned itself off if one was lost).
+                            web_sys::console::warn_1(
+                                &format!("emstudio network worker: helpers failed: {e}").into(),
+                            );
+                            None
+                        }
+                    },
+                    None => None,
+                };
                 let result = match engine.work(plane.height, plane.width) {
-                    Ok(work) => engine
-                        .predict_async(&image, &device)
-                        .await
-                        .map(|p| (p, work)),
+                    Ok(work) => match shared {
+                        Some(p) => Ok((p, work)),
+                        None => engine
+                            .predict_async(&image, &device)
+                            .await
+                            .map(|p| (p, work)),
+                    },
                     Err(e) => Err(e),
                 };
                 INFERRING.with(|i| {
@@ -343,9 +383,12 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                 }
             });
         }
-        ToNets::InferEnd { request } => INFERRING.with(|i| {
-            i.borrow_mut().remove(&request);
-        }),
+        ToNets::InferEnd { request } => {
+            let ended = INFERRING.with(|i| i.borrow_mut().remove(&request));
+            if let Some(pool) = ended.and_then(|inf| inf.helpers) {
+                pool.post_all(&ToNetsHelper::Unload { run: request });
+            }
+        }
     }
 }
 

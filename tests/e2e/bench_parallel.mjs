@@ -1,4 +1,4 @@
-// Browser benchmarks of parallel work (issue 20): opening stacks and per-slice filters with
+// Browser benchmarks of parallel work (issue 20): opening stacks, per-slice and 3D filters with
 // 0 (the data worker alone), 1, 2 and 4 helper workers (`?workers=N`), beside the browser's own
 // parallel image decoding of the same files; and how soon Cancel stops a running 3D kernel
 // through the shared cancel board. Run by `cargo xtask bench browser` after bench.mjs, against
@@ -55,8 +55,9 @@ async function timeNativeDecode(context, id) {
   return ms;
 }
 
-// A per-slice filter over flyem-medulla-fib's image (250 × 250²): the worker's compute time.
-async function timeFilter(context, workers, label, params) {
+// A filter over flyem-medulla-fib's image (250 × 250²), per slice or (`threeD`) in 3D: the
+// worker's compute time.
+async function timeFilter(context, workers, label, params, threeD = false) {
   const page = await appWith(context, workers);
   await openOnce(page, "flyem-medulla-fib", 2);
   await page.getByTestId("tab-filters").click();
@@ -64,6 +65,7 @@ async function timeFilter(context, workers, label, params) {
   for (let run = 0; run < 3; run++) {
     if (run === 0) {
       await addFilter(page, label);
+      if (threeD) await page.getByTestId("filter-3d").check();
       for (const [id, v] of Object.entries(params)) {
         await page.getByTestId(id).fill(String(v));
         await page.getByTestId(id).dispatchEvent("change");
@@ -103,9 +105,13 @@ const native = {
 };
 const gauss = {};
 const med = {};
+const gauss3 = {};
+const med3 = {};
 for (const w of WORKERS) {
   gauss[w] = await timeFilter(context, w, "Gaussian blur", { "param-sigma-0": 2, "param-sigma-1": 2 });
   med[w] = await timeFilter(context, w, "Median", { "param-size-0": 7, "param-size-1": 7 });
+  gauss3[w] = await timeFilter(context, w, "Gaussian blur", { "param-sigma-0": 2, "param-sigma-1": 2, "param-sigma-2": 2 }, true);
+  med3[w] = await timeFilter(context, w, "Median", { "param-size-0": 5, "param-size-1": 5, "param-size-2": 5 }, true);
 }
 const cancel = await cancelLatency(context);
 await context.close();
@@ -124,7 +130,9 @@ ${row("open flyem-medulla-fib (250×250² image + 16-bit labels, 500 PNGs), clic
 ${row("open isbi2012 (30×512² image + 3 label stacks, 120 PNGs), click → pixels", Object.fromEntries(WORKERS.map((w) => [w, open[w].isbi])), native.isbi, "browser decode")}
 ${row("Gaussian σ 2 per slice over 250×250² (worker compute time)", gauss)}
 ${row("median 7×7 per slice over 250×250² (worker compute time)", med)}
+${row("Gaussian σ 2 in 3D over 250³ (slabs with 8 slices of reach on each side)", gauss3)}
+${row("median 5³ in 3D over 250³ (slabs with 2 slices of reach on each side)", med3)}
 
-Cancel of a running 3D median (15³ window over 250³, one synchronous kernel) ${cancel.isolated ? "with the page cross-origin isolated (shared cancel board)" : "WITHOUT isolation"}: stopped **${cancel.stop} ms** after the click; the rest of the kernel would have taken about ${(cancel.rest / 1000).toFixed(1)} s.
+Cancel of a running 3D median (15³ window over 250³; with helpers its slabs run in them, each stopped through the cancel board) ${cancel.isolated ? "with the page cross-origin isolated (shared cancel board)" : "WITHOUT isolation"}: stopped **${cancel.stop} ms** after the click; the rest of the kernel would have taken about ${(cancel.rest / 1000).toFixed(1)} s.
 `;
 console.log("<!-- bench:browser-parallel -->" + md + "<!-- /bench:browser-parallel -->");

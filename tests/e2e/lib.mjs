@@ -32,13 +32,13 @@ export async function launch(options = {}) {
   return context;
 }
 
-export async function openApp(context) {
+export async function openApp(context, query = "") {
   const page = await context.newPage();
   const logs = [];
   page.on("console", (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => logs.push(`[pageerror] ${e.message}`));
   page.logs = logs;
-  await page.goto(URL_);
+  await page.goto(URL_ + query);
   await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
   return page;
 }
@@ -217,6 +217,16 @@ export function bestThresholdIoU(image, truth, pixels) {
     for (const v of [dark, bright]) if (v > best) best = v;
   }
   return best;
+}
+
+// Infer panel: opens it, checks the stored model whose name contains `name` and picks the CPU.
+export async function chooseModelOnCpu(page, name) {
+  await page.getByTestId("tab-infer").click();
+  const names = page.locator("[data-testid=model-list] .model-name");
+  await names.filter({ hasText: name }).first().waitFor({ timeout: 30000 });
+  const listed = (await names.allTextContents()).map((n) => n.trim());
+  await page.locator("[data-testid=model-list] li input").nth(listed.findIndex((n) => n.includes(name))).check();
+  await page.getByTestId("infer-device-choice").selectOption("cpu");
 }
 
 // Filters panel: adds a step by its label in the menu ("Median", "Gaussian blur").

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import zlib from "node:zlib";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { launch, openApp, waitShown, waitIdle, addFilter, cancelA3dMedian, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, URL_, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
+import { launch, openApp, waitShown, waitIdle, addFilter, filterTheImage, chooseModelOnCpu, cancelA3dMedian, canvasStats, changedCanvas, stableCanvas, layerNames, tmpDir, OUT, URL_, toPage, dataPixel, dragThrough, decodeGrayPng, iouOver, bestThresholdIoU } from "./lib.mjs";
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -467,10 +467,50 @@ async function openAndFilter(page) {
   const summary = await page.getByTestId("filters-result").textContent();
   await page.getByTestId("layer-visible").first().uncheck();
   const filtered = [await hashAt(page, 3), await hashAt(page, 200)];
-  return { opened, image, filtered, summary };
+  // A 3D median: with helpers, slabs go out with a slice of their neighbours on each side.
+  await page.getByTestId("filter-remove").first().click();
+  await addFilter(page, "Median");
+  await page.getByTestId("filter-3d").check();
+  for (const [i, size] of [[0, 3], [1, 5], [2, 5]]) {
+    await page.getByTestId(`param-size-${i}`).fill(String(size));
+    await page.getByTestId(`param-size-${i}`).dispatchEvent("change");
+  }
+  await filterTheImage(page);
+  const layers = (await layerNames(page)).length;
+  await page.getByTestId("filters-apply").click();
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, layers + 1, { timeout: 120000 });
+  await waitIdle(page);
+  const summary3d = await page.getByTestId("filters-result").textContent();
+  await page.getByTestId("layer-visible").nth(layers - 1).uncheck();
+  // Slab borders (250 slices, 2 × 2 helpers: 63, 126, 189) and the volume's ends.
+  const filtered3d = [];
+  for (const z of [0, 62, 63, 126, 189, 249]) filtered3d.push(await hashAt(page, z));
+  return { opened, image, filtered, summary, filtered3d, summary3d };
 }
 
-test("parallel work: helper workers open and filter a stack with the same pixels as the data worker alone; the companion's page is cross-origin isolated and Cancel stops a running 3D step at once", async (page) => {
+// The shipped model over the AC3 demo slice on the CPU, in a new page of `context` at
+// `query` ("" shares the tiles with the network worker's helpers, "?workers=0" does not): the
+// Infer panel's device line and result, and the objects' pixels.
+async function inferShippedOnCpu(context, query) {
+  const page = await context.newPage();
+  await page.goto(URL_ + query);
+  await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  await openDataset(page, "uniem-ac3-mito", 2);
+  await chooseModelOnCpu(page, SHIPPED_MODEL);
+  const device = await page.getByTestId("infer-device-info").filter({ hasText: "CPU" }).textContent();
+  await page.getByTestId("infer-run").click();
+  await waitLayer(page, /· objects$/, 240000);
+  await waitIdle(page);
+  const result = await page.getByTestId("infer-result").textContent();
+  const ms = Number(await page.getByTestId("infer-result").getAttribute("data-compute-ms"));
+  await page.screenshot({ path: path.join(OUT, `infer-cpu-${query ? "alone" : "helpers"}.png`) });
+  const objects = await exportObjects(page);
+  assert.deepEqual(await errors(page), []);
+  await page.close();
+  return { device, result, ms, objects: objects.pixels };
+}
+
+test("parallel work: helper workers open and filter a stack and infer on the CPU with the same pixels as one worker alone; the companion's page is cross-origin isolated and Cancel stops a running 3D step at once", async (page) => {
   needShared();
   const status = page.getByTestId("parallel-status");
   assert.equal(await status.getAttribute("data-isolated"), "true", "the companion sends COOP/COEP");
@@ -492,7 +532,22 @@ test("parallel work: helper workers open and filter a stack with the same pixels
   assert.match(alone.summary, /: median · [0-9.]+ s$/);
   assert.deepEqual(pooled.image, alone.image, "helpers decode the same pixels");
   assert.deepEqual(pooled.filtered, alone.filtered, "helpers filter to the same pixels");
+  assert.match(pooled.summary3d, new RegExp(`median · ${helpers} helper workers? · [0-9.]+ s`));
+  assert.match(alone.summary3d, /: median · [0-9.]+ s$/);
+  assert.deepEqual(pooled.filtered3d, alone.filtered3d, "helpers filter a 3D median in slabs to the same pixels");
   await solo.close();
+
+  // CPU inference: the network worker's helpers run the tiles side by side and it blends them
+  // in order, so the objects are the same pixels as computed alone.
+  const shared = await inferShippedOnCpu(page.context(), "");
+  const single = await inferShippedOnCpu(page.context(), "?workers=0");
+  assert.match(shared.device, new RegExp(`inference on ${helpers} helper workers?`));
+  assert.match(single.device, /1 thread/);
+  assert.match(shared.result, new RegExp(`on CPU \\(burn flex, wasm, ${helpers} helper workers?\\)`));
+  assert.doesNotMatch(single.result, /helper/);
+  assert.equal(shared.objects.length, 1024 * 1024);
+  assert.ok(shared.objects.some((v) => v > 0), "mitochondria were found");
+  assert.ok(Buffer.from(shared.objects.buffer).equals(Buffer.from(single.objects.buffer)), "helpers infer the same objects");
 
   // A 3D median over 250³ runs as one synchronous kernel; Cancel reaches it through the shared
   // cancel board within a plane, long before it would end.
@@ -506,7 +561,7 @@ test("parallel work: helper workers open and filter a stack with the same pixels
   assert.equal((await layerNames(page)).length, layersBefore, "no layer was added");
   assert.deepEqual(await errors(page), []);
   await page.screenshot({ path: path.join(OUT, "parallel-status.png") });
-  return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
+  return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; CPU inference ${(shared.ms / 1000).toFixed(1)} s vs ${(single.ms / 1000).toFixed(1)} s alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
 });
 
 test("postprocess and evaluate: threshold → 3D labels → size filter, metrics, error map, jump to an error", async (page) => {

@@ -102,8 +102,19 @@ pub fn preview_filters(
     })
 }
 
-/// Slices `z0..z1` of a layer as `f32`, handed out by [`FilterJob::next_slab`].
-pub type Slab = (Range<usize>, Array3<f32>);
+/// A piece of a layer handed out by [`FilterJob::next_slab`]: the slices `keep` it stands for,
+/// read as `f32` together with the pipeline's reach of slices above and below
+/// ([`Pipeline::z_reach`]; none for per-slice pipelines), `keep.start` being slice `first` of
+/// `input`. Filtered and cut back to `keep` ([`filter_kept`]), it equals those slices of the
+/// whole volume filtered.
+pub struct Slab {
+    /// The slices this slab's result is for.
+    pub keep: Range<usize>,
+    /// Where `keep.start` is in `input`.
+    pub first: usize,
+    /// The slices `keep` and their neighbours within reach.
+    pub input: Array3<f32>,
+}
 
 /// A filter pipeline running over a whole layer, slab by slab.
 pub struct FilterJob {
@@ -111,6 +122,8 @@ pub struct FilterJob {
     pipeline: Pipeline,
     shape: Shape,
     slab: usize,
+    /// Slices above and below a slab that its result depends on (`None`: the whole volume).
+    reach: Option<usize>,
     next_z: usize,
     out: Volume<f32>,
 }
@@ -136,6 +149,7 @@ impl FilterJob {
         out.set_voxel_size(layer.info.voxel_size);
         Ok(Self {
             source,
+            reach: pipeline.z_reach(),
             pipeline,
             shape,
             slab,
@@ -163,25 +177,52 @@ impl FilterJob {
             .all(|s| s.scope() != Scope::Volume)
     }
 
-    /// Cuts per-slice work into at least `2 × workers` slabs (so every helper stays busy while
-    /// results come back), never larger than the default slab. No effect on 3D pipelines.
-    pub fn split_for(&mut self, workers: usize) {
-        if self.per_slice() && workers > 1 {
-            let want = self.shape.z.div_ceil(2 * workers).max(1);
-            self.slab = self.slab.min(want);
+    /// The slices above and below a slice its result depends on (`None`: a step reads the
+    /// whole volume; see [`Pipeline::z_reach`]).
+    pub fn reach(&self) -> Option<usize> {
+        self.reach
+    }
+
+    /// Cuts the work into at least `2 × workers` slabs (so every helper stays busy while
+    /// results come back), never larger than the slab it had; true when the slabs can go to
+    /// `workers` helpers. A 3D pipeline is cut only when each slab is at least twice the
+    /// pipeline's reach along z (the slices read beyond a slab are extra work) and not at all
+    /// when a step reads the whole volume.
+    pub fn split_for(&mut self, workers: usize) -> bool {
+        if workers < 2 {
+            return false;
+        }
+        let want = self.shape.z.div_ceil(2 * workers).max(1);
+        match self.reach {
+            Some(0) => {
+                self.slab = self.slab.min(want);
+                true
+            }
+            Some(reach) if 2 * reach <= want && want < self.shape.z => {
+                self.slab = want;
+                true
+            }
+            _ => false,
         }
     }
 
-    /// The layer's `f32` values of the next slab and its slices, or `None` when every slab was
-    /// handed out.
+    /// The next slab (with its neighbours within reach), or `None` when every slab was handed
+    /// out.
     pub fn next_slab(&mut self, ws: &Workspace) -> Result<Option<Slab>, ComputeError> {
         if self.next_z >= self.shape.z {
             return Ok(None);
         }
-        let zs = self.next_z..(self.next_z + self.slab).min(self.shape.z);
-        let input = layer_f32(ws, self.source, zs.clone())?;
-        self.next_z = zs.end;
-        Ok(Some((zs, input)))
+        let keep = self.next_z..(self.next_z + self.slab).min(self.shape.z);
+        // A slab of the whole volume reads nothing beyond it.
+        let reach = self.reach.unwrap_or(0);
+        let read = keep.start.saturating_sub(reach)..(keep.end + reach).min(self.shape.z);
+        let input = layer_f32(ws, self.source, read.clone())?;
+        self.next_z = keep.end;
+        Ok(Some(Slab {
+            first: keep.start - read.start,
+            keep,
+            input,
+        }))
     }
 
     /// Writes a filtered slab back (slices `zs`, any order).
@@ -213,9 +254,10 @@ impl FilterJob {
         ws: &Workspace,
         progress: &mut dyn Progress,
     ) -> Result<bool, ComputeError> {
-        let Some((zs, input)) = self.next_slab(ws)? else {
+        let Some(slab) = self.next_slab(ws)? else {
             return Ok(false);
         };
+        let zs = slab.keep.clone();
         let total = self.shape.z as u64;
         let (z0, n) = (zs.start as u64, zs.len() as u64);
         let mut scaled = |done: u64, of: u64| {
@@ -229,7 +271,7 @@ impl FilterJob {
                 total * 1000,
             )
         };
-        let filtered = filter_slab(&self.pipeline, input.view(), &mut scaled)?;
+        let filtered = filter_kept(&self.pipeline, &slab, &mut scaled)?;
         self.store(zs, filtered.view())?;
         Ok(self.next_z < self.shape.z)
     }
@@ -248,6 +290,28 @@ impl FilterJob {
             .collect::<Vec<_>>()
             .join(" → ")
     }
+}
+
+/// Runs a pipeline over a [`Slab`] and keeps the slices it stands for (in the data worker or
+/// a helper).
+pub fn filter_kept(
+    pipeline: &Pipeline,
+    slab: &Slab,
+    progress: &mut dyn Progress,
+) -> Result<Array3<f32>, ComputeError> {
+    let filtered = filter_slab(pipeline, slab.input.view(), progress)?;
+    let end = slab.first + slab.keep.len();
+    if end > filtered.dim().0 {
+        return Err(format!(
+            "a slab of {} slices cannot keep slices {}..{end}",
+            filtered.dim().0,
+            slab.first
+        )
+        .into());
+    }
+    Ok(filtered
+        .slice(ndarray::s![slab.first..end, .., ..])
+        .to_owned())
 }
 
 /// Runs a pipeline over one slab of `f32` slices (in the data worker or a helper).
@@ -481,6 +545,119 @@ mod tests {
             .apply(input.view(), &mut NoProgress)
             .expect("library");
         assert_eq!(out.to_f32_array(0..5).expect("f32"), expected);
+    }
+
+    /// A noisy volume with edges in every direction (3D filters must see real neighbours).
+    fn speckled(ws: &mut Workspace, shape: (usize, usize, usize)) -> LayerId {
+        let a = Array3::from_shape_fn(shape, |(z, y, x)| {
+            let h = (z * 73 + y * 151 + x * 37 + z * y * 11 + x * y * 5) % 97;
+            (if (x / 4 + y / 3 + z / 2) % 3 == 0 {
+                200
+            } else {
+                30
+            } + h) as u8
+        });
+        let v = Volume::from_array(a.view()).expect("volume");
+        ws.add("em", LayerKind::Image, v.into()).expect("add").id
+    }
+
+    #[test]
+    fn three_d_pipelines_in_slabs_with_their_reach_equal_the_whole_volume() {
+        let mut ws = Workspace::default();
+        let id = speckled(&mut ws, (41, 12, 13));
+        let input = ws
+            .layer(id)
+            .expect("layer")
+            .volume
+            .to_f32_array(0..41)
+            .expect("f32");
+        let cases = [
+            (r#"[{"filter":"median","size":[5,3,3]}]"#, 2),
+            (r#"[{"filter":"median","size":[4,1,1]}]"#, 2),
+            (r#"[{"filter":"gaussian","sigma":[0.8,1,1]}]"#, 3),
+            (
+                r#"[{"filter":"unsharp_mask","radius":[0.6,1,1],"amount":1.5}]"#,
+                2,
+            ),
+            (
+                r#"[{"filter":"morphology","op":"close","mode":"binary","radius":[1,1,1]},
+                 {"filter":"threshold","value":0.5}]"#,
+                2,
+            ),
+            (
+                r#"[{"filter":"morphology","op":"open","footprint":"box","radius":[2,1,1]}]"#,
+                4,
+            ),
+            (
+                r#"[{"filter":"morphology","op":"erode","mode":"binary","footprint":"cross","radius":[1,1,1]}]"#,
+                1,
+            ),
+            (
+                r#"[{"filter":"gaussian","sigma":[1,1]},{"filter":"median","size":[3,3,3]},
+                 {"filter":"morphology","op":"dilate","radius":[2,1,1]},{"filter":"gaussian","sigma":[0.5,0.5,0.5]}]"#,
+                1 + 2 + 2,
+            ),
+        ];
+        for (json, reach) in cases {
+            let pipeline = parse_pipeline(json).expect("valid");
+            assert_eq!(pipeline.z_reach(), Some(reach), "{json}");
+            let whole = pipeline
+                .apply(input.view(), &mut NoProgress)
+                .expect("whole");
+            let mut split = 0;
+            for workers in [2, 3, 4] {
+                let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
+                assert!(!job.per_slice());
+                if !job.split_for(workers) {
+                    // Slabs too thin for this reach: the whole volume in one piece.
+                    assert!(2 * reach > 41usize.div_ceil(2 * workers), "{json}");
+                    continue;
+                }
+                // Slabs in reverse order, as helpers may return them.
+                let mut slabs = Vec::new();
+                while let Some(slab) = job.next_slab(&ws).expect("slab") {
+                    slabs.push(slab);
+                }
+                assert!(
+                    slabs.len() >= 2 * workers.min(3) - 1,
+                    "{json}: {}",
+                    slabs.len()
+                );
+                for slab in slabs.iter().rev() {
+                    let kept = filter_kept(&pipeline, slab, &mut NoProgress).expect("filter");
+                    job.store(slab.keep.clone(), kept.view()).expect("store");
+                }
+                let out = job.finish().to_f32_array(0..41).expect("f32");
+                assert_eq!(out, whole, "{json}, {workers} workers");
+                split += 1;
+            }
+            assert!(split >= 1, "{json}: never cut into slabs");
+        }
+        // One slice less reach would differ: the check has teeth.
+        let pipeline = parse_pipeline(r#"[{"filter":"median","size":[5,3,3]}]"#).expect("valid");
+        let whole = pipeline
+            .apply(input.view(), &mut NoProgress)
+            .expect("whole");
+        let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
+        job.reach = Some(1);
+        assert!(job.split_for(2));
+        while let Some(slab) = job.next_slab(&ws).expect("slab") {
+            let kept = filter_kept(&pipeline, &slab, &mut NoProgress).expect("filter");
+            job.store(slab.keep.clone(), kept.view()).expect("store");
+        }
+        assert_ne!(job.finish().to_f32_array(0..41).expect("f32"), whole);
+        // Steps that read the whole volume are never cut.
+        for json in [
+            r#"[{"filter":"normalize","per_slice":false}]"#,
+            r#"[{"filter":"otsu"}]"#,
+            r#"[{"filter":"invert"}]"#,
+            r#"[{"filter":"clahe","block_size":[4,8,8]}]"#,
+        ] {
+            let pipeline = parse_pipeline(json).expect("valid");
+            assert_eq!(pipeline.z_reach(), None, "{json}");
+            let mut job = FilterJob::new(&ws, id, pipeline).expect("job");
+            assert!(!job.split_for(4), "{json}");
+        }
     }
 
     #[test]

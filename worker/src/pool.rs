@@ -7,8 +7,8 @@
 //! file to decode, one slab of slices to filter) with their data attached and transferred, and
 //! assembles the results. ARCHITECTURE.md says why this beat nightly wasm threads.
 
-use crate::compute::{filter_slab, parse_pipeline, ComputeError};
-use emstudio_core::progress::NoProgress;
+use crate::compute::{filter_kept, parse_pipeline, ComputeError, Slab};
+use emstudio_core::progress::Progress;
 use emstudio_core::stack::{
     decode_file, detect_format, DecodedSlice, FileFormat, Limits, PixelData,
 };
@@ -16,7 +16,7 @@ use emstudio_core::DType;
 
 use emstudio_protocol::nets::{f32_bytes, plane_f32, plane_u32, u32_bytes, Plane};
 use emstudio_protocol::pool::PageShape;
-use ndarray::{Array3, ArrayView3};
+use ndarray::Array3;
 
 /// Decodes one file as a helper does: its format and every page.
 pub fn decode_job(
@@ -120,10 +120,22 @@ fn plane(n: usize) -> Plane {
     Plane::single(1, n)
 }
 
-/// Filters a slab as a helper does (no progress: the data worker reports per slab).
-pub fn filter_job(pipeline_json: &str, slab: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+/// Filters a slab as a helper does and keeps its slices `keep_from .. keep_from + keep`
+/// (the data worker reports progress per slab; `progress` only says when to stop).
+pub fn filter_job(
+    pipeline_json: &str,
+    slab: Array3<f32>,
+    keep_from: usize,
+    keep: usize,
+    progress: &mut dyn Progress,
+) -> Result<Array3<f32>, String> {
     let pipeline = parse_pipeline(pipeline_json)?;
-    filter_slab(&pipeline, slab, &mut NoProgress).map_err(|e| match e {
+    let slab = Slab {
+        keep: keep_from..keep_from + keep,
+        first: keep_from,
+        input: slab,
+    };
+    filter_kept(&pipeline, &slab, progress).map_err(|e| match e {
         ComputeError::Cancelled => "cancelled".to_string(),
         ComputeError::Failed(e) => e,
     })
@@ -132,6 +144,8 @@ pub fn filter_job(pipeline_json: &str, slab: ArrayView3<f32>) -> Result<Array3<f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::filter_slab;
+    use emstudio_core::progress::NoProgress;
     use emstudio_core::stack::{export, BitDepth, ExportFormat, ExportOptions, StackBuilder};
     use emstudio_core::{AnyVolume, Shape, Volume};
 
@@ -204,14 +218,18 @@ mod tests {
         let bytes = f32_bytes(slab.as_slice().unwrap_or_default());
         let back = slab_from_bytes(&bytes, 2, 9, 11).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, slab);
-        let by_helper = filter_job(json, back.view()).unwrap_or_else(|e| panic!("{e}"));
+        let by_helper =
+            filter_job(json, back, 0, 2, &mut NoProgress).unwrap_or_else(|e| panic!("{e}"));
         let pipeline = parse_pipeline(json).unwrap_or_else(|e| panic!("{e}"));
         let direct = filter_slab(&pipeline, slab.view(), &mut NoProgress)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(by_helper, direct);
-        let e = filter_job("{not json", slab.view())
+        let e = filter_job("{not json", slab.clone(), 0, 2, &mut NoProgress)
             .map(|_| ())
             .unwrap_err();
         assert!(!e.is_empty());
+        // Slices to keep beyond the slab are refused, not read out of bounds.
+        let e = filter_job(json, slab, 1, 2, &mut NoProgress).unwrap_err();
+        assert!(e.contains("cannot keep"), "{e}");
     }
 }

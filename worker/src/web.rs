@@ -14,7 +14,7 @@ use emstudio_protocol::pool::{FromHelper, ToHelper, HELPER_NAME};
 use emstudio_protocol::{
     FromWorker, LayerId, LayerKind, RequestId, StackSource, ToWorker, PROTOCOL_VERSION,
 };
-use emstudio_webmsg::glue::{image_bitmap, js_error, scope, yield_now};
+use emstudio_webmsg::glue::{image_bitmap, js_error, scope, timer, yield_now};
 use emstudio_webmsg::{post, receive, to_buffer, Target};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -386,6 +386,16 @@ async fn apply_filters(
     let mut job = WORKSPACE.with(|w| FilterJob::new(&w.borrow(), layer, pipeline))?;
     let steps = job.describe();
     let mut progress = progress_sender(request, format!("filtering: {steps}"));
+    // A 3D pipeline whose steps each read a bounded number of slices goes to the helpers in
+    // slabs with those neighbours, which gives the same voxels as the whole volume
+    // (`FilterJob::split_for`); one that reads the whole volume stays here.
+    if !job.per_slice() && job.reach().is_some() && job.done_of().1 > 1 {
+        if let Some(pool) = web_pool::pool().await {
+            if job.split_for(pool.size()) {
+                return filter_in_pool(&pool, request, job, steps).await;
+            }
+        }
+    }
     if job.per_slice() && job.done_of().1 > 1 {
         // The first slab runs here and is timed: a pipeline cheaper than copying its slabs to a
         // helper and back stays here.
@@ -437,36 +447,69 @@ async fn filter_in_pool(
     let mut done = job.done_of().0 as u64;
     loop {
         while in_flight.len() < window {
-            let Some((zs, input)) = WORKSPACE.with(|w| job.next_slab(&w.borrow()))? else {
+            let Some(slab) = WORKSPACE.with(|w| job.next_slab(&w.borrow()))? else {
                 break;
             };
-            let (depth, height, width) = input.dim();
-            let bytes = match input.as_slice() {
+            let (depth, height, width) = slab.input.dim();
+            let bytes = match slab.input.as_slice() {
                 Some(values) => emstudio_protocol::nets::f32_bytes(values),
-                None => {
-                    emstudio_protocol::nets::f32_bytes(&input.iter().copied().collect::<Vec<f32>>())
-                }
+                None => emstudio_protocol::nets::f32_bytes(
+                    &slab.input.iter().copied().collect::<Vec<f32>>(),
+                ),
             };
-            let promise = pool.submit(
+            let mut attached = vec![to_buffer(&bytes)];
+            attached.extend(web_pool::board());
+            let (id, promise) = pool.submit_tracked(
                 |job| ToHelper::Filter {
                     job,
+                    request,
                     pipeline_json: pipeline_json.clone(),
+                    keep_from: slab.first,
+                    keep: slab.keep.len(),
                     depth,
                     height,
                     width,
                 },
-                &[to_buffer(&bytes)],
+                &attached,
             );
-            in_flight.push_back((zs, promise));
+            in_flight.push_back((slab.keep, id, promise));
         }
-        let Some((zs, promise)) = in_flight.pop_front() else {
+        let Some((zs, front, promise)) = in_flight.pop_front() else {
             let helpers = match pool.size() {
                 1 => "1 helper worker".to_string(),
                 n => format!("{n} helper workers"),
             };
             return Ok((job.finish(), format!("{steps} · {helpers}")));
         };
-        let reply = web_pool::reply(promise).await?;
+        // While the slab runs, its helpers' reports move the progress bar (a slab of a 3D
+        // step may take many seconds) and Cancel is seen.
+        loop {
+            let tick = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer(100)));
+            if !matches!(JsFuture::from(tick).await, Ok(v) if v.is_undefined()) {
+                break;
+            }
+            let running = std::iter::once((zs.len(), pool.progress(front)))
+                .chain(
+                    in_flight
+                        .iter()
+                        .map(|(keep, id, _)| (keep.len(), pool.progress(*id))),
+                )
+                .map(|(slices, report)| match report {
+                    Some((d, t)) if t > 0 => slices as f64 * (d as f64 / t as f64).min(1.0),
+                    _ => 0.0,
+                })
+                .sum::<f64>();
+            let at = ((done as f64 + running) * 1000.0) as u64;
+            if progress(at, total * 1000).is_break() || take_cancelled(request) {
+                return Err(ComputeError::Cancelled);
+            }
+        }
+        let reply = web_pool::reply(promise).await;
+        // A helper stopped by the cancel board answers "cancelled": that is a Cancel.
+        if take_cancelled(request) {
+            return Err(ComputeError::Cancelled);
+        }
+        let reply = reply?;
         let (depth, height, width) = (zs.len(), job.shape().y, job.shape().x);
         match reply.msg {
             FromHelper::Filtered { .. } => {

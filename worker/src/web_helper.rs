@@ -10,6 +10,7 @@ use emstudio_protocol::pool::{FromHelper, ToHelper};
 use emstudio_protocol::PROTOCOL_VERSION;
 use emstudio_webmsg::glue::scope;
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
+use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -80,17 +81,42 @@ async fn run(msg: ToHelper, attachments: Vec<JsValue>) {
         }
         ToHelper::Filter {
             job,
+            request,
             pipeline_json,
+            keep_from,
+            keep,
             depth,
             height,
             width,
         } => {
+            // A running kernel stops at its next progress report once the app marks the
+            // request on the shared cancel board (attached when the page is isolated).
+            let board = attachments.get(1).and_then(|b| {
+                b.dyn_ref::<js_sys::SharedArrayBuffer>()
+                    .map(|sab| js_sys::Int32Array::new(sab))
+            });
+            let mut last = f64::NEG_INFINITY;
+            let mut stop = |done: u64, total: u64| {
+                if board
+                    .as_ref()
+                    .is_some_and(|board| crate::web_pool::marked(board, request))
+                {
+                    return ControlFlow::Break(());
+                }
+                // The data worker shows how far a long slab has got.
+                let now = js_sys::Date::now();
+                if now - last >= 100.0 {
+                    last = now;
+                    reply(&FromHelper::Progress { job, done, total }, &[]);
+                }
+                ControlFlow::Continue(())
+            };
             let result = attachments
                 .first()
                 .and_then(buffer_bytes)
                 .ok_or_else(|| "the slab was not attached".to_string())
                 .and_then(|bytes| slab_from_bytes(&bytes, depth, height, width))
-                .and_then(|slab| filter_job(&pipeline_json, slab.view()));
+                .and_then(|slab| filter_job(&pipeline_json, slab, keep_from, keep, &mut stop));
             match result {
                 Ok(out) => {
                     let values = out

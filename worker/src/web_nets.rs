@@ -132,7 +132,8 @@ fn to_nets(request: RequestId, msg: ToNets, attachments: Vec<JsValue>) {
 /// `ProbeDevices`: the network worker looks for WebGPU.
 pub fn probe(request: RequestId) {
     JOBS.with(|j| j.borrow_mut().insert(request, Job::Probe));
-    to_nets(request, ToNets::ProbeDevices { request }, vec![]);
+    let helpers = crate::web_pool::wanted() as u32;
+    to_nets(request, ToNets::ProbeDevices { request, helpers }, vec![]);
 }
 
 /// `CheckModel`: the network worker reads the attached model file.
@@ -278,6 +279,7 @@ pub fn infer(
             request,
             device,
             views,
+            helpers: crate::web_pool::wanted() as u32,
         },
         vec![model],
     );

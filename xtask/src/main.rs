@@ -14,7 +14,9 @@
 //!   ONNX Runtime Web (`nets-browser`); `all` leaves the net ones out.
 //! - `cargo xtask build` (or `dist`): just the web build, to `dist/`: the app, both workers and
 //!   the demo datasets with their models and `datasets.json`, a static site any file server
-//!   can serve (docs/publishing.md).
+//!   can serve (docs/publishing.md). The app's and the data worker's wasm go through
+//!   binaryen's `wasm-opt -O1` (npm; [`optimise_wasm`]), so every browser test runs the
+//!   optimised modules.
 //!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
@@ -201,6 +203,7 @@ fn write_pwa(dist: &Path, demo: &[emstudio_catalog::Dataset]) -> Result<()> {
         "emstudio_app.js",
         "emstudio_app_bg.wasm",
         "worker.js",
+        "boot.js",
         "emstudio_worker.js",
         "emstudio_worker_bg.wasm",
         "datasets.json",
@@ -233,12 +236,10 @@ fn write_pwa(dist: &Path, demo: &[emstudio_catalog::Dataset]) -> Result<()> {
             hashed.extend(l.files.iter().map(|f| d.root.join(&l.path).join(f)));
         }
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = FNV_START;
     for path in &hashed {
         let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-        for b in path.to_string_lossy().bytes().chain(bytes) {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        hash = fnv1a(hash, path.to_string_lossy().bytes().chain(bytes));
     }
     let template = std::fs::read_to_string("public/sw.js").context("public/sw.js")?;
     let ids: Vec<&str> = demo.iter().map(|d| d.info.id.as_str()).collect();
@@ -247,6 +248,83 @@ fn write_pwa(dist: &Path, demo: &[emstudio_catalog::Dataset]) -> Result<()> {
         .replace("__SHELL__", &serde_json::to_string(&shell)?)
         .replace("__DEMO__", &serde_json::to_string(&ids)?);
     std::fs::write(dist.join("sw.js"), sw)?;
+    Ok(())
+}
+
+/// The FNV-1a offset basis ([`fnv1a`]'s first `hash`).
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes` continuing from `hash`: a content key that is stable across Rust versions.
+fn fnv1a(hash: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(hash, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The npm package `binaryen` whose `wasm-opt` optimises the app's and the data worker's wasm
+/// (Debian's binaryen 108 broke training; DESIGN.md section 3).
+const BINARYEN: &str = "132.0.0";
+
+/// `wasm-opt -O1` with the features rustc's wasm32 target and our `+simd128` emit. Measured on
+/// the app's wasm (2026-12-07, BENCHMARKS.md "wasm size"): `-O1` shrinks it 4.8 % raw and 0.9 %
+/// with brotli; `-O2`, `-Os` and `-Oz` shrink it 8–13 % raw but make it 7–9 % *larger* with
+/// brotli and gzip (what is sent), so they are not used.
+const WASM_OPT_ARGS: &[&str] = &[
+    "-O1",
+    "--enable-simd",
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// Optimises `file` in place with binaryen's `wasm-opt` (npm, run by node; installed into the
+/// tool cache once). About 8 s a module on 2 cores; results are kept in the target directory
+/// by a hash of the input, so an unchanged module costs nothing on the next build.
+/// The network worker is left out: at 30 MB even `-O1` takes over 6 minutes here, which every
+/// change of the networks would cost the test command (BENCHMARKS.md, wasm size).
+fn optimise_wasm(file: &Path) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
+    let key = fnv1a(
+        fnv1a(
+            FNV_START,
+            BINARYEN.bytes().chain(WASM_OPT_ARGS.concat().bytes()),
+        ),
+        bytes,
+    );
+    let cache = target_dir()?.join("wasm-opt");
+    let done = cache.join(format!("{key:016x}.wasm"));
+    if !done.exists() {
+        let tools = cache_dir()
+            .join("tools")
+            .join(format!("binaryen-{BINARYEN}"));
+        let wasm_opt = tools.join("node_modules/binaryen/bin/wasm-opt");
+        if !wasm_opt.exists() {
+            step(&format!("npm install binaryen@{BINARYEN} (wasm-opt, once)"));
+            std::fs::create_dir_all(&tools)?;
+            status(
+                cmd("npm")
+                    .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                    .arg(&tools)
+                    .arg(format!("binaryen@{BINARYEN}")),
+            )?;
+        }
+        step(&format!("wasm-opt {} {}", WASM_OPT_ARGS[0], file.display()));
+        std::fs::create_dir_all(&cache)?;
+        let partial = cache.join(format!("{key:016x}.partial"));
+        status(
+            cmd("node")
+                .arg(&wasm_opt)
+                .arg(file)
+                .args(WASM_OPT_ARGS)
+                .arg("-o")
+                .arg(&partial),
+        )?;
+        std::fs::rename(&partial, &done)?;
+    }
+    std::fs::copy(&done, file).with_context(|| format!("copy the optimised {}", file.display()))?;
     Ok(())
 }
 
@@ -391,11 +469,15 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
             js.replace("emstudio-app_bg.wasm", "emstudio_app_bg.wasm"),
         )?;
     }
+    for wasm in ["emstudio_app_bg.wasm", "emstudio_worker_bg.wasm"] {
+        optimise_wasm(&dist.join(wasm))?;
+    }
     for (src, name) in [
         ("app/index.html", "index.html"),
         ("app/style.css", "style.css"),
         ("app/js/worker.js", "worker.js"),
         ("app/js/nets_worker.js", "nets_worker.js"),
+        ("app/js/boot.js", "boot.js"),
     ] {
         std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
     }

@@ -382,6 +382,19 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
     )?;
     let ort = onnxruntime_web()?;
     crate::build(crate::Lint::No)?;
+    // ONNX Runtime Web and the model are served from the app's origin for the bench only.
+    let ort_bench = std::path::Path::new("dist/ort-bench");
+    std::fs::create_dir_all(ort_bench)?;
+    for entry in std::fs::read_dir(&ort)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(name) =
+            name.filter(|n| n == "ort.all.min.mjs" || n.starts_with("ort-wasm-simd-threaded.jsep."))
+        {
+            std::fs::copy(&path, ort_bench.join(name))?;
+        }
+    }
+    std::fs::copy(&onnx, ort_bench.join("model.onnx"))?;
     let companion = crate::companion_bin()?;
     let chromium = crate::ensure_chromium()?;
     crate::ensure_node_deps()?;
@@ -393,10 +406,10 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
             .arg("tests/e2e/bench_nets.mjs")
             .env("EMSTUDIO_URL", &url)
             .env("CHROMIUM", &chromium)
-            .env("ORT_DIST", &ort)
-            .env("ORT_MODEL", &onnx)
+            .env("ORT_BENCH", "1")
             .env("MODEL_OUT", &model),
     )?;
+    std::fs::remove_dir_all(ort_bench)?;
     let web: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))
         .with_context(|| format!("bench_nets.mjs printed {line}"))?;
     let num = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
@@ -446,7 +459,7 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
                 "-o",
                 &prob,
                 "--batch",
-                "2",
+                "1",
                 "--tile",
                 &side.to_string(),
                 "--quiet",
@@ -471,13 +484,34 @@ pub fn browser(data: &Path, machine: &str) -> Result<String> {
     let ort_wasm = num(&web, "/ort/wasm/mpx_per_s").unwrap_or(f64::NAN);
     let gpu_infer_s = num(&web, "/webgpu/infer_ms").unwrap_or(f64::NAN) / 1000.0;
     let gpu_train = num(&web, "/webgpu/train_steps_per_s").unwrap_or(f64::NAN);
+    // The same CPU inference with the tiles shared by N helper workers, and ORT with N threads.
+    let helpers = num(&web, "/pooled/helpers").context("no pooled run")?;
+    let (p_tiles, p_side) = tiling("/pooled/tiling")?;
+    let pooled_net = (p_tiles * p_side * p_side) as f64
+        / 1e6
+        / (num(&web, "/pooled/infer_ms").context("no pooled time")? / 1000.0);
+    let first_s = num(&web, "/pooled/first_infer_ms").unwrap_or(f64::NAN) / 1000.0;
+    let ort_threads = num(&web, "/pooled/ort_wasm/mpx_per_s").unwrap_or(f64::NAN);
+    let ort_isolated = web
+        .pointer("/pooled/ort_wasm/isolated")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let ort_threads_cell = match web.pointer("/pooled/ort_wasm/error") {
+        Some(e) => format!("failed: {e}"),
+        None => format!("{ort_threads:.3}"),
+    };
     Ok(format!(
-        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice, batch 2, in the tiles the worker chose for the device (on the CPU {cpu_tiles}, on WebGPU {gpu_tiles}; the native run and ONNX Runtime Web run tiles of the same side, and speeds count network pixels). Ours runs in the worker on burn flex (wasm, one thread) or on burn's WebGPU backend (here SwiftShader; a short run, so its first steps include shader compilation); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX, one WASM thread (the page is not cross-origin isolated) or WebGPU.\n\n\
+        "<!-- bench:nets-browser -->\nMachine: {machine}; headless Chromium (WebGPU on SwiftShader, i.e. the CPU). Network `{BROWSER_NET}`; training: Adam steps on 4 random 128² crops of the AC3 demo slice, no augmentation, no live preview; inference: the 1024² slice in the tiles the worker chose for the device (on the CPU {cpu_tiles}, one a pass; on WebGPU {gpu_tiles}, two a pass; the native run and ONNX Runtime Web run tiles of the same side and batch, and speeds count network pixels). Ours runs in the worker on burn flex (wasm) or on burn's WebGPU backend (here SwiftShader; a short run, so its first steps include shader compilation); ONNX Runtime Web 1.30 runs the PyTorch twin exported to ONNX on its WASM or WebGPU provider. The first table is one thread each (`?workers=0`, ORT `numThreads = 1`).\n\n\
 | measure | ours in Chromium, CPU | ours in Chromium, WebGPU (SwiftShader) | ours native, 1 thread | ONNX Runtime Web WASM | ONNX Runtime Web WebGPU (SwiftShader) |\n|---|---|---|---|---|---|\n\
 | training (steps/s) | {browser_train:.2} | {gpu_train:.3} | {native_train:.2} | — | — |\n\
 | inference, slice output (Mpx/s) | {:.3} | {:.3} | {:.3} | — | — |\n\
 | inference, network pixels (Mpx/s) | {ours_net:.3} | {:.3} | {:.3} | {} | {} |\n\n\
-Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time ours ÷ ONNX Runtime Web WASM {:.2}× (below 1 = we are faster); on SwiftShader, ONNX Runtime Web WebGPU ÷ ours WebGPU speed {:.2}.\n<!-- /bench:nets-browser -->",
+Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time ours ÷ ONNX Runtime Web WASM {:.2}× (below 1 = we are faster); on SwiftShader, ONNX Runtime Web WebGPU ÷ ours WebGPU speed {:.2}.\n\n\
+CPU inference on {helpers:.0} cores: ours with the tiles shared by {helpers:.0} helper workers of the network worker (default page; the first run, which starts the helpers, took {first_s:.2} s, the second is counted), ONNX Runtime Web WASM with `numThreads = {helpers:.0}` (page cross-origin isolated: {ort_isolated}).\n\n\
+| inference, network pixels (Mpx/s) | 1 worker / thread | {helpers:.0} workers / threads | speed-up |\n|---|---|---|---|\n\
+| ours in Chromium (CPU) | {ours_net:.3} | {pooled_net:.3} | {:.2}× |\n\
+| ONNX Runtime Web WASM | {} | {ort_threads_cell} | {:.2}× |\n\n\
+With {helpers:.0} each, inference time ours ÷ ONNX Runtime Web WASM: {:.2}× (below 1 = we are faster).\n<!-- /bench:nets-browser -->",
         mpx / infer_s,
         mpx / gpu_infer_s,
         mpx / native_infer_s,
@@ -488,5 +522,9 @@ Ratios: training in the browser ÷ native (1 thread) speed {:.2}; inference time
         browser_train / native_train,
         ort_wasm / ours_net,
         num(&web, "/ort/webgpu/mpx_per_s").unwrap_or(f64::NAN) / (gpu_net_mpx / gpu_infer_s),
+        pooled_net / ours_net,
+        ort_cell("wasm"),
+        ort_threads / ort_wasm,
+        ort_threads / pooled_net,
     ))
 }

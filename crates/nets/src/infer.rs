@@ -213,25 +213,46 @@ impl<'a> TiledPrediction<'a> {
         (self.done, self.tiles.len() * self.views)
     }
 
-    /// The next batch of work items: tiles with the orientation each runs in.
-    fn chunk(&self) -> Vec<(Tile, View)> {
-        let end = (self.done + self.batch).min(self.tiles.len() * self.views);
-        (self.done..end)
+    /// Work items `[start, end)` of batch `k`: each tile with the orientation it runs in.
+    fn batch_items(&self, k: usize) -> Vec<(Tile, View)> {
+        let total = self.tiles.len() * self.views;
+        let start = (k * self.batch).min(total);
+        let end = (start + self.batch).min(total);
+        (start..end)
             .map(|i| (self.tiles[i / self.views], View(i % self.views)))
             .collect()
     }
 
-    /// The next batch of tiles, normalised, as a network input; `None` when all are done.
-    pub fn next_input(&self, device: &Device) -> Option<Tensor<4>> {
+    /// The batch [`Self::accept`] expects next ([`Self::batches`] once all are done).
+    fn next_batch(&self) -> usize {
+        if self.done >= self.tiles.len() * self.views {
+            self.batches()
+        } else {
+            self.done / self.batch
+        }
+    }
+
+    /// The next batch of work items (the one [`Self::accept`] expects).
+    fn chunk(&self) -> Vec<(Tile, View)> {
+        self.batch_items(self.next_batch())
+    }
+
+    /// Batches the prediction takes in all (each [`Self::batch_input`]).
+    pub fn batches(&self) -> usize {
+        (self.tiles.len() * self.views).div_ceil(self.batch)
+    }
+
+    /// Batch `k`'s tiles, normalised, as values `[items, channels, side_y, side_x]` and that
+    /// shape (empty past the last batch). Batches may be computed anywhere, in any order (the
+    /// network worker's CPU helpers run them side by side), but are accepted in order.
+    pub fn batch_input(&self, k: usize) -> (Vec<f32>, [usize; 4]) {
         let (side_y, side_x) = self.side;
         let norm = self.normalization;
         let channels = self.image.dim().0;
-        let chunk = self.chunk();
+        let chunk = self.batch_items(k);
         // Sized by the tiles that exist, not by the batch asked for (`--batch 1000000`).
         let mut x = Vec::with_capacity(chunk.len() * channels * side_y * side_x);
-        let mut items = 0;
-        for (t, view) in chunk {
-            items += 1;
+        for &(t, view) in &chunk {
             for c in 0..channels {
                 for qy in 0..side_y {
                     for qx in 0..side_x {
@@ -243,16 +264,20 @@ impl<'a> TiledPrediction<'a> {
                 }
             }
         }
-        if items == 0 {
-            return None;
-        }
-        Some(Tensor::<4>::from_data(
-            TensorData::new(x, [items, channels, side_y, side_x]),
-            device,
-        ))
+        (x, [chunk.len(), channels, side_y, side_x])
     }
 
-    /// Adds the probabilities `[batch, classes, side, side]` of the last [`Self::next_input`].
+    /// The next batch of tiles, normalised, as a network input; `None` when all are done.
+    pub fn next_input(&self, device: &Device) -> Option<Tensor<4>> {
+        let (x, shape) = self.batch_input(self.next_batch());
+        if shape[0] == 0 {
+            return None;
+        }
+        Some(Tensor::<4>::from_data(TensorData::new(x, shape), device))
+    }
+
+    /// Adds the probabilities `[batch, classes, side, side]` of the next batch in order (the
+    /// last [`Self::next_input`], or [`Self::batch_input`] of the batches in order).
     /// A result of the wrong size, or holding NaN or infinity anywhere, is an error: a
     /// prediction is never made of values the network did not really compute.
     pub fn accept(&mut self, probs: &[f32]) -> Result<(), TilingError> {
@@ -355,6 +380,22 @@ pub fn predict(
         progress(done, total);
     }
     Ok(job.finish())
+}
+
+/// Probabilities `[items, classes, h, w]` of one batch made by
+/// [`TiledPrediction::batch_input`] (synchronous reads: not on WebGPU in the browser). The
+/// caller checks `shape` against the model first: a mismatch panics inside the network.
+pub fn forward_batch(
+    net: &Net,
+    values: Vec<f32>,
+    shape: [usize; 4],
+    device: &Device,
+) -> Result<Vec<f32>, TilingError> {
+    let input = Tensor::<4>::from_data(TensorData::new(values, shape), device);
+    probabilities(net.forward(input))
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TilingError::Device(format!("{e:?}")))
 }
 
 /// [`predict`] with asynchronous reads (any device, WebGPU in the browser included).
@@ -480,6 +521,51 @@ mod tests {
             argmax_classes(&p).into_raw_vec_and_offset().0,
             vec![0, 1, 2]
         );
+    }
+
+    #[test]
+    fn batches_computed_out_of_order_and_accepted_in_order_give_the_same_result() {
+        // What the network worker's CPU helpers do: every batch's input is made up front,
+        // computed in any order (here last first), and accepted in order.
+        let device = Device::flex();
+        let (header, net) = two_class_unet(&device, 5);
+        let image = Array3::from_shape_fn((1, 41, 50), |(_, y, x)| {
+            ((y * 5 + x * 11) % 19) as f32 / 18.0
+        });
+        let options = InferOptions {
+            tile: 16,
+            batch: 2,
+            views: 4,
+        };
+        let alone = predict(
+            &net,
+            &header,
+            image.view(),
+            options,
+            &device,
+            &mut |_, _| {},
+        )
+        .expect("alone");
+        let mut job = TiledPrediction::new(&header, image.view(), options).expect("plan");
+        let batches = job.batches();
+        assert_eq!(job.progress().1.div_ceil(2), batches);
+        let outputs: Vec<Vec<f32>> = (0..batches)
+            .rev()
+            .map(|k| {
+                let (values, shape) = job.batch_input(k);
+                assert!(shape[0] >= 1 && shape[0] <= 2, "batch {k}: {shape:?}");
+                forward_batch(&net, values, shape, &device).expect("probabilities")
+            })
+            .collect();
+        assert_eq!(
+            job.batch_input(batches).1[0],
+            0,
+            "nothing past the last batch"
+        );
+        for probs in outputs.iter().rev() {
+            job.accept(probs).expect("accepted");
+        }
+        assert_eq!(job.finish(), alone, "bit for bit the result computed alone");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum ToNets {
     ProbeDevices {
         /// The app's request id.
         request: RequestId,
+        /// The CPU helpers inference would use (for the CPU's description).
+        helpers: u32,
     },
     /// Read the attached model file as inference would. Reply: `App(ModelChecked)` or
     /// `App(Failed)` naming the file.
@@ -113,6 +115,9 @@ pub enum ToNets {
         device: NetDevice,
         /// Orientations averaged per tile (1, 4 or 8).
         views: u8,
+        /// Helper workers for the forward passes when the run is on the CPU (0: the network
+        /// worker computes alone); see [`ToNetsHelper`].
+        helpers: u32,
     },
     /// Predict one slice (attachment: its image, `f32`). Reply: `Inferred` or `App(Failed)`.
     InferSlice {
@@ -172,6 +177,79 @@ pub enum FromNets {
         /// Rows and columns of each tile.
         tile_side: (usize, usize),
     },
+}
+
+/// The worker name that makes the network worker's module start as a helper: it runs forward
+/// passes of a loaded model on the CPU for the network worker ([`ToNetsHelper`]).
+pub const NETS_HELPER_NAME: &str = "emstudio-nets-helper";
+
+/// Network worker → one of its CPU helpers. On the CPU a slice's tiles are cut into batches
+/// (`emstudio_nets::infer::TiledPrediction`) that the helpers run side by side; the network
+/// worker blends them in order, so the result is the same as computed alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToNetsHelper {
+    /// Load the attached model file for the inference run `run`. Reply: `Loaded` or `Failed`.
+    Load {
+        /// Job number, echoed in the reply.
+        job: u32,
+        /// The inference run (its `InferStart` request).
+        run: RequestId,
+    },
+    /// Run one batch through the model of `run` and return its probabilities. Attachment: the
+    /// normalised input, `f32`, `[items, channels, height, width]`. Reply: `Forwarded` (one
+    /// `f32` buffer, `[items, classes, height, width]`) or `Failed`.
+    Forward {
+        /// Job number, echoed in the reply.
+        job: u32,
+        /// The inference run.
+        run: RequestId,
+        /// `[items, channels, height, width]` of the input.
+        shape: [usize; 4],
+    },
+    /// Forget the model of `run`. No reply.
+    Unload {
+        /// The inference run.
+        run: RequestId,
+    },
+}
+
+/// A network helper's reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromNetsHelper {
+    /// The helper listens (sent once, after its module started).
+    Ready {
+        /// [`crate::PROTOCOL_VERSION`] of the helper's build.
+        version: u8,
+    },
+    /// The model is loaded.
+    Loaded {
+        /// Job number.
+        job: u32,
+    },
+    /// One batch's probabilities (attached).
+    Forwarded {
+        /// Job number.
+        job: u32,
+    },
+    /// The job failed.
+    Failed {
+        /// Job number.
+        job: u32,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl FromNetsHelper {
+    /// The job this reply ends (`None` for `Ready`).
+    pub fn job(&self) -> Option<u32> {
+        match self {
+            FromNetsHelper::Ready { .. } => None,
+            FromNetsHelper::Loaded { job }
+            | FromNetsHelper::Forwarded { job }
+            | FromNetsHelper::Failed { job, .. } => Some(*job),
+        }
+    }
 }
 
 /// `values` as little-endian bytes (what an attached buffer holds).
@@ -253,6 +331,7 @@ mod tests {
         let to = vec![
             ToNets::ProbeDevices {
                 request: RequestId(1),
+                helpers: 2,
             },
             ToNets::CheckModel {
                 request: RequestId(9),
@@ -282,6 +361,7 @@ mod tests {
                 request: RequestId(3),
                 device: NetDevice::Cpu,
                 views: 4,
+                helpers: 2,
             },
             ToNets::InferSlice {
                 request: RequestId(3),
@@ -320,6 +400,37 @@ mod tests {
         ];
         for m in from {
             assert_eq!(decode::<FromNets>(&encode(&m).unwrap()).unwrap(), m);
+        }
+        let jobs = vec![
+            ToNetsHelper::Load {
+                job: 1,
+                run: RequestId(3),
+            },
+            ToNetsHelper::Forward {
+                job: 2,
+                run: RequestId(3),
+                shape: [2, 1, 480, 480],
+            },
+            ToNetsHelper::Unload { run: RequestId(3) },
+        ];
+        for m in jobs {
+            assert_eq!(decode::<ToNetsHelper>(&encode(&m).unwrap()).unwrap(), m);
+        }
+        let replies = vec![
+            (FromNetsHelper::Ready { version: 11 }, None),
+            (FromNetsHelper::Loaded { job: 1 }, Some(1)),
+            (FromNetsHelper::Forwarded { job: 2 }, Some(2)),
+            (
+                FromNetsHelper::Failed {
+                    job: 3,
+                    error: "model: truncated".into(),
+                },
+                Some(3),
+            ),
+        ];
+        for (m, job) in replies {
+            assert_eq!(m.job(), job);
+            assert_eq!(decode::<FromNetsHelper>(&encode(&m).unwrap()).unwrap(), m);
         }
     }
 

@@ -17,6 +17,7 @@
 //! assert!(HELPER_NAME.starts_with("emstudio"));
 //! ```
 
+use crate::RequestId;
 use emstudio_core::stack::{FileFormat, Limits};
 use emstudio_core::DType;
 use serde::{Deserialize, Serialize};
@@ -40,12 +41,20 @@ pub enum ToHelper {
         /// Per-file limits (the data worker checks the whole stack).
         limits: Limits,
     },
-    /// Run a per-slice filter pipeline over one slab (attached `f32` buffer).
+    /// Run a filter pipeline over one slab (attached `f32` buffer; a second attachment, when
+    /// the page is cross-origin isolated, is the shared cancel board) and send back its
+    /// slices `keep_from .. keep_from + keep` (the rest are neighbours a 3D step reads).
     Filter {
         /// Job number, echoed in the reply.
         job: u32,
+        /// The app's request, whose slot on the cancel board stops the job.
+        request: RequestId,
         /// The pipeline as JSON (`emstudio_core::filters::Pipeline`).
         pipeline_json: String,
+        /// The first slice to send back.
+        keep_from: usize,
+        /// Slices to send back.
+        keep: usize,
         /// Slices in the slab.
         depth: usize,
         /// Rows per slice.
@@ -85,6 +94,16 @@ pub enum FromHelper {
         /// Each page's shape, in order.
         pages: Vec<PageShape>,
     },
+    /// How far a job has got (not its end: the job still sends its result), at most every
+    /// 100 ms while a long kernel runs.
+    Progress {
+        /// Job number.
+        job: u32,
+        /// Work done, in the kernel's units.
+        done: u64,
+        /// Work in all.
+        total: u64,
+    },
     /// A filtered slab: one attached `f32` buffer, the slab's shape.
     Filtered {
         /// Job number.
@@ -100,11 +119,12 @@ pub enum FromHelper {
 }
 
 impl FromHelper {
-    /// The job this reply ends (`None` for `Ready`).
+    /// The job this reply is about (`None` for `Ready`); every reply but `Progress` ends it.
     pub fn job(&self) -> Option<u32> {
         match self {
             FromHelper::Ready { .. } => None,
             FromHelper::Decoded { job, .. }
+            | FromHelper::Progress { job, .. }
             | FromHelper::Filtered { job }
             | FromHelper::Failed { job, .. } => Some(*job),
         }

@@ -27,10 +27,14 @@ pub async fn yield_now() {
 
 /// Waits `ms` milliseconds.
 pub async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
+    let _ = JsFuture::from(timer(ms)).await;
+}
+
+/// A promise that resolves (to `undefined`) after `ms` milliseconds.
+pub fn timer(ms: i32) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
         let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
+    })
 }
 
 /// The message of a thrown JavaScript value.

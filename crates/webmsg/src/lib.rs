@@ -8,6 +8,7 @@
 //! attachment is.
 
 pub mod glue;
+pub mod pool;
 
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::{JsCast, JsValue};

@@ -33,10 +33,15 @@ pub(crate) enum Border<T> {
 /// Truncation used by scipy's default and ours: the kernel reaches 4 σ.
 pub(crate) const TRUNCATE: f64 = 4.0;
 
+/// Taps on each side of the centre for `sigma`: `int(truncate * sigma + 0.5)`, as scipy.
+pub(crate) fn kernel_radius(sigma: f64) -> usize {
+    (TRUNCATE * sigma + 0.5) as usize
+}
+
 /// The half kernel `w[0..=radius]` (centre first) of
 /// `scipy.ndimage._filters._gaussian_kernel1d(sigma, 0, int(truncate * sigma + 0.5))`.
 pub(crate) fn gaussian_half_kernel(sigma: f64) -> Vec<f64> {
-    let radius = (TRUNCATE * sigma + 0.5) as usize;
+    let radius = kernel_radius(sigma);
     let s2 = sigma * sigma;
     let r = radius as i64;
     let full: Vec<f64> = (-r..=r)

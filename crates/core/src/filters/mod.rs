@@ -216,6 +216,45 @@ impl FilterSpec {
         }
     }
 
+    /// How many slices above and below a slice its result depends on: 0 for filters that work
+    /// per voxel or per slice, the kernel's reach along z for 3D neighbourhood filters, `None`
+    /// for filters that read the whole volume (volume statistics, CLAHE's 3D tiles, an invert
+    /// without `max`) and for invalid parameters.
+    ///
+    /// A slab filtered together with this many more slices on each side gives its own slices
+    /// exactly as filtering the whole volume would: inside the volume those slices are real
+    /// neighbours, and at the volume's own top and bottom the slab ends where the volume does,
+    /// so the border rules (reflection, binary morphology's zero outside) see the same thing.
+    /// For a pipeline the reaches add up ([`Pipeline::z_reach`]); the worker filters 3D
+    /// pipelines in slabs on several workers with it (tested there against the whole volume).
+    pub fn z_reach(&self) -> Option<usize> {
+        let gaussian_reach = |sigma: &[f32], name: &'static str| -> Option<usize> {
+            let [z, _, _] = axes3(name, "sigma", sigma, 0.0).ok()?;
+            Some(gaussian::kernel_radius(f64::from(z)))
+        };
+        match (self.scope(), self) {
+            (Scope::Voxelwise | Scope::PerSlice, _) => Some(0),
+            (Scope::Volume, FilterSpec::Gaussian(p)) => gaussian_reach(&p.sigma, "gaussian"),
+            (Scope::Volume, FilterSpec::UnsharpMask(p)) => {
+                gaussian_reach(&p.radius, "unsharp_mask")
+            }
+            // The window covers offsets -(s/2) ..= s-1-s/2.
+            (Scope::Volume, FilterSpec::Median(p)) => {
+                let [z, _, _] = axes3("median", "size", &p.size, 1).ok()?;
+                Some(z / 2)
+            }
+            (Scope::Volume, FilterSpec::Morphology(p)) => {
+                let [z, _, _] = p.radius3();
+                Some(match p.op {
+                    MorphOp::Erode | MorphOp::Dilate => z,
+                    // Two passes, each reaching z.
+                    MorphOp::Open | MorphOp::Close => 2 * z,
+                })
+            }
+            (Scope::Volume, _) => None,
+        }
+    }
+
     /// Checks the parameters without running anything.
     pub fn validate(&self) -> Result<(), FilterError> {
         match self {
@@ -526,6 +565,12 @@ impl Pipeline {
             version: Self::VERSION,
             steps,
         }
+    }
+
+    /// The slices above and below a slice that its result depends on, over all steps
+    /// ([`FilterSpec::z_reach`]); `None` when a step reads the whole volume.
+    pub fn z_reach(&self) -> Option<usize> {
+        self.steps.iter().map(FilterSpec::z_reach).sum()
     }
 
     /// Pretty-printed JSON.
