@@ -246,7 +246,7 @@ Machine: ${machine}
 | brush stroke on 1024×1024, release → worker edit → edited slice on screen, median | ${median(ed.rounds).toFixed(0)} ms | — | — |
 | merge two bodies of flyem-medulla-fib (250³) in the worker (${pr.merge.voxels} voxels) / its undo | ${pr.merge.ms} / ${pr.mergeUndo.ms} ms | 100 ms (issue 6) | ${(Math.max(pr.merge.ms, pr.mergeUndo.ms) / 100).toFixed(2)}× |
 | 3D fill of a flyem-medulla-fib body with a new ID (${pr.fill.voxels} voxels) / its undo | ${pr.fill.ms} / ${pr.fillUndo.ms} ms | undo < 100 ms (issue 6) | ${(pr.fillUndo.ms / 100).toFixed(2)}× |
-| wasm size: app / data worker / network worker (release, no wasm-opt; the network worker loads only for network work) | ${kib(process.env.APP_WASM_BYTES || 0)} KiB / ${kib(process.env.WORKER_WASM_BYTES || 0)} KiB / ${kib(process.env.NETS_WORKER_WASM_BYTES || 0)} KiB | — | — |
+| wasm size: app / data worker / network worker (release; app and data worker through wasm-opt -O1; the network worker loads only for network work) | ${kib(process.env.APP_WASM_BYTES || 0)} KiB / ${kib(process.env.WORKER_WASM_BYTES || 0)} KiB / ${kib(process.env.NETS_WORKER_WASM_BYTES || 0)} KiB | — | — |
 `;
 fs.writeFileSync(path.join(OUT, "bench.md"), md);
 console.log("<!-- bench:browser-foundation -->" + md + "<!-- /bench:browser-foundation -->");
