@@ -35,7 +35,7 @@ self.addEventListener("message", (event) => {
 // What is stored when first fetched: the network worker and the demo datasets (never a
 // companion's own datasets, which may be gigabytes).
 function storedOnFirstUse(path) {
-  if (path.startsWith("emstudio_nets_worker") || path === "nets_worker.js") return true;
+  if (path.startsWith("emstudio-nets-worker") || path === "nets_worker.js") return true;
   const m = path.match(/^datasets\/([^/]+)\//);
   return Boolean(m && DEMO.includes(decodeURIComponent(m[1])));
 }

@@ -787,12 +787,12 @@ test("offline after the first visit: installable; with the site's server gone an
     // The network worker is stored the first time it is used (the Train tab starts it).
     await page.getByTestId("tab-train").click();
     await page.getByTestId("train-device-info").filter({ hasText: /CPU|WebGPU/ }).waitFor({ timeout: 60000 });
-    for (let t = 0; !(await cachedPaths(page)).includes("emstudio_nets_worker_bg.wasm"); t += 500) {
+    for (let t = 0; !(await cachedPaths(page)).includes("emstudio-nets-worker_bg.wasm"); t += 500) {
       assert.ok(t < 60000, "the network worker was not stored within a minute");
       await page.waitForTimeout(500);
     }
     const stored = await cachedPaths(page);
-    for (const f of ["index.html", "emstudio_app_bg.wasm", "emstudio_worker_bg.wasm", "datasets.json", "emstudio_nets_worker_bg.wasm"]) {
+    for (const f of ["index.html", "emstudio-app_bg.wasm", "emstudio-worker_bg.wasm", "datasets.json", "emstudio-nets-worker_bg.wasm"]) {
       assert.ok(stored.includes(f), `${f} stored (${stored.join(", ")})`);
     }
 
@@ -1037,7 +1037,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
 
 test("the network worker loads only for network work; when it cannot load, a run fails with the reason and the next one starts it", async (page) => {
   const loaded = [];
-  const watch = (r) => { if (r.url().includes("emstudio_nets_worker_bg.wasm")) loaded.push(r.url()); };
+  const watch = (r) => { if (r.url().includes("emstudio-nets-worker_bg.wasm")) loaded.push(r.url()); };
   page.context().on("request", watch);
   try {
     await page.reload();
@@ -1049,7 +1049,7 @@ test("the network worker loads only for network work; when it cannot load, a run
     assert.equal(loaded.length, 1, "opening the Train panel starts the network worker once");
 
     // A network worker whose module cannot load: the run fails and names the reason.
-    await page.context().route("**/emstudio_nets_worker_bg.wasm", (r) => r.abort());
+    await page.context().route("**/emstudio-nets-worker_bg.wasm", (r) => r.abort());
     await page.reload();
     await page.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
     await openDataset(page, "uniem-ac3-mito", 2);
@@ -1060,7 +1060,7 @@ test("the network worker loads only for network work; when it cannot load, a run
     await page.getByTestId("train-device-info").filter({ hasText: "network worker did not start" }).waitFor();
     await page.screenshot({ path: path.join(OUT, "nets-worker-failed.png") });
     // The data worker still answers, and once the module loads again the next run starts it.
-    await page.context().unroute("**/emstudio_nets_worker_bg.wasm");
+    await page.context().unroute("**/emstudio-nets-worker_bg.wasm");
     await setField(page, "train-steps", 400);
     await page.getByTestId("train-start").click();
     await page.getByTestId("train-progress").waitFor({ timeout: 60000 });
@@ -1069,7 +1069,7 @@ test("the network worker loads only for network work; when it cannot load, a run
     return `network worker loaded ${loaded.length} times`;
   } finally {
     page.context().off("request", watch);
-    await page.context().unroute("**/emstudio_nets_worker_bg.wasm").catch(() => {});
+    await page.context().unroute("**/emstudio-nets-worker_bg.wasm").catch(() => {});
   }
 });
 

@@ -206,6 +206,12 @@ impl FilterJob {
         }
     }
 
+    /// Makes the slices not yet handed out one slab (a 3D pipeline too cheap for the helpers
+    /// reads the neighbours of its slabs only once more).
+    pub fn rest_in_one_slab(&mut self) {
+        self.slab = (self.shape.z - self.next_z).max(1);
+    }
+
     /// The next slab (with its neighbours within reach), or `None` when every slab was handed
     /// out.
     pub fn next_slab(&mut self, ws: &Workspace) -> Result<Option<Slab>, ComputeError> {
@@ -630,6 +636,14 @@ mod tests {
                 let out = job.finish().to_f32_array(0..41).expect("f32");
                 assert_eq!(out, whole, "{json}, {workers} workers");
                 split += 1;
+                // Too cheap for the helpers: the first slab here, then the rest in one.
+                let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
+                assert!(job.split_for(workers));
+                assert!(job.step(&ws, &mut NoProgress).expect("first slab"));
+                job.rest_in_one_slab();
+                assert!(!job.step(&ws, &mut NoProgress).expect("the rest"));
+                let out = job.finish().to_f32_array(0..41).expect("f32");
+                assert_eq!(out, whole, "{json}, {workers} workers, rest in one");
             }
             assert!(split >= 1, "{json}: never cut into slabs");
         }

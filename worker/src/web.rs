@@ -386,19 +386,16 @@ async fn apply_filters(
     let mut job = WORKSPACE.with(|w| FilterJob::new(&w.borrow(), layer, pipeline))?;
     let steps = job.describe();
     let mut progress = progress_sender(request, format!("filtering: {steps}"));
-    // A 3D pipeline whose steps each read a bounded number of slices goes to the helpers in
-    // slabs with those neighbours, which gives the same voxels as the whole volume
-    // (`FilterJob::split_for`); one that reads the whole volume stays here.
-    if !job.per_slice() && job.reach().is_some() && job.done_of().1 > 1 {
-        if let Some(pool) = web_pool::pool().await {
-            if job.split_for(pool.size()) {
-                return filter_in_pool(&pool, request, job, steps).await;
-            }
-        }
-    }
-    if job.per_slice() && job.done_of().1 > 1 {
-        // The first slab runs here and is timed: a pipeline cheaper than copying its slabs to a
-        // helper and back stays here.
+    // A pipeline whose steps each read a bounded number of slices (all of a per-slice one) can
+    // go to the helpers in slabs with those neighbours, which gives the same voxels as the
+    // whole volume (`FilterJob::split_for`); one that reads the whole volume stays here. The
+    // first slab runs here and is timed: a pipeline cheaper than copying its slabs to a helper
+    // and back stays here too, and a 3D one then does the rest in one slab.
+    let helpers = web_pool::wanted();
+    let three_d = !job.per_slice();
+    let splittable = job.done_of().1 > 1
+        && (job.per_slice() || (job.reach().is_some() && job.split_for(helpers)));
+    if splittable {
         yield_now().await;
         let started = now_ms();
         let more = WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))?;
@@ -412,6 +409,9 @@ async fn apply_filters(
                 return filter_in_pool(&pool, request, job, steps).await;
             }
         }
+        if three_d {
+            job.rest_in_one_slab();
+        }
     }
     loop {
         yield_now().await;
@@ -424,10 +424,10 @@ async fn apply_filters(
     }
 }
 
-/// Below this cost a per-slice pipeline stays in the data worker: sending a slab to a helper
-/// and back costs about 5–8 ms per million voxels on a 2-core laptop-class machine
-/// (BENCHMARKS.md, "Parallel work in the browser": a Gaussian at ~10 ms per megavoxel got
-/// slower in the pool, a 7×7 median at ~40 got faster).
+/// Below this cost a pipeline stays in the data worker: sending a slab to a helper and back
+/// costs about 5–8 ms per million voxels on a 2-core laptop-class machine (BENCHMARKS.md,
+/// "Parallel work in the browser": a 2D Gaussian at ~10 ms per megavoxel and a 3D Gaussian
+/// σ 2 at ~16 got slower in the pool, a 7×7 median at ~40 and a 5³ median at ~80 faster).
 const POOL_MIN_MS_PER_MEGAVOXEL: f64 = 20.0;
 
 /// [`apply_filters`] with the pool: slabs go to the helpers, a window of them in flight, and

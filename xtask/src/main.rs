@@ -18,11 +18,17 @@
 //!   binaryen's `wasm-opt -O1` (npm; [`optimise_wasm`]), so every browser test runs the
 //!   optimised modules.
 //!
+//! - `cargo xtask trunk [serve|build ...]`: the Leptos way, `trunk serve` (Trunk.toml,
+//!   `index.html` at the root), with trunk 0.21.14 and wasm-bindgen-cli installed into the tool
+//!   cache and put on its `PATH`; trunk's post-build hook (`cargo xtask site`, [`site`])
+//!   finishes its folder as `cargo xtask build` does.
+//!
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
 
 mod kernels;
 mod nets;
+mod site;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,6 +46,8 @@ fn main() -> Result<()> {
             eprintln!("\ndist/ is the whole site: copy it to any static web host, or try it with\n  python3 -m http.server --directory dist 8000");
         }),
         Some("run") => run(&args[1..]),
+        Some("site") => site::trunk_hook(),
+        Some("trunk") => trunk(&args[1..]),
         Some("test") => test(),
         Some("bench") => match args.get(1).map(String::as_str) {
             None | Some("all") => bench_browser().and_then(|_| bench_kernels()),
@@ -53,7 +61,7 @@ fn main() -> Result<()> {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|dist|run|test|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
+            eprintln!("usage: cargo xtask <setup|build|dist|run|test|trunk [serve|build ...]|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }
@@ -179,210 +187,6 @@ fn setup() -> Result<Tools> {
     })
 }
 
-/// Builds the app, the data worker and the network worker into `dist/`; returns the sizes of
-/// their wasm files.
-/// What makes `dist/` an installable app that starts offline: the manifest and its icons, the
-/// page script that registers the service worker, and `sw.js` from its template in
-/// `public/` with this build's version (a hash of every file it may serve), the shell it
-/// stores on the first visit, and the demo dataset ids whose files it stores when fetched.
-fn write_pwa(dist: &Path, demo: &[emstudio_catalog::Dataset]) -> Result<()> {
-    for name in ["manifest.webmanifest", "pwa.js"] {
-        std::fs::copy(Path::new("public").join(name), dist.join(name))
-            .with_context(|| format!("copy public/{name}"))?;
-    }
-    for size in [192, 512] {
-        std::fs::write(dist.join(format!("icon-{size}.png")), icon_png(size)?)?;
-    }
-    let mut shell: Vec<String> = [
-        "index.html",
-        "style.css",
-        "pwa.js",
-        "manifest.webmanifest",
-        "icon-192.png",
-        "icon-512.png",
-        "emstudio_app.js",
-        "emstudio_app_bg.wasm",
-        "worker.js",
-        "boot.js",
-        "emstudio_worker.js",
-        "emstudio_worker_bg.wasm",
-        "datasets.json",
-    ]
-    .map(String::from)
-    .to_vec();
-    // wasm-bindgen's copies of the JS the app and workers import (`snippets/<crate>/...`).
-    shell.extend(files_under(&dist.join("snippets"))?.into_iter().map(|f| {
-        let rel = f.strip_prefix(dist).unwrap_or(&f);
-        rel.to_string_lossy().replace('\\', "/")
-    }));
-    // The version changes when anything the worker may serve changes, the network worker and
-    // the demo included (FNV-1a over names and bytes: stable across Rust versions).
-    let mut hashed: Vec<PathBuf> = shell.iter().map(|f| dist.join(f)).collect();
-    hashed.sort();
-    hashed.extend(
-        [
-            "nets_worker.js",
-            "emstudio_nets_worker.js",
-            "emstudio_nets_worker_bg.wasm",
-        ]
-        .iter()
-        .map(|f| dist.join(f)),
-    );
-    for d in demo {
-        for m in &d.info.models {
-            hashed.push(d.root.join(&m.path));
-        }
-        for l in &d.info.layers {
-            hashed.extend(l.files.iter().map(|f| d.root.join(&l.path).join(f)));
-        }
-    }
-    let mut hash = FNV_START;
-    for path in &hashed {
-        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-        hash = fnv1a(hash, path.to_string_lossy().bytes().chain(bytes));
-    }
-    let template = std::fs::read_to_string("public/sw.js").context("public/sw.js")?;
-    let ids: Vec<&str> = demo.iter().map(|d| d.info.id.as_str()).collect();
-    let sw = template
-        .replace("__VERSION__", &format!("{hash:016x}"))
-        .replace("__SHELL__", &serde_json::to_string(&shell)?)
-        .replace("__DEMO__", &serde_json::to_string(&ids)?);
-    std::fs::write(dist.join("sw.js"), sw)?;
-    Ok(())
-}
-
-/// The FNV-1a offset basis ([`fnv1a`]'s first `hash`).
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a of `bytes` continuing from `hash`: a content key that is stable across Rust versions.
-fn fnv1a(hash: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(hash, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The npm package `binaryen` whose `wasm-opt` optimises the app's and the data worker's wasm
-/// (Debian's binaryen 108 broke training; DESIGN.md section 3).
-const BINARYEN: &str = "132.0.0";
-
-/// `wasm-opt -O1` with the features rustc's wasm32 target and our `+simd128` emit. Measured on
-/// the app's wasm (2026-12-07, BENCHMARKS.md "wasm size"): `-O1` shrinks it 4.8 % raw and 0.9 %
-/// with brotli; `-O2`, `-Os` and `-Oz` shrink it 8–13 % raw but make it 7–9 % *larger* with
-/// brotli and gzip (what is sent), so they are not used.
-const WASM_OPT_ARGS: &[&str] = &[
-    "-O1",
-    "--enable-simd",
-    "--enable-bulk-memory",
-    "--enable-nontrapping-float-to-int",
-    "--enable-sign-ext",
-    "--enable-mutable-globals",
-    "--enable-reference-types",
-    "--enable-multivalue",
-];
-
-/// Optimises `file` in place with binaryen's `wasm-opt` (npm, run by node; installed into the
-/// tool cache once). About 8 s a module on 2 cores; results are kept in the target directory
-/// by a hash of the input, so an unchanged module costs nothing on the next build.
-/// The network worker is left out: at 30 MB even `-O1` takes over 6 minutes here, which every
-/// change of the networks would cost the test command (BENCHMARKS.md, wasm size).
-fn optimise_wasm(file: &Path) -> Result<()> {
-    let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
-    let key = fnv1a(
-        fnv1a(
-            FNV_START,
-            BINARYEN.bytes().chain(WASM_OPT_ARGS.concat().bytes()),
-        ),
-        bytes,
-    );
-    let cache = target_dir()?.join("wasm-opt");
-    let done = cache.join(format!("{key:016x}.wasm"));
-    if !done.exists() {
-        let tools = cache_dir()
-            .join("tools")
-            .join(format!("binaryen-{BINARYEN}"));
-        let wasm_opt = tools.join("node_modules/binaryen/bin/wasm-opt");
-        if !wasm_opt.exists() {
-            step(&format!("npm install binaryen@{BINARYEN} (wasm-opt, once)"));
-            std::fs::create_dir_all(&tools)?;
-            status(
-                cmd("npm")
-                    .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                    .arg(&tools)
-                    .arg(format!("binaryen@{BINARYEN}")),
-            )?;
-        }
-        step(&format!("wasm-opt {} {}", WASM_OPT_ARGS[0], file.display()));
-        std::fs::create_dir_all(&cache)?;
-        let partial = cache.join(format!("{key:016x}.partial"));
-        status(
-            cmd("node")
-                .arg(&wasm_opt)
-                .arg(file)
-                .args(WASM_OPT_ARGS)
-                .arg("-o")
-                .arg(&partial),
-        )?;
-        std::fs::rename(&partial, &done)?;
-    }
-    std::fs::copy(&done, file).with_context(|| format!("copy the optimised {}", file.display()))?;
-    Ok(())
-}
-
-/// Every file under `dir` (none when it does not exist), sorted.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    if !dir.is_dir() {
-        return Ok(out);
-    }
-    for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
-        let path = entry?.path();
-        if path.is_dir() {
-            out.extend(files_under(&path)?);
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The app icon, drawn here so it needs no image tools: EM-like cells (gray membranes) on
-/// the app's panel colour, one holding a mitochondrion in the accent blue.
-fn icon_png(size: u32) -> Result<Vec<u8>> {
-    let s = size as f32;
-    let cells = [
-        (0.34, 0.36, 0.22),
-        (0.70, 0.30, 0.17),
-        (0.64, 0.70, 0.23),
-        (0.27, 0.76, 0.16),
-    ];
-    let mut rgb = Vec::with_capacity((size * size * 3) as usize);
-    for y in 0..size {
-        for x in 0..size {
-            let (u, v) = ((x as f32 + 0.5) / s, (y as f32 + 0.5) / s);
-            let mut colour = [0x1f, 0x24, 0x2a];
-            for &(cx, cy, r) in &cells {
-                let d = ((u - cx).powi(2) + (v - cy).powi(2)).sqrt();
-                if (d - r).abs() < 0.022 {
-                    colour = [0xc8, 0xcf, 0xd6];
-                }
-            }
-            // The mitochondrion: an ellipse inside the first cell.
-            let (eu, ev) = ((u - 0.34) / 0.13, (v - 0.36) / 0.07);
-            if eu * eu + ev * ev < 1.0 {
-                colour = [0x4e, 0xa1, 0xff];
-            }
-            rgb.extend_from_slice(&colour);
-        }
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, size, size);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header()?.write_image_data(&rgb)?;
-    Ok(out)
-}
-
 /// Whether a build also runs clippy's lints (as `cargo clippy -- -D warnings` would) on the
 /// workspace crates it compiles.
 #[derive(Clone, Copy, PartialEq)]
@@ -437,10 +241,12 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
         std::fs::remove_dir_all(&dist)?;
     }
     std::fs::create_dir_all(&dist)?;
-    for wasm in [
-        "emstudio-app.wasm",
-        "emstudio_worker.wasm",
-        "emstudio_nets_worker.wasm",
+    // The file names `trunk build` gives them (the package names), so both builds make the
+    // same site.
+    for (wasm, name) in [
+        ("emstudio-app.wasm", "emstudio-app"),
+        ("emstudio_worker.wasm", "emstudio-worker"),
+        ("emstudio_nets_worker.wasm", "emstudio-nets-worker"),
     ] {
         status(
             cmd(&tools.wasm_bindgen)
@@ -450,89 +256,47 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
                     "web",
                     "--no-typescript",
                     "--remove-name-section",
+                    "--out-name",
+                    name,
                 ])
                 .arg("--out-dir")
                 .arg(&dist)
                 .arg(out.join(wasm)),
         )?;
     }
-    // The bin target's wasm is named after the package with '-'; wasm-bindgen keeps the stem.
-    if dist.join("emstudio-app.js").exists() {
-        std::fs::rename(dist.join("emstudio-app.js"), dist.join("emstudio_app.js"))?;
-        std::fs::rename(
-            dist.join("emstudio-app_bg.wasm"),
-            dist.join("emstudio_app_bg.wasm"),
+    let index = std::fs::read_to_string("index.html").context("index.html")?;
+    std::fs::write(dist.join("index.html"), site::index_without_trunk(&index)?)?;
+    site::finish(&dist)
+}
+
+/// trunk's version: 0.22 needs a newer rustc than the workspace's (DESIGN.md section 3).
+const TRUNK: &str = "0.21.14";
+
+/// Runs trunk (installed into the tool cache when missing, about 12 minutes on 2 cores) with
+/// the tool cache first on `PATH`, where trunk finds wasm-bindgen at the `Cargo.lock` version
+/// (Trunk.toml says `offline`: it downloads nothing).
+fn trunk(args: &[String]) -> Result<()> {
+    setup()?;
+    let root = cache_dir().join("tools");
+    let bin = root.join("bin");
+    let trunk = bin.join("trunk");
+    let have = output(cmd(&trunk).arg("--version")).unwrap_or_default();
+    if !have.contains(TRUNK) {
+        step(&format!(
+            "cargo install trunk {TRUNK} (about 12 minutes, once)"
+        ));
+        status(
+            cargo()
+                .args(["install", "--locked", "trunk", "--version"])
+                .arg(format!("={TRUNK}"))
+                .arg("--root")
+                .arg(&root),
         )?;
-        let js = std::fs::read_to_string(dist.join("emstudio_app.js"))?;
-        std::fs::write(
-            dist.join("emstudio_app.js"),
-            js.replace("emstudio-app_bg.wasm", "emstudio_app_bg.wasm"),
-        )?;
     }
-    for wasm in ["emstudio_app_bg.wasm", "emstudio_worker_bg.wasm"] {
-        optimise_wasm(&dist.join(wasm))?;
-    }
-    for (src, name) in [
-        ("app/index.html", "index.html"),
-        ("app/style.css", "style.css"),
-        ("app/js/worker.js", "worker.js"),
-        ("app/js/nets_worker.js", "nets_worker.js"),
-        ("app/js/boot.js", "boot.js"),
-    ] {
-        std::fs::copy(src, dist.join(name)).with_context(|| format!("copy {src}"))?;
-    }
-    // Brotli and gzip copies, which the companion (and hosts that serve precompressed files)
-    // send to browsers that accept them: brotli at quality 9 is within a few per cent of its
-    // slowest setting at a fraction of the time.
-    for name in [
-        "emstudio_app_bg.wasm",
-        "emstudio_worker_bg.wasm",
-        "emstudio_nets_worker_bg.wasm",
-        "emstudio_app.js",
-        "emstudio_worker.js",
-        "emstudio_nets_worker.js",
-    ] {
-        let bytes = std::fs::read(dist.join(name)).with_context(|| format!("read dist/{name}"))?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &bytes)?;
-        std::fs::write(dist.join(format!("{name}.gz")), gz.finish()?)?;
-        let mut br = brotli::CompressorWriter::new(Vec::new(), 1 << 16, 9, 22);
-        std::io::Write::write_all(&mut br, &bytes)?;
-        std::fs::write(dist.join(format!("{name}.br")), br.into_inner())?;
-    }
-    // The demo datasets, their models and the catalogue the app reads when no companion
-    // answers `api/datasets`: `dist/` is a static site any file server can serve.
-    let demo = emstudio_catalog::scan(Some(Path::new("demo")), &[]);
-    let copied = emstudio_catalog::write_static_site(&demo, &dist)?;
-    eprintln!(
-        "dist/: {} demo datasets ({} KiB) and datasets.json",
-        demo.len(),
-        copied / 1024
-    );
-    write_pwa(&dist, &demo)?;
-    let size = |f: &str| {
-        std::fs::metadata(dist.join(f))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
-    let sizes = (
-        size("emstudio_app_bg.wasm"),
-        size("emstudio_worker_bg.wasm"),
-        size("emstudio_nets_worker_bg.wasm"),
-    );
-    eprintln!(
-        "dist/: app wasm {} KiB ({} KiB gzip, {} KiB brotli), data worker wasm {} KiB ({} / {}), network worker wasm {} KiB ({} / {})",
-        sizes.0 / 1024,
-        size("emstudio_app_bg.wasm.gz") / 1024,
-        size("emstudio_app_bg.wasm.br") / 1024,
-        sizes.1 / 1024,
-        size("emstudio_worker_bg.wasm.gz") / 1024,
-        size("emstudio_worker_bg.wasm.br") / 1024,
-        sizes.2 / 1024,
-        size("emstudio_nets_worker_bg.wasm.gz") / 1024,
-        size("emstudio_nets_worker_bg.wasm.br") / 1024
-    );
-    Ok(sizes)
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path =
+        std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&path)))?;
+    status(cmd(&trunk).args(args).env("PATH", path))
 }
 
 /// Builds the companion. The dev profile is used on purpose: dependencies are built with
