@@ -448,8 +448,46 @@ async function hashAt(page, z) {
 
 // Opens flyem-medulla-fib (250 PNGs per layer) and filters it per slice with a median; the
 // pixels of a few slices of each, the open note and the filter summary.
-async function openAndFilter(page) {
+// Collects the console lines of `page`'s workers (nested ones included); with `killAfter`
+// finite, the first helper worker that starts throws from its message handler once it has
+// taken that many more messages (see `armHelperKill`).
+function watchWorkers(page, killAfter) {
+  const lines = [];
+  let armed = !Number.isFinite(killAfter);
+  page.on("worker", async (w) => {
+    w.on("console", (m) => lines.push(m.text()));
+    if (armed) return;
+    const name = await w.evaluate(() => self.name).catch(() => "");
+    if (name !== "emstudio-helper" || armed) return;
+    armed = true;
+    await w.evaluate(killOnMessage, killAfter).catch(() => {});
+  });
+  return lines;
+}
+
+// Runs in a helper: from its `after`-th message on, the helper throws an uncaught error, which
+// its parent sees as the helper's death.
+function killOnMessage(after) {
+  let seen = 0;
+  self.addEventListener("message", () => {
+    if (++seen > after) throw new Error("helper killed by the test");
+  });
+}
+
+// Makes the first running helper worker of `page` die at its next message.
+async function armHelperKill(page, after) {
+  for (const w of page.workers()) {
+    if ((await w.evaluate(() => self.name).catch(() => "")) === "emstudio-helper") {
+      await w.evaluate(killOnMessage, after);
+      return;
+    }
+  }
+  throw new Error("no helper worker is running");
+}
+
+async function openAndFilter(page, afterOpen = async () => {}) {
   await openDataset(page, "flyem-medulla-fib", 2);
+  await afterOpen();
   const opened = await page.getByTestId("layer-details").first().getAttribute("title");
   await page.getByTestId("layer-visible").nth(1).uncheck();
   const image = [await hashAt(page, 0), await hashAt(page, 137), await hashAt(page, 249)];
@@ -510,7 +548,7 @@ async function inferShippedOnCpu(context, query) {
   return { device, result, ms, objects: objects.pixels };
 }
 
-test("parallel work: helper workers open and filter a stack and infer on the CPU with the same pixels as one worker alone; the companion's page is cross-origin isolated and Cancel stops a running 3D step at once", async (page) => {
+test("parallel work: helper workers open and filter a stack and infer on the CPU with the same pixels as one worker alone, also when a helper dies mid-job; the companion's page is cross-origin isolated and Cancel stops a running 3D step at once", async (page) => {
   needShared();
   const status = page.getByTestId("parallel-status");
   assert.equal(await status.getAttribute("data-isolated"), "true", "the companion sends COOP/COEP");
@@ -537,6 +575,31 @@ test("parallel work: helper workers open and filter a stack and infer on the CPU
   assert.deepEqual(pooled.filtered3d, alone.filtered3d, "helpers filter a 3D median in slabs to the same pixels");
   await solo.close();
 
+  // A helper lost mid-job (an uncaught error, as when it runs out of memory): the open and the
+  // filter finish in the data worker with the same pixels, and nothing is reported as failed.
+  const lostOpen = await page.context().newPage();
+  const openLog = watchWorkers(lostOpen, 150);
+  await lostOpen.goto(URL_);
+  await lostOpen.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  await openDataset(lostOpen, "flyem-medulla-fib", 2);
+  const lostAt = openLog.find((l) => /decoding the rest/.test(l)) ?? "";
+  assert.ok(openLog.some((l) => /[0-9]{4}\.png: helper worker [0-9] stopped: .*helper killed by the test.*decoding the rest in the data worker/.test(l)), openLog.join("\n"));
+  await lostOpen.getByTestId("layer-visible").nth(1).uncheck();
+  assert.deepEqual([await hashAt(lostOpen, 0), await hashAt(lostOpen, 137), await hashAt(lostOpen, 249)], alone.image, "the open finished in the data worker");
+  assert.deepEqual(await errors(lostOpen), []);
+  await lostOpen.close();
+  const lostFilter = await page.context().newPage();
+  const filterLog = watchWorkers(lostFilter, Infinity);
+  await lostFilter.goto(URL_);
+  await lostFilter.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  const afterLoss = await openAndFilter(lostFilter, () => armHelperKill(lostFilter, 0));
+  assert.ok(filterLog.some((l) => /helper worker [0-9] stopped: .*helper killed by the test.*filtering the rest in the data worker/.test(l)), filterLog.join("\n"));
+  assert.deepEqual(afterLoss.image, alone.image);
+  assert.deepEqual(afterLoss.filtered, alone.filtered, "slabs of a lost helper are filtered again in the data worker");
+  assert.deepEqual(afterLoss.filtered3d, alone.filtered3d);
+  assert.deepEqual(await errors(lostFilter), []);
+  await lostFilter.close();
+
   // CPU inference: the network worker's helpers run the tiles side by side and it blends them
   // in order, so the objects are the same pixels as computed alone.
   const shared = await inferShippedOnCpu(page.context(), "");
@@ -561,7 +624,7 @@ test("parallel work: helper workers open and filter a stack and infer on the CPU
   assert.equal((await layerNames(page)).length, layersBefore, "no layer was added");
   assert.deepEqual(await errors(page), []);
   await page.screenshot({ path: path.join(OUT, "parallel-status.png") });
-  return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; CPU inference ${(shared.ms / 1000).toFixed(1)} s vs ${(single.ms / 1000).toFixed(1)} s alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
+  return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; a helper lost at ${lostAt.split(":")[0]} of the open and during a median; CPU inference ${(shared.ms / 1000).toFixed(1)} s vs ${(single.ms / 1000).toFixed(1)} s alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
 });
 
 test("postprocess and evaluate: threshold → 3D labels → size filter, metrics, error map, jump to an error", async (page) => {

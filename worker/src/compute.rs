@@ -102,6 +102,10 @@ pub fn preview_filters(
     })
 }
 
+/// Voxels a 3D pipeline's first, timed slab reads at least ([`FilterJob::thin_next_slab`]):
+/// enough that a millisecond of noise does not decide where the rest runs.
+pub const PROBE_VOXELS: usize = 2_000_000;
+
 /// A piece of a layer handed out by [`FilterJob::next_slab`]: the slices `keep` it stands for,
 /// read as `f32` together with the pipeline's reach of slices above and below
 /// ([`Pipeline::z_reach`]; none for per-slice pipelines), `keep.start` being slice `first` of
@@ -206,6 +210,23 @@ impl FilterJob {
         }
     }
 
+    /// Makes the next slab of a 3D pipeline thin (as many slices as its reach, at least one,
+    /// and enough that it reads [`PROBE_VOXELS`]), so timing it says what the pipeline costs
+    /// before the rest is shared out; returns how many slices it reads (the reach above and
+    /// below included).
+    pub fn thin_next_slab(&mut self) -> usize {
+        let reach = self.reach.unwrap_or(0);
+        let for_voxels = (PROBE_VOXELS / self.shape.slice_len().max(1)).saturating_sub(2 * reach);
+        self.slab = reach
+            .max(for_voxels)
+            .max(1)
+            .min(self.slab)
+            .min(self.shape.z - self.next_z)
+            .max(1);
+        let end = (self.next_z + self.slab + reach).min(self.shape.z);
+        end - self.next_z.saturating_sub(reach)
+    }
+
     /// Makes the slices not yet handed out one slab (a 3D pipeline too cheap for the helpers
     /// reads the neighbours of its slabs only once more).
     pub fn rest_in_one_slab(&mut self) {
@@ -219,16 +240,37 @@ impl FilterJob {
             return Ok(None);
         }
         let keep = self.next_z..(self.next_z + self.slab).min(self.shape.z);
+        self.next_z = keep.end;
+        self.slab_of(ws, keep).map(Some)
+    }
+
+    /// The slab standing for slices `keep`, with its neighbours within reach.
+    fn slab_of(&self, ws: &Workspace, keep: Range<usize>) -> Result<Slab, ComputeError> {
         // A slab of the whole volume reads nothing beyond it.
         let reach = self.reach.unwrap_or(0);
         let read = keep.start.saturating_sub(reach)..(keep.end + reach).min(self.shape.z);
         let input = layer_f32(ws, self.source, read.clone())?;
-        self.next_z = keep.end;
-        Ok(Some(Slab {
+        Ok(Slab {
             first: keep.start - read.start,
             keep,
             input,
-        }))
+        })
+    }
+
+    /// Filters slices `keep` again, here (a slab handed to a helper that was lost).
+    pub fn redo(
+        &mut self,
+        ws: &Workspace,
+        keep: Range<usize>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ComputeError> {
+        if keep.end > self.next_z {
+            return Err(format!("slices {keep:?} were never handed out").into());
+        }
+        let slab = self.slab_of(ws, keep)?;
+        let filtered = filter_kept(&self.pipeline, &slab, progress)?;
+        self.store(slab.keep.clone(), filtered.view())?;
+        Ok(())
     }
 
     /// Writes a filtered slab back (slices `zs`, any order).
@@ -260,8 +302,21 @@ impl FilterJob {
         ws: &Workspace,
         progress: &mut dyn Progress,
     ) -> Result<bool, ComputeError> {
+        self.step_timed(ws, progress, &|| 0.0).map(|(more, _)| more)
+    }
+
+    /// [`FilterJob::step`], also returning the milliseconds (read from `clock`) the pipeline
+    /// itself took: reading the slab and storing the result (whose first touch of fresh memory
+    /// costs more on a first run) are left out, since they happen wherever the slab is
+    /// filtered.
+    pub fn step_timed(
+        &mut self,
+        ws: &Workspace,
+        progress: &mut dyn Progress,
+        clock: &dyn Fn() -> f64,
+    ) -> Result<(bool, f64), ComputeError> {
         let Some(slab) = self.next_slab(ws)? else {
-            return Ok(false);
+            return Ok((false, 0.0));
         };
         let zs = slab.keep.clone();
         let total = self.shape.z as u64;
@@ -277,9 +332,11 @@ impl FilterJob {
                 total * 1000,
             )
         };
+        let started = clock();
         let filtered = filter_kept(&self.pipeline, &slab, &mut scaled)?;
+        let ms = clock() - started;
         self.store(zs, filtered.view())?;
-        Ok(self.next_z < self.shape.z)
+        Ok((self.next_z < self.shape.z, ms))
     }
 
     /// The filtered volume (call after [`FilterJob::step`] returned `false`).
@@ -518,6 +575,32 @@ mod tests {
     }
 
     #[test]
+    fn a_3d_pipeline_is_timed_on_a_thin_slab_of_two_million_voxels() {
+        let mut ws = Workspace::default();
+        let id = ramp(&mut ws, (100, 250, 250));
+        // σ 2 along z reaches 8 slices: 16 slices kept read 32 (2 M voxels).
+        let p = parse_pipeline(r#"[{"filter":"gaussian","sigma":[2,1,1]}]"#).expect("valid");
+        let mut job = FilterJob::new(&ws, id, p).expect("job");
+        assert!(job.split_for(2));
+        assert_eq!(
+            job.thin_next_slab(),
+            24,
+            "16 kept, 8 above (none below the first)"
+        );
+        assert!(job.step(&ws, &mut NoProgress).expect("slab"));
+        assert_eq!(job.done_of().0, 16);
+        assert_eq!(job.thin_next_slab(), 32);
+        // A wide median: its reach is the floor.
+        let p = parse_pipeline(r#"[{"filter":"median","size":[41,3,3]}]"#).expect("valid");
+        let mut job = FilterJob::new(&ws, id, p).expect("job");
+        assert!(
+            !job.split_for(2),
+            "slabs of 25 are thinner than twice the reach"
+        );
+        assert_eq!(job.thin_next_slab(), 40, "20 kept (the reach), 20 above");
+    }
+
+    #[test]
     fn slab_and_whole_runs_match_the_library() {
         let mut ws = Workspace::default();
         // Tall enough for several slabs at a smaller slab size.
@@ -629,21 +712,42 @@ mod tests {
                     "{json}: {}",
                     slabs.len()
                 );
-                for slab in slabs.iter().rev() {
+                for (k, slab) in slabs.iter().rev().enumerate() {
+                    if k == 1 {
+                        // A helper lost this one: filtered again in the data worker.
+                        job.redo(&ws, slab.keep.clone(), &mut NoProgress)
+                            .expect("redo");
+                        continue;
+                    }
                     let kept = filter_kept(&pipeline, slab, &mut NoProgress).expect("filter");
                     job.store(slab.keep.clone(), kept.view()).expect("store");
                 }
                 let out = job.finish().to_f32_array(0..41).expect("f32");
                 assert_eq!(out, whole, "{json}, {workers} workers");
                 split += 1;
-                // Too cheap for the helpers: the first slab here, then the rest in one.
-                let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
-                assert!(job.split_for(workers));
-                assert!(job.step(&ws, &mut NoProgress).expect("first slab"));
-                job.rest_in_one_slab();
-                assert!(!job.step(&ws, &mut NoProgress).expect("the rest"));
-                let out = job.finish().to_f32_array(0..41).expect("f32");
-                assert_eq!(out, whole, "{json}, {workers} workers, rest in one");
+                // A thin first slab timed here, then the rest in one slab (too cheap for the
+                // helpers) or in slabs (shared out).
+                for share in [false, true] {
+                    let mut job = FilterJob::new(&ws, id, pipeline.clone()).expect("job");
+                    assert!(job.split_for(workers));
+                    // 12×13 slices: PROBE_VOXELS asks for more than the slab holds.
+                    let want = 41usize.div_ceil(2 * workers);
+                    assert_eq!(job.thin_next_slab(), (want + reach).min(41), "{json}");
+                    assert!(job.step(&ws, &mut NoProgress).expect("first slab"));
+                    assert_eq!(job.done_of().0, want);
+                    if share {
+                        assert!(job.split_for(workers));
+                        while let Some(slab) = job.next_slab(&ws).expect("slab") {
+                            let kept = filter_kept(&pipeline, &slab, &mut NoProgress).expect("f");
+                            job.store(slab.keep.clone(), kept.view()).expect("store");
+                        }
+                    } else {
+                        job.rest_in_one_slab();
+                        assert!(!job.step(&ws, &mut NoProgress).expect("the rest"));
+                    }
+                    let out = job.finish().to_f32_array(0..41).expect("f32");
+                    assert_eq!(out, whole, "{json}, {workers} workers, shared {share}");
+                }
             }
             assert!(split >= 1, "{json}: never cut into slabs");
         }

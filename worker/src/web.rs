@@ -396,11 +396,14 @@ async fn apply_filters(
     let splittable = job.done_of().1 > 1
         && (job.per_slice() || (job.reach().is_some() && job.split_for(helpers)));
     if splittable {
+        // A 3D pipeline is timed on a thin slab (its reach re-read by every slab makes a
+        // thick first one costly), per slice read.
+        let read = if three_d { job.thin_next_slab() } else { 0 };
         yield_now().await;
-        let started = now_ms();
-        let more = WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))?;
-        let voxels = job.done_of().0 * job.shape().slice_len();
-        let ms_per_megavoxel = (now_ms() - started) / (voxels.max(1) as f64 / 1e6);
+        let (more, ms) = WORKSPACE.with(|w| job.step_timed(&w.borrow(), &mut progress, &now_ms))?;
+        let slices = if three_d { read } else { job.done_of().0 };
+        let voxels = slices * job.shape().slice_len();
+        let ms_per_megavoxel = ms / (voxels.max(1) as f64 / 1e6);
         if !more {
             return Ok((job.finish(), steps));
         }
@@ -427,8 +430,11 @@ async fn apply_filters(
 /// Below this cost a pipeline stays in the data worker: sending a slab to a helper and back
 /// costs about 5–8 ms per million voxels on a 2-core laptop-class machine (BENCHMARKS.md,
 /// "Parallel work in the browser": a 2D Gaussian at ~10 ms per megavoxel and a 3D Gaussian
-/// σ 2 at ~16 got slower in the pool, a 7×7 median at ~40 and a 5³ median at ~80 faster).
-const POOL_MIN_MS_PER_MEGAVOXEL: f64 = 20.0;
+/// σ 2 at 7–11 got slower in the pool, a 7×7 median at ~40 and a 5³ median at ~80 faster).
+/// The first run of a kernel in a page is timed on V8's baseline code, before its optimised
+/// code arrives, and costs 2–3 times more (the 3D Gaussian: 27–33 ms per megavoxel), so the
+/// bar sits above that.
+const POOL_MIN_MS_PER_MEGAVOXEL: f64 = 35.0;
 
 /// [`apply_filters`] with the pool: slabs go to the helpers, a window of them in flight, and
 /// are stored as they come back; `Cancel` is seen between slabs.
@@ -508,6 +514,35 @@ async fn filter_in_pool(
         // A helper stopped by the cancel board answers "cancelled": that is a Cancel.
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
+        }
+        if reply.is_err() && pool.failure().is_some() {
+            // A helper was lost: the slabs that were out are filtered here, then the rest.
+            web_sys::console::warn_1(
+                &format!(
+                    "{}; filtering the rest in the data worker",
+                    pool.failure().unwrap_or_default()
+                )
+                .into(),
+            );
+            let lost: Vec<_> = std::iter::once(zs)
+                .chain(in_flight.drain(..).map(|(keep, _, _)| keep))
+                .collect();
+            for keep in lost {
+                yield_now().await;
+                if take_cancelled(request) {
+                    return Err(ComputeError::Cancelled);
+                }
+                WORKSPACE.with(|w| job.redo(&w.borrow(), keep, &mut progress))?;
+            }
+            loop {
+                yield_now().await;
+                if take_cancelled(request) {
+                    return Err(ComputeError::Cancelled);
+                }
+                if !WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))? {
+                    return Ok((job.finish(), steps));
+                }
+            }
         }
         let reply = reply?;
         let (depth, height, width) = (zs.len(), job.shape().y, job.shape().x);
@@ -661,39 +696,21 @@ async fn open(
                 source: &source,
                 attachments: &attachments,
             };
-            let volume = open_in_pool(&pool, request, layer_name, files).await?;
-            return Ok(volume.map(|v| (v, pool.size() as u32)));
+            return open_in_pool(&pool, request, layer_name, files).await;
         }
     }
+    let files = OpenFiles {
+        names: &names,
+        order: &order,
+        source: &source,
+        attachments: &attachments,
+    };
     // Made at the first file, so the memory left is measured after any stack opened beside this
     // one has allocated (opens of a dataset's layers run at the same time).
     let mut builder: Option<StackBuilder> = None;
-    let mut reading: std::collections::VecDeque<js_sys::Promise> = order
-        .iter()
-        .take(READ_AHEAD)
-        .map(|&i| start_read(&source, &attachments, i))
-        .collect();
     let mut turns = OpenTurns::new(request, layer_name, order.len());
-    for (done, &i) in order.iter().enumerate() {
-        if take_cancelled(request) {
-            return Ok(None);
-        }
-        let name = &names[i];
-        let promise = reading
-            .pop_front()
-            .ok_or_else(|| format!("{name}: internal error, no read in flight"))?;
-        if let Some(&next) = order.get(done + READ_AHEAD) {
-            reading.push_back(start_read(&source, &attachments, next));
-        }
-        let buffer = JsFuture::from(promise)
-            .await
-            .map_err(|e| format!("{name}: could not read the file ({})", js_error(&e)))?;
-        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
-        builder
-            .get_or_insert_with(|| StackBuilder::new(order.len(), browser_stack_limits()))
-            .push(name, &bytes)
-            .map_err(|e| e.to_string())?;
-        turns.file_done(done, name).await;
+    if !decode_here(request, &files, 0, &mut builder, &mut turns).await? {
+        return Ok(None);
     }
     finish_stack(builder).map(|v| Some((v, 0)))
 }
@@ -774,6 +791,45 @@ impl OpenFiles<'_> {
     }
 }
 
+/// Reads and decodes files `from..` (in stack order) here, in the data worker, into `builder`;
+/// `false` when cancelled.
+async fn decode_here(
+    request: RequestId,
+    files: &OpenFiles<'_>,
+    from: usize,
+    builder: &mut Option<StackBuilder>,
+    turns: &mut OpenTurns<'_>,
+) -> Result<bool, String> {
+    let count = files.order.len();
+    let mut reading: std::collections::VecDeque<js_sys::Promise> = files.order[from..]
+        .iter()
+        .take(READ_AHEAD)
+        .map(|&i| start_read(files.source, files.attachments, i))
+        .collect();
+    for done in from..count {
+        if take_cancelled(request) {
+            return Ok(false);
+        }
+        let name = &files.names[files.order[done]];
+        let promise = reading
+            .pop_front()
+            .ok_or_else(|| format!("{name}: internal error, no read in flight"))?;
+        if let Some(&next) = files.order.get(done + READ_AHEAD) {
+            reading.push_back(start_read(files.source, files.attachments, next));
+        }
+        let buffer = JsFuture::from(promise)
+            .await
+            .map_err(|e| format!("{name}: could not read the file ({})", js_error(&e)))?;
+        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+        builder
+            .get_or_insert_with(|| StackBuilder::new(count, browser_stack_limits()))
+            .push(name, &bytes)
+            .map_err(|e| e.to_string())?;
+        turns.file_done(done, name).await;
+    }
+    Ok(true)
+}
+
 /// Jobs per helper kept in flight (reading overlaps decoding; results are taken in order).
 const JOBS_PER_HELPER: usize = 64;
 /// Files in flight at least, whatever the pool's size: reading small files from the browser's
@@ -781,13 +837,15 @@ const JOBS_PER_HELPER: usize = 64;
 const MIN_IN_FLIGHT: usize = 128;
 
 /// [`open`] with the pool: helpers read and decode the files in parallel, the stack takes
-/// their pages in order (with the same checks as a file decoded here).
+/// their pages in order (with the same checks as a file decoded here). When a helper is lost,
+/// the files from the first one not taken yet are decoded here; the count of helpers returned
+/// is then 0.
 async fn open_in_pool(
     pool: &web_pool::Pool,
     request: RequestId,
     layer_name: &str,
     files: OpenFiles<'_>,
-) -> Result<Option<emstudio_core::AnyVolume>, String> {
+) -> Result<Option<(emstudio_core::AnyVolume, u32)>, String> {
     let limits = browser_stack_limits();
     let count = files.order.len();
     // Made at the first file (see `open`).
@@ -808,9 +866,18 @@ async fn open_in_pool(
         if k + window < count {
             jobs.push_back(files.submit(pool, k + window, limits));
         }
-        let reply = web_pool::reply(promise)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
+        let reply = match web_pool::reply(promise).await {
+            Err(e) if pool.failure().is_some() => {
+                web_sys::console::warn_1(
+                    &format!("{name}: {e}; decoding the rest in the data worker").into(),
+                );
+                if !decode_here(request, &files, k, &mut builder, &mut turns).await? {
+                    return Ok(None);
+                }
+                return finish_stack(builder).map(|v| Some((v, 0)));
+            }
+            reply => reply.map_err(|e| format!("{name}: {e}"))?,
+        };
         match reply.msg {
             FromHelper::Decoded { format, pages, .. } => {
                 let pages = pages
@@ -836,7 +903,7 @@ async fn open_in_pool(
         }
         turns.file_done(k, name).await;
     }
-    finish_stack(builder).map(Some)
+    finish_stack(builder).map(|v| Some((v, pool.size() as u32)))
 }
 
 /// Encodes a layer; `Ok(None)` when cancelled.
