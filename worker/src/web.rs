@@ -9,6 +9,7 @@ use crate::web_edit;
 use crate::web_nets;
 use crate::web_pool;
 use crate::workspace::{Rendered, Workspace};
+use emstudio_core::progress::Progress;
 use emstudio_core::stack::{is_stack_file_name, natural_cmp, ExportFormat, Limits, StackBuilder};
 use emstudio_protocol::pool::{FromHelper, ToHelper, HELPER_NAME};
 use emstudio_protocol::{
@@ -416,12 +417,23 @@ async fn apply_filters(
             job.rest_in_one_slab();
         }
     }
+    filter_here(request, job, steps, &mut progress).await
+}
+
+/// The rest of a filter run in the data worker, slab by slab, yielding between slabs so
+/// `Cancel` is seen.
+async fn filter_here(
+    request: RequestId,
+    mut job: FilterJob,
+    steps: String,
+    progress: &mut dyn Progress,
+) -> Result<(emstudio_core::AnyVolume, String), ComputeError> {
     loop {
         yield_now().await;
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if !WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))? {
+        if !WORKSPACE.with(|w| job.step(&w.borrow(), progress))? {
             return Ok((job.finish(), steps));
         }
     }
@@ -534,15 +546,7 @@ async fn filter_in_pool(
                 }
                 WORKSPACE.with(|w| job.redo(&w.borrow(), keep, &mut progress))?;
             }
-            loop {
-                yield_now().await;
-                if take_cancelled(request) {
-                    return Err(ComputeError::Cancelled);
-                }
-                if !WORKSPACE.with(|w| job.step(&w.borrow(), &mut progress))? {
-                    return Ok((job.finish(), steps));
-                }
-            }
+            return filter_here(request, job, steps, &mut progress).await;
         }
         let reply = reply?;
         let (depth, height, width) = (zs.len(), job.shape().y, job.shape().x);

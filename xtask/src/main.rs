@@ -265,7 +265,8 @@ fn build(lint: Lint) -> Result<(u64, u64, u64)> {
         )?;
     }
     let index = std::fs::read_to_string("index.html").context("index.html")?;
-    std::fs::write(dist.join("index.html"), site::index_without_trunk(&index)?)?;
+    let page = site::index_without_trunk(&index, &site::app_snippets(&dist)?)?;
+    std::fs::write(dist.join("index.html"), page)?;
     site::finish(&dist)
 }
 

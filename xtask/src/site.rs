@@ -142,6 +142,19 @@ fn without_name_section(module: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The JS files wasm-bindgen copied for the app (`snippets/emstudio-app-<hash>/…`), as paths
+/// relative to `dir`.
+pub(crate) fn app_snippets(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for file in files_under(&dir.join("snippets"))? {
+        let rel = file.strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
+        if rel.starts_with(&format!("snippets/{APP}-")) && rel.ends_with(".js") {
+            out.push(rel);
+        }
+    }
+    Ok(out)
+}
+
 /// `cargo xtask site`: Trunk.toml's post-build hook, which finishes trunk's staging folder.
 pub(crate) fn trunk_hook() -> Result<()> {
     let Some(staging) = std::env::var_os("TRUNK_STAGING_DIR") else {
@@ -151,9 +164,11 @@ pub(crate) fn trunk_hook() -> Result<()> {
 }
 
 /// The root `index.html` for the build that does not use trunk: its `<link data-trunk
-/// rel="rust">` line for the app becomes the script that starts it (trunk writes an equivalent
-/// one), and its other `data-trunk` lines (the workers, built and named the same way here) go.
-pub(crate) fn index_without_trunk(html: &str) -> Result<String> {
+/// rel="rust">` line for the app becomes the script that starts it and preloads of the app's
+/// JS, its `snippets` (paths relative to the site) and its wasm, so the three download side
+/// by side instead of one after the other (trunk writes the same), and its other `data-trunk`
+/// lines (the workers, built and named the same way here) go.
+pub(crate) fn index_without_trunk(html: &str, snippets: &[String]) -> Result<String> {
     let mut out = String::with_capacity(html.len());
     let mut apps = 0;
     for line in html.lines() {
@@ -165,6 +180,14 @@ pub(crate) fn index_without_trunk(html: &str) -> Result<String> {
             let indent = &line[..line.len() - line.trim_start().len()];
             out.push_str(&format!(
                 "{indent}<script type=\"module\">import init from \"./{APP}.js\"; init();</script>\n"
+            ));
+            for module in std::iter::once(format!("{APP}.js")).chain(snippets.iter().cloned()) {
+                out.push_str(&format!(
+                    "{indent}<link rel=\"modulepreload\" href=\"./{module}\">\n"
+                ));
+            }
+            out.push_str(&format!(
+                "{indent}<link rel=\"preload\" href=\"./{APP}_bg.wasm\" as=\"fetch\" type=\"application/wasm\" crossorigin>\n"
             ));
         } else if line.trim_end().ends_with("/>") || line.trim_end().ends_with('>') {
             // a worker or another trunk asset: this build makes it itself
@@ -384,16 +407,24 @@ mod tests {
     fn the_root_index_becomes_the_page_of_the_plain_build() {
         let html = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../index.html"))
             .expect("index.html");
-        let page = index_without_trunk(&html).expect("index");
+        let snippets = ["snippets/emstudio-app-0a1b/js/fs.js".to_string()];
+        let page = index_without_trunk(&html, &snippets).expect("index");
         assert!(!page.contains("data-trunk"), "{page}");
         assert_eq!(
             page.matches("import init from \"./emstudio-app.js\"")
                 .count(),
             1
         );
+        for preload in [
+            r#"<link rel="modulepreload" href="./emstudio-app.js">"#,
+            r#"<link rel="modulepreload" href="./snippets/emstudio-app-0a1b/js/fs.js">"#,
+            r#"<link rel="preload" href="./emstudio-app_bg.wasm" as="fetch" type="application/wasm" crossorigin>"#,
+        ] {
+            assert_eq!(page.matches(preload).count(), 1, "{preload} in {page}");
+        }
         assert!(page.contains("registerServiceWorker") && page.contains("style.css"));
-        assert!(index_without_trunk("<html></html>").is_err());
-        assert!(index_without_trunk("<link data-trunk\n rel=\"rust\">").is_err());
+        assert!(index_without_trunk("<html></html>", &[]).is_err());
+        assert!(index_without_trunk("<link data-trunk\n rel=\"rust\">", &[]).is_err());
     }
 
     #[test]

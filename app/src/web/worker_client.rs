@@ -100,10 +100,17 @@ pub fn start(
     on_ready: impl Fn() + 'static,
     on_error: impl Fn(String) + 'static,
 ) -> Result<(), String> {
-    let options = WorkerOptions::new();
-    options.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("./worker.js", &options)
-        .map_err(|e| format!("could not start the worker: {}", super::fsjs::js_error(&e)))?;
+    let (worker, early) = match take_early_worker() {
+        Some(started) => started,
+        None => {
+            let options = WorkerOptions::new();
+            options.set_type(WorkerType::Module);
+            let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| {
+                format!("could not start the worker: {}", super::fsjs::js_error(&e))
+            })?;
+            (worker, Vec::new())
+        }
+    };
     let on_error = Rc::new(on_error);
     let client = Rc::new(Client {
         worker,
@@ -153,16 +160,52 @@ pub fn start(
     client
         .worker
         .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
+    let lost = on_error.clone();
     let on_fail = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
         on_error(format!("the worker stopped: {}", e.message()));
     });
     client
         .worker
         .set_onerror(Some(on_fail.as_ref().unchecked_ref()));
-    on_fail.forget();
     CLIENT.with(|c| *c.borrow_mut() = Some(client));
+    // What the worker said before the app listened, in order (its `Ready` among it).
+    for event in early {
+        let is_error = event
+            .dyn_ref::<web_sys::Event>()
+            .is_some_and(|e| e.type_() == "error");
+        let handler: &js_sys::Function = if event.is_instance_of::<web_sys::ErrorEvent>() {
+            on_fail.as_ref().unchecked_ref()
+        } else if is_error {
+            lost("the worker stopped: its script could not be loaded".into());
+            continue;
+        } else {
+            on_message.as_ref().unchecked_ref()
+        };
+        let _ = handler.call1(&JsValue::NULL, &event);
+    }
+    on_message.forget();
+    on_fail.forget();
     Ok(())
+}
+
+/// The data worker `index.html` started while the app's module downloaded
+/// (`window.emstudioEarlyWorker`: the worker and the events it sent before the app listened),
+/// taken over once.
+fn take_early_worker() -> Option<(Worker, Vec<JsValue>)> {
+    let window: JsValue = web_sys::window()?.into();
+    let key = JsValue::from_str("emstudioEarlyWorker");
+    let started = js_sys::Reflect::get(&window, &key).ok()?;
+    let _ = js_sys::Reflect::delete_property(window.unchecked_ref::<js_sys::Object>(), &key);
+    let worker = js_sys::Reflect::get(&started, &"worker".into())
+        .ok()?
+        .dyn_into::<Worker>()
+        .ok()?;
+    let early = js_sys::Reflect::get(&started, &"early".into())
+        .ok()
+        .and_then(|e| e.dyn_into::<js_sys::Array>().ok())
+        .map(|a| a.to_vec())
+        .unwrap_or_default();
+    Some((worker, early))
 }
 
 fn with_client<R>(f: impl FnOnce(&Client) -> R) -> Option<R> {
