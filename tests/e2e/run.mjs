@@ -63,6 +63,18 @@ test("app loads, worker starts, demo dataset opens with attribution", async (pag
   await page.screenshot({ path: path.join(OUT, "demo-flyem.png") });
 });
 
+test("the data worker starts from the page before the app; when its script cannot load, the app says so", async (page) => {
+  // index.html starts the worker while the app downloads; the app took it over (no second one).
+  const workers = page.workers().filter((w) => w.url().endsWith("/worker.js"));
+  assert.equal(workers.length, 1, workers.map((w) => w.url()).join(", "));
+  const broken = await page.context().newPage();
+  await broken.route("**/worker.js", (r) => r.fulfill({ status: 404, body: "gone" }));
+  await broken.goto(URL_);
+  await broken.getByTestId("error").filter({ hasText: "the worker stopped: its script could not be loaded" }).waitFor({ timeout: 30000 });
+  await broken.screenshot({ path: path.join(OUT, "worker-missing.png") });
+  await broken.close();
+});
+
 test("keys and the z slider change the displayed pixels", async (page) => {
   await openDataset(page, "flyem-medulla", 2);
   const a = await canvasStats(page);

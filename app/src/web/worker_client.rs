@@ -160,9 +160,13 @@ pub fn start(
     client
         .worker
         .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    let lost = on_error.clone();
-    let on_fail = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
-        on_error(format!("the worker stopped: {}", e.message()));
+    // An `ErrorEvent` when the worker threw; a plain `Event` when its script could not load.
+    let on_fail = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        let reason = e
+            .dyn_ref::<web_sys::ErrorEvent>()
+            .map(|e| e.message())
+            .unwrap_or_else(|| "its script could not be loaded".into());
+        on_error(format!("the worker stopped: {reason}"));
     });
     client
         .worker
@@ -173,11 +177,8 @@ pub fn start(
         let is_error = event
             .dyn_ref::<web_sys::Event>()
             .is_some_and(|e| e.type_() == "error");
-        let handler: &js_sys::Function = if event.is_instance_of::<web_sys::ErrorEvent>() {
+        let handler: &js_sys::Function = if is_error {
             on_fail.as_ref().unchecked_ref()
-        } else if is_error {
-            lost("the worker stopped: its script could not be loaded".into());
-            continue;
         } else {
             on_message.as_ref().unchecked_ref()
         };
