@@ -268,9 +268,7 @@ impl FilterJob {
             return Err(format!("slices {keep:?} were never handed out").into());
         }
         let slab = self.slab_of(ws, keep)?;
-        let filtered = filter_kept(&self.pipeline, &slab, progress)?;
-        self.store(slab.keep.clone(), filtered.view())?;
-        Ok(())
+        self.filter_and_store(&slab, progress, &|| 0.0).map(|_| ())
     }
 
     /// Writes a filtered slab back (slices `zs`, any order).
@@ -318,9 +316,20 @@ impl FilterJob {
         let Some(slab) = self.next_slab(ws)? else {
             return Ok((false, 0.0));
         };
-        let zs = slab.keep.clone();
+        let ms = self.filter_and_store(&slab, progress, clock)?;
+        Ok((self.next_z < self.shape.z, ms))
+    }
+
+    /// Filters `slab` here and stores it; `progress` sees the whole job's progress (slab
+    /// `keep` of all slices), and the milliseconds the pipeline itself took are returned.
+    fn filter_and_store(
+        &mut self,
+        slab: &Slab,
+        progress: &mut dyn Progress,
+        clock: &dyn Fn() -> f64,
+    ) -> Result<f64, ComputeError> {
         let total = self.shape.z as u64;
-        let (z0, n) = (zs.start as u64, zs.len() as u64);
+        let (z0, n) = (slab.keep.start as u64, slab.keep.len() as u64);
         let mut scaled = |done: u64, of: u64| {
             let frac = if of == 0 {
                 1.0
@@ -333,10 +342,10 @@ impl FilterJob {
             )
         };
         let started = clock();
-        let filtered = filter_kept(&self.pipeline, &slab, &mut scaled)?;
+        let filtered = filter_kept(&self.pipeline, slab, &mut scaled)?;
         let ms = clock() - started;
-        self.store(zs, filtered.view())?;
-        Ok((self.next_z < self.shape.z, ms))
+        self.store(slab.keep.clone(), filtered.view())?;
+        Ok(ms)
     }
 
     /// The filtered volume (call after [`FilterJob::step`] returned `false`).
@@ -714,9 +723,20 @@ mod tests {
                 );
                 for (k, slab) in slabs.iter().rev().enumerate() {
                     if k == 1 {
-                        // A helper lost this one: filtered again in the data worker.
-                        job.redo(&ws, slab.keep.clone(), &mut NoProgress)
-                            .expect("redo");
+                        // A helper lost this one: filtered again in the data worker, its
+                        // progress reported on the whole job's scale.
+                        let mut seen = Vec::new();
+                        let mut record = |done: u64, total: u64| {
+                            seen.push((done, total));
+                            ControlFlow::Continue(())
+                        };
+                        job.redo(&ws, slab.keep.clone(), &mut record).expect("redo");
+                        let range = slab.keep.start as u64 * 1000..=slab.keep.end as u64 * 1000;
+                        assert!(!seen.is_empty());
+                        assert!(
+                            seen.iter().all(|&(d, t)| t == 41_000 && range.contains(&d)),
+                            "{seen:?} outside {range:?}"
+                        );
                         continue;
                     }
                     let kept = filter_kept(&pipeline, slab, &mut NoProgress).expect("filter");
