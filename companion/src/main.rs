@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use emstudio_companion::cli::{self, EvaluateArgs, FilterArgs, LabelArgs, OutputSpec};
 use emstudio_companion::{catalog, nets_cli, server};
+use emstudio_core::labels::blocks::BlockParams;
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::metrics::EvaluateParams;
 use emstudio_core::stack::{BitDepth, ExportFormat};
@@ -85,6 +86,13 @@ enum BatchCommand {
         /// Remove objects with fewer voxels.
         #[arg(long, default_value_t = 0)]
         min_size: u64,
+        /// --method distance | markers: run the watershed in blocks of this many slices (as
+        /// the browser's helper workers do, with the same result), not on the whole volume.
+        #[arg(long)]
+        block_depth: Option<usize>,
+        /// With --block-depth: slices each block reads beyond its own on each side.
+        #[arg(long, default_value_t = 24)]
+        block_overlap: usize,
         #[command(flatten)]
         output: OutputFlags,
         /// No progress bars.
@@ -428,6 +436,8 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
             markers,
             min_overlap,
             min_size,
+            block_depth,
+            block_overlap,
             output,
             quiet,
         } => {
@@ -441,6 +451,11 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                     ),
                 "--markers goes with --method markers (and that method needs it)"
             );
+            anyhow::ensure!(
+                block_depth.is_none() || method.is_watershed(),
+                "--block-depth goes with --method distance or markers (components need no \
+                 blocks: they give the same labels either way)"
+            );
             cli::label(&LabelArgs {
                 input,
                 markers,
@@ -449,6 +464,10 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
                     foreground_below: below,
                     method,
                     min_size,
+                    blocks: block_depth.map(|depth| BlockParams {
+                        depth,
+                        halo: block_overlap,
+                    }),
                 },
                 output: output.spec()?,
                 quiet,

@@ -454,3 +454,52 @@ fn infer_refuses_batch_and_tile_sizes_out_of_range_by_name() {
         assert!(stderr.contains(says) && stderr.contains(flag), "{stderr}");
     }
 }
+
+#[test]
+fn label_runs_a_watershed_in_blocks_and_refuses_blocks_it_cannot_use() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let prob = write_probability_map(dir.path(), "prob.tif");
+    let prob = prob.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let out_dir = dir.path().join(format!("out{}", extra.len()));
+        let out_dir = out_dir.to_string_lossy().into_owned();
+        let mut args = vec!["label", "-i", &prob, "-o", &out_dir, "-q"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .args(&args)
+            .output()
+            .expect("run")
+    };
+    // Two blocks of one slice each, reading the other slice as their overlap.
+    let out = run(&[
+        "--method",
+        "distance",
+        "--min-distance",
+        "1",
+        "--block-depth",
+        "1",
+        "--block-overlap",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("out8").read_dir().expect("output").count() >= 2);
+    // Components need no blocks; blocks that do not overlap cannot be joined.
+    let out = run(&["--block-depth", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--block-depth goes with"));
+    let out = run(&[
+        "--method",
+        "distance",
+        "--block-depth",
+        "1",
+        "--block-overlap",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("overlap"), "{stderr}");
+}

@@ -1,4 +1,5 @@
-// Browser benchmarks of parallel work (issue 20): opening stacks, per-slice and 3D filters with
+// Browser benchmarks of parallel work (issue 20): opening stacks, per-slice and 3D filters,
+// a distance watershed in blocks with
 // 0 (the data worker alone), 1, 2 and 4 helper workers (`?workers=N`), beside the browser's own
 // parallel image decoding of the same files; and how soon Cancel stops a running 3D kernel
 // through the shared cancel board. Run by `cargo xtask bench browser` after bench.mjs, against
@@ -81,6 +82,37 @@ async function timeFilter(context, workers, label, params, threeD = false) {
   return median(times);
 }
 
+// The Postprocess panel over flyem-medulla-fib's image: Otsu threshold, a distance watershed
+// (min distance 8, objects of 500 voxels and more) in blocks of `blockDepth` slices (`"auto"`:
+// what the panel proposes, one per helper; `null`: the whole volume at once). The worker's
+// compute time, median of 3.
+async function timeWatershed(context, workers, blockDepth) {
+  const page = await appWith(context, workers);
+  await openOnce(page, "flyem-medulla-fib", 2);
+  await page.getByTestId("tab-postprocess").click();
+  await page.getByTestId("post-source").selectOption({ index: 0 });
+  await page.getByTestId("post-otsu").check();
+  await page.getByTestId("post-method").selectOption("distance");
+  for (const [id, v] of [["post-min-distance", 8], ["post-min-size", 500]]) {
+    await page.getByTestId(id).fill(String(v));
+    await page.getByTestId(id).dispatchEvent("change");
+  }
+  await page.getByTestId("post-blocks").setChecked(blockDepth !== null);
+  if (blockDepth !== null && blockDepth !== "auto") {
+    await page.getByTestId("post-block-depth").fill(String(blockDepth));
+    await page.getByTestId("post-block-depth").dispatchEvent("change");
+  }
+  const times = [];
+  for (let run = 0; run < 3; run++) {
+    await page.getByTestId("post-run").click();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, 3 + run, { timeout: 300000 });
+    await waitIdle(page, 300000);
+    times.push(Number(await page.getByTestId("post-result").getAttribute("data-compute-ms")));
+  }
+  await page.close();
+  return median(times);
+}
+
 // A 3D median (15³ window) over the 250³ image, cancelled once it has started: Cancel → job gone.
 async function cancelLatency(context) {
   const page = await appWith(context, 2);
@@ -113,6 +145,13 @@ for (const w of WORKERS) {
   gauss3[w] = await timeFilter(context, w, "Gaussian blur", { "param-sigma-0": 2, "param-sigma-1": 2, "param-sigma-2": 2 }, true);
   med3[w] = await timeFilter(context, w, "Median", { "param-size-0": 5, "param-size-1": 5, "param-size-2": 5 }, true);
 }
+const blocks64 = {};
+const blocksAuto = {};
+for (const w of WORKERS) {
+  blocks64[w] = await timeWatershed(context, w, 64);
+  blocksAuto[w] = await timeWatershed(context, w, "auto");
+}
+const wholeWatershed = await timeWatershed(context, 0, null);
 const cancel = await cancelLatency(context);
 await context.close();
 
@@ -132,6 +171,8 @@ ${row("Gaussian σ 2 per slice over 250×250² (worker compute time)", gauss)}
 ${row("median 7×7 per slice over 250×250² (worker compute time)", med)}
 ${row("Gaussian σ 2 in 3D over 250³ (slabs with 8 slices of reach on each side)", gauss3)}
 ${row("median 5³ in 3D over 250³ (slabs with 2 slices of reach on each side)", med3)}
+${row("distance watershed of the Otsu mask of 250³ in 4 blocks of ≤ 64 slices, overlap 24 (the same labels for every column)", blocks64, wholeWatershed, "whole volume, one worker")}
+${row("distance watershed in the blocks the panel proposes (one per helper, ≥ 64 slices: 250, 250, 125, 64)", blocksAuto, wholeWatershed, "whole volume, one worker")}
 
 Cancel of a running 3D median (15³ window over 250³; with helpers its slabs run in them, each stopped through the cancel board) ${cancel.isolated ? "with the page cross-origin isolated (shared cancel board)" : "WITHOUT isolation"}: stopped **${cancel.stop} ms** after the click; the rest of the kernel would have taken about ${(cancel.rest / 1000).toFixed(1)} s.
 `;

@@ -639,6 +639,98 @@ test("parallel work: helper workers open and filter a stack and infer on the CPU
   return `${helpers} helpers; open ${pooled.opened.match(/[0-9.]+ s/)[0]} vs ${alone.opened.match(/[0-9.]+ s/)[0]} alone; a helper lost at ${lostAt.split(":")[0]} of the open and during a median; CPU inference ${(shared.ms / 1000).toFixed(1)} s vs ${(single.ms / 1000).toFixed(1)} s alone; 3D median cancelled in ${stopMs} ms (the rest would take ~${((wholeMs - ranMs) / 1000).toFixed(1)} s)`;
 });
 
+// Shows only the newest layer, so the canvas shows its labels alone.
+async function showOnlyNewest(page) {
+  const boxes = page.getByTestId("layer-visible");
+  const n = await boxes.count();
+  for (let i = 0; i < n - 1; i++) await boxes.nth(i).uncheck();
+  await boxes.nth(n - 1).check();
+}
+
+// Runs the Postprocess form on flyem-medulla-fib's image and waits for its label layer; the
+// summary and the canvas hashes of slices `zs` of the new layer alone.
+async function labelOnce(page, zs) {
+  const layers = (await layerNames(page)).length;
+  await page.getByTestId("post-run").click();
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid^='layer-'] .layer-name").length === n, layers + 1, { timeout: 180000 });
+  await waitIdle(page);
+  const summary = await page.getByTestId("post-result").textContent();
+  await showOnlyNewest(page);
+  const hashes = [];
+  for (const z of zs) hashes.push(await hashAt(page, z));
+  return { summary, hashes };
+}
+
+// Opens flyem-medulla-fib in `page`, labels its Otsu foreground by 3D components and by a
+// distance watershed in blocks (64 slices, overlap 24; `beforeWatershed` runs just before that
+// one starts).
+async function labelFlyem(page, beforeWatershed = async () => {}) {
+  await openDataset(page, "flyem-medulla-fib", 2);
+  await page.getByTestId("tab-postprocess").click();
+  await page.getByTestId("post-source").selectOption({ index: 0 });
+  await page.getByTestId("post-otsu").check();
+  // Block borders (62, 125, 187) and the volume's ends.
+  const zs = [0, 61, 62, 124, 125, 186, 187, 249];
+  const components = await labelOnce(page, zs);
+  await page.getByTestId("post-method").selectOption("distance");
+  await page.getByTestId("post-min-distance").fill("8");
+  await page.getByTestId("post-min-distance").dispatchEvent("change");
+  await page.getByTestId("post-min-size").fill("500");
+  await page.getByTestId("post-min-size").dispatchEvent("change");
+  assert.equal(await page.getByTestId("post-blocks").isChecked(), true, "blocks are the default");
+  // One block per helper, at least 64 slices; the test sets 64 so every page runs the same.
+  const helpers = Number(await page.getByTestId("parallel-status").getAttribute("data-helpers"));
+  const proposed = String(Math.max(64, Math.ceil(250 / Math.max(helpers, 1))));
+  assert.equal(await page.getByTestId("post-block-depth").inputValue(), proposed);
+  assert.equal(await page.getByTestId("post-block-overlap").inputValue(), "24");
+  await page.getByTestId("post-block-depth").fill("64");
+  await page.getByTestId("post-block-depth").dispatchEvent("change");
+  await beforeWatershed();
+  const watershed = await labelOnce(page, zs);
+  return { components, watershed };
+}
+
+test("labelling in blocks: helper workers run a distance watershed of flyem-medulla-fib in blocks and join them, with the same objects as one worker alone, also when a helper dies mid-job", async (page) => {
+  needShared();
+  const helpers = Number(await page.getByTestId("parallel-status").getAttribute("data-helpers"));
+  assert.ok(helpers >= 1, `helpers: ${helpers}`);
+  const pooled = await labelFlyem(page);
+  const objects = (summary) => Number(summary.match(/^(\d+) objects · Otsu threshold/)[1]);
+  // Components cost less than sending slabs out: they stay in the data worker.
+  assert.match(pooled.components.summary, /foreground voxels · [0-9.]+ s$/);
+  assert.match(pooled.watershed.summary, new RegExp(`· 4 blocks of ≤ 64 slices · ${helpers} helper workers? · [0-9.]+ s$`));
+  assert.ok(objects(pooled.watershed.summary) > 100, pooled.watershed.summary);
+  await page.getByTestId("tab-postprocess").click();
+  await page.screenshot({ path: path.join(OUT, "postprocess-blocks.png") });
+  assert.deepEqual(await errors(page), []);
+
+  // One worker alone: the same objects, voxel for voxel (the watershed's blocks do not depend
+  // on how many workers run them).
+  const solo = await page.context().newPage();
+  await solo.goto(URL_ + "?workers=0");
+  await solo.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  const alone = await labelFlyem(solo);
+  assert.doesNotMatch(alone.components.summary, /helper/);
+  assert.match(alone.watershed.summary, /· 4 blocks of ≤ 64 slices · [0-9.]+ s$/);
+  assert.equal(objects(alone.components.summary), objects(pooled.components.summary));
+  assert.deepEqual(pooled.components.hashes, alone.components.hashes);
+  assert.equal(objects(alone.watershed.summary), objects(pooled.watershed.summary));
+  assert.deepEqual(pooled.watershed.hashes, alone.watershed.hashes, "the same blocks, the same basins");
+  await solo.close();
+
+  // A helper lost at its first watershed block: the blocks finish in the data worker.
+  const lost = await page.context().newPage();
+  const log = watchWorkers(lost, Infinity);
+  await lost.goto(URL_);
+  await lost.getByTestId("worker-status").filter({ hasText: "worker ready" }).waitFor({ timeout: 30000 });
+  const afterLoss = await labelFlyem(lost, () => armHelperKill(lost, 0));
+  assert.ok(log.some((l) => /helper worker [0-9] stopped: .*helper killed by the test.*labelling the rest in the data worker/.test(l)), log.join("\n"));
+  assert.deepEqual(afterLoss.watershed.hashes, alone.watershed.hashes);
+  assert.deepEqual(await errors(lost), []);
+  await lost.close();
+  return `${helpers} helpers; ${objects(pooled.components.summary)} components, ${objects(pooled.watershed.summary)} watershed objects in 4 blocks, the same alone and after a helper was lost`;
+});
+
 test("postprocess and evaluate: threshold → 3D labels → size filter, metrics, error map, jump to an error", async (page) => {
   await openDataset(page, "flyem-medulla", 2);
   await page.getByTestId("tab-postprocess").click();

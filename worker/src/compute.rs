@@ -1,5 +1,5 @@
 //! Computations that make new layers: filter pipelines (whole stack or a one-slice preview),
-//! the postprocessing chain, and evaluation against ground truth with its error map.
+//! the postprocessing chain (in blocks: [`crate::labelling`]), and evaluation against ground truth with its error map.
 //!
 //! Platform-free and synchronous, like [`crate::workspace`]. The worker runs filter pipelines
 //! in slabs of slices ([`FilterJob::step`]) and yields to its event loop between slabs, so a
@@ -7,11 +7,10 @@
 //! kernels themselves report progress through [`Progress`], which the worker forwards as
 //! protocol progress events (and which stops them when it returns `Break`).
 
+use crate::labelling::LabelJob;
 use crate::workspace::{Rendered, Workspace};
 use emstudio_core::filters::{apply_pipeline, FilterError, Pipeline, Scope};
-use emstudio_core::labels::postprocess::{
-    postprocess, PostprocessError, PostprocessParams, ThresholdChoice,
-};
+use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::metrics::isbi::{isbi_evaluate, IsbiParams, IsbiReport};
 use emstudio_core::metrics::{
     center_positions, evaluate_labels_3d, EvaluateParams, Evaluation, MetricsError,
@@ -411,7 +410,9 @@ pub fn apply_filters(
     Ok(job.finish())
 }
 
-/// Runs the postprocessing chain on a layer; returns the label volume and a one-line summary.
+/// Runs the postprocessing chain on a layer in this thread (its blocks, when it has any, one
+/// after the other: the same labels the helper workers give); returns the label volume and a
+/// one-line summary.
 pub fn postprocess_layer(
     ws: &Workspace,
     source: LayerId,
@@ -419,53 +420,14 @@ pub fn postprocess_layer(
     params: &PostprocessParams,
     progress: &mut dyn Progress,
 ) -> Result<(AnyVolume, String), ComputeError> {
-    let layer = ws.layer(source)?;
-    let depth = layer.info.shape.z;
-    let map = layer_f32(ws, source, 0..depth)?;
-    let marker_array = match markers {
-        Some(m) => {
-            let ml = ws.layer(m)?;
-            if ml.info.shape != layer.info.shape {
-                return Err(ComputeError::Failed(format!(
-                    "{}: the marker layer is {} but {} is {}",
-                    ml.info.name, ml.info.shape, layer.info.name, layer.info.shape
-                )));
-            }
-            Some(
-                ml.volume
-                    .to_label_array()
-                    .map_err(|e| format!("{}: {e}", ml.info.name))?,
-            )
-        }
-        None => None,
-    };
-    let out = postprocess(
-        map.view(),
-        layer.volume.voxel_size(),
-        marker_array.as_ref().map(Array3::view),
-        params,
-        progress,
-    )
-    .map_err(|e| match e {
-        e if e.is_cancelled() => ComputeError::Cancelled,
-        PostprocessError::Invalid(m) => ComputeError::Failed(format!("{}: {m}", layer.info.name)),
-        e => ComputeError::Failed(format!("{}: {e}", layer.info.name)),
-    })?;
-    let threshold = match params.threshold {
-        ThresholdChoice::Nonzero => "nonzero voxels".to_string(),
-        ThresholdChoice::Otsu if out.threshold.fract() == 0.0 => {
-            format!("Otsu threshold {:.0}", out.threshold)
-        }
-        ThresholdChoice::Otsu => format!("Otsu threshold {:.4}", out.threshold),
-        ThresholdChoice::Fixed(t) => format!("threshold {t}"),
-    };
-    let summary = format!(
-        "{} objects · {} · {} foreground voxels",
-        out.objects, threshold, out.foreground_voxels
-    );
-    let volume = AnyVolume::from_labels(out.labels.view(), layer.volume.voxel_size())
-        .map_err(|e| ComputeError::Failed(e.to_string()))?;
-    Ok((volume, summary))
+    let mut job = LabelJob::new(ws, source, markers, params)?;
+    let blocks = job.blocks() as u64;
+    let _ = progress.report(50, 1000);
+    for index in 0..job.blocks() {
+        let start = 50 + 750 * index as u64 / blocks;
+        job.run_here(index, &mut Phase::new(progress, start, 750 / blocks))?;
+    }
+    job.finish(0, &mut Phase::new(progress, 800, 200))
 }
 
 /// Builds the error map of an evaluation: 1 = voxel of a listed merging predicted object,
@@ -573,6 +535,7 @@ pub fn evaluate_isbi_layers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use emstudio_core::labels::postprocess::ThresholdChoice;
     use emstudio_core::progress::NoProgress;
     use emstudio_protocol::LayerKind;
     use std::ops::ControlFlow;

@@ -18,6 +18,14 @@ use emstudio_protocol::nets::{f32_bytes, plane_f32, plane_u32, u32_bytes, Plane}
 use emstudio_protocol::pool::PageShape;
 use ndarray::Array3;
 
+/// "1 helper worker", "2 helper workers": how a summary names the helpers that did a job.
+pub fn helpers_phrase(helpers: usize) -> String {
+    match helpers {
+        1 => "1 helper worker".to_string(),
+        n => format!("{n} helper workers"),
+    }
+}
+
 /// Decodes one file as a helper does: its format and every page.
 pub fn decode_job(
     name: &str,

@@ -42,7 +42,7 @@ pub(crate) fn fail(request: RequestId, error: String) {
 
 /// Takes the cancel flag of `request` (true once if it was cancelled), from the `Cancel`
 /// messages seen so far or the shared cancel board.
-fn take_cancelled(request: RequestId) -> bool {
+pub(crate) fn take_cancelled(request: RequestId) -> bool {
     CANCELLED.with(|c| c.borrow_mut().remove(&request)) || web_pool::cancelled_on_board(request)
 }
 
@@ -145,10 +145,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             // Let the app show the job row before the worker is busy.
             yield_now().await;
             let started = now_ms();
-            let mut progress = progress_sender(request, "labelling".into());
-            let result = WORKSPACE.with(|w| {
-                compute::postprocess_layer(&w.borrow(), layer, markers, &params, &mut progress)
-            });
+            let result = crate::web_label::postprocess(request, layer, markers, params).await;
             finish_layer(request, &name, LayerKind::Label, started, result);
         }),
         ToWorker::Evaluate {
@@ -354,7 +351,10 @@ pub(crate) fn now_ms() -> f64 {
 /// synchronously, so `Cancel` messages queue behind it; when the page is cross-origin
 /// isolated the app also marks the request on the shared cancel board, which this reads at
 /// every report and stops the kernel there.
-fn progress_sender(request: RequestId, message: String) -> impl FnMut(u64, u64) -> ControlFlow<()> {
+pub(crate) fn progress_sender(
+    request: RequestId,
+    message: String,
+) -> impl FnMut(u64, u64) -> ControlFlow<()> {
     let mut last = f64::NEG_INFINITY;
     move |done, total| {
         if web_pool::cancelled_on_board(request) {
@@ -490,39 +490,25 @@ async fn filter_in_pool(
                 },
                 &attached,
             );
-            in_flight.push_back((slab.keep, id, promise));
+            in_flight.push_back(Out {
+                weight: slab.keep.len() as f64,
+                unit: slab.keep,
+                id,
+                promise,
+            });
         }
-        let Some((zs, front, promise)) = in_flight.pop_front() else {
-            let helpers = match pool.size() {
-                1 => "1 helper worker".to_string(),
-                n => format!("{n} helper workers"),
-            };
+        let Some((zs, reply)) = next_reply(
+            request,
+            &mut in_flight,
+            done as f64,
+            total as f64,
+            &mut progress,
+        )
+        .await?
+        else {
+            let helpers = crate::pool::helpers_phrase(pool.size());
             return Ok((job.finish(), format!("{steps} · {helpers}")));
         };
-        // While the slab runs, its helpers' reports move the progress bar (a slab of a 3D
-        // step may take many seconds) and Cancel is seen.
-        loop {
-            let tick = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer(100)));
-            if !matches!(JsFuture::from(tick).await, Ok(v) if v.is_undefined()) {
-                break;
-            }
-            let running = std::iter::once((zs.len(), pool.progress(front)))
-                .chain(
-                    in_flight
-                        .iter()
-                        .map(|(keep, id, _)| (keep.len(), pool.progress(*id))),
-                )
-                .map(|(slices, report)| match report {
-                    Some((d, t)) if t > 0 => slices as f64 * (d as f64 / t as f64).min(1.0),
-                    _ => 0.0,
-                })
-                .sum::<f64>();
-            let at = ((done as f64 + running) * 1000.0) as u64;
-            if progress(at, total * 1000).is_break() || take_cancelled(request) {
-                return Err(ComputeError::Cancelled);
-            }
-        }
-        let reply = web_pool::reply(promise).await;
         // A helper stopped by the cancel board answers "cancelled": that is a Cancel.
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
@@ -537,7 +523,7 @@ async fn filter_in_pool(
                 .into(),
             );
             let lost: Vec<_> = std::iter::once(zs)
-                .chain(in_flight.drain(..).map(|(keep, _, _)| keep))
+                .chain(in_flight.drain(..).map(|out| out.unit))
                 .collect();
             for keep in lost {
                 yield_now().await;
@@ -569,6 +555,48 @@ async fn filter_in_pool(
         }
         yield_now().await;
     }
+}
+
+/// A job out with a helper: the work it covers (`unit`), its share of the progress bar, its
+/// job number and the promise of its reply.
+pub(crate) struct Out<U> {
+    pub(crate) unit: U,
+    pub(crate) weight: f64,
+    pub(crate) id: u32,
+    pub(crate) promise: js_sys::Promise,
+}
+
+/// Takes the oldest job out with the helpers and waits for its reply, meanwhile moving the
+/// progress bar (`done` of `total` weight finished before these jobs) by the helpers' own
+/// reports every 100 ms, so a long block shows how far it has got. `None` when no job is out;
+/// `Err(Cancelled)` when the request is cancelled while it waits.
+pub(crate) async fn next_reply<U>(
+    request: RequestId,
+    out: &mut std::collections::VecDeque<Out<U>>,
+    done: f64,
+    total: f64,
+    progress: &mut dyn Progress,
+) -> Result<Option<(U, Result<emstudio_webmsg::Envelope<FromHelper>, String>)>, ComputeError> {
+    let Some(front) = out.pop_front() else {
+        return Ok(None);
+    };
+    let pool = web_pool::pool().await;
+    loop {
+        let tick = js_sys::Promise::race(&js_sys::Array::of2(&front.promise, &timer(100)));
+        if !matches!(JsFuture::from(tick).await, Ok(v) if v.is_undefined()) {
+            break;
+        }
+        let share = |o: &Out<U>| match pool.as_ref().and_then(|p| p.progress(o.id)) {
+            Some((d, t)) if t > 0 => o.weight * (d as f64 / t as f64).min(1.0),
+            _ => 0.0,
+        };
+        let running = share(&front) + out.iter().map(share).sum::<f64>();
+        let at = ((done + running) / total.max(1e-9) * 1e6) as u64;
+        if progress.report(at, 1_000_000).is_break() || take_cancelled(request) {
+            return Err(ComputeError::Cancelled);
+        }
+    }
+    Ok(Some((front.unit, web_pool::reply(front.promise).await)))
 }
 
 /// Label volumes (class maps) become label layers, the rest image layers.

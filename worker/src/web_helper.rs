@@ -1,15 +1,16 @@
 //! A helper worker's loop: this module started under the worker name
-//! [`emstudio_protocol::pool::HELPER_NAME`] answers decode and filter jobs
+//! [`emstudio_protocol::pool::HELPER_NAME`] answers decode, filter and label jobs
 //! ([`emstudio_protocol::pool::ToHelper`]) with the platform-free functions of
 //! [`crate::pool`], one reply per job, and holds no layers.
 
+use crate::labelling::{label_job, BlockInput};
 use crate::pool::{decode_job, filter_job, page_bytes, page_shape, slab_from_bytes};
 use crate::web::{fetch_buffer, read_attached};
 use emstudio_protocol::nets::f32_bytes;
 use emstudio_protocol::pool::{FromHelper, ToHelper};
-use emstudio_protocol::PROTOCOL_VERSION;
+use emstudio_protocol::{RequestId, PROTOCOL_VERSION};
 use emstudio_webmsg::glue::scope;
-use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
+use emstudio_webmsg::{buffer_bytes, buffer_u32, post, receive, to_buffer, u32_buffer, Target};
 use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -89,28 +90,7 @@ async fn run(msg: ToHelper, attachments: Vec<JsValue>) {
             height,
             width,
         } => {
-            // A running kernel stops at its next progress report once the app marks the
-            // request on the shared cancel board (attached when the page is isolated).
-            let board = attachments.get(1).and_then(|b| {
-                b.dyn_ref::<js_sys::SharedArrayBuffer>()
-                    .map(|sab| js_sys::Int32Array::new(sab))
-            });
-            let mut last = f64::NEG_INFINITY;
-            let mut stop = |done: u64, total: u64| {
-                if board
-                    .as_ref()
-                    .is_some_and(|board| crate::web_pool::marked(board, request))
-                {
-                    return ControlFlow::Break(());
-                }
-                // The data worker shows how far a long slab has got.
-                let now = js_sys::Date::now();
-                if now - last >= 100.0 {
-                    last = now;
-                    reply(&FromHelper::Progress { job, done, total }, &[]);
-                }
-                ControlFlow::Continue(())
-            };
+            let mut stop = progress_reporter(job, request, &attachments);
             let result = attachments
                 .first()
                 .and_then(buffer_bytes)
@@ -128,5 +108,73 @@ async fn run(msg: ToHelper, attachments: Vec<JsValue>) {
                 Err(error) => reply(&FromHelper::Failed { job, error }, &[]),
             }
         }
+        ToHelper::Label {
+            job,
+            request,
+            how,
+            markers,
+            send_from,
+            send,
+            depth,
+            height,
+            width,
+        } => {
+            let mut stop = progress_reporter(job, request, &attachments);
+            let mask = attachments.first().and_then(buffer_bytes);
+            let marker_ids = match markers {
+                true => attachments
+                    .get(1)
+                    .and_then(buffer_u32)
+                    .map(Some)
+                    .ok_or_else(|| "the marker block was not attached".to_string()),
+                false => Ok(None),
+            };
+            let result = match (mask, marker_ids) {
+                (None, _) => Err("the mask block was not attached".to_string()),
+                (_, Err(e)) => Err(e),
+                (Some(mask), Ok(marker_ids)) => {
+                    let input = BlockInput {
+                        mask,
+                        markers: marker_ids,
+                        depth,
+                        send: send_from..send_from + send,
+                    };
+                    label_job(&how, input, height, width, &mut stop)
+                }
+            };
+            match result {
+                Ok(labels) => reply(&FromHelper::Labelled { job }, &[u32_buffer(&labels)]),
+                Err(error) => reply(&FromHelper::Failed { job, error }, &[]),
+            }
+        }
+    }
+}
+
+/// A job's progress callback: stops the kernel once the app marks `request` on the shared
+/// cancel board (attached when the page is isolated), and reports how far it has got at most
+/// every 100 ms, so the data worker can move its progress bar.
+fn progress_reporter(
+    job: u32,
+    request: RequestId,
+    attachments: &[JsValue],
+) -> impl FnMut(u64, u64) -> ControlFlow<()> {
+    let board = attachments.iter().find_map(|b| {
+        b.dyn_ref::<js_sys::SharedArrayBuffer>()
+            .map(|sab| js_sys::Int32Array::new(sab))
+    });
+    let mut last = f64::NEG_INFINITY;
+    move |done: u64, total: u64| {
+        if board
+            .as_ref()
+            .is_some_and(|board| crate::web_pool::marked(board, request))
+        {
+            return ControlFlow::Break(());
+        }
+        let now = js_sys::Date::now();
+        if now - last >= 100.0 {
+            last = now;
+            reply(&FromHelper::Progress { job, done, total }, &[]);
+        }
+        ControlFlow::Continue(())
     }
 }

@@ -1,9 +1,12 @@
 //! The Postprocess panel: a probability, binary or label layer → threshold → 3D labels
 //! (components, distance or marker watershed, or per-slice components linked across z) →
-//! size filter → a new label layer, in one form. The worker runs
+//! size filter → a new label layer, in one form; a watershed can run in blocks of slices on the
+//! helper workers. The worker runs
 //! `emstudio_core::labels::postprocess`, the same chain as `emstudio label`.
 
 use super::state::{AppState, Created};
+use super::worker_client;
+use emstudio_core::labels::blocks::BlockParams;
 use emstudio_core::labels::postprocess::{LabelMethod, PostprocessParams, ThresholdChoice};
 use emstudio_core::labels::watershed::DistanceWatershedParams;
 use emstudio_core::neighborhood::{Connectivity2, Connectivity3};
@@ -34,6 +37,11 @@ pub fn PostprocessPanel() -> impl IntoView {
     let markers = RwSignal::new(None::<LayerId>);
     let min_overlap = RwSignal::new(0.5f64);
     let min_size = RwSignal::new(0u64);
+    // A watershed in blocks of slices runs on the helper workers side by side; the same blocks
+    // give the same labels on any machine (`emstudio label --block-depth`).
+    let in_blocks = RwSignal::new(true);
+    let block_depth = RwSignal::new(None::<usize>);
+    let block_overlap = RwSignal::new(BlockParams::default().halo);
     let result = RwSignal::new(None::<Created>);
 
     let layers = move || {
@@ -79,6 +87,15 @@ pub fn PostprocessPanel() -> impl IntoView {
             threshold.set(None);
         }
     });
+    // Unless the user says otherwise, one block per helper, of at least the default depth (the
+    // overlap read by each block costs less in thick blocks).
+    let depth_value = move || {
+        block_depth.get().unwrap_or_else(|| {
+            let helpers = worker_client::parallel().helpers.max(1) as usize;
+            let slices = selected().map(|l| l.shape.z).unwrap_or(0);
+            slices.div_ceil(helpers).max(BlockParams::default().depth)
+        })
+    };
     let label_layers = move || state.layer_choices(LayerKind::Label, false);
     let marker_id = move || {
         let list = label_layers();
@@ -131,6 +148,10 @@ pub fn PostprocessPanel() -> impl IntoView {
             PostprocessParams {
                 threshold,
                 foreground_below: below.get(),
+                blocks: (in_blocks.get() && method.is_watershed()).then(|| BlockParams {
+                    depth: depth_value(),
+                    halo: block_overlap.get(),
+                }),
                 method,
                 min_size: min_size.get(),
             },
@@ -223,6 +244,17 @@ pub fn PostprocessPanel() -> impl IntoView {
                             <option value=item.0.0.to_string()>{item.1.clone()}</option>
                         </For>
                     </select></label>
+            </Show>
+            <Show when=move || method.get() == "distance" || method.get() == "markers">
+                <label class="row" title="Each block reads the overlap beyond its own slices on both sides; blocks run side by side on the helper workers and are joined where they overlap. Labels near block borders can differ slightly from one whole-volume run.">
+                    <input type="checkbox" data-testid="post-blocks" prop:checked=move || in_blocks.get()
+                        on:change=move |ev| in_blocks.set(event_target_checked(&ev)) />"In blocks of"
+                    <input type="number" min="1" step="1" class="short" data-testid="post-block-depth" prop:value=move || depth_value().to_string()
+                        prop:disabled=move || !in_blocks.get()
+                        on:change=move |ev| block_depth.set(num(&ev).map(|v| v.max(1.0) as usize)) />"slices, overlap"
+                    <input type="number" min="1" step="1" class="short" data-testid="post-block-overlap" prop:value=move || block_overlap.get().to_string()
+                        prop:disabled=move || !in_blocks.get()
+                        on:change=move |ev| if let Some(v) = num(&ev) { block_overlap.set(v.max(1.0) as usize) } /></label>
             </Show>
             <h3>"3 · Size filter"</h3>
             <label class="row">"Remove objects under"

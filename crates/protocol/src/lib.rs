@@ -27,7 +27,7 @@ pub mod nets;
 pub mod pool;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 11;
+pub const PROTOCOL_VERSION: u8 = 12;
 
 /// Slots of the shared cancel board ([`ToWorker::Configure`]).
 pub const CANCEL_SLOTS: u32 = 64;

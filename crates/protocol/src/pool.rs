@@ -1,11 +1,12 @@
 //! Messages between the data worker and its helpers, the worker pool that decodes stacks and
-//! filters slabs in parallel.
+//! filters and labels slabs in parallel.
 //!
 //! A helper is another instance of the data worker's own wasm module, started by the data
 //! worker with the worker name [`HELPER_NAME`]; it owns no layers and answers one job at a
 //! time. Jobs carry what they work on as attachments: [`ToHelper::Decode`] a `File` (or a URL
 //! the helper fetches itself, so reading runs in parallel too), [`ToHelper::Filter`] one
-//! transferred `ArrayBuffer` of little-endian `f32`, `depth × height × width`, row-major. Every
+//! transferred `ArrayBuffer` of little-endian `f32`, `depth × height × width`, row-major,
+//! [`ToHelper::Label`] a block of a mask as bytes (and its markers). Every
 //! job ends with exactly one reply carrying its `job` number: the result or
 //! [`FromHelper::Failed`] with a message that names the file.
 //!
@@ -18,6 +19,7 @@
 //! ```
 
 use crate::RequestId;
+use emstudio_core::labels::blocks::BlockLabelling;
 use emstudio_core::stack::{FileFormat, Limits};
 use emstudio_core::DType;
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,30 @@ pub enum ToHelper {
         /// Slices to send back.
         keep: usize,
         /// Slices in the slab.
+        depth: usize,
+        /// Rows per slice.
+        height: usize,
+        /// Columns per slice.
+        width: usize,
+    },
+    /// Label one block of a thresholded mask (attached: the mask as one `u8` per voxel,
+    /// `depth × height × width`; then, when `markers`, the marker IDs as little-endian `u32`;
+    /// then, when the page is cross-origin isolated, the shared cancel board) and send back
+    /// the labels of its slices `send_from .. send_from + send`.
+    Label {
+        /// Job number, echoed in the reply.
+        job: u32,
+        /// The app's request, whose slot on the cancel board stops the job.
+        request: RequestId,
+        /// What to compute on the block.
+        how: BlockLabelling,
+        /// Whether the marker IDs are attached.
+        markers: bool,
+        /// The first slice to send back.
+        send_from: usize,
+        /// Slices to send back.
+        send: usize,
+        /// Slices in the block.
         depth: usize,
         /// Rows per slice.
         height: usize,
@@ -109,6 +135,11 @@ pub enum FromHelper {
         /// Job number.
         job: u32,
     },
+    /// A labelled block: one attached little-endian `u32` buffer, the slices asked for.
+    Labelled {
+        /// Job number.
+        job: u32,
+    },
     /// The job failed; `error` names the file or step.
     Failed {
         /// Job number.
@@ -126,6 +157,7 @@ impl FromHelper {
             FromHelper::Decoded { job, .. }
             | FromHelper::Progress { job, .. }
             | FromHelper::Filtered { job }
+            | FromHelper::Labelled { job }
             | FromHelper::Failed { job, .. } => Some(*job),
         }
     }

@@ -80,6 +80,21 @@ pub fn buffer_bytes(value: &JsValue) -> Option<Vec<u8>> {
         .map(|b| js_sys::Uint8Array::new(b).to_vec())
 }
 
+/// Copies the `u32` values (platform byte order, little-endian in wasm) out of an
+/// `ArrayBuffer` attachment in one step; `None` when it is not one or its length is not a
+/// multiple of 4.
+pub fn buffer_u32(value: &JsValue) -> Option<Vec<u32>> {
+    value
+        .dyn_ref::<js_sys::ArrayBuffer>()
+        .filter(|b| b.byte_length() % 4 == 0)
+        .map(|b| js_sys::Uint32Array::new(b).to_vec())
+}
+
+/// Copies `values` into a fresh `ArrayBuffer` ready to be transferred, in one step.
+pub fn u32_buffer(values: &[u32]) -> JsValue {
+    js_sys::Uint32Array::from(values).buffer().into()
+}
+
 /// Moves `bytes` into a fresh `ArrayBuffer` ready to be transferred.
 pub fn to_buffer(bytes: &[u8]) -> JsValue {
     js_sys::Uint8Array::from(bytes).buffer().into()

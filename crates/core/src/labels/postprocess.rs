@@ -21,15 +21,13 @@
 //! assert_eq!(out.labels.as_slice().unwrap(), &[1, 1, 1, 0, 0, 0, 2, 2, 2]);
 //! ```
 
-use super::components::{
-    connected_components_2d, connected_components_3d, Components2Params, Components3Params,
-    InputMode, LabelError,
-};
+use super::blocks::{label_in_blocks, plain_blocks, plan_blocks, BlockLabelling, BlockParams};
+use super::components::LabelError;
 use super::relabel::{
     link_slices, relabel_sequential, remove_small_objects, LinkParams, SizeFilterParams,
 };
-use super::watershed::{watershed_3d, DistanceWatershedParams, WatershedError};
-use crate::distance::{edt_3d, sampling_from_voxel_size};
+use super::watershed::{DistanceWatershedParams, WatershedError};
+use crate::distance::sampling_from_voxel_size;
 use crate::filters::intensity::otsu_threshold;
 use crate::neighborhood::{Connectivity2, Connectivity3};
 use crate::progress::{Phase, Progress};
@@ -84,6 +82,11 @@ pub struct PostprocessParams {
     pub method: LabelMethod,
     /// Objects with fewer voxels become background (0 keeps all).
     pub min_size: u64,
+    /// Run a watershed in blocks along z (in parallel where there are workers); `None` runs
+    /// it on the whole volume at once. Components are not affected (their blocks give the
+    /// same labels as the whole volume).
+    #[serde(default)]
+    pub blocks: Option<BlockParams>,
 }
 
 impl Default for PostprocessParams {
@@ -95,6 +98,7 @@ impl Default for PostprocessParams {
                 connectivity: Connectivity3::C26,
             },
             min_size: 0,
+            blocks: None,
         }
     }
 }
@@ -137,16 +141,22 @@ impl PostprocessError {
     }
 }
 
-/// Runs threshold → labelling → size filter → relabel on `map` (`z, y, x`). `markers` is
-/// required by [`LabelMethod::MarkerWatershed`] and ignored otherwise. Progress runs from 0 to
-/// 1000: 5 % threshold, 75 % labelling, 20 % size filter and relabelling.
-pub fn postprocess(
+/// The foreground mask of a map, as [`postprocess`] computes it first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    /// 1 = foreground.
+    pub mask: Array3<u8>,
+    /// The threshold used (`NaN` for [`ThresholdChoice::Nonzero`]).
+    pub threshold: f32,
+    /// Foreground voxels.
+    pub foreground_voxels: u64,
+}
+
+/// Thresholds `map` as `params` say.
+pub fn threshold_mask(
     map: ArrayView3<'_, f32>,
-    voxel_size: VoxelSize,
-    markers: Option<ArrayView3<'_, u32>>,
     params: &PostprocessParams,
-    progress: &mut dyn Progress,
-) -> Result<Postprocessed, PostprocessError> {
+) -> Result<Mask, PostprocessError> {
     let threshold = match params.threshold {
         ThresholdChoice::Fixed(t) if t.is_nan() => {
             return Err(PostprocessError::Invalid(
@@ -172,73 +182,118 @@ pub fn postprocess(
         u8::from(fg)
     });
     let foreground_voxels = mask.iter().filter(|&&m| m != 0).count() as u64;
+    Ok(Mask {
+        mask,
+        threshold,
+        foreground_voxels,
+    })
+}
+
+impl LabelMethod {
+    /// What a worker runs on a block of the mask for this method (for
+    /// [`LabelMethod::SlicesLinked`], the per-slice components that [`finish_postprocess`]
+    /// links).
+    pub fn block_labelling(&self, voxel_size: VoxelSize) -> BlockLabelling {
+        match *self {
+            LabelMethod::Components { connectivity } => {
+                BlockLabelling::Components3 { connectivity }
+            }
+            LabelMethod::DistanceWatershed(p) => BlockLabelling::DistanceWatershed {
+                sampling: if p.use_voxel_size {
+                    sampling_from_voxel_size(voxel_size)
+                } else {
+                    [1.0; 3]
+                },
+                min_distance: p.min_distance,
+                connectivity: p.connectivity,
+            },
+            LabelMethod::MarkerWatershed { connectivity } => BlockLabelling::MarkerWatershed {
+                sampling: sampling_from_voxel_size(voxel_size),
+                connectivity,
+            },
+            LabelMethod::SlicesLinked { connectivity, .. } => {
+                BlockLabelling::Components2 { connectivity }
+            }
+        }
+    }
+
+    /// True for the watersheds, which run in blocks only when [`PostprocessParams::blocks`]
+    /// asks (their blocks differ slightly from a whole-volume run; components do not).
+    pub fn is_watershed(&self) -> bool {
+        matches!(
+            self,
+            LabelMethod::DistanceWatershed(_) | LabelMethod::MarkerWatershed { .. }
+        )
+    }
+}
+
+/// Checks that a marker watershed has markers of the map's shape.
+pub fn check_markers(
+    method: &LabelMethod,
+    markers: Option<ArrayView3<'_, u32>>,
+    dim: (usize, usize, usize),
+) -> Result<(), PostprocessError> {
+    if !matches!(method, LabelMethod::MarkerWatershed { .. }) {
+        return Ok(());
+    }
+    let markers = markers
+        .ok_or_else(|| PostprocessError::Invalid("marker watershed needs a marker layer".into()))?;
+    if markers.dim() != dim {
+        return Err(PostprocessError::Invalid(format!(
+            "the marker layer is {:?} (z, y, x) but the map is {:?}",
+            markers.dim(),
+            dim
+        )));
+    }
+    Ok(())
+}
+
+/// Runs threshold → labelling → size filter → relabel on `map` (`z, y, x`). `markers` is
+/// required by [`LabelMethod::MarkerWatershed`] and ignored otherwise. A watershed runs in
+/// blocks when [`PostprocessParams::blocks`] says so ([`super::blocks`]), the same blocks the
+/// browser's helper workers run. Progress runs from 0 to 1000: 5 % threshold, 75 %
+/// labelling, 20 % linking, size filter and relabelling.
+pub fn postprocess(
+    map: ArrayView3<'_, f32>,
+    voxel_size: VoxelSize,
+    markers: Option<ArrayView3<'_, u32>>,
+    params: &PostprocessParams,
+    progress: &mut dyn Progress,
+) -> Result<Postprocessed, PostprocessError> {
+    let mask = threshold_mask(map, params)?;
+    check_markers(&params.method, markers, map.dim())?;
     let _ = progress.report(50, 1000);
-
-    let mut phase = Phase::new(progress, 50, 750);
-    let labels = match params.method {
-        LabelMethod::Components { connectivity } => {
-            let p = Components3Params {
-                connectivity,
-                mode: InputMode::Binary,
-            };
-            connected_components_3d(mask.view(), &p, &mut phase)?.0
+    let how = params.method.block_labelling(voxel_size);
+    let depth = map.len_of(Axis(0));
+    let blocks = match params.blocks.filter(|_| params.method.is_watershed()) {
+        Some(b) => {
+            b.validate()?;
+            plan_blocks(depth, b)
         }
-        LabelMethod::DistanceWatershed(p) => p.run(mask.view(), voxel_size, &mut phase)?,
-        LabelMethod::MarkerWatershed { connectivity } => {
-            let markers = markers.ok_or_else(|| {
-                PostprocessError::Invalid("marker watershed needs a marker layer".into())
-            })?;
-            if markers.dim() != map.dim() {
-                return Err(PostprocessError::Invalid(format!(
-                    "the marker layer is {:?} (z, y, x) but the map is {:?}",
-                    markers.dim(),
-                    map.dim()
-                )));
-            }
-            let sampling = sampling_from_voxel_size(voxel_size);
-            let mut dist = edt_3d(mask.view(), sampling, &mut Phase::new(&mut phase, 0, 300))
-                .map_err(WatershedError::from)?;
-            dist.mapv_inplace(|d| -d);
-            let inside = mask.mapv(|m| m != 0);
-            watershed_3d(
-                dist.view(),
-                markers,
-                Some(inside.view()),
-                connectivity,
-                &mut Phase::new(&mut phase, 300, 700),
-            )?
-        }
-        LabelMethod::SlicesLinked {
-            connectivity,
-            min_overlap,
-        } => {
-            let p = Components2Params {
-                connectivity,
-                mode: InputMode::Binary,
-            };
-            let mut per_slice = Array3::<u32>::zeros(mask.dim());
-            let nz = mask.len_of(Axis(0)) as u64;
-            for (z, (src, mut dst)) in mask
-                .outer_iter()
-                .zip(per_slice.outer_iter_mut())
-                .enumerate()
-            {
-                let (l, _) = connected_components_2d(src, &p)?;
-                dst.assign(&l);
-                crate::progress::check(&mut phase, z as u64 + 1, nz * 2)
-                    .map_err(LabelError::from)?;
-            }
-            let link = LinkParams { min_overlap };
-            link_slices(
-                per_slice.view(),
-                &link,
-                &mut Phase::new(&mut phase, 500, 500),
-            )?
-            .0
-        }
+        None => plain_blocks(depth, 1),
     };
+    let mut phase = Phase::new(progress, 50, 750);
+    let (labels, _) = label_in_blocks(&how, mask.mask.view(), markers, &blocks, &mut phase)?;
+    finish_postprocess(labels, mask, params, &mut Phase::new(progress, 800, 200))
+}
 
-    let mut tail = Phase::new(progress, 800, 200);
+/// The end of [`postprocess`] after labelling: slices linked across z (for
+/// [`LabelMethod::SlicesLinked`], whose `labels` are numbered per slice), the size filter,
+/// consecutive IDs.
+pub fn finish_postprocess(
+    labels: Array3<u32>,
+    mask: Mask,
+    params: &PostprocessParams,
+    progress: &mut dyn Progress,
+) -> Result<Postprocessed, PostprocessError> {
+    let labels = match params.method {
+        LabelMethod::SlicesLinked { min_overlap, .. } => {
+            let link = LinkParams { min_overlap };
+            link_slices(labels.view(), &link, &mut Phase::new(progress, 0, 400))?.0
+        }
+        _ => labels,
+    };
+    let mut tail = Phase::new(progress, 400, 600);
     let filtered = if params.min_size > 1 {
         let p = SizeFilterParams {
             min_size: params.min_size,
@@ -253,8 +308,8 @@ pub fn postprocess(
     Ok(Postprocessed {
         objects: map_ids.old_ids().len() as u32,
         labels,
-        threshold,
-        foreground_voxels,
+        threshold: mask.threshold,
+        foreground_voxels: mask.foreground_voxels,
     })
 }
 
@@ -371,6 +426,7 @@ mod tests {
                 min_overlap: 0.5,
             },
             min_size: 0,
+            blocks: None,
         };
         let out =
             postprocess(v.view(), VoxelSize::default(), None, &p, &mut NoProgress).expect("runs");
