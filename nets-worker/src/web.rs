@@ -13,9 +13,9 @@ use crate::{web_gpu, web_pool};
 use emstudio_nets::train::GPU_LOSS_READ_EVERY;
 use emstudio_nets::Device;
 use emstudio_protocol::nets::{
-    f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets,
+    f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, Plane, ToNets, ToNetsHelper,
+    NETS_HELPER_NAME,
 };
-use emstudio_protocol::nets::{ToNetsHelper, NETS_HELPER_NAME};
 use emstudio_protocol::{FromWorker, NetDevice, RequestId, TrainControl, PROTOCOL_VERSION};
 use emstudio_webmsg::glue::{image_bitmap, scope, sleep_ms, yield_now};
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};

@@ -9,7 +9,8 @@ import { launch, openApp, waitShown, waitIdle, addFilter, filterTheImage, choose
 
 const SHARED = process.env.EMSTUDIO_SHARED_DATA;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const DEMO = path.join(REPO, "demo/flyem-medulla");
+// Five slices of the FlyEM cube as PNGs (image/, label/), for tests that open files themselves.
+const SLICES = path.join(REPO, "tests/e2e/fixtures/flyem-5");
 
 // Under CI every test runs: a test that cannot run fails the run, and nothing here may narrow
 // the run or lower a check.
@@ -71,6 +72,7 @@ test("the data worker starts from the page before the app; when its script canno
   await broken.route("**/worker.js", (r) => r.fulfill({ status: 404, body: "gone" }));
   await broken.goto(URL_);
   await broken.getByTestId("error").filter({ hasText: "the worker stopped: its script could not be loaded" }).waitFor({ timeout: 30000 });
+  assert.equal(await broken.getByTestId("worker-status").textContent(), "worker stopped: reload the page");
   await broken.screenshot({ path: path.join(OUT, "worker-missing.png") });
   await broken.close();
 });
@@ -138,20 +140,20 @@ test("wheel zoom and drag pan move the image; fit restores it", async (page) => 
 
 test("a folder opens through the directory input; labels can be added over it", async (page) => {
   const dir = tmpDir("emstudio-folder-");
-  copySlices(path.join(DEMO, "image"), path.join(dir, "stack"), 5);
+  copySlices(path.join(SLICES, "image"), path.join(dir, "stack"), 5);
   await openFolder(page, path.join(dir, "stack"));
   await waitIdle(page);
   await waitShown(page, 0);
   assert.deepEqual(await layerNames(page), ["stack"]);
   const labels = path.join(dir, "gt");
-  copySlices(path.join(DEMO, "label"), labels, 5);
+  copySlices(path.join(SLICES, "label"), labels, 5);
   await page.getByTestId("label-input").setInputFiles(labels);
   await waitIdle(page);
   assert.deepEqual(await layerNames(page), ["stack", "gt"]);
   assert.deepEqual(await errors(page), []);
   // A label stack of another size is refused with a message.
   const wrong = path.join(dir, "wrong");
-  copySlices(path.join(DEMO, "label"), wrong, 3);
+  copySlices(path.join(SLICES, "label"), wrong, 3);
   await page.getByTestId("label-input").setInputFiles(wrong);
   await waitIdle(page);
   const errs = await errors(page);
@@ -163,7 +165,7 @@ test("bad files produce errors that name the file and the problem, and keep what
   await openDataset(page, "flyem-medulla", 2);
   const before = await layerNames(page);
   const base = tmpDir("emstudio-bad-");
-  const good = fs.readFileSync(path.join(DEMO, "image/0000.png"));
+  const good = fs.readFileSync(path.join(SLICES, "image/0000.png"));
   const cases = [];
   const make = (name, files, expect) => {
     const dir = path.join(base, name);
@@ -260,7 +262,7 @@ async function saveToOpfsFolder(page, count) {
 test("Open folder… (File System Access) reads image/ and label/, is remembered under Recent and reopens", async (page) => {
   const files = [];
   for (const sub of ["image", "label"]) {
-    for (const n of ["0000.png", "0001.png", "0002.png"]) files.push([sub, n, fs.readFileSync(path.join(DEMO, sub, n)).toString("base64")]);
+    for (const n of ["0000.png", "0001.png", "0002.png"]) files.push([sub, n, fs.readFileSync(path.join(SLICES, sub, n)).toString("base64")]);
   }
   await stubPickerWithOpfs(page, files);
   await page.getByTestId("open-folder").click();
@@ -281,7 +283,7 @@ test("Open folder… (File System Access) reads image/ and label/, is remembered
 });
 
 test("files dropped on the viewer open as a stack", async (page) => {
-  const b64 = ["0000.png", "0001.png"].map((n) => fs.readFileSync(path.join(DEMO, "image", n)).toString("base64"));
+  const b64 = ["0000.png", "0001.png"].map((n) => fs.readFileSync(path.join(SLICES, "image", n)).toString("base64"));
   await page.evaluate((b64) => {
     const dt = new DataTransfer();
     b64.forEach((b, i) => dt.items.add(new File([Uint8Array.from(atob(b), (c) => c.charCodeAt(0))], `000${i}.png`, { type: "image/png" })));
@@ -974,7 +976,7 @@ test("offline after the first visit: installable; with the site's server gone an
     await page.getByTestId("dataset-flyem-medulla").waitFor();
     const files = [];
     for (const sub of ["image", "label"]) {
-      for (const n of ["0000.png", "0001.png"]) files.push([sub, n, fs.readFileSync(path.join(DEMO, sub, n)).toString("base64")]);
+      for (const n of ["0000.png", "0001.png"]) files.push([sub, n, fs.readFileSync(path.join(SLICES, sub, n)).toString("base64")]);
     }
     await stubPickerWithOpfs(page, files);
     await page.getByTestId("open-folder").click();

@@ -18,6 +18,8 @@
 //!   binaryen's `wasm-opt -O1` (npm; [`optimise_wasm`]), so every browser test runs the
 //!   optimised modules.
 //!
+//! - `cargo xtask demo-data`: rewrites the FlyEM demo from the shared data ([`demo_data`]).
+//!
 //! - `cargo xtask trunk [serve|build ...]`: the Leptos way, `trunk serve` (Trunk.toml,
 //!   `index.html` at the root), with trunk 0.21.14 and wasm-bindgen-cli installed into the tool
 //!   cache and put on its `PATH`; trunk's post-build hook (`cargo xtask site`, [`site`])
@@ -26,6 +28,7 @@
 //! Tools are installed under `$EMSTUDIO_CACHE` (default `~/.cache/emstudio`), next to the
 //! target directory CI reuses.
 
+mod demo_data;
 mod kernels;
 mod nets;
 mod site;
@@ -47,6 +50,9 @@ fn main() -> Result<()> {
         }),
         Some("run") => run(&args[1..]),
         Some("site") => site::trunk_hook(),
+        Some("demo-data") => demo_data::write(
+            &shared_data().context("demo-data reads ../shared/data/flyem-medulla-fib")?,
+        ),
         Some("trunk") => trunk(&args[1..]),
         Some("test") => test(),
         Some("bench") => match args.get(1).map(String::as_str) {
@@ -61,7 +67,7 @@ fn main() -> Result<()> {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|dist|run|test|trunk [serve|build ...]|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
+            eprintln!("usage: cargo xtask <setup|build|dist|run|test|demo-data|trunk [serve|build ...]|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }

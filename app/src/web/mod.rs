@@ -203,8 +203,12 @@ fn App() -> impl IntoView {
         state.ready.set(true);
         editing::start(state, editing);
     };
-    if let Err(e) = worker_client::start(on_ready, move |e| state.error(e)) {
+    let on_fatal = move |e: String| {
+        state.stopped.set(true);
         state.error(e);
+    };
+    if let Err(e) = worker_client::start(on_ready, on_fatal) {
+        on_fatal(e);
     }
 
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
@@ -251,7 +255,9 @@ fn App() -> impl IntoView {
                 <span class="hint" data-testid="opened">{move || state.opened.get().map(|o| o.name).unwrap_or_default()}</span>
                 <span class="grow"></span>
                 <ParallelStatus/>
-                <span class="hint" data-testid="worker-status">{move || if state.ready.get() { "worker ready" } else { "starting worker…" }}</span>
+                <span class="hint" data-testid="worker-status" class:stopped=move || state.stopped.get()>{move || {
+                    if state.stopped.get() { "worker stopped: reload the page" } else if state.ready.get() { "worker ready" } else { "starting worker…" }
+                }}</span>
             </header>
             <aside class="side">
                 <open::OpenPanel/>

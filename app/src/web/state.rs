@@ -79,6 +79,8 @@ pub struct AppState {
     pub opened: RwSignal<Option<Opened>>,
     /// The worker is up.
     pub ready: RwSignal<bool>,
+    /// The worker could not start or stopped for good (its error is shown).
+    pub stopped: RwSignal<bool>,
     /// Bumped to ask the viewer to fit the data to the window.
     pub fit: RwSignal<u32>,
     /// Filter preview: the viewer shows this pipeline (JSON) applied to this image layer's
@@ -99,6 +101,7 @@ impl AppState {
             readout: RwSignal::new(None),
             opened: RwSignal::new(None),
             ready: RwSignal::new(false),
+            stopped: RwSignal::new(false),
             fit: RwSignal::new(0),
             preview: RwSignal::new(None),
             marker: RwSignal::new(None),

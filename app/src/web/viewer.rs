@@ -706,14 +706,16 @@ fn send_probe(state: AppState, (z, y, x): (usize, usize, usize)) {
         &[],
         move |msg, _| {
             if let FromWorker::Probe { values, .. } = msg {
+                // In the layer list's order (the worker holds layers in the order their
+                // opens finished).
                 let layers = state.layers.get_untracked();
-                let values = values
-                    .into_iter()
-                    .filter_map(|(id, vals)| {
-                        layers
-                            .iter()
-                            .find(|l| l.info.id == id)
-                            .map(|l| (l.info.name.clone(), l.info.kind, vals))
+                let mut values = values;
+                let values = layers
+                    .iter()
+                    .filter_map(|l| {
+                        let at = values.iter().position(|(id, _)| *id == l.info.id)?;
+                        let (_, vals) = values.swap_remove(at);
+                        Some((l.info.name.clone(), l.info.kind, vals))
                     })
                     .collect();
                 state.readout.set(Some(Readout { x, y, z, values }));

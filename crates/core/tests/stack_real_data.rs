@@ -56,3 +56,25 @@ fn flyem_medulla_labels() {
     let (_, hi) = v.min_max_f64();
     assert!(hi > 255.0, "16-bit label IDs, max {hi}");
 }
+
+/// The FlyEM demo (`demo/flyem-medulla/`, written by `cargo xtask demo-data`) is one
+/// Deflate-compressed multi-page TIFF per layer holding slices 0–49 of flyem-medulla-fib.
+#[test]
+fn the_flyem_demo_tiffs_hold_the_first_fifty_slices() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/flyem-medulla");
+    for (layer, dtype) in [("image", DType::U8), ("label", DType::U16)] {
+        let Some(files) = load(&format!("flyem-medulla-fib/{layer}"), 50) else {
+            return;
+        };
+        let source = read_stack(files, &Limits::default()).expect("shared slices");
+        let name = format!("flyem-medulla-{layer}.tif");
+        let bytes = std::fs::read(demo.join(layer).join(&name)).expect("demo TIFF");
+        let shipped = read_stack(vec![(name, bytes)], &Limits::default()).expect("demo stack");
+        assert_eq!(shipped.dtype(), dtype);
+        assert_eq!(shipped.shape(), Shape::new(50, 250, 250));
+        assert!(
+            shipped == source,
+            "{layer}: the demo differs from the shared slices"
+        );
+    }
+}
