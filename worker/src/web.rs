@@ -513,18 +513,9 @@ async fn filter_in_pool(
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if reply.is_err() && pool.failure().is_some() {
-            // A helper was lost: the slabs that were out are filtered here, then the rest.
-            web_sys::console::warn_1(
-                &format!(
-                    "{}; filtering the rest in the data worker",
-                    pool.failure().unwrap_or_default()
-                )
-                .into(),
-            );
-            let lost: Vec<_> = std::iter::once(zs)
-                .chain(in_flight.drain(..).map(|out| out.unit))
-                .collect();
+        if let Some(lost) = lost_with_helper(pool, &reply, zs.clone(), &mut in_flight, "filtering")
+        {
+            // The slabs that were out are filtered here, then the rest.
             for keep in lost {
                 yield_now().await;
                 if take_cancelled(request) {
@@ -564,6 +555,25 @@ pub(crate) struct Out<U> {
     pub(crate) weight: f64,
     pub(crate) id: u32,
     pub(crate) promise: js_sys::Promise,
+}
+
+/// When `reply` failed because a helper was lost (the pool is then off): says so in the
+/// console and returns the work that was out, `first` (the failed job's) and the rest of
+/// `out`, to be done in the data worker.
+pub(crate) fn lost_with_helper<U>(
+    pool: &web_pool::Pool,
+    reply: &Result<emstudio_webmsg::Envelope<FromHelper>, String>,
+    first: U,
+    out: &mut std::collections::VecDeque<Out<U>>,
+    doing: &str,
+) -> Option<Vec<U>> {
+    let failure = pool.failure().filter(|_| reply.is_err())?;
+    web_sys::console::warn_1(&format!("{failure}; {doing} the rest in the data worker").into());
+    Some(
+        std::iter::once(first)
+            .chain(out.drain(..).map(|o| o.unit))
+            .collect(),
+    )
 }
 
 /// Takes the oldest job out with the helpers and waits for its reply, meanwhile moving the

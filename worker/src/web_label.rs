@@ -5,7 +5,7 @@
 
 use crate::compute::ComputeError;
 use crate::labelling::LabelJob;
-use crate::web::{next_reply, progress_sender, take_cancelled, Out, WORKSPACE};
+use crate::web::{lost_with_helper, next_reply, progress_sender, take_cancelled, Out, WORKSPACE};
 use crate::web_pool;
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::progress::{Phase, Progress};
@@ -130,18 +130,8 @@ async fn label_in_pool(
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if reply.is_err() && pool.failure().is_some() {
-            // A helper was lost: the blocks that were out are labelled here, then the rest.
-            web_sys::console::warn_1(
-                &format!(
-                    "{}; labelling the rest in the data worker",
-                    pool.failure().unwrap_or_default()
-                )
-                .into(),
-            );
-            let lost: Vec<usize> = std::iter::once(index)
-                .chain(out.drain(..).map(|o| o.unit))
-                .collect();
+        if let Some(lost) = lost_with_helper(pool, &reply, index, &mut out, "labelling") {
+            // The blocks that were out are labelled here, then the rest.
             for index in lost {
                 yield_now().await;
                 if take_cancelled(request) {

@@ -364,18 +364,19 @@ impl MinUnion {
     }
 }
 
-/// Each block's first global ID minus one (its local IDs are offset by it), and the total.
-fn offsets(maxima: impl Iterator<Item = u32>) -> Result<(Vec<u32>, u32), LabelError> {
-    let mut offsets = Vec::new();
+/// One ID space for all blocks: each block's offset (its local IDs plus it are global IDs)
+/// and a union-find over every global ID.
+fn id_space(blocks: &[LabelledBlock]) -> Result<(Vec<u32>, MinUnion), LabelError> {
+    let mut offsets = Vec::with_capacity(blocks.len());
     let mut total: u64 = 0;
-    for m in maxima {
+    for b in blocks {
         offsets.push(total as u32);
-        total += u64::from(m);
+        total += u64::from(b.labels.iter().copied().max().unwrap_or(0));
         if total >= u64::from(u32::MAX) {
             return Err(LabelError::TooManyComponents { max: u32::MAX - 1 });
         }
     }
-    Ok((offsets, total as u32))
+    Ok((offsets, MinUnion::new(total as usize)))
 }
 
 /// The blocks' own slices written with their global IDs, the roots numbered `1..=N` in
@@ -428,12 +429,7 @@ pub fn merge_component_slabs<T: LabelValue>(
             reason: format!("block {k} overlaps its neighbours; component slabs do not"),
         });
     }
-    let maxima: Vec<u32> = blocks
-        .iter()
-        .map(|b| b.labels.iter().copied().max().unwrap_or(0))
-        .collect();
-    let (offsets, total) = offsets(maxima.iter().copied())?;
-    let mut union = MinUnion::new(total as usize);
+    let (offsets, mut union) = id_space(blocks)?;
     let (ny, nx) = (dim.1 as isize, dim.2 as isize);
     let reach: &[(isize, isize)] = match params.connectivity {
         Connectivity3::C6 => &[(0, 0)],
@@ -498,12 +494,7 @@ pub fn merge_basin_blocks(
     progress: &mut dyn Progress,
 ) -> Result<(Array3<u32>, u32), LabelError> {
     check_blocks(dim, blocks)?;
-    let maxima: Vec<u32> = blocks
-        .iter()
-        .map(|b| b.labels.iter().copied().max().unwrap_or(0))
-        .collect();
-    let (offsets, total) = offsets(maxima.iter().copied())?;
-    let mut union = MinUnion::new(total as usize);
+    let (offsets, mut union) = id_space(blocks)?;
     for k in 1..blocks.len() {
         let (a, b) = (&blocks[k - 1], &blocks[k]);
         let both =
