@@ -16,10 +16,12 @@
 //! - [`journal`]: the edit journal (every label edit as chunk diffs: undo, redo, bounded).
 //! - [`edit_ops`]: painting and proofreading operations (brush, fill, merge, delete).
 //! - [`edit_split`]: splitting a segment by a stroke (2D) or two seeds (3D) with a watershed.
+//! - [`ffn_data`]: flood-filling network training data (partitions, balanced coordinates).
 
 pub mod distance;
 pub mod edit_ops;
 pub mod edit_split;
+pub mod ffn_data;
 pub mod filters;
 pub mod journal;
 pub mod labels;
