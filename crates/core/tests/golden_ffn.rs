@@ -64,7 +64,7 @@ fn partitions_and_classes_match_google_ffn() {
             .count();
         assert_eq!(wrong, 0, "{name}: {wrong} voxels differ");
         for count in names(&format!("count__{case}__{}__{}", fields[2], fields[3])) {
-            let margin = triple(&count.rsplit("__g").next().expect("margin")[..]);
+            let margin = triple(count.rsplit("__g").next().expect("margin"));
             let table: Array2<i64> = read_npy(dir().join(format!("{count}.npy"))).expect("counts");
             let want: Vec<(u8, u64)> = table
                 .outer_iter()
