@@ -28,7 +28,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// A progress bar on standard error (hidden when `quiet`).
-fn bar(quiet: bool, message: &str) -> ProgressBar {
+pub(crate) fn bar(quiet: bool, message: &str) -> ProgressBar {
     let pb = if quiet {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
     } else {
@@ -46,7 +46,7 @@ fn bar(quiet: bool, message: &str) -> ProgressBar {
 }
 
 /// A kernel [`Progress`](emstudio_core::progress::Progress) that moves a bar.
-fn follow(pb: &ProgressBar) -> impl FnMut(u64, u64) -> ControlFlow<()> + '_ {
+pub(crate) fn follow(pb: &ProgressBar) -> impl FnMut(u64, u64) -> ControlFlow<()> + '_ {
     move |done, total| {
         pb.set_length(total);
         pb.set_position(done);

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use emstudio_companion::cli::{self, EvaluateArgs, FilterArgs, LabelArgs, OutputSpec};
-use emstudio_companion::{catalog, nets_cli, server};
+use emstudio_companion::{catalog, ffn_cli, nets_cli, server};
+use emstudio_core::ffn_data::PartitionParams;
 use emstudio_core::labels::blocks::BlockParams;
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::metrics::EvaluateParams;
@@ -28,6 +29,54 @@ enum Command {
     Serve(ServeArgs),
     #[command(flatten)]
     Batch(BatchCommand),
+    /// Flood-filling networks for 3D neurons.
+    #[command(subcommand)]
+    Ffn(FfnCommand),
+}
+
+/// `emstudio ffn …` (see `emstudio_companion::ffn_cli`).
+#[derive(Subcommand)]
+enum FfnCommand {
+    /// Training data from dense 3D labels: google/ffn's partition volume (partitions.tif) and
+    /// the classes its balanced training centres come from (ffn-prepare.json), in one folder.
+    Prepare {
+        /// Dense instance labels: a folder of slices or one multi-page TIFF.
+        #[arg(long, short)]
+        label: PathBuf,
+        /// Folder to write partitions.tif and ffn-prepare.json into.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Half the box side, z,y,x (the FOV radius plus the deltas: 24,24,24 for a 33³ FOV
+        /// moving by 8).
+        #[arg(long, default_value = "24,24,24")]
+        lom_radius: String,
+        /// Objects with fewer voxels count as background.
+        #[arg(long, default_value_t = 10_000)]
+        min_size: u64,
+        /// Ascending fractions that cut the partitions.
+        #[arg(
+            long,
+            default_value = "0.025,0.05,0.075,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+        )]
+        thresholds: String,
+        /// Training centres stay this far from the border, z,y,x.
+        #[arg(long, default_value = "24,24,24")]
+        margin: String,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// `"24,24,24"` as z, y, x.
+fn zyx(flag: &str, text: &str) -> anyhow::Result<[usize; 3]> {
+    let parts: Vec<usize> = text
+        .split(',')
+        .map(|p| p.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("{flag}: give three whole numbers z,y,x, not {text:?}"))?;
+    <[usize; 3]>::try_from(parts)
+        .map_err(|_| anyhow::anyhow!("{flag}: give three whole numbers z,y,x, not {text:?}"))
 }
 
 /// The batch commands over stacks (see `emstudio_companion::cli`).
@@ -607,6 +656,42 @@ fn batch(command: BatchCommand) -> anyhow::Result<()> {
     write_stdout(&format!("{}\n", message.trim_end()))
 }
 
+fn ffn(command: FfnCommand) -> anyhow::Result<()> {
+    let message = match command {
+        FfnCommand::Prepare {
+            label,
+            output,
+            lom_radius,
+            min_size,
+            thresholds,
+            margin,
+            quiet,
+        } => {
+            let thresholds = thresholds
+                .split(',')
+                .map(|t| t.trim().parse::<f64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--thresholds: give fractions separated by commas, not {thresholds:?}"
+                    )
+                })?;
+            ffn_cli::prepare(&ffn_cli::PrepareArgs {
+                label,
+                output,
+                params: PartitionParams {
+                    thresholds,
+                    lom_radius: zyx("--lom-radius", &lom_radius)?,
+                    min_size,
+                },
+                margin: zyx("--margin", &margin)?,
+                quiet,
+            })?
+        }
+    };
+    write_stdout(&format!("{}\n", message.trim_end()))
+}
+
 /// Writes a command's result to standard output. A reader that went away (`emstudio evaluate
 /// … | head`) ends the command quietly, as it does for other Unix tools; `println!` would
 /// panic there.
@@ -625,6 +710,7 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(serve_app(args))),
         Command::Batch(command) => batch(command),
+        Command::Ffn(command) => ffn(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,7 +24,7 @@
 //! use emstudio_core::ffn_data::{build_coordinates, compute_partitions, PartitionParams};
 //! use emstudio_core::progress::NoProgress;
 //! // A 5³ volume: one object filling the lower half.
-//! let labels = ndarray::Array3::<u16>::from_shape_fn((5, 5, 5), |(z, _, _)| u16::from(z < 3));
+//! let labels = ndarray::Array3::<u32>::from_shape_fn((5, 5, 5), |(z, _, _)| u32::from(z < 3));
 //! let params = PartitionParams { lom_radius: [1, 1, 1], min_size: 1, ..PartitionParams::default() };
 //! let parts = compute_partitions(labels.view(), &params, &mut NoProgress).unwrap();
 //! assert_eq!(parts[[0, 2, 2]], 255); // within the radius of the border
@@ -35,7 +35,6 @@
 //! assert_eq!(centres.len(), 3 * 9); // three classes of 9 voxels each
 //! ```
 
-use crate::labels::components::LabelValue;
 use crate::progress::{check, Cancelled, Progress};
 use ndarray::{s, Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
@@ -104,9 +103,10 @@ impl PartitionParams {
     }
 }
 
-/// The partition volume of `labels` (see the module doc). Reports progress per ID.
-pub fn compute_partitions<T: LabelValue>(
-    labels: ArrayView3<'_, T>,
+/// The partition volume of `labels` (see the module doc). Reports progress per ID. Not generic
+/// over the label type on purpose: it is compiled (optimised) in this crate, not in each caller.
+pub fn compute_partitions(
+    labels: ArrayView3<'_, u32>,
     params: &PartitionParams,
     progress: &mut dyn Progress,
 ) -> Result<Array3<u8>, FfnDataError> {
@@ -120,9 +120,9 @@ pub fn compute_partitions<T: LabelValue>(
         )));
     }
     // Each ID's size and bounding box, in one pass.
-    let mut objects: HashMap<T, (u64, [usize; 3], [usize; 3])> = HashMap::new();
+    let mut objects: HashMap<u32, (u64, [usize; 3], [usize; 3])> = HashMap::new();
     for ((z, y, x), &l) in labels.indexed_iter() {
-        if l == T::ZERO {
+        if l == 0 {
             continue;
         }
         let e = objects.entry(l).or_insert((0, [z, y, x], [z, y, x]));
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let labels = Array3::<u8>::ones((4, 4, 4));
+        let labels = Array3::<u32>::ones((4, 4, 4));
         let mut p = PartitionParams {
             lom_radius: [2, 1, 1],
             ..PartitionParams::default()

@@ -56,6 +56,7 @@ fn partitions_and_classes_match_google_ffn() {
             min_size: min_size.parse().expect("min size"),
             ..PartitionParams::default()
         };
+        let labels = labels.mapv(u32::from);
         let got = compute_partitions(labels.view(), &params, &mut NoProgress).expect("partitions");
         let wrong = got
             .iter()
