@@ -1,17 +1,36 @@
-//! `emstudio ffn …`: flood-filling network commands. Now `prepare`: the partition volume and
-//! the class counts of the balanced training coordinates of a dense label stack
-//! (`emstudio_core::ffn_data`, google/ffn's `compute_partitions` and `build_coordinates`),
-//! written next to each other in one folder. The coordinates themselves are not stored: they
-//! follow from the partitions, the margin and a seed (`build_coordinates`), and for a 250³
-//! volume they are 16 million centres.
+//! `emstudio ffn …`: flood-filling network commands.
+//!
+//! - `prepare`: the partition volume and the class counts of the balanced training coordinates
+//!   of a dense label stack (`emstudio_core::ffn_data`, google/ffn's `compute_partitions` and
+//!   `build_coordinates`), written next to each other in one folder. The coordinates themselves
+//!   are not stored: they follow from the partitions, the margin and a seed
+//!   (`build_coordinates`), and for a 250³ volume they are 16 million centres.
+//! - `train`: `emstudio_nets::ffn::train` on an image and label stack (optionally a box of
+//!   them, so another box stays held out), with a progress bar, checkpoints and resume.
+//! - `evaluate`: the mask scores of a model on a (held-out) box: fixed-policy walks from
+//!   balanced centres, voxels over 0.5 against the centre object.
+//! - `infer`: dense segmentation of a stack (or a box of it) with `emstudio_nets::ffn::infer`
+//!   from `PolicyPeaks` seeds, written as a label stack; with `--truth`, scored against dense
+//!   labels (adapted Rand error, VI, merges and splits; `core::metrics`).
 
 use crate::cli::{bar, follow, read_stack_path, write_stack, OutputSpec};
-use anyhow::{Context, Result};
+use crate::nets_cli::{today, DeviceChoice};
+use anyhow::{ensure, Context, Result};
 use emstudio_core::ffn_data::{class_counts, compute_partitions, PartitionParams};
+use emstudio_core::metrics::{evaluate_labels_3d, EvaluateParams};
 use emstudio_core::stack::{BitDepth, ExportFormat};
 use emstudio_core::{AnyVolume, Volume};
+use emstudio_nets::ffn::file::FfnModelFile;
+use emstudio_nets::ffn::infer::{Canvas, FfnInferOptions, NetPredictor};
+use emstudio_nets::ffn::seeds::policy_peaks;
+use emstudio_nets::ffn::train::{
+    balanced_centres, evaluate_masks, FfnTrainConfig, FfnTrainer, FfnVolume,
+};
+use emstudio_nets::native_device::pick_device;
+use ndarray::s;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 /// The partition volume's file in the output folder.
 pub const PARTITIONS_FILE: &str = "partitions.tif";
@@ -95,4 +114,366 @@ pub fn prepare(args: &PrepareArgs) -> Result<String> {
         description.coordinates,
         args.output.display()
     ))
+}
+
+/// A box of a volume, z, y, x ranges (`"0:100,0:250,0:125"`; an empty side means all).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Region(pub [Option<Range<usize>>; 3]);
+
+impl std::str::FromStr for Region {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || {
+            anyhow::anyhow!(
+                "a box is z0:z1,y0:y1,x0:x1 (an empty range, e.g. \":\", means the whole axis), not {text:?}"
+            )
+        };
+        let parts: Vec<&str> = text.split(',').collect();
+        ensure!(parts.len() == 3, bad());
+        let mut out: [Option<Range<usize>>; 3] = Default::default();
+        for (slot, part) in out.iter_mut().zip(parts) {
+            let (a, b) = part.trim().split_once(':').ok_or_else(bad)?;
+            if a.is_empty() && b.is_empty() {
+                continue;
+            }
+            let a: usize = if a.is_empty() {
+                0
+            } else {
+                a.parse().map_err(|_| bad())?
+            };
+            let b: usize = b.parse().map_err(|_| bad())?;
+            ensure!(a < b, "the box {text:?} has an empty range {a}:{b}");
+            *slot = Some(a..b);
+        }
+        Ok(Region(out))
+    }
+}
+
+impl Region {
+    /// The ranges inside a volume of `shape` (z, y, x); an error names a range that leaves it.
+    fn ranges(&self, shape: [usize; 3]) -> Result<[Range<usize>; 3]> {
+        let mut out = [0..shape[0], 0..shape[1], 0..shape[2]];
+        for (axis, (r, n)) in self.0.iter().zip(shape).enumerate() {
+            if let Some(r) = r {
+                ensure!(
+                    r.end <= n,
+                    "the box's {} range {}:{} leaves the volume ({} along {})",
+                    ["z", "y", "x"][axis],
+                    r.start,
+                    r.end,
+                    n,
+                    ["z", "y", "x"][axis]
+                );
+                out[axis] = r.clone();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The image and labels (in `region`) as an FFN volume; errors name the files.
+fn load_volume(image: &Path, label: &Path, region: &Region, quiet: bool) -> Result<FfnVolume> {
+    let image_vol = read_stack_path(image, quiet)?;
+    let label_vol = read_stack_path(label, quiet)?;
+    ensure!(
+        image_vol.shape() == label_vol.shape(),
+        "{} is {} but {} is {}: the image and the labels must have one shape",
+        image.display(),
+        image_vol.shape(),
+        label.display(),
+        label_vol.shape()
+    );
+    ensure!(
+        image_vol.channels() == 1,
+        "{}: has {} channels; an FFN takes grayscale images",
+        image.display(),
+        image_vol.channels()
+    );
+    let pixels = image_vol
+        .to_unit_f32_array()
+        .with_context(|| image.display().to_string())?;
+    let labels = label_vol
+        .to_label_array()
+        .with_context(|| format!("{}: needs a label stack", label.display()))?;
+    let (nz, ny, nx) = labels.dim();
+    let [z, y, x] = region.ranges([nz, ny, nx])?;
+    let sel = s![z.clone(), y.clone(), x.clone()];
+    let name = format!(
+        "{} + {} [{}:{}, {}:{}, {}:{}]",
+        image.display(),
+        label.display(),
+        z.start,
+        z.end,
+        y.start,
+        y.end,
+        x.start,
+        x.end
+    );
+    Ok(FfnVolume::new(
+        &name,
+        pixels.slice(sel).to_owned(),
+        labels.slice(sel).to_owned(),
+    )?)
+}
+
+fn read_model(path: &Path) -> Result<FfnModelFile> {
+    FfnModelFile::from_bytes(
+        &std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
+    )
+    .with_context(|| path.display().to_string())
+}
+
+fn write_model(path: &Path, file: &FfnModelFile) -> Result<()> {
+    std::fs::write(path, file.to_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Arguments of `emstudio ffn train`.
+#[derive(Debug, Clone)]
+pub struct TrainArgs {
+    /// Image stack (grayscale).
+    pub image: PathBuf,
+    /// Dense instance labels, the image's shape.
+    pub label: PathBuf,
+    /// Train only inside this box.
+    pub region: Region,
+    /// Settings.
+    pub config: FfnTrainConfig,
+    /// Start from this model (its network replaces the config's).
+    pub init: Option<PathBuf>,
+    /// Continue `init`'s run (optimiser state, step count).
+    pub resume: bool,
+    /// Model file to write.
+    pub output: PathBuf,
+    /// Also save every this many steps (0 = only at the end).
+    pub checkpoint_every: u64,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// Runs `emstudio ffn train`; returns the summary line.
+pub fn train(args: &TrainArgs) -> Result<String> {
+    let (device, described) = pick_device(args.device)?;
+    if !args.quiet {
+        eprintln!("device: {described}");
+    }
+    let volume = load_volume(&args.image, &args.label, &args.region, args.quiet)?;
+    let start = args.init.as_deref().map(read_model).transpose()?;
+    let pb = bar(args.quiet, "centres");
+    let mut trainer = FfnTrainer::new(
+        args.config.clone(),
+        vec![volume],
+        &device.clone().autodiff(),
+        start.as_ref().map(|f| (f, args.resume)),
+        &mut follow(&pb),
+    )?;
+    pb.finish_and_clear();
+    let pb = crate::nets_cli::steps_bar(args.quiet, args.config.steps, "training");
+    let t0 = std::time::Instant::now();
+    let mut done = 0u64;
+    while !trainer.finished() {
+        let r = trainer.step()?;
+        done += 1;
+        pb.set_position(done);
+        if let Some(p) = trainer.curve().last() {
+            pb.set_prefix(format!(
+                "loss {:.4} precision {:.3} recall {:.3}",
+                p.loss, p.precision, p.recall
+            ));
+        }
+        ensure!(
+            r.loss.is_finite(),
+            "step {}: the loss is {}: lower the learning rate",
+            r.step,
+            r.loss
+        );
+        if args.checkpoint_every > 0 && done % args.checkpoint_every == 0 {
+            write_model(&args.output, &trainer.model_file(&today())?)?;
+        }
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    write_model(&args.output, &trainer.model_file(&today())?)?;
+    let curve = trainer.curve();
+    let (first, last) = (curve.first(), curve.last());
+    Ok(format!(
+        "trained {done} steps in {secs:.1} s ({:.2} steps/s, {} centre classes, {described}); \
+         loss {} → {}, mask precision {} recall {} → {}",
+        done as f64 / secs.max(1e-9),
+        trainer.class_count(),
+        first.map_or("?".into(), |p| format!("{:.4}", p.loss)),
+        last.map_or("?".into(), |p| format!("{:.4}", p.loss)),
+        last.map_or("?".into(), |p| format!("{:.3}", p.precision)),
+        last.map_or("?".into(), |p| format!("{:.3}", p.recall)),
+        args.output.display()
+    ))
+}
+
+/// Arguments of `emstudio ffn evaluate`.
+#[derive(Debug, Clone)]
+pub struct EvaluateArgs {
+    /// FFN model file.
+    pub model: PathBuf,
+    /// Image stack.
+    pub image: PathBuf,
+    /// Dense instance labels.
+    pub label: PathBuf,
+    /// Score only inside this box (e.g. the one training left out).
+    pub region: Region,
+    /// How many balanced centres.
+    pub centres: usize,
+    /// Objects smaller than this count as background when centres are drawn.
+    pub min_size: u64,
+    /// Seed of the centres.
+    pub seed: u64,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// Runs `emstudio ffn evaluate`; returns the scores as one JSON line.
+pub fn evaluate(args: &EvaluateArgs) -> Result<String> {
+    let (device, _) = pick_device(args.device)?;
+    let file = read_model(&args.model)?;
+    let volume = load_volume(&args.image, &args.label, &args.region, args.quiet)?;
+    let config = FfnTrainConfig {
+        network: file.header.network.clone(),
+        min_size: args.min_size,
+        ..FfnTrainConfig::default()
+    };
+    let centres = balanced_centres(&volume, &config, args.centres, args.seed)?;
+    let net = file
+        .load_net(&device)
+        .with_context(|| args.model.display().to_string())?;
+    let c = evaluate_masks(
+        &net,
+        &file.header,
+        &volume,
+        &centres,
+        config.move_threshold,
+        8,
+        &device,
+    )?;
+    Ok(serde_json::json!({
+        "model": args.model.display().to_string(),
+        "data": volume.name,
+        "centres": centres.len(),
+        "f1": c.f1(),
+        "precision": c.precision(),
+        "recall": c.recall(),
+        "accuracy": c.accuracy(),
+        "counts": c,
+    })
+    .to_string())
+}
+
+/// Arguments of `emstudio ffn infer`.
+#[derive(Debug, Clone)]
+pub struct InferArgs {
+    /// FFN model file.
+    pub model: PathBuf,
+    /// Image stack.
+    pub image: PathBuf,
+    /// Segment only this box.
+    pub region: Region,
+    /// Thresholds, minimum size, boundary distance.
+    pub options: FfnInferOptions,
+    /// Where the labels go.
+    pub output: OutputSpec,
+    /// Dense labels to score the result against (the same box is cut from them).
+    pub truth: Option<PathBuf>,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// Runs `emstudio ffn infer`; returns the summary (and the scores as JSON with `--truth`).
+pub fn infer(args: &InferArgs) -> Result<String> {
+    let (device, described) = pick_device(args.device)?;
+    let file = read_model(&args.model)?;
+    let image_vol = read_stack_path(&args.image, args.quiet)?;
+    ensure!(
+        image_vol.channels() == 1,
+        "{}: has {} channels; an FFN takes grayscale images",
+        args.image.display(),
+        image_vol.channels()
+    );
+    let pixels = image_vol
+        .to_unit_f32_array()
+        .with_context(|| args.image.display().to_string())?;
+    let (nz, ny, nx) = pixels.dim();
+    let [z, y, x] = args.region.ranges([nz, ny, nx])?;
+    let sel = s![z.clone(), y.clone(), x.clone()];
+    let net = file
+        .load_net(&device)
+        .with_context(|| args.model.display().to_string())?;
+    let t0 = std::time::Instant::now();
+    let mut canvas = Canvas::new(
+        NetPredictor {
+            net: &net,
+            device: device.clone(),
+        },
+        &file.header.network,
+        file.header.normalization,
+        pixels.slice(sel),
+        args.options.clone(),
+    )
+    .with_context(|| args.image.display().to_string())?;
+    let seeds = policy_peaks(canvas.image());
+    let pb = bar(args.quiet, "segmenting");
+    canvas.segment_all(&seeds, &mut follow(&pb))?;
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let labels = canvas.labels();
+    let objects = labels.iter().copied().max().unwrap_or(0);
+    let volume = AnyVolume::from_labels(labels.view(), image_vol.voxel_size())?;
+    write_stack(&volume, &args.output)?;
+    let voxels = labels.len() as f64;
+    let mut summary = format!(
+        "{objects} objects from {} seeds in {secs:.1} s ({:.0} voxels/s, {described}) → {}",
+        seeds.len(),
+        voxels / secs.max(1e-9),
+        args.output.path.display()
+    );
+    if let Some(truth) = &args.truth {
+        let truth_labels = read_stack_path(truth, args.quiet)?
+            .to_label_array()
+            .with_context(|| format!("{}: needs a label stack", truth.display()))?;
+        ensure!(
+            truth_labels.dim() == (nz, ny, nx),
+            "{} is {}×{}×{} but the image is {nz}×{ny}×{nx}",
+            truth.display(),
+            truth_labels.dim().0,
+            truth_labels.dim().1,
+            truth_labels.dim().2
+        );
+        let reference = truth_labels.slice(sel);
+        let e = evaluate_labels_3d(
+            reference,
+            labels.view(),
+            &EvaluateParams::default(),
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .with_context(|| truth.display().to_string())?;
+        let r = &e.report;
+        summary.push('\n');
+        summary.push_str(
+            &serde_json::json!({
+                "adapted_rand_error": r.adapted_rand_error,
+                "vi_split": r.info.vi_split,
+                "vi_merge": r.info.vi_merge,
+                "gt_objects": r.gt_objects,
+                "pred_objects": r.pred_objects,
+                "split_objects": r.split_objects,
+                "merge_objects": r.merge_objects,
+                "seconds": secs,
+            })
+            .to_string(),
+        );
+    }
+    Ok(summary)
 }

@@ -9,6 +9,9 @@ use emstudio_core::labels::blocks::BlockParams;
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::metrics::EvaluateParams;
 use emstudio_core::stack::{BitDepth, ExportFormat};
+use emstudio_nets::ffn::infer::FfnInferOptions;
+use emstudio_nets::ffn::net::{self as ffn_net, FfnConfig};
+use emstudio_nets::ffn::train::{FfnOptimizer, FfnTrainConfig};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -66,6 +69,151 @@ enum FfnCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Train a flood-filling network on an image and its dense 3D instance labels (google/ffn's
+    /// loop: balanced centres, fixed FOV moves, soft targets); writes an FFN model file.
+    Train {
+        /// Image stack (grayscale): a folder of slices or one multi-page TIFF.
+        #[arg(long, short)]
+        image: PathBuf,
+        /// Dense instance labels, the image's shape.
+        #[arg(long, short)]
+        label: PathBuf,
+        /// Train only inside this box, z0:z1,y0:y1,x0:x1 (":" = the whole axis), so another
+        /// box stays held out for `ffn evaluate`.
+        #[arg(long)]
+        region: Option<String>,
+        /// light | anisotropic | isotropic (UNI-EM's two and a small one for CPUs/browsers).
+        #[arg(long, default_value = "light")]
+        preset: String,
+        /// Override the preset's residual depth.
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Override the preset's feature channels.
+        #[arg(long)]
+        features: Option<usize>,
+        /// Override the field of view, x,y,z (odd sizes).
+        #[arg(long)]
+        fov: Option<String>,
+        /// Override the moves, x,y,z.
+        #[arg(long)]
+        deltas: Option<String>,
+        /// Steps to run.
+        #[arg(long, default_value_t = 1000)]
+        steps: u64,
+        /// Examples per step.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// sgd (google/ffn's default) | adam.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        /// Learning rate (google/ffn: 0.001 with SGD).
+        #[arg(long, default_value_t = 0.003)]
+        learning_rate: f64,
+        /// Element-wise gradient clip (0 = none).
+        #[arg(long, default_value_t = 0.7)]
+        grad_clip: f32,
+        /// Objects with fewer voxels count as background when centres are drawn.
+        #[arg(long, default_value_t = 10_000)]
+        min_size: u64,
+        /// No reflections / transposition.
+        #[arg(long)]
+        no_augment: bool,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Start from this FFN model file.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// With --init: continue that run (optimiser state, step count).
+        #[arg(long)]
+        resume: bool,
+        /// FFN model file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Save every N steps too.
+        #[arg(long, default_value_t = 0)]
+        checkpoint_every: u64,
+        /// auto | cpu | wgpu | cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Score an FFN model's masks on a (held-out) box: walks from balanced centres, voxels over
+    /// 0.5 against the centre's object; prints F1, precision, recall, accuracy as JSON.
+    Evaluate {
+        /// FFN model file.
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Image stack.
+        #[arg(long, short)]
+        image: PathBuf,
+        /// Dense instance labels.
+        #[arg(long, short)]
+        label: PathBuf,
+        /// Score only inside this box, z0:z1,y0:y1,x0:x1.
+        #[arg(long)]
+        region: Option<String>,
+        /// Balanced centres to walk from.
+        #[arg(long, default_value_t = 64)]
+        centres: usize,
+        /// Objects with fewer voxels count as background when centres are drawn.
+        #[arg(long, default_value_t = 10_000)]
+        min_size: u64,
+        /// Seed of the centres.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// auto | cpu | wgpu | cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Segment a stack with a flood-filling network (google/ffn's inference: seeds from
+    /// distance-transform peaks, face-maximum moves, objects kept by size and never
+    /// overwritten); writes a label stack; with --truth, prints adapted Rand error and VI.
+    Infer {
+        /// FFN model file.
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Image stack.
+        #[arg(long, short)]
+        image: PathBuf,
+        /// Segment only this box, z0:z1,y0:y1,x0:x1.
+        #[arg(long)]
+        region: Option<String>,
+        /// The FOV moves to voxels at least this probable.
+        #[arg(long, default_value_t = 0.9)]
+        move_threshold: f64,
+        /// Voxels at least this probable join an object.
+        #[arg(long, default_value_t = 0.6)]
+        segment_threshold: f64,
+        /// Objects with fewer voxels are dropped.
+        #[arg(long, default_value_t = 1000)]
+        min_segment_size: u64,
+        /// Seeds this close to an object are skipped, z,y,x.
+        #[arg(long, default_value = "1,1,1")]
+        min_boundary_dist: String,
+        /// Dense labels to score against (the same box is cut from them).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputFlags,
+        /// auto | cpu | wgpu | cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// `"17,17,9"` as x, y, z.
+fn xyz(flag: &str, text: &str) -> anyhow::Result<[usize; 3]> {
+    zyx(flag, text)
+        .map_err(|_| anyhow::anyhow!("{flag}: give three whole numbers x,y,z, not {text:?}"))
 }
 
 /// `"24,24,24"` as z, y, x.
@@ -688,6 +836,123 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
                 quiet,
             })?
         }
+        FfnCommand::Train {
+            image,
+            label,
+            region,
+            preset,
+            depth,
+            features,
+            fov,
+            deltas,
+            steps,
+            batch,
+            optimizer,
+            learning_rate,
+            grad_clip,
+            min_size,
+            no_augment,
+            seed,
+            init,
+            resume,
+            output,
+            checkpoint_every,
+            device,
+            quiet,
+        } => {
+            let mut network = FfnConfig::preset(&preset).ok_or_else(|| {
+                anyhow::anyhow!("--preset {preset:?}: use {}", ffn_net::PRESETS.join(", "))
+            })?;
+            if let Some(d) = depth {
+                network.depth = d;
+            }
+            if let Some(f) = features {
+                network.features = f;
+            }
+            if let Some(f) = fov {
+                network.fov = xyz("--fov", &f)?;
+            }
+            if let Some(d) = deltas {
+                network.deltas = xyz("--deltas", &d)?;
+            }
+            let optimizer = match optimizer.as_str() {
+                "sgd" => FfnOptimizer::Sgd,
+                "adam" => FfnOptimizer::Adam,
+                o => anyhow::bail!("--optimizer {o:?}: use sgd or adam"),
+            };
+            ffn_cli::train(&ffn_cli::TrainArgs {
+                image,
+                label,
+                region: region.as_deref().unwrap_or(":,:,:").parse()?,
+                config: FfnTrainConfig {
+                    network,
+                    steps,
+                    batch,
+                    optimizer,
+                    learning_rate,
+                    grad_clip,
+                    move_threshold: 0.9,
+                    min_size,
+                    augment: !no_augment,
+                    seed,
+                },
+                init,
+                resume,
+                output,
+                checkpoint_every,
+                device: device.parse()?,
+                quiet,
+            })?
+        }
+        FfnCommand::Evaluate {
+            model,
+            image,
+            label,
+            region,
+            centres,
+            min_size,
+            seed,
+            device,
+            quiet,
+        } => ffn_cli::evaluate(&ffn_cli::EvaluateArgs {
+            model,
+            image,
+            label,
+            region: region.as_deref().unwrap_or(":,:,:").parse()?,
+            centres,
+            min_size,
+            seed,
+            device: device.parse()?,
+            quiet,
+        })?,
+        FfnCommand::Infer {
+            model,
+            image,
+            region,
+            move_threshold,
+            segment_threshold,
+            min_segment_size,
+            min_boundary_dist,
+            truth,
+            output,
+            device,
+            quiet,
+        } => ffn_cli::infer(&ffn_cli::InferArgs {
+            model,
+            image,
+            region: region.as_deref().unwrap_or(":,:,:").parse()?,
+            options: FfnInferOptions {
+                move_threshold,
+                segment_threshold,
+                min_segment_size,
+                min_boundary_dist: zyx("--min-boundary-dist", &min_boundary_dist)?,
+                ..FfnInferOptions::default()
+            },
+            output: output.spec()?,
+            truth,
+            device: device.parse()?,
+            quiet,
+        })?,
     };
     write_stdout(&format!("{}\n", message.trim_end()))
 }

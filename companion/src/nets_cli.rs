@@ -15,7 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
 
-fn bar(quiet: bool, len: u64, message: &str) -> ProgressBar {
+/// A progress bar over `len` steps (hidden when `quiet`).
+pub(crate) fn steps_bar(quiet: bool, len: u64, message: &str) -> ProgressBar {
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
@@ -61,7 +62,7 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -185,7 +186,7 @@ pub fn train(args: &TrainArgs) -> Result<String> {
         trainer.read_losses_every(GPU_LOSS_READ_EVERY);
     }
     let total = args.config.steps;
-    let pb = bar(args.quiet, total, "training");
+    let pb = steps_bar(args.quiet, total, "training");
     let t0 = std::time::Instant::now();
     let (mut last_loss, mut last_val) = (None, None);
     let mut done = 0u64;
@@ -279,7 +280,7 @@ pub fn infer(args: &InferArgs) -> Result<String> {
     };
     let (h, w) = (vol.shape().y, vol.shape().x);
     let classes = file.header.io.out_channels;
-    let pb = bar(args.quiet, zs.len() as u64, "inferring");
+    let pb = steps_bar(args.quiet, zs.len() as u64, "inferring");
     let t0 = std::time::Instant::now();
     let mut prob = Array3::<f32>::zeros((zs.len(), h, w));
     let mut class = Array3::<u32>::zeros((zs.len(), h, w));

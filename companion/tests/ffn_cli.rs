@@ -1,5 +1,7 @@
-//! `emstudio ffn prepare` end to end: a label stack on disk → partitions.tif and
-//! ffn-prepare.json, read back and compared with the library; bad flags named.
+//! `emstudio ffn …` end to end: `prepare` (a label stack on disk → partitions.tif and
+//! ffn-prepare.json, read back and compared with the library), `train` → `evaluate` →
+//! `infer` (a model file made, scored and run on a small synthetic volume, with resume), and
+//! bad input named (shapes, masks instead of instances, a 2D model, a box off the volume).
 
 mod common;
 
@@ -119,5 +121,247 @@ fn prepare_writes_partitions_and_their_classes() {
         assert!(!failed.status.success(), "{flags:?} accepted");
         let stderr = String::from_utf8_lossy(&failed.stderr);
         assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
+}
+
+/// Eight boxes of cells (bright inside, a dark membrane on their faces), 20 × 32 × 32, with
+/// their dense labels.
+fn cells() -> (Array3<u8>, Array3<u16>) {
+    let labels = Array3::from_shape_fn((20, 32, 32), |(z, y, x)| {
+        1 + u16::from(z >= 10) * 4 + u16::from(y >= 16) * 2 + u16::from(x >= 16)
+    });
+    let image = Array3::from_shape_fn((20, 32, 32), |(z, y, x)| {
+        let edge = |v: usize, half: usize| v % half == 0 || v % half == half - 1;
+        if edge(z, 10) || edge(y, 16) || edge(x, 16) {
+            40
+        } else {
+            200 - ((z * 7 + y * 3 + x) % 11) as u8
+        }
+    });
+    (image, labels)
+}
+
+#[test]
+fn train_evaluate_and_infer_make_score_and_run_a_model() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (image, labels) = cells();
+    let image_dir = dir.path().join("image");
+    let label_dir = dir.path().join("label");
+    write_png_series(
+        &AnyVolume::U8(Volume::from_array(image.view()).expect("v")),
+        &image_dir,
+    );
+    write_png_series(
+        &AnyVolume::U16(Volume::from_array(labels.view()).expect("v")),
+        &label_dir,
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .arg("ffn")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let (img, lab) = (
+        image_dir.display().to_string(),
+        label_dir.display().to_string(),
+    );
+    let model = dir.path().join("cells.emsffn").display().to_string();
+    let tiny = [
+        "--depth",
+        "1",
+        "--features",
+        "2",
+        "--fov",
+        "7,7,7",
+        "--deltas",
+        "2,2,2",
+        "--min-size",
+        "10",
+        "--device",
+        "cpu",
+        "-q",
+    ];
+    let mut train = vec![
+        "train", "-i", &img, "-l", &lab, "-o", &model, "--steps", "3",
+    ];
+    train.extend_from_slice(&tiny);
+    let done = run(&train);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("trained 3 steps"), "{stdout}");
+    let file = emstudio_nets::ffn::file::FfnModelFile::from_bytes(
+        &std::fs::read(&model).expect("model written"),
+    )
+    .expect("a valid FFN model file");
+    assert_eq!(file.header.provenance.steps, 3);
+    assert_eq!(file.header.network.fov, [7, 7, 7]);
+    assert!(file.optimizer.is_some(), "saved for resuming");
+
+    // Resume: two more steps on top of the three.
+    let more = dir.path().join("more.emsffn").display().to_string();
+    let mut resume = vec![
+        "train", "-i", &img, "-l", &lab, "-o", &more, "--steps", "2", "--init", &model, "--resume",
+    ];
+    resume.extend_from_slice(&tiny);
+    let done = run(&resume);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let resumed =
+        emstudio_nets::ffn::file::FfnModelFile::from_bytes(&std::fs::read(&more).expect("more"))
+            .expect("model");
+    assert_eq!(resumed.header.provenance.steps, 5);
+
+    let done = run(&[
+        "evaluate",
+        "-m",
+        &model,
+        "-i",
+        &img,
+        "-l",
+        &lab,
+        "--centres",
+        "4",
+        "--min-size",
+        "10",
+        "--region",
+        "0:20,:,:",
+        "--device",
+        "cpu",
+        "-q",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let scores: serde_json::Value =
+        serde_json::from_slice(&done.stdout).expect("evaluate prints JSON");
+    assert_eq!(scores["centres"], 4);
+    let f1 = scores["f1"].as_f64().expect("f1");
+    assert!((0.0..=1.0).contains(&f1), "{f1}");
+
+    let seg = dir.path().join("seg.tif").display().to_string();
+    let done = run(&[
+        "infer",
+        "-m",
+        &model,
+        "-i",
+        &img,
+        "--region",
+        "2:18,:,:",
+        "--truth",
+        &lab,
+        "--min-segment-size",
+        "5",
+        "-o",
+        &seg,
+        "--device",
+        "cpu",
+        "-q",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("objects from"), "{stdout}");
+    let json = stdout.lines().nth(1).expect("scores line");
+    let scores: serde_json::Value = serde_json::from_str(json).expect("scores JSON");
+    let are = scores["adapted_rand_error"].as_f64().expect("ARAND");
+    assert!((0.0..=1.0).contains(&are), "{are}");
+    let out = read_stack(
+        vec![("seg.tif".into(), std::fs::read(&seg).expect("seg written"))],
+        &Limits::default(),
+    )
+    .expect("labels");
+    assert_eq!((out.shape().z, out.shape().y, out.shape().x), (16, 32, 32));
+
+    // Bad input, each named.
+    let mask_dir = dir.path().join("mask");
+    write_png_series(
+        &AnyVolume::U8(Volume::from_array(labels.mapv(|v| u8::from(v > 4)).view()).expect("v")),
+        &mask_dir,
+    );
+    let short_dir = dir.path().join("short");
+    write_png_series(
+        &AnyVolume::U16(
+            Volume::from_array(labels.slice(ndarray::s![..10, .., ..]).view()).expect("v"),
+        ),
+        &short_dir,
+    );
+    let two_d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../demo/uniem-ac3-mito/models/ac3-mito-unet.emsmodel")
+        .display()
+        .to_string();
+    let (mask, short) = (
+        mask_dir.display().to_string(),
+        short_dir.display().to_string(),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "-i", &img, "-l", &short, "-o", &more],
+            "must have one shape",
+        ),
+        (
+            vec!["train", "-i", &img, "-l", &mask, "-o", &more],
+            "instance",
+        ),
+        (
+            vec![
+                "train", "-i", &img, "-l", &lab, "-o", &more, "--preset", "huge",
+            ],
+            "--preset",
+        ),
+        (
+            vec![
+                "train", "-i", &img, "-l", &lab, "-o", &more, "--fov", "8,7,7",
+            ],
+            "odd size",
+        ),
+        (
+            vec![
+                "train", "-i", &img, "-l", &lab, "-o", &more, "--region", "0:40,:,:",
+            ],
+            "leaves the volume",
+        ),
+        (
+            vec![
+                "train",
+                "-i",
+                &img,
+                "-l",
+                &lab,
+                "-o",
+                &more,
+                "--preset",
+                "isotropic",
+            ],
+            "smaller than the training canvas",
+        ),
+        (
+            vec!["infer", "-m", &two_d, "-i", &img, "-o", &seg],
+            "2D network model",
+        ),
+        (
+            vec![
+                "infer", "-m", &model, "-i", &img, "-o", &seg, "--region", "0:4,:,:",
+            ],
+            "smaller than the network's field of view",
+        ),
+    ];
+    for (args, says) in cases {
+        let failed = run(&args);
+        assert!(!failed.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }

@@ -7,11 +7,12 @@
 //!   features), native tests, wasm tests (Node), the release web build (the wasm32 crates
 //!   linted as they are built, see [`linted_cargo`]), and the end-to-end tests in headless
 //!   Chromium (installed from Debian packages when missing).
-//! - `cargo xtask bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]`: benchmarks, written to
-//!   `BENCHMARKS.md`: browser loading/viewing, the kernels against their Python references
-//!   plus the worker's operations native vs wasm ([`kernels`]), the CNNs trained and scored on
-//!   real data ([`nets`]), their speed beside PyTorch (`nets-speed`) and in Chromium beside
-//!   ONNX Runtime Web (`nets-browser`); `all` leaves the net ones out.
+//! - `cargo xtask bench [browser|kernels|nets [--steps N]|nets-speed|ffn-speed|nets-browser|all]`:
+//!   benchmarks, written to `BENCHMARKS.md`: browser loading/viewing, the kernels against their
+//!   Python references plus the worker's operations native vs wasm ([`kernels`]), the CNNs
+//!   trained and scored on real data ([`nets`]), their speed beside PyTorch (`nets-speed`), the
+//!   flood-filling network's beside its PyTorch twin (`ffn-speed`) and the CNNs in Chromium
+//!   beside ONNX Runtime Web (`nets-browser`); `all` leaves the net ones out.
 //! - `cargo xtask build` (or `dist`): just the web build, to `dist/`: the app, both workers and
 //!   the demo datasets with their models and `datasets.json`, a static site any file server
 //!   can serve (docs/publishing.md). The app's and the data worker's wasm go through
@@ -61,13 +62,14 @@ fn main() -> Result<()> {
             Some("kernels") => bench_kernels(),
             Some("nets") => bench_nets(&args[2..]),
             Some("nets-speed") => bench_nets_speed(),
+            Some("ffn-speed") => bench_ffn_speed(),
             Some("nets-browser") => bench_nets_browser(),
             Some(other) => {
-                bail!("cargo xtask bench {other}: use browser, kernels, nets, nets-speed, nets-browser or all")
+                bail!("cargo xtask bench {other}: use browser, kernels, nets, nets-speed, ffn-speed, nets-browser or all")
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|dist|run|test|demo-data|trunk [serve|build ...]|bench [browser|kernels|nets [--steps N]|nets-speed|nets-browser|all]>");
+            eprintln!("usage: cargo xtask <setup|build|dist|run|test|demo-data|trunk [serve|build ...]|bench [browser|kernels|nets [--steps N]|nets-speed|ffn-speed|nets-browser|all]>");
             std::process::exit(2);
         }
     }
@@ -718,6 +720,13 @@ fn bench_nets_speed() -> Result<()> {
     let table = nets::speed(&data, &machine())?;
     println!("{table}");
     update_benchmarks_md("nets-speed", &table)
+}
+
+/// The flood-filling network beside its PyTorch twin.
+fn bench_ffn_speed() -> Result<()> {
+    let table = nets::ffn_speed(&machine())?;
+    println!("{table}");
+    update_benchmarks_md("ffn-speed", &table)
 }
 
 /// CNNs in Chromium vs native and vs ONNX Runtime Web.

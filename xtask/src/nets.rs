@@ -269,16 +269,70 @@ pub fn bench(data: &Path, machine: &str, steps: u64) -> Result<String> {
 
 /// Builds `crates/nets/examples/bench_speed.rs` (release) and returns its path.
 fn bench_speed_bin() -> Result<std::path::PathBuf> {
-    step("build bench_speed (release)");
+    example_bin("bench_speed")
+}
+
+/// Builds one of emstudio-nets' examples (release) and returns its path.
+fn example_bin(name: &str) -> Result<std::path::PathBuf> {
+    step(&format!("build {name} (release)"));
     status(cargo().args([
         "build",
         "--release",
         "-p",
         "emstudio-nets",
         "--example",
-        "bench_speed",
+        name,
     ]))?;
-    Ok(target_dir()?.join("release/examples/bench_speed"))
+    Ok(target_dir()?.join("release/examples").join(name))
+}
+
+/// The FFN presets timed beside the PyTorch twin: (preset, batch, timed training steps,
+/// timed inference passes).
+const FFN_SPEED: [(&str, &str, &str, &str); 3] = [
+    ("light", "4", "20", "40"),
+    ("anisotropic", "4", "4", "8"),
+    ("isotropic", "4", "3", "5"),
+];
+
+/// `cargo xtask bench ffn-speed`: training steps/s and inference voxels/s of the flood-filling
+/// network's presets, ours (`crates/nets/examples/bench_ffn_speed.rs`) and the PyTorch twin
+/// (`scripts/golden/bench_ffn.py`, CPU) in the same run with the same work. Returns the
+/// BENCHMARKS.md section between `<!-- bench:ffn-speed -->` markers.
+pub fn ffn_speed(machine: &str) -> Result<String> {
+    let py = crate::kernels::venv_python("torch-venv", "scripts/golden/requirements-torch.txt")?;
+    let ours_bin = example_bin("bench_ffn_speed")?;
+    let mut rows = String::new();
+    for (preset, batch, steps, runs) in FFN_SPEED {
+        step(&format!("FFN speed, {preset}"));
+        let args = [preset, batch, steps, runs];
+        let ours: serde_json::Value =
+            serde_json::from_str(output(cmd(&ours_bin).args(args))?.trim())?;
+        let torch: serde_json::Value = serde_json::from_str(
+            output(cmd(&py).arg("scripts/golden/bench_ffn.py").args(args))?.trim(),
+        )?;
+        let get = |v: &serde_json::Value, k: &str| {
+            v[k].as_f64().with_context(|| format!("no {k} in {v}"))
+        };
+        let (ot, tt) = (
+            get(&ours, "train_steps_per_s")?,
+            get(&torch, "train_steps_per_s")?,
+        );
+        let (oi, ti) = (
+            get(&ours, "infer_voxels_per_s")? / 1e3,
+            get(&torch, "infer_voxels_per_s")? / 1e3,
+        );
+        eprintln!("  train {ot:.2} vs {tt:.2} steps/s, infer {oi:.1} vs {ti:.1} k voxels/s");
+        rows.push_str(&format!(
+            "| {preset} | {ot:.2} | {tt:.2} | {:.2}× | {oi:.1} | {ti:.1} | {:.2}× |\n",
+            tt / ot,
+            ti / oi
+        ));
+    }
+    Ok(format!(
+        "<!-- bench:ffn-speed -->\nMachine: {machine}; PyTorch {} on the CPU with {} threads, ours burn flex (simd + rayon). Training: SGD steps (clip 0.7) on a batch of 4 random FOV-sized inputs, sigmoid cross-entropy on soft targets, predictions read back (2 warm-up steps, then the timed ones). Inference: forward passes of one FOV, as the inference canvas runs them. Ratio = our time ÷ PyTorch's (below 1 = we are faster).\n\n| preset | ours train (steps/s) | PyTorch train (steps/s) | train time ratio | ours infer (k voxels/s) | PyTorch infer (k voxels/s) | infer time ratio |\n|---|---|---|---|---|---|---|\n{rows}<!-- /bench:ffn-speed -->",
+        torch_version(&py)?,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    ))
 }
 
 /// Networks timed side by side with PyTorch by `bench nets-speed`.

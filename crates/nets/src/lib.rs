@@ -12,12 +12,12 @@
 //! - [`infer`] and [`tiling`]: seamless tiled inference of any image size.
 //! - [`card`]: model cards, a model scored on held-out pixels against a plain threshold.
 //! - `native_device`: the CPU/wgpu/CUDA device picked by name in native programs.
-//!
-//! The flood-filling network comes with the 3D milestone.
+//! - [`ffn`]: flood-filling networks for 3D neurons (network, model file, training).
 
 pub mod arch;
 pub mod augment;
 pub mod card;
+pub mod ffn;
 pub mod infer;
 pub mod loss;
 pub mod model;

@@ -242,7 +242,11 @@ pub async fn net_to_cpu(net: &Net) -> Result<Net, ModelError> {
     }))
 }
 
-fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], ModelError> {
+pub(crate) fn take<'a>(
+    bytes: &mut &'a [u8],
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u8], ModelError> {
     if bytes.len() < n {
         return Err(ModelError::Truncated(what));
     }
@@ -251,7 +255,7 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u
     Ok(a)
 }
 
-fn take_u64(bytes: &mut &[u8], what: &'static str) -> Result<usize, ModelError> {
+pub(crate) fn take_u64(bytes: &mut &[u8], what: &'static str) -> Result<usize, ModelError> {
     let b = take(bytes, 8, what)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
@@ -368,7 +372,15 @@ impl ModelFile {
     /// Reads a model file.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         let mut rest = bytes;
-        if take(&mut rest, 16, "magic").map_err(|_| ModelError::BadMagic)? != MAGIC {
+        let magic = take(&mut rest, 16, "magic").map_err(|_| ModelError::BadMagic)?;
+        if magic == crate::ffn::file::FFN_MAGIC {
+            return Err(ModelError::Header(
+                "this is a flood-filling network (FFN) model: it segments 3D neurons in the \
+                 FFN tools, not in 2D inference"
+                    .into(),
+            ));
+        }
+        if magic != MAGIC {
             return Err(ModelError::BadMagic);
         }
         let len = take(&mut rest, 4, "header length")?;
