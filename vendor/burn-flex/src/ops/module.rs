@@ -261,6 +261,64 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
+    /// The input gradient of a stride-1, undilated, ungrouped convolution whose padding is
+    /// below the kernel size (SAME and VALID among them) is itself a convolution: of the output
+    /// gradient with the kernel flipped and its channels swapped, padded by `k − 1 − p`. It
+    /// then runs the forward's im2col + GEMM path, instead of burn's default
+    /// (`conv_transpose3d`: a GEMM with few rows into a 27×-sized column matrix and a scalar
+    /// col2im), which took most of a 3D training step. Other cases keep the default.
+    fn conv3d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Flex> {
+        let k: [usize; 5] = weight.shape().dims();
+        let simple = options.stride == [1; 3]
+            && options.dilation == [1; 3]
+            && options.groups == 1
+            && (0..3).all(|i| options.padding[i].0 < k[2 + i] && options.padding[i].1 < k[2 + i]);
+        if simple {
+            let flipped = Flex::float_flip(Flex::float_swap_dims(weight, 0, 1), &[2, 3, 4]);
+            let padding = [0, 1, 2].map(|i| {
+                (
+                    k[2 + i] - 1 - options.padding[i].0,
+                    k[2 + i] - 1 - options.padding[i].1,
+                )
+            });
+            return Self::conv3d(
+                output_grad,
+                flipped,
+                None,
+                ConvOptions::new_with_padding([1; 3], padding, [1; 3], 1),
+            );
+        }
+        let in_dims: [usize; 5] = x.shape().dims();
+        let out_dims: [usize; 5] = output_grad.shape().dims();
+        let padding_out = [0, 1, 2].map(|i| {
+            burn_backend::ops::conv::calculate_padding_out(
+                k[2 + i],
+                options.stride[i],
+                options.padding[i].0,
+                options.dilation[i],
+                in_dims[2 + i],
+                out_dims[2 + i],
+            )
+        });
+        Self::conv_transpose3d(
+            output_grad,
+            weight,
+            None,
+            ConvTransposeOptions::new(
+                options.stride,
+                options.padding_begin(),
+                padding_out,
+                options.dilation,
+                options.groups,
+            ),
+        )
+    }
+
     fn conv_transpose1d(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
