@@ -106,8 +106,9 @@ enum FfnCommand {
         /// sgd (google/ffn's default) | adam.
         #[arg(long, default_value = "adam")]
         optimizer: String,
-        /// Learning rate (google/ffn: 0.001 with SGD).
-        #[arg(long, default_value_t = 0.003)]
+        /// Learning rate (google/ffn: 0.001 with SGD; with Adam, 0.003 diverged after 2000
+        /// steps of the light preset on flyem-medulla-fib, 0.001 did not: BENCHMARKS.md).
+        #[arg(long, default_value_t = 0.001)]
         learning_rate: f64,
         /// Element-wise gradient clip (0 = none).
         #[arg(long, default_value_t = 0.7)]
