@@ -255,7 +255,7 @@ pub(crate) fn take<'a>(
     Ok(a)
 }
 
-pub(crate) fn take_u64(bytes: &mut &[u8], what: &'static str) -> Result<usize, ModelError> {
+fn take_u64(bytes: &mut &[u8], what: &'static str) -> Result<usize, ModelError> {
     let b = take(bytes, 8, what)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
@@ -318,25 +318,8 @@ impl ModelFile {
         let result = net
             .load_from_store(&mut store)
             .map_err(|e| ModelError::Weights(e.to_string()))?;
-        if !result.missing.is_empty() || !result.errors.is_empty() {
-            let missing: Vec<&str> = result
-                .missing
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .take(8)
-                .collect();
-            return Err(ModelError::Weights(format!(
-                "{source}: {} missing weight(s) [{}], {} error(s) {:?}",
-                result.missing.len(),
-                missing.join(", "),
-                result.errors.len(),
-                result
-                    .errors
-                    .iter()
-                    .take(3)
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-            )));
+        if let Some(problems) = load_problems(&result) {
+            return Err(ModelError::Weights(format!("{source}: {problems}")));
         }
         header.provenance.imported_from = Some(source.to_string());
         Self::from_net(header, &net, None)
@@ -356,17 +339,7 @@ impl ModelFile {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("the header is plain data");
-        let opt = self.optimizer.as_deref().unwrap_or(&[]);
-        let mut out =
-            Vec::with_capacity(16 + 4 + header.len() + 16 + self.weights.len() + opt.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        out.extend_from_slice(&(opt.len() as u64).to_le_bytes());
-        out.extend_from_slice(opt);
-        out
+        frame(MAGIC, &header, &self.weights, self.optimizer.as_deref())
     }
 
     /// Reads a model file.
@@ -383,25 +356,14 @@ impl ModelFile {
         if magic != MAGIC {
             return Err(ModelError::BadMagic);
         }
-        let len = take(&mut rest, 4, "header length")?;
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let header: ModelHeader = serde_json::from_slice(take(&mut rest, len, "header")?)
-            .map_err(|e| ModelError::Header(e.to_string()))?;
+        let framed = unframe(rest)?;
+        let header: ModelHeader =
+            serde_json::from_slice(framed.header).map_err(|e| ModelError::Header(e.to_string()))?;
         header.validate()?;
-        let n = take_u64(&mut rest, "weights length")?;
-        let weights = take(&mut rest, n, "weights")?.to_vec();
-        let n = take_u64(&mut rest, "optimizer length")?;
-        let optimizer = take(&mut rest, n, "optimizer")?.to_vec();
-        if !rest.is_empty() {
-            return Err(ModelError::Header(format!(
-                "{} unexpected byte(s) after the optimizer record",
-                rest.len()
-            )));
-        }
         let file = Self {
             header,
-            weights,
-            optimizer: (!optimizer.is_empty()).then_some(optimizer),
+            weights: framed.weights,
+            optimizer: framed.optimizer,
         };
         file.check_weights()?;
         Ok(file)
@@ -412,35 +374,118 @@ impl ModelFile {
     /// equal the weights'), and every value is finite. Run by [`ModelFile::from_bytes`], so a
     /// file that passes gives no surprise later on any device.
     pub fn check_weights(&self) -> Result<(), ModelError> {
-        /// Finds the first parameter holding NaN or infinity.
-        struct Finite(Option<String>);
-        impl ModuleVisitor for Finite {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if self.0.is_some() {
-                    return;
-                }
-                let data = param.val().into_data();
-                match data.as_slice::<f32>() {
-                    Ok(values) => {
-                        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                            self.0 = Some(format!(
-                                "a weight of shape {:?} holds {v}",
-                                param.lazy_shape().as_slice()
-                            ));
-                        }
-                    }
-                    Err(e) => self.0 = Some(format!("weights that are not f32: {e:?}")),
-                }
-            }
-        }
-        let net = self.load_net(&Device::flex())?;
-        let mut finite = Finite(None);
-        net.visit(&mut finite);
-        match finite.0 {
+        match non_finite_weight(&self.load_net(&Device::flex())?) {
             Some(problem) => Err(ModelError::Weights(problem)),
             None => Ok(()),
         }
     }
+}
+
+/// The framing both kinds of model file share (see the module doc): `magic`, the JSON header
+/// after its `u32` length, the weights and the optimiser record (empty = none) after their
+/// `u64` lengths.
+pub(crate) fn frame(
+    magic: &[u8; 16],
+    header: &[u8],
+    weights: &[u8],
+    optimizer: Option<&[u8]>,
+) -> Vec<u8> {
+    let opt = optimizer.unwrap_or(&[]);
+    let mut out = Vec::with_capacity(36 + header.len() + weights.len() + opt.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(header);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(weights);
+    out.extend_from_slice(&(opt.len() as u64).to_le_bytes());
+    out.extend_from_slice(opt);
+    out
+}
+
+/// The parts of a framed file after its magic ([`frame`]).
+pub(crate) struct Framed<'a> {
+    /// The JSON header's bytes.
+    pub header: &'a [u8],
+    /// The weights' record.
+    pub weights: Vec<u8>,
+    /// The optimiser's record, if any.
+    pub optimizer: Option<Vec<u8>>,
+}
+
+/// Splits what follows the magic into header, weights and optimiser record; an error names
+/// the part that is cut short, or the bytes left over.
+pub(crate) fn unframe(mut rest: &[u8]) -> Result<Framed<'_>, ModelError> {
+    let len = take(&mut rest, 4, "header length")?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let header = take(&mut rest, len, "header")?;
+    let n = take_u64(&mut rest, "weights length")?;
+    let weights = take(&mut rest, n, "weights")?.to_vec();
+    let n = take_u64(&mut rest, "optimizer length")?;
+    let optimizer = take(&mut rest, n, "optimizer")?.to_vec();
+    if !rest.is_empty() {
+        return Err(ModelError::Header(format!(
+            "{} unexpected byte(s) after the optimizer record",
+            rest.len()
+        )));
+    }
+    Ok(Framed {
+        header,
+        weights,
+        optimizer: (!optimizer.is_empty()).then_some(optimizer),
+    })
+}
+
+/// The first float parameter of `module` holding NaN or infinity (or not `f32`), described.
+pub(crate) fn non_finite_weight<M: burn::module::Module>(module: &M) -> Option<String> {
+    /// Finds the first parameter holding NaN or infinity.
+    struct Finite(Option<String>);
+    impl ModuleVisitor for Finite {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.0.is_some() {
+                return;
+            }
+            match param.val().into_data().as_slice::<f32>() {
+                Ok(values) => {
+                    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                        self.0 = Some(format!(
+                            "a weight of shape {:?} holds {v}",
+                            param.lazy_shape().as_slice()
+                        ));
+                    }
+                }
+                Err(e) => self.0 = Some(format!("weights that are not f32: {e:?}")),
+            }
+        }
+    }
+    let mut finite = Finite(None);
+    module.visit(&mut finite);
+    finite.0
+}
+
+/// What a weight import left undone: missing weights (the first 8 named) and errors, or
+/// `None` when every weight loaded.
+pub(crate) fn load_problems(result: &burn::store::ApplyResult) -> Option<String> {
+    if result.missing.is_empty() && result.errors.is_empty() {
+        return None;
+    }
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .take(8)
+        .collect();
+    Some(format!(
+        "{} missing weight(s) [{}], {} error(s) {:?}",
+        result.missing.len(),
+        missing.join(", "),
+        result.errors.len(),
+        result
+            .errors
+            .iter()
+            .take(3)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    ))
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@
 //! kernel layout is burn's).
 
 use super::net::{ConvStack3d, FfnConfig};
-use crate::model::{take, take_u64, Normalization, Provenance, MAGIC as MODEL_MAGIC};
-use burn::module::{ModuleVisitor, Param};
+use crate::model::{
+    frame, load_problems, non_finite_weight, take, unframe, Normalization, Provenance,
+    MAGIC as MODEL_MAGIC,
+};
 use burn::prelude::*;
 use burn::store::{
     FloatCastAdapter, ModuleAdapter, ModuleRecord, ModuleSnapshot, PyTorchToBurnAdapter,
@@ -143,25 +145,8 @@ impl FfnModelFile {
         let result = net
             .load_from(&mut store)
             .map_err(|e| FfnFileError::Weights(format!("{source}: {e}")))?;
-        if !result.missing.is_empty() || !result.errors.is_empty() {
-            let missing: Vec<&str> = result
-                .missing
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .take(8)
-                .collect();
-            return Err(FfnFileError::Weights(format!(
-                "{source}: {} missing weight(s) [{}], {} error(s) {:?}",
-                result.missing.len(),
-                missing.join(", "),
-                result.errors.len(),
-                result
-                    .errors
-                    .iter()
-                    .take(3)
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-            )));
+        if let Some(problems) = load_problems(&result) {
+            return Err(FfnFileError::Weights(format!("{source}: {problems}")));
         }
         header.provenance.imported_from = Some(source.to_string());
         let file = Self::from_net(header, &net, None)?;
@@ -172,16 +157,7 @@ impl FfnModelFile {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("the header is plain data");
-        let opt = self.optimizer.as_deref().unwrap_or(&[]);
-        let mut out = Vec::with_capacity(36 + header.len() + self.weights.len() + opt.len());
-        out.extend_from_slice(FFN_MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        out.extend_from_slice(&(opt.len() as u64).to_le_bytes());
-        out.extend_from_slice(opt);
-        out
+        frame(FFN_MAGIC, &header, &self.weights, self.optimizer.as_deref())
     }
 
     /// Reads and checks a model file (header, weight shapes, finite values).
@@ -194,25 +170,14 @@ impl FfnModelFile {
         if magic != FFN_MAGIC {
             return Err(FfnFileError::BadMagic);
         }
-        let len = take(&mut rest, 4, "header length")?;
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let header: FfnHeader = serde_json::from_slice(take(&mut rest, len, "header")?)
+        let framed = unframe(rest)?;
+        let header: FfnHeader = serde_json::from_slice(framed.header)
             .map_err(|e| FfnFileError::Header(e.to_string()))?;
         header.validate()?;
-        let n = take_u64(&mut rest, "weights length")?;
-        let weights = take(&mut rest, n, "weights")?.to_vec();
-        let n = take_u64(&mut rest, "optimizer length")?;
-        let optimizer = take(&mut rest, n, "optimizer")?.to_vec();
-        if !rest.is_empty() {
-            return Err(FfnFileError::Header(format!(
-                "{} unexpected byte(s) after the optimizer record",
-                rest.len()
-            )));
-        }
         let file = Self {
             header,
-            weights,
-            optimizer: (!optimizer.is_empty()).then_some(optimizer),
+            weights: framed.weights,
+            optimizer: framed.optimizer,
         };
         file.check_weights()?;
         Ok(file)
@@ -221,30 +186,10 @@ impl FfnModelFile {
     /// Loads the weights on the CPU: every parameter present with its shape, every value
     /// finite.
     pub fn check_weights(&self) -> Result<(), FfnFileError> {
-        /// The first parameter holding NaN or infinity.
-        struct Finite(Option<String>);
-        impl ModuleVisitor for Finite {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if self.0.is_some() {
-                    return;
-                }
-                match param.val().into_data().as_slice::<f32>() {
-                    Ok(values) => {
-                        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                            self.0 = Some(format!(
-                                "a weight of shape {:?} holds {v}",
-                                param.lazy_shape().as_slice()
-                            ));
-                        }
-                    }
-                    Err(e) => self.0 = Some(format!("weights that are not f32: {e:?}")),
-                }
-            }
+        match non_finite_weight(&self.load_net(&Device::flex())?) {
+            Some(problem) => Err(FfnFileError::Weights(problem)),
+            None => Ok(()),
         }
-        let net = self.load_net(&Device::flex())?;
-        let mut finite = Finite(None);
-        net.visit(&mut finite);
-        finite.0.map_or(Ok(()), |p| Err(FfnFileError::Weights(p)))
     }
 }
 
