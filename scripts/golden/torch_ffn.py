@@ -2,7 +2,7 @@
 
 google/ffn's convstack_3d (ffn/training/models/convstack_3d.py) in PyTorch, with the parameter
 names EM Studio's model file uses, so a `state_dict` saved with `safetensors.torch.save_file`
-imports with `emstudio ffn import`: image and mask logits in (2 channels, image first), two
+imports with `FfnModelFile::import_safetensors` (no `emstudio ffn import` command yet): image and mask logits in (2 channels, image first), two
 3x3x3 convolutions, `depth - 1` residual modules (ReLU, conv, ReLU, conv, plus the input), ReLU,
 a 1x1x1 convolution to one logit added to the input mask logits. SAME padding; Xavier-uniform
 weights and zero biases as tf-slim's defaults.
