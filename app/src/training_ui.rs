@@ -334,11 +334,17 @@ pub fn patch_note((used, wanted): (usize, usize)) -> String {
 }
 
 /// A file name for a model: letters, digits, `-`, `_` and `.` kept, the rest `-`, and the
-/// `.emsmodel` suffix.
+/// `.emsmodel` suffix (`.ffn` kept for flood-filling network models, the CLI's suffix).
 pub fn model_file_name(wanted: &str) -> String {
+    let suffix = if wanted.trim().ends_with(".ffn") {
+        "ffn"
+    } else {
+        "emsmodel"
+    };
     let stem: String = wanted
         .trim()
         .trim_end_matches(".emsmodel")
+        .trim_end_matches(".ffn")
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || "-_.".contains(c) {
@@ -356,7 +362,7 @@ pub fn model_file_name(wanted: &str) -> String {
     }
     let stem = collapsed.trim_matches('-');
     let stem = if stem.is_empty() { "model" } else { stem };
-    format!("{stem}.emsmodel")
+    format!("{stem}.{suffix}")
 }
 
 /// The name a trained model is offered under: architecture, the dataset part of the image
@@ -379,7 +385,10 @@ pub fn trained_model_name(arch: &str, image_layer: &str, steps: u64) -> String {
 /// What a model file says about itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSummary {
-    /// Architecture name ("unet").
+    /// A 2D CNN (Infer panel) or a flood-filling network (the Edit panel's FFN fill).
+    pub kind: ModelKind,
+    /// Architecture name ("unet"), or the FFN's shape ("FFN depth 4 · 16 features · FOV
+    /// 17×17×17").
     pub arch: String,
     /// Steps trained.
     pub steps: u64,
@@ -389,6 +398,15 @@ pub struct ModelSummary {
     pub saved: String,
     /// Its model card (`emstudio card`), if it has one.
     pub card: Option<CardSummary>,
+}
+
+/// Which network a model file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A 2D CNN (`EMSTUDIO-MODEL1`).
+    Cnn2d,
+    /// A flood-filling network (`EMSTUDIO-FFN-01`).
+    Ffn,
 }
 
 /// A model card as the Infer panel shows it (`emstudio_nets::card::ModelCard`).
@@ -414,28 +432,151 @@ impl CardSummary {
     }
 }
 
+/// A flood-filling network preset of the FFN training form (`emstudio_nets::ffn::net::FfnConfig`'s
+/// presets, kept by hand since the app does not link `nets`; a test checks them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FfnPreset {
+    /// Its name in the settings ("light").
+    pub name: &'static str,
+    /// What the menu says.
+    pub label: &'static str,
+    /// Residual depth.
+    pub depth: usize,
+    /// Feature channels.
+    pub features: usize,
+    /// Field of view, x, y, z.
+    pub fov: [usize; 3],
+    /// Moves, x, y, z.
+    pub deltas: [usize; 3],
+}
+
+/// The FFN training form's presets.
+pub const FFN_PRESETS: [FfnPreset; 3] = [
+    FfnPreset {
+        name: "light",
+        label: "light (FOV 17³, for the browser)",
+        depth: 4,
+        features: 16,
+        fov: [17, 17, 17],
+        deltas: [4, 4, 4],
+    },
+    FfnPreset {
+        name: "anisotropic",
+        label: "anisotropic (UNI-EM, FOV 33×33×17)",
+        depth: 9,
+        features: 32,
+        fov: [33, 33, 17],
+        deltas: [8, 8, 4],
+    },
+    FfnPreset {
+        name: "isotropic",
+        label: "isotropic (google/ffn, FOV 33³)",
+        depth: 12,
+        features: 32,
+        fov: [33, 33, 33],
+        deltas: [8, 8, 8],
+    },
+];
+
+/// The FFN training form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnTrainForm {
+    /// Preset name.
+    pub preset: String,
+    /// Steps.
+    pub steps: u64,
+    /// Examples per step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Seed of the weights and the centres.
+    pub seed: u64,
+}
+
+impl Default for FfnTrainForm {
+    fn default() -> Self {
+        Self {
+            preset: "light".into(),
+            steps: 500,
+            batch: 4,
+            learning_rate: 0.001,
+            seed: 0,
+        }
+    }
+}
+
+impl FfnTrainForm {
+    /// `FfnTrainConfig` as JSON (Adam, google/ffn's other defaults; objects of at least 1000
+    /// voxels count when centres are drawn, so a few annotated slices suffice).
+    pub fn config_json(&self) -> String {
+        let p = FFN_PRESETS
+            .iter()
+            .find(|p| p.name == self.preset)
+            .unwrap_or(&FFN_PRESETS[0]);
+        serde_json::json!({
+            "network": {
+                "depth": p.depth,
+                "features": p.features,
+                "fov": p.fov,
+                "deltas": p.deltas,
+            },
+            "steps": self.steps,
+            "batch": self.batch,
+            "optimizer": "adam",
+            "learning_rate": self.learning_rate,
+            "min_size": 1000,
+            "seed": self.seed,
+        })
+        .to_string()
+    }
+}
+
 /// Reads the JSON header of an EM Studio model file (magic, `u32` length, JSON), or says
 /// why the bytes are not one.
 pub fn model_summary(bytes: &[u8]) -> Result<ModelSummary, String> {
     const MAGIC: &[u8; 16] = b"EMSTUDIO-MODEL1\n";
+    const FFN_MAGIC: &[u8; 16] = b"EMSTUDIO-FFN-01\n";
     if bytes.is_empty() {
         return Err("the file is empty (a save that was cut off leaves one)".into());
     }
-    if bytes.len() < 20 || &bytes[..16] != MAGIC {
-        return Err("not an EM Studio model file (it does not start with EMSTUDIO-MODEL1)".into());
-    }
+    let kind = match bytes.get(..16) {
+        Some(m) if bytes.len() >= 20 && m == MAGIC => ModelKind::Cnn2d,
+        Some(m) if bytes.len() >= 20 && m == FFN_MAGIC => ModelKind::Ffn,
+        _ => {
+            return Err(
+                "not an EM Studio model file (it starts with neither EMSTUDIO-MODEL1 nor \
+                 EMSTUDIO-FFN-01)"
+                    .into(),
+            )
+        }
+    };
     let len = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]) as usize;
     let json = bytes
         .get(20..20 + len)
         .ok_or("the model file is truncated (its header is cut off)")?;
     let header: Value =
         serde_json::from_slice(json).map_err(|e| format!("the model header is not valid: {e}"))?;
-    Ok(ModelSummary {
-        arch: header
+    let arch = match kind {
+        ModelKind::Cnn2d => header
             .pointer("/arch/arch")
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_string(),
+        ModelKind::Ffn => {
+            let n = |p: &str| header.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+            format!(
+                "FFN depth {} · {} features · FOV {}×{}×{}",
+                n("/network/depth"),
+                n("/network/features"),
+                n("/network/fov/0"),
+                n("/network/fov/1"),
+                n("/network/fov/2")
+            )
+        }
+    };
+    Ok(ModelSummary {
+        kind,
+        arch,
         steps: header
             .pointer("/provenance/steps")
             .and_then(Value::as_u64)
@@ -692,6 +833,7 @@ mod tests {
         );
         assert_eq!(model_file_name("a.emsmodel"), "a.emsmodel");
         assert_eq!(model_file_name("  "), "model.emsmodel");
+        assert_eq!(model_file_name("flyem light.ffn"), "flyem-light.ffn");
     }
 
     #[test]
@@ -710,6 +852,36 @@ mod tests {
             patch_note((64, 128)),
             " · patches 64² (the training slices are too small for 128²)"
         );
+    }
+
+    #[test]
+    fn ffn_presets_and_the_form_give_the_settings_the_trainer_reads() {
+        for p in FFN_PRESETS {
+            let c = emstudio_nets::ffn::net::FfnConfig::preset(p.name).expect("a preset");
+            assert_eq!(
+                (c.depth, c.features, c.fov, c.deltas),
+                (p.depth, p.features, p.fov, p.deltas),
+                "{}",
+                p.name
+            );
+        }
+        let form = FfnTrainForm {
+            preset: "anisotropic".into(),
+            steps: 20,
+            ..FfnTrainForm::default()
+        };
+        let config: emstudio_nets::ffn::train::FfnTrainConfig =
+            serde_json::from_str(&form.config_json()).expect("the trainer's JSON");
+        assert_eq!(
+            config.network,
+            emstudio_nets::ffn::net::FfnConfig::preset("anisotropic").expect("preset")
+        );
+        assert_eq!((config.steps, config.batch, config.min_size), (20, 4, 1000));
+        assert_eq!(
+            config.optimizer,
+            emstudio_nets::ffn::train::FfnOptimizer::Adam
+        );
+        config.check_bounds().expect("in bounds");
     }
 
     #[test]
@@ -768,6 +940,27 @@ mod tests {
             .unwrap_err()
             .contains("truncated"));
         assert!(model_summary(&[]).unwrap_err().contains("empty"));
+        assert_eq!(s.kind, ModelKind::Cnn2d);
+        // A flood-filling network's file: its kind and shape.
+        let network = emstudio_nets::ffn::net::FfnConfig::preset("anisotropic").expect("preset");
+        let ffn = emstudio_nets::ffn::file::FfnModelFile::from_net(
+            emstudio_nets::ffn::file::FfnHeader {
+                network: network.clone(),
+                normalization: Normalization::default(),
+                provenance: Provenance {
+                    steps: 4000,
+                    ..Provenance::default()
+                },
+            },
+            &network.build(&device),
+            None,
+        )
+        .expect("ffn")
+        .to_bytes();
+        let f = model_summary(&ffn).expect("ffn summary");
+        assert_eq!(f.kind, ModelKind::Ffn);
+        assert_eq!(f.arch, "FFN depth 9 · 32 features · FOV 33×33×17");
+        assert_eq!(f.steps, 4000);
     }
 
     #[test]

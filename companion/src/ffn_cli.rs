@@ -247,6 +247,8 @@ pub struct TrainArgs {
     pub output: PathBuf,
     /// Also save every this many steps (0 = only at the end).
     pub checkpoint_every: u64,
+    /// The final file without the optimiser state (checkpoints keep it).
+    pub drop_optimizer: bool,
     /// Compute device.
     pub device: DeviceChoice,
     /// No progress bar.
@@ -295,7 +297,11 @@ pub fn train(args: &TrainArgs) -> Result<String> {
     }
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    write_model(&args.output, &trainer.model_file(&today())?)?;
+    let mut file = trainer.model_file(&today())?;
+    if args.drop_optimizer {
+        file.optimizer = None;
+    }
+    write_model(&args.output, &file)?;
     let curve = trainer.curve();
     let (first, last) = (curve.first(), curve.last());
     Ok(format!(

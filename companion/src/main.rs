@@ -134,6 +134,10 @@ enum FfnCommand {
         /// Save every N steps too.
         #[arg(long, default_value_t = 0)]
         checkpoint_every: u64,
+        /// Write the final model without the optimiser state (a third of the size; it runs
+        /// and fine-tunes, but cannot --resume the run). Checkpoints keep it.
+        #[arg(long)]
+        drop_optimizer: bool,
         /// auto | cpu | wgpu | cuda.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -858,6 +862,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             resume,
             output,
             checkpoint_every,
+            drop_optimizer,
             device,
             quiet,
         } => {
@@ -901,6 +906,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
                 resume,
                 output,
                 checkpoint_every,
+                drop_optimizer,
                 device: device.parse()?,
                 quiet,
             })?

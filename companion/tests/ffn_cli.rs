@@ -218,6 +218,31 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
         emstudio_nets::ffn::file::FfnModelFile::from_bytes(&std::fs::read(&more).expect("more"))
             .expect("model");
     assert_eq!(resumed.header.provenance.steps, 5);
+    // --drop-optimizer: the final file is smaller and still runs.
+    let small = dir.path().join("small.ffn").display().to_string();
+    let mut dropped = vec![
+        "train",
+        "-i",
+        &img,
+        "-l",
+        &lab,
+        "-o",
+        &small,
+        "--steps",
+        "1",
+        "--drop-optimizer",
+    ];
+    dropped.extend_from_slice(&tiny);
+    let done = run(&dropped);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let small =
+        emstudio_nets::ffn::file::FfnModelFile::from_bytes(&std::fs::read(&small).expect("small"))
+            .expect("model");
+    assert!(small.optimizer.is_none());
 
     let done = run(&[
         "evaluate",

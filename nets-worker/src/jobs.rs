@@ -306,11 +306,17 @@ pub enum Prediction {
     Classes(Array2<u32>),
 }
 
-/// Reads a model file as [`InferEngine::new`] would, without keeping it: the header, every
-/// weight against the architecture and finite values (`ModelFile::from_bytes`). The Infer
-/// panel's upload runs this before it stores a file, so a broken one is refused by name
-/// instead of failing later.
+/// Reads a model file as [`InferEngine::new`] (a 2D network) or an FFN fill
+/// ([`crate::ffn::FfnFillJob`], a flood-filling network) would, without keeping it: the
+/// header, every weight against the architecture and finite values. The model store's
+/// upload runs this before it stores a file, so a broken one is refused by name instead of
+/// failing later.
 pub fn check_model(bytes: &[u8]) -> Result<(), String> {
+    if bytes.starts_with(emstudio_nets::ffn::file::FFN_MAGIC) {
+        return emstudio_nets::ffn::file::FfnModelFile::from_bytes(bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
     ModelFile::from_bytes(bytes)
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -5,6 +5,7 @@
 //! module this size pays several milliseconds for each trip through JavaScript, so the
 //! training loop yields to the event loop at most every [`TURN_MS`], not every step.
 
+use crate::ffn::{FfnFillJob, FfnSegmentJob, FfnTrainJob};
 use crate::jobs::{
     cpu_description_for, cpu_description_shared, InferEngine, LabelledSlice, Prediction, TrainData,
     TrainJob,
@@ -383,12 +384,339 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                 }
             });
         }
+        ToNets::FfnFill {
+            request,
+            size,
+            seed,
+            max_steps,
+            move_threshold,
+            device,
+        } => {
+            let image = attachment(&attachments, 0, "FFN fill box").and_then(|b| box_f32(&b, size));
+            let model = attachment(&attachments, 1, "FFN model");
+            match image.and_then(|i| model.map(|m| (i, m))) {
+                Ok((image, model)) => spawn_local(ffn_fill_loop(
+                    request,
+                    image,
+                    model,
+                    seed,
+                    max_steps as usize,
+                    f64::from(move_threshold),
+                    device,
+                )),
+                Err(e) => fail(request, e),
+            }
+        }
+        ToNets::FfnTrain {
+            request,
+            size,
+            config_json,
+            data_name,
+            device,
+        } => {
+            let image =
+                attachment(&attachments, 0, "FFN training image").and_then(|b| box_f32(&b, size));
+            let labels = attachment(&attachments, 1, "FFN training labels").and_then(|b| {
+                let what = "FFN training labels";
+                let plane = Plane::single(size[0] * size[1], size[2]);
+                let v = plane_u32(what, plane, &b).map_err(|e| e.to_string())?;
+                Array3::from_shape_vec((size[0], size[1], size[2]), v)
+                    .map_err(|e| format!("{what}: {e}"))
+            });
+            match image.and_then(|i| labels.map(|l| (i, l))) {
+                Ok((image, labels)) => {
+                    TRAINING.with(|t| t.borrow_mut().insert(request, Steering::default()));
+                    spawn_local(ffn_train_loop(
+                        request,
+                        image,
+                        labels,
+                        data_name,
+                        config_json,
+                        device,
+                    ));
+                }
+                Err(e) => fail(request, e),
+            }
+        }
+        ToNets::FfnSegment {
+            request,
+            size,
+            device,
+        } => {
+            let image =
+                attachment(&attachments, 0, "FFN segmentation box").and_then(|b| box_f32(&b, size));
+            let model = attachment(&attachments, 1, "FFN model");
+            match image.and_then(|i| model.map(|m| (i, m))) {
+                Ok((image, model)) => spawn_local(ffn_segment_loop(request, image, model, device)),
+                Err(e) => fail(request, e),
+            }
+        }
         ToNets::InferEnd { request } => {
             let ended = INFERRING.with(|i| i.borrow_mut().remove(&request));
             if let Some(pool) = ended.and_then(|inf| inf.helpers) {
                 pool.post_all(&ToNetsHelper::Unload { run: request });
             }
         }
+    }
+}
+
+/// An FFN job's image box: `size` (z, y, x) little-endian `f32`s.
+fn box_f32(bytes: &[u8], size: [usize; 3]) -> Result<Array3<f32>, String> {
+    let n = size.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if n.and_then(|n| n.checked_mul(4)) != Some(bytes.len()) {
+        return Err(format!(
+            "FFN image box: {} bytes attached for {}×{}×{} values",
+            bytes.len(),
+            size[0],
+            size[1],
+            size[2]
+        ));
+    }
+    let values = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Array3::from_shape_vec((size[0], size[1], size[2]), values)
+        .map_err(|e| format!("FFN image box: {e}"))
+}
+
+/// Runs an FFN fill, yielding every [`TURN_MS`] for progress and cancel.
+async fn ffn_fill_loop(
+    request: RequestId,
+    image: Array3<f32>,
+    model: Vec<u8>,
+    seed: [usize; 3],
+    max_steps: usize,
+    move_threshold: f64,
+    device: NetDevice,
+) {
+    let chosen = match web_gpu::choose(device).await {
+        Ok(c) => c,
+        Err(e) => return fail(request, e),
+    };
+    let mut job = match FfnFillJob::new(
+        &model,
+        &chosen.device,
+        image,
+        seed,
+        max_steps,
+        move_threshold,
+    ) {
+        Ok(j) => j,
+        Err(e) => return fail(request, e),
+    };
+    let mut last_turn = now_ms();
+    while let Some(input) = job.next_fov() {
+        if let Err(e) = job.step_async(input, &chosen.device).await {
+            CANCELLED.with(|c| c.borrow_mut().remove(&request));
+            return fail(request, e);
+        }
+        let (done, total) = job.progress();
+        let message = || format!("FFN fill on {}: {done} fields of view", chosen.description);
+        if ffn_turn(request, &mut last_turn, (done, total), message).await {
+            return to_app(FromWorker::Cancelled { request }, &[]);
+        }
+    }
+    let result = job.finish();
+    send(
+        &FromNets::FfnFilled {
+            request,
+            steps: result.steps,
+            seed_probability: result.seed_probability,
+            kept: result.kept,
+            device: chosen.description,
+        },
+        &[to_buffer(&result.mask)],
+    );
+}
+
+/// Every [`TURN_MS`]: reports progress and yields. True when the request was cancelled.
+async fn ffn_turn(
+    request: RequestId,
+    last_turn: &mut f64,
+    (done, total): (u64, u64),
+    message: impl FnOnce() -> String,
+) -> bool {
+    if now_ms() - *last_turn >= TURN_MS {
+        to_app(
+            FromWorker::Progress {
+                request,
+                done,
+                total,
+                message: message(),
+            },
+            &[],
+        );
+        yield_now().await;
+        *last_turn = now_ms();
+    }
+    CANCELLED.with(|c| c.borrow_mut().remove(&request))
+}
+
+/// Runs an FFN segmentation, yielding every [`TURN_MS`] for progress and cancel.
+async fn ffn_segment_loop(
+    request: RequestId,
+    image: Array3<f32>,
+    model: Vec<u8>,
+    device: NetDevice,
+) {
+    let chosen = match web_gpu::choose(device).await {
+        Ok(c) => c,
+        Err(e) => return fail(request, e),
+    };
+    let mut job = match FfnSegmentJob::new(&model, &chosen.device, image) {
+        Ok(j) => j,
+        Err(e) => return fail(request, e),
+    };
+    let mut last_turn = now_ms();
+    while let Some(input) = job.next_fov() {
+        if let Err(e) = job.step_async(input, &chosen.device).await {
+            CANCELLED.with(|c| c.borrow_mut().remove(&request));
+            return fail(request, e);
+        }
+        let (done, total) = job.progress();
+        let message = || {
+            format!(
+                "FFN segmentation on {}: seed {done} of {total}",
+                chosen.description
+            )
+        };
+        if ffn_turn(request, &mut last_turn, (done, total), message).await {
+            return to_app(FromWorker::Cancelled { request }, &[]);
+        }
+    }
+    let result = job.finish();
+    send(
+        &FromNets::FfnSegmented {
+            request,
+            objects: result.objects,
+            seeds: result.seeds,
+            steps: result.steps,
+            device: chosen.description,
+        },
+        &[to_buffer(&u32_bytes(&result.labels))],
+    );
+}
+
+/// Runs an FFN training run: steered like a 2D run (pause, resume, stop, cancel), steps
+/// and mask scores reported every 100 ms, the model sent at the end.
+async fn ffn_train_loop(
+    request: RequestId,
+    image: Array3<f32>,
+    labels: Array3<u32>,
+    data_name: String,
+    config_json: String,
+    choice: NetDevice,
+) {
+    let finish = |msg: FromWorker, buffers: &[JsValue]| {
+        TRAINING.with(|t| t.borrow_mut().remove(&request));
+        CANCELLED.with(|c| c.borrow_mut().remove(&request));
+        to_app(msg, buffers);
+    };
+    let chosen = match web_gpu::choose(choice).await {
+        Ok(c) => c,
+        Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
+    };
+    let device = chosen.device.clone().autodiff();
+    let mut job = match FfnTrainJob::new(image, labels, &data_name, &config_json, &device) {
+        Ok(j) => j,
+        Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
+    };
+    let started = now_ms();
+    let (first, total) = job.steps();
+    to_app(
+        FromWorker::TrainStarted {
+            request,
+            device: chosen.description.clone(),
+            total,
+            patch: 0,
+        },
+        &[],
+    );
+    let mut window = (
+        0.0f64,
+        0u32,
+        emstudio_nets::ffn::train::MaskCounts::default(),
+    );
+    let (mut last_sent, mut last_turn) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let (mut speed_t, mut speed_step) = (started, first);
+    let mut steps_per_s = 0.0;
+    let stopped = loop {
+        if now_ms() - last_turn >= TURN_MS {
+            yield_now().await;
+            last_turn = now_ms();
+        }
+        if CANCELLED.with(|c| c.borrow().contains(&request)) {
+            return finish(FromWorker::Cancelled { request }, &[]);
+        }
+        let steer = steering(request);
+        if steer.stop || job.finished() {
+            break steer.stop;
+        }
+        if steer.paused {
+            sleep_ms(100).await;
+            (speed_t, speed_step) = (now_ms(), job.steps().0);
+            continue;
+        }
+        let r = match job.step_async().await {
+            Ok(r) => r,
+            Err(e) => {
+                return finish(
+                    FromWorker::Failed {
+                        request,
+                        error: format!("training stopped: {e}"),
+                    },
+                    &[],
+                )
+            }
+        };
+        window.0 += f64::from(r.loss);
+        window.1 += 1;
+        window.2.merge(&r.counts);
+        let now = now_ms();
+        if now - speed_t >= 1000.0 {
+            steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
+            (speed_t, speed_step) = (now, r.step);
+        } else if steps_per_s == 0.0 && now > started {
+            steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
+        }
+        if now - last_sent >= 100.0 || job.finished() {
+            let (sum, n, counts) = std::mem::take(&mut window);
+            to_app(
+                FromWorker::FfnTrainStep {
+                    request,
+                    step: r.step,
+                    total: r.total,
+                    loss: (sum / f64::from(n.max(1))) as f32,
+                    precision: counts.precision() as f32,
+                    recall: counts.recall() as f32,
+                    steps_per_s,
+                },
+                &[],
+            );
+            last_sent = now;
+        }
+    };
+    match job.model_bytes_async(&iso_now()).await {
+        Ok(bytes) => finish(
+            FromWorker::Trained {
+                request,
+                steps: job.steps().0,
+                summary: format!(
+                    "{}{}",
+                    job.summary((now_ms() - started) / 1000.0),
+                    if stopped { " (stopped early)" } else { "" }
+                ),
+            },
+            &[to_buffer(&bytes)],
+        ),
+        Err(e) => finish(
+            FromWorker::Failed {
+                request,
+                error: format!("could not save the model: {e}"),
+            },
+            &[],
+        ),
     }
 }
 

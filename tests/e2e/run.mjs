@@ -1039,6 +1039,12 @@ test("a new version is picked up: offered at once with a button, and the next pa
   }
 });
 
+// The 2D models in the Infer panel's store (the FlyEM demo's flood-filling network joins the
+// store whenever an earlier test opened that demo).
+async function cnnModels(page) {
+  return (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim()).filter((n) => !n.endsWith(".ffn"));
+}
+
 test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the model in OPFS, infer, label and score", async (page) => {
   await openDataset(page, "uniem-ac3-mito", 2);
   await page.getByTestId("tab-train").click();
@@ -1079,7 +1085,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   const modelName = (await page.locator("[data-testid=model-list] li.active .model-name").textContent()).trim();
   assert.equal(modelName, "unet-AC3-mitochondria-80steps.emsmodel");
   const storeAfterTraining = [SHIPPED_MODEL, modelName];
-  assert.deepEqual((await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim()), storeAfterTraining);
+  assert.deepEqual(await cnnModels(page), storeAfterTraining);
   // A save cut off by a closed tab leaves only a ".partial" file, which the store skips.
   await page.evaluate(async () => {
     const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("models");
@@ -1093,7 +1099,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.getByTestId("tab-infer").click();
   await page.locator("[data-testid=model-list] li").first().waitFor();
   assert.deepEqual(
-    (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim()),
+    await cnnModels(page),
     storeAfterTraining,
   );
   // Reopening the demo left the choice alone: still the trained model, not the shipped one.
@@ -1106,13 +1112,13 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await download.saveAs(saved);
   assert.equal(fs.readFileSync(saved).subarray(0, 16).toString(), "EMSTUDIO-MODEL1\n");
   await page.getByTestId("model-upload").setInputFiles(saved);
-  await page.waitForFunction(() => document.querySelectorAll("[data-testid=model-list] li").length === 3);
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=model-list] .model-name")].filter((n) => !n.textContent.trim().endsWith(".ffn")).length === 3);
   // A file that is not a model is refused with its name.
   const junk = path.join(tmpDir("emstudio-junk-"), "notes.emsmodel");
   fs.writeFileSync(junk, "not a model");
   await page.getByTestId("model-upload").setInputFiles(junk);
   await page.getByTestId("error").filter({ hasText: "notes.emsmodel" }).waitFor();
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
+  assert.equal((await cnnModels(page)).length, 3);
   // A real model whose header was edited (normalisation std 0 made every prediction NaN):
   // the network worker reads it before it is stored, refuses it by name, and keeps serving
   // (the fine-tuning and inference below run in it).
@@ -1130,7 +1136,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   assert.match((await errors(page)).find((e) => e.includes("hostile.emsmodel")), /std/);
   await page.screenshot({ path: path.join(OUT, "infer-hostile-model.png") });
   await waitIdle(page);
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 3);
+  assert.equal((await cnnModels(page)).length, 3);
 
   // Fine-tune the stored model for a few steps: one more model, its architecture kept.
   await page.getByTestId("tab-train").click();
@@ -1139,7 +1145,7 @@ test("train a U-Net in the worker on the AC3 slice, pause and resume, keep the m
   await page.getByTestId("train-start").click();
   await page.getByTestId("train-result").filter({ hasText: "10steps.emsmodel" }).waitFor({ timeout: 300000 });
   await page.getByTestId("tab-infer").click();
-  assert.equal(await page.locator("[data-testid=model-list] li").count(), 4);
+  assert.equal((await cnnModels(page)).length, 4);
   assert.match(await page.locator("[data-testid=model-list] li.active").textContent(), /unet · 10 steps/);
   // Use the first model for inference.
   const listed = (await page.locator("[data-testid=model-list] .model-name").allTextContents()).map((n) => n.trim());
@@ -1751,6 +1757,130 @@ test("pen pressure widens the brush along the stroke; Pick ID and New ID set the
   await page.keyboard.press("n");
   await page.waitForFunction(() => document.querySelector("[data-testid=paint-id]").value === "2");
   return `pen band ${thin} → ${thick} px`;
+});
+
+test("FFN fill: a click inside a neuron grows it in 3D with the demo's flood-filling network; the proposal is drawn, accepted as one undoable edit, and a second one rejected", async (page) => {
+  await newGroundTruth(page);
+  // The demo ships its FFN model; it joins the store and the Edit panel picks it.
+  await page.getByTestId("ffn-model").waitFor({ timeout: 60000 });
+  assert.equal(await page.getByTestId("ffn-model").inputValue(), "flyem-ffn-light.ffn");
+  await page.keyboard.press("Shift+G");
+  assert.ok(await page.getByTestId("tool-ffn-fill").evaluate((b) => b.classList.contains("active")), "Shift+G picks the FFN fill");
+  for (const [id, v] of [["ffn-radius-xy", "24"], ["ffn-radius-z", "12"]]) {
+    await page.getByTestId(id).fill(v);
+    await page.getByTestId(id).dispatchEvent("change");
+  }
+  const c1 = await idColour(page, 1);
+  // Neuron 195 of the demo's labels, its deepest point on slice 25 (x 209, y 103).
+  const [x, y] = [209, 103];
+  // On slice 0 the network's field of view does not fit around a click: said, nothing changes.
+  await edit(page, () => click(page, x, y), 0);
+  assert.ok((await errors(page)).some((e) => /does not fit around the click/.test(e)), (await errors(page)).join(" | "));
+  await page.getByTestId("z-slider").fill("25");
+  await waitShown(page, 25);
+  await edit(page, () => click(page, x, y), 25);
+  const proposal = page.getByTestId("ffn-proposal");
+  const voxels = Number(await proposal.getAttribute("data-voxels"));
+  const said = await proposal.textContent();
+  assert.ok(voxels >= 500 && voxels <= 25 * 49 * 49, `proposal of ${voxels} voxels: ${said}`);
+  const seconds = Number(said.match(/· ([\d.]+) s/)[1]);
+  // Drawn over the (empty) labels in the proposal's yellow.
+  const [r, g, b] = await dataPixel(page, x, y);
+  assert.ok(r > 120 && g > 100 && b < 60, `proposal drawn at the click: rgb(${r},${g},${b})`);
+  // What the user sees: the proposal over the EM image (the user guide's picture).
+  const imageVisible = page.getByTestId("layer-FlyEM medulla (demo, 50×250×250)/image").getByTestId("layer-visible");
+  await imageVisible.check();
+  await page.getByTestId("layer-ground truth").getByTestId("layer-opacity").fill("60");
+  await waitShown(page, 25);
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.screenshot({ path: path.join(OUT, "ffn-fill-proposal.png") });
+  await imageVisible.uncheck();
+  await page.getByTestId("layer-ground truth").getByTestId("layer-opacity").fill("100");
+  await waitShown(page, 25);
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+
+  // Enter accepts: one edit into a new ID (1: the layer was empty), on this slice and others.
+  await edit(page, () => page.keyboard.press("Enter"), 25);
+  assert.match(await page.getByTestId("edit-result").textContent(), new RegExp(`FFN fill 1 · ${voxels} voxels`));
+  assert.equal(await page.getByTestId("ffn-proposal").count(), 0, "the proposal is gone");
+  near(await dataPixel(page, x, y), c1, "the click's voxel has the new ID");
+  await page.getByTestId("z-slider").fill("27");
+  await waitShown(page, 27);
+  near(await dataPixel(page, x, y), c1, "two slices away too: a 3D fill");
+  await page.screenshot({ path: path.join(OUT, "ffn-fill-accepted.png") });
+  // Undone like any edit.
+  await edit(page, () => page.keyboard.press("Control+z"), 27);
+  near(await dataPixel(page, x, y), BACKGROUND, "undone");
+
+  // A second fill, rejected with Esc: the labels stay as they are.
+  await edit(page, () => click(page, x, y), 27);
+  assert.equal(await page.getByTestId("ffn-proposal").count(), 1);
+  await edit(page, () => page.keyboard.press("Escape"), 27);
+  assert.equal(await page.getByTestId("ffn-proposal").count(), 0);
+  near(await dataPixel(page, x, y), BACKGROUND, "rejected: nothing written");
+  assert.match(await page.getByTestId("edit-result").textContent(), /rejected the FFN fill/);
+  return `FFN fill of ${voxels} voxels in ${seconds.toFixed(1)} s (CPU wasm, box 25×49×49)`;
+});
+
+test("FFN segmentation: the demo's flood-filling network segments the part in view through 17 slices into a label layer of neurons", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("z-slider").fill("25");
+  await waitShown(page, 25);
+  // Zoomed in on the middle, so the part in view is a small box.
+  const box = await page.getByTestId("viewer").boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -300);
+  await page.waitForTimeout(300);
+  await chooseModelOnCpu(page, "flyem-ffn-light.ffn");
+  assert.equal(await page.getByTestId("infer-run").count(), 0, "an FFN model has no 2D run");
+  await page.getByTestId("infer-view").check();
+  await page.getByTestId("ffn-segment-depth").fill("8");
+  await page.getByTestId("ffn-segment-depth").dispatchEvent("change");
+  await page.getByTestId("ffn-segment-run").click();
+  await waitLayer(page, /flyem-ffn-light · view of slices 17–33$/, 600000);
+  const said = await page.getByTestId("infer-result").textContent();
+  const [, objects, seeds] = said.match(/(\d+) objects from (\d+) seeds/).map(Number);
+  assert.ok(objects >= 1 && seeds >= objects, said);
+  await page.screenshot({ path: path.join(OUT, "ffn-segmentation.png") });
+  assert.deepEqual(await errors(page), []);
+  return said;
+});
+
+test("FFN training in the browser: the light network on slices 0-39 of the FlyEM demo, paused and resumed, its loss charted and its model stored for the FFN fill", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-kind-ffn").check();
+  await page.getByTestId("ffn-train-slices").fill("0-39");
+  await page.getByTestId("ffn-train-slices").dispatchEvent("change");
+  await setField(page, "ffn-train-steps", 30);
+  await page.getByTestId("ffn-train-device-choice").selectOption("cpu");
+  await page.getByTestId("ffn-train-start").click();
+  await page.getByTestId("ffn-train-progress").waitFor({ timeout: 120000 });
+  assert.match(await page.getByTestId("ffn-train-device").textContent(), /on CPU/);
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=ffn-train-chart]")?.dataset.points) >= 2, null, { timeout: 300000 });
+  assert.match(await page.getByTestId("ffn-train-mask").textContent(), /mask precision [\d.]+ · recall [\d.]+/);
+  await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-train.png") });
+  // Pause: no steps arrive; resume: they do.
+  await page.getByTestId("ffn-train-pause").click();
+  await page.getByTestId("ffn-train-resume").waitFor();
+  // The step in flight when Pause arrives still reports.
+  await page.waitForTimeout(3000);
+  const points = async () => Number(await page.getByTestId("ffn-train-chart").getAttribute("data-points"));
+  const paused = await points();
+  await page.waitForTimeout(2000);
+  assert.equal(await points(), paused, "steps arrived while paused");
+  await page.getByTestId("ffn-train-resume").click();
+  await page.getByTestId("ffn-train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
+  const summary = await page.getByTestId("ffn-train-result").textContent();
+  assert.match(summary, /trained 30 steps .* → model ffn-light-FlyEM-medulla-30steps\.ffn/);
+  // In the store (Infer tab) as an FFN, and in the Edit panel's FFN fill menu.
+  await page.getByTestId("tab-infer").click();
+  await page.locator("[data-testid=model-list] li", { hasText: "ffn-light-FlyEM-medulla-30steps.ffn" }).filter({ hasText: "FFN depth 4 · 16 features · FOV 17×17×17 · 30 steps" }).waitFor();
+  await page.getByTestId("tab-edit").click();
+  const options = await page.getByTestId("ffn-model").locator("option").allTextContents();
+  assert.ok(options.includes("ffn-light-FlyEM-medulla-30steps.ffn"), options.join(", "));
+  assert.deepEqual(await errors(page), []);
+  return summary;
 });
 
 const context = await launch();

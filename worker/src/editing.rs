@@ -207,7 +207,20 @@ impl Workspace {
         let mut editor = self.editors.remove(&id).unwrap_or_else(|| {
             LabelEditor::new(new_key(), title.to_string(), layer.info.max.max(0.0) as u32)
         });
-        let result = self.apply(&mut layer, &mut editor, edit);
+        let ends_proposal = matches!(
+            edit,
+            LabelEdit::AcceptProposal { .. } | LabelEdit::RejectProposal
+        );
+        let mut result = self.apply(&mut layer, &mut editor, edit);
+        if ends_proposal {
+            if let (Ok(state), Some(p)) = (&mut result, self.proposals.get(&id)) {
+                // The overlay goes from every slice it was drawn on.
+                let [lo, hi] = p.bounds();
+                let (z0, z1) = state.slices.unwrap_or((lo[0], hi[0] - 1));
+                state.slices = Some((z0.min(lo[0]), z1.max(hi[0] - 1)));
+                self.proposals.remove(&id);
+            }
+        }
         let info = layer.info.clone();
         self.put_layer(layer);
         self.editors.insert(id, editor);
@@ -309,6 +322,36 @@ impl Workspace {
                 ))
                 .map_err(|e| format!("{name}: {e}"))?;
                 Some(take_split(editor, split))
+            }
+            LabelEdit::AcceptProposal { id } => {
+                let Some(proposal) = self.proposals.get(&layer.info.id) else {
+                    return Err(format!(
+                        "{name}: no FFN fill waits to be accepted (it was accepted, rejected or \
+                         replaced)"
+                    ));
+                };
+                let id = if id == 0 { editor.next_id } else { id };
+                let label = if id >= editor.next_id {
+                    format!("FFN fill {id}")
+                } else {
+                    format!("FFN fill into {id}")
+                };
+                Some(edit_ops::paint_mask(
+                    labels,
+                    proposal.origin,
+                    proposal.mask.view(),
+                    id,
+                    &locked,
+                    label,
+                ))
+            }
+            LabelEdit::RejectProposal => {
+                let what = if self.proposals.contains_key(&layer.info.id) {
+                    "rejected the FFN fill"
+                } else {
+                    ""
+                };
+                return Ok(editor.state(what.into(), 0, None));
             }
             LabelEdit::Lock { id, locked } => {
                 if locked {
@@ -437,6 +480,84 @@ mod tests {
 
     fn label(ws: &Workspace, layer: LayerId, z: usize, y: usize, x: usize) -> f64 {
         ws.layer(layer).expect("layer").volume.get_f64(z, y, x, 0)
+    }
+
+    #[test]
+    fn an_ffn_proposal_is_drawn_accepted_as_one_undoable_edit_or_rejected() {
+        let (mut ws, em, gt) = workspace();
+        let fill = crate::ffn_link::fill_box(&ws, gt, em, [0, 5, 3], [1, 4, 4]).expect("box");
+        assert_eq!((fill.origin, fill.size), ([0, 1, 0], [2, 9, 8]));
+        // The network's answer: a 2×2×2 cube at the click, in the box.
+        let mut mask = vec![0u8; 2 * 9 * 8];
+        for z in 0..2 {
+            for y in 4..6 {
+                for x in 3..5 {
+                    mask[(z * 9 + y) * 8 + x] = 1;
+                }
+            }
+        }
+        let p = crate::ffn_link::proposal(&fill, &mask)
+            .expect("ok")
+            .expect("object");
+        assert_eq!((p.voxels, p.bounds()), (8, [[0, 5, 3], [2, 7, 5]]));
+        ws.set_proposal(gt, p);
+        // Drawn in the proposal's colour over the labels, on both slices.
+        let r = ws.render(gt, 1, false, &[]).expect("render");
+        let px = (5 * 12 + 3) * 4;
+        let [cr, cg, cb] = emstudio_core::render::PROPOSAL_COLOR;
+        assert_eq!(&r.rgba[px..px + 4], &[cr, cg, cb, 255]);
+        // Accept into a new ID: one edit, the overlay gone, undo restores the labels.
+        // 0 asks for a new ID: the layer's largest is 5, so 6.
+        let (_, state) = edit(&mut ws, gt, LabelEdit::AcceptProposal { id: 0 }).expect("accept");
+        assert_eq!(state.done, "FFN fill 6");
+        assert_eq!(state.changed, 8);
+        assert_eq!(state.slices, Some((0, 1)));
+        assert_eq!(state.undo_depth, 1);
+        assert!(ws.proposal(gt).is_none());
+        assert_eq!(label(&ws, gt, 1, 6, 4), 6.0);
+        assert_eq!(
+            label(&ws, gt, 0, 5, 3),
+            6.0,
+            "over segment 5: a split proposal"
+        );
+        let r = ws.render(gt, 1, false, &[]).expect("render");
+        assert_eq!(&r.rgba[px..px + 3], &emstudio_core::render::label_color(6));
+        let again = edit(&mut ws, gt, LabelEdit::AcceptProposal { id: 9 }).expect_err("none");
+        assert!(again.contains("no FFN fill waits"), "{again}");
+        edit(&mut ws, gt, LabelEdit::Undo).expect("undo");
+        assert_eq!(label(&ws, gt, 1, 6, 4), 0.0);
+        assert_eq!(label(&ws, gt, 0, 5, 3), 5.0);
+        // Into an existing, locked-around ID: locked voxels are kept.
+        let p = crate::ffn_link::proposal(&fill, &mask)
+            .expect("ok")
+            .expect("object");
+        ws.set_proposal(gt, p.clone());
+        edit(
+            &mut ws,
+            gt,
+            LabelEdit::Lock {
+                id: 5,
+                locked: true,
+            },
+        )
+        .expect("lock");
+        let (_, state) = edit(&mut ws, gt, LabelEdit::AcceptProposal { id: 5 }).expect("accept");
+        assert_eq!(state.done, "FFN fill into 5");
+        assert_eq!(
+            state.changed, 4,
+            "slice 1 only: slice 0 is locked segment 5"
+        );
+        // Rejected: nothing changes, the overlay goes.
+        ws.set_proposal(gt, p);
+        let (_, state) = edit(&mut ws, gt, LabelEdit::RejectProposal).expect("reject");
+        assert_eq!(
+            (state.done.as_str(), state.changed),
+            ("rejected the FFN fill", 0)
+        );
+        assert_eq!(state.slices, Some((0, 1)));
+        assert!(ws.proposal(gt).is_none());
+        let (_, state) = edit(&mut ws, gt, LabelEdit::RejectProposal).expect("nothing");
+        assert_eq!(state.done, "");
     }
 
     #[test]

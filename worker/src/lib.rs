@@ -6,7 +6,9 @@
 //! [`compute`] (filters, postprocessing, evaluation), [`labelling`] (postprocessing in blocks
 //! for the helpers), [`nets_link`] (the slices a network job
 //! needs and the layer its predictions make), [`editing`] (painting and proofreading with undo)
-//! [`autosave`] (the session files that keep edits across a reload) and [`memory`] (how large
+//! [`ffn_link`] (the Edit panel's FFN fill: the box sent to the network worker, the proposal
+//! made of its answer), [`autosave`] (the session files that keep edits across a reload) and
+//! [`memory`] (how large
 //! a stack the worker can still hold) are the platform-free
 //! parts, tested natively. `web` is the browser glue (message loop, file reading, fetch),
 //! `web_edit` and `web_opfs` run edits and their autosave, `web_label` runs the Postprocess
@@ -19,6 +21,7 @@
 pub mod autosave;
 pub mod compute;
 pub mod editing;
+pub mod ffn_link;
 pub mod labelling;
 pub mod memory;
 pub mod nets_link;

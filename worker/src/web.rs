@@ -274,6 +274,41 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             let model = attachments.into_iter().next();
             web_nets::infer(request, layer, model, &slices, region, name, device, views);
         }
+        ToWorker::FfnFill {
+            request,
+            layer,
+            image,
+            seed,
+            radius,
+            move_threshold,
+            device,
+        } => {
+            let model = attachments.into_iter().next();
+            let at = web_nets::FillAt {
+                seed,
+                radius,
+                move_threshold,
+            };
+            web_nets::ffn_fill(request, layer, image, at, device, model);
+        }
+        ToWorker::FfnSegment {
+            request,
+            image,
+            region,
+            name,
+            device,
+        } => {
+            let model = attachments.into_iter().next();
+            web_nets::ffn_segment(request, image, region, name, device, model);
+        }
+        ToWorker::FfnTrain {
+            request,
+            image,
+            label,
+            region,
+            config_json,
+            device,
+        } => web_nets::ffn_train(request, image, label, region, config_json, device),
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::CheckModel { request, name } => {
             web_nets::check_model(request, name, attachments.into_iter().next())

@@ -5,6 +5,9 @@
 //! If the network worker cannot start (its script or wasm fails to load) or dies, every
 //! network request in flight fails with that reason and the next request tries again.
 
+use crate::ffn_link::{
+    fill_box, proposal, segment_box, segmentation_volume, train_box, FillBox, MAX_FILL_STEPS,
+};
 use crate::nets_link::{preview_image, train_inputs, InferPlan, ModelSummary, TrainRequest};
 use crate::web::{fail, now_ms, send, WORKSPACE};
 use emstudio_protocol::nets::{f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, ToNets};
@@ -36,6 +39,22 @@ enum Job {
     Probe,
     /// A training run on this image layer.
     Train { image: LayerId },
+    /// An FFN fill for a label layer, in this box of the stack.
+    FfnFill {
+        layer: LayerId,
+        fill: Box<FillBox>,
+        started: f64,
+    },
+    /// An FFN training run.
+    FfnTrain,
+    /// An FFN segmentation of this box of an image layer.
+    FfnSegment {
+        image: LayerId,
+        origin: [usize; 3],
+        size: [usize; 3],
+        name: String,
+        started: f64,
+    },
     /// An inference run.
     Infer {
         plan: Box<InferPlan>,
@@ -285,12 +304,250 @@ pub fn infer(
     );
 }
 
+/// Where and how an FFN fill runs.
+pub struct FillAt {
+    /// The clicked voxel.
+    pub seed: [usize; 3],
+    /// The box's half-size.
+    pub radius: [usize; 3],
+    /// The field of view's move threshold.
+    pub move_threshold: f32,
+}
+
+/// `FfnFill`: cuts the image box around the click and sends it with the model.
+pub fn ffn_fill(
+    request: RequestId,
+    layer: LayerId,
+    image: LayerId,
+    at: FillAt,
+    device: NetDevice,
+    model: Option<JsValue>,
+) {
+    let FillAt {
+        seed,
+        radius,
+        move_threshold,
+    } = at;
+    let Some(model) = model else {
+        return fail(request, "FFN fill: no model file was attached".into());
+    };
+    let fill = match WORKSPACE.with(|w| fill_box(&w.borrow(), layer, image, seed, radius)) {
+        Ok(f) => f,
+        Err(e) => return fail(request, e),
+    };
+    let msg = ToNets::FfnFill {
+        request,
+        size: fill.size,
+        seed: fill.seed,
+        max_steps: MAX_FILL_STEPS,
+        move_threshold,
+        device,
+    };
+    let image = to_buffer(&f32_bytes(&fill.values));
+    send(
+        &FromWorker::Progress {
+            request,
+            done: 0,
+            total: 0,
+            message: "FFN fill: loading the model".into(),
+        },
+        &[],
+    );
+    JOBS.with(|j| {
+        j.borrow_mut().insert(
+            request,
+            Job::FfnFill {
+                layer,
+                fill: Box::new(FillBox {
+                    values: Vec::new(),
+                    ..fill
+                }),
+                started: now_ms(),
+            },
+        )
+    });
+    to_nets(request, msg, vec![image, model]);
+}
+
+/// Makes the proposal of a finished FFN fill and answers `FfnProposed`.
+fn ffn_filled(
+    request: RequestId,
+    steps: u32,
+    seed_probability: f32,
+    kept: bool,
+    device: String,
+    mask: &[u8],
+) {
+    let Some(Job::FfnFill {
+        layer,
+        fill,
+        started,
+    }) = JOBS.with(|j| j.borrow_mut().remove(&request))
+    else {
+        return;
+    };
+    let made = if kept {
+        proposal(&fill, mask)
+    } else {
+        Ok(None)
+    };
+    let made = match made {
+        Ok(p) => p,
+        Err(e) => return fail(request, e),
+    };
+    let (voxels, bounds) = match &made {
+        Some(p) => (p.voxels, p.bounds()),
+        None => (0, [fill.origin, fill.origin]),
+    };
+    if let Some(p) = made {
+        WORKSPACE.with(|w| w.borrow_mut().set_proposal(layer, p));
+    }
+    send(
+        &FromWorker::FfnProposed {
+            request,
+            layer,
+            voxels,
+            bounds,
+            steps,
+            seed_probability,
+            device,
+            compute_ms: now_ms() - started,
+        },
+        &[],
+    );
+}
+
+/// `FfnTrain`: cuts the box of image and labels and starts the run.
+pub fn ffn_train(
+    request: RequestId,
+    image: LayerId,
+    label: LayerId,
+    region: Option<[[usize; 3]; 2]>,
+    config_json: String,
+    device: NetDevice,
+) {
+    let b = match WORKSPACE.with(|w| train_box(&w.borrow(), image, label, region)) {
+        Ok(b) => b,
+        Err(e) => return fail(request, e),
+    };
+    JOBS.with(|j| j.borrow_mut().insert(request, Job::FfnTrain));
+    let buffers = vec![
+        to_buffer(&f32_bytes(&b.image)),
+        to_buffer(&u32_bytes(&b.labels)),
+    ];
+    to_nets(
+        request,
+        ToNets::FfnTrain {
+            request,
+            size: b.size,
+            config_json,
+            data_name: b.name,
+            device,
+        },
+        buffers,
+    );
+}
+
+/// `FfnSegment`: cuts the box and sends it with the model.
+pub fn ffn_segment(
+    request: RequestId,
+    image: LayerId,
+    region: Option<[[usize; 3]; 2]>,
+    name: String,
+    device: NetDevice,
+    model: Option<JsValue>,
+) {
+    let Some(model) = model else {
+        return fail(
+            request,
+            "FFN segmentation: no model file was attached".into(),
+        );
+    };
+    let b = match WORKSPACE.with(|w| segment_box(&w.borrow(), image, region)) {
+        Ok(b) => b,
+        Err(e) => return fail(request, e),
+    };
+    let (origin, size) = (b.origin, b.size);
+    send(
+        &FromWorker::Progress {
+            request,
+            done: 0,
+            total: 0,
+            message: "FFN segmentation: loading the model, finding seeds".into(),
+        },
+        &[],
+    );
+    JOBS.with(|j| {
+        j.borrow_mut().insert(
+            request,
+            Job::FfnSegment {
+                image,
+                origin,
+                size,
+                name,
+                started: now_ms(),
+            },
+        )
+    });
+    let boxed = to_buffer(&f32_bytes(&b.values));
+    to_nets(
+        request,
+        ToNets::FfnSegment {
+            request,
+            size,
+            device,
+        },
+        vec![boxed, model],
+    );
+}
+
+/// Adds the label layer of a finished FFN segmentation.
+fn ffn_segmented(request: RequestId, summary: String, labels: &[u8]) {
+    let Some(Job::FfnSegment {
+        image,
+        origin,
+        size,
+        name,
+        started,
+    }) = JOBS.with(|j| j.borrow_mut().remove(&request))
+    else {
+        return;
+    };
+    let made = emstudio_protocol::nets::plane_u32(
+        "FFN segmentation labels",
+        emstudio_protocol::nets::Plane::single(size[0] * size[1], size[2]),
+        labels,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|ids| {
+        WORKSPACE.with(|w| {
+            let volume = segmentation_volume(&w.borrow(), image, origin, size, &ids)?;
+            w.borrow_mut().add(&name, LayerKind::Label, volume)
+        })
+    });
+    let compute_ms = now_ms() - started;
+    match made {
+        Ok(layer) => send(
+            &FromWorker::LayerCreated {
+                request,
+                layer,
+                summary: format!("{summary} · {:.1} s", compute_ms / 1000.0),
+                compute_ms,
+            },
+            &[],
+        ),
+        Err(e) => fail(request, e),
+    }
+}
+
 /// `Cancel` of a network job; false when `request` is not one.
 pub fn cancel(request: RequestId) -> bool {
     let job = JOBS.with(|j| {
         let mut jobs = j.borrow_mut();
         match jobs.get(&request) {
-            Some(Job::Train { .. }) => Some(false),
+            Some(
+                Job::Train { .. } | Job::FfnTrain | Job::FfnFill { .. } | Job::FfnSegment { .. },
+            ) => Some(false),
             Some(Job::Infer { .. }) => {
                 jobs.remove(&request);
                 Some(true)
@@ -299,7 +556,7 @@ pub fn cancel(request: RequestId) -> bool {
         }
     });
     match job {
-        // The training loop answers `Cancelled` itself.
+        // The training loop and the fill answer `Cancelled` themselves.
         Some(false) => to_nets(request, ToNets::Cancel { request }, vec![]),
         Some(true) => {
             to_nets(request, ToNets::InferEnd { request }, vec![]);
@@ -344,6 +601,35 @@ fn from_nets(msg: FromNets, attachments: Vec<JsValue>) {
                 }
             }
             send(&msg, &attachments);
+        }
+        FromNets::FfnFilled {
+            request,
+            steps,
+            seed_probability,
+            kept,
+            device,
+        } => {
+            let mask = attachments
+                .first()
+                .and_then(buffer_bytes)
+                .unwrap_or_default();
+            ffn_filled(request, steps, seed_probability, kept, device, &mask);
+        }
+        FromNets::FfnSegmented {
+            request,
+            objects,
+            seeds,
+            steps,
+            device,
+        } => {
+            let labels = attachments
+                .first()
+                .and_then(buffer_bytes)
+                .unwrap_or_default();
+            let summary = format!(
+                "{objects} objects from {seeds} seeds ({steps} fields of view) on {device}"
+            );
+            ffn_segmented(request, summary, &labels);
         }
         FromNets::InferReady {
             request,

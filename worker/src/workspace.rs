@@ -1,6 +1,8 @@
 //! The worker's layers and the synchronous operations on them.
 
-use emstudio_core::render::{highlight_labels, render_error_map, render_intensity, render_labels};
+use emstudio_core::render::{
+    highlight_labels, overlay_proposal, render_error_map, render_intensity, render_labels,
+};
 use emstudio_core::stack::{self, ExportOptions, FileFormat};
 use emstudio_core::{with_volume, AnyVolume};
 use emstudio_protocol::{LayerId, LayerInfo, LayerKind};
@@ -22,6 +24,8 @@ pub struct Workspace {
     layers: BTreeMap<LayerId, Layer>,
     /// Editing state of the label layers that have been edited.
     pub(crate) editors: BTreeMap<LayerId, crate::editing::LabelEditor>,
+    /// FFN fills waiting for Accept or Reject, per label layer (drawn over its slices).
+    pub(crate) proposals: BTreeMap<LayerId, crate::ffn_link::Proposal>,
 }
 
 /// A rendered RGBA slice.
@@ -77,6 +81,7 @@ impl Workspace {
     pub fn close(&mut self, id: LayerId) {
         self.layers.remove(&id);
         self.editors.remove(&id);
+        self.proposals.remove(&id);
     }
 
     /// Removes a layer to work on it beside the others; [`Workspace::put_layer`] returns it.
@@ -126,6 +131,13 @@ impl Workspace {
                 let ids = layer.volume.slice_labels(z);
                 let mut rgba = render_labels(&ids, shape.x, shape.y, outline);
                 highlight_labels(&mut rgba, &ids, shape.x, shape.y, highlight);
+                if let Some(inside) = self
+                    .proposals
+                    .get(&id)
+                    .and_then(|p| p.slice(z, shape.y, shape.x))
+                {
+                    overlay_proposal(&mut rgba, &inside, shape.x, shape.y);
+                }
                 rgba
             }
             LayerKind::Errors => {

@@ -6,6 +6,7 @@
 use super::editing::{self, Autosave, Editing, Problem, Tool};
 use super::fsjs;
 use super::state::AppState;
+use crate::training_ui::ModelKind;
 use emstudio_core::render::label_color;
 use emstudio_core::stack::{BitDepth, ExportFormat, ExportOptions};
 use emstudio_protocol::{FromWorker, LabelEdit, LayerId, LayerKind, ToWorker};
@@ -283,6 +284,9 @@ pub fn EditPanel() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
+            <h3>"FFN fill"</h3>
+            <FfnFillSection/>
+
             <label class="row">"Split band"
                 <input type="range" min="1" max="20" prop:value=move || editing.band.get().to_string()
                     on:input=move |ev| editing.band.set(event_target_value(&ev).parse().unwrap_or(4.0)) />
@@ -362,6 +366,83 @@ pub fn EditPanel() -> impl IntoView {
     }
 }
 
+/// The FFN fill's settings (model, box, the ID it goes into) and its pending proposal with
+/// Accept and Reject.
+#[component]
+fn FfnFillSection() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let editing = expect_context::<Editing>();
+    let ffn_models = move || {
+        editing.models.list.with(|l| {
+            l.iter()
+                .filter(|m| m.summary.kind == ModelKind::Ffn)
+                .map(|m| (m.name.clone(), m.summary.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let chosen = move || editing::ffn_model(editing).map(|m| m.name);
+    let radius = move |signal: RwSignal<usize>, ev: leptos::ev::Event| {
+        let v: usize = event_target_value(&ev).parse().unwrap_or(0);
+        signal.set(v.clamp(8, 128));
+    };
+    view! {
+        <Show when=move || !ffn_models().is_empty()
+            fallback=|| view! { <p class="hint" data-testid="ffn-no-model">"No flood-filling network model yet: upload one (.ffn, made by emstudio ffn train) in the Infer tab."</p> }>
+            <label class="row">"Model"
+                <select data-testid="ffn-model" on:change=move |ev| editing.ffn_model.set(Some(event_target_value(&ev)))>
+                    {move || ffn_models().into_iter().map(|(name, summary)| {
+                        let n = name.clone();
+                        view! {
+                            <option value=name.clone() selected=move || chosen().as_deref() == Some(n.as_str())
+                                title=format!("{} · {} steps", summary.arch, summary.steps)>{name.clone()}</option>
+                        }
+                    }).collect_view()}
+                </select>
+            </label>
+            <p class="hint">{move || editing::ffn_model(editing).map(|m| format!("{} · {} steps", m.summary.arch, m.summary.steps)).unwrap_or_default()}</p>
+        </Show>
+        <label class="row" title="The network may fill this far from the click: a box of ±this many voxels, drawn around the cursor">"Box ±"
+            <input type="number" min="8" max="128" class="narrow" data-testid="ffn-radius-xy"
+                prop:value=move || editing.ffn_radius_xy.get().to_string()
+                on:change=move |ev| radius(editing.ffn_radius_xy, ev) />
+            "px, ±"
+            <input type="number" min="8" max="128" class="narrow" data-testid="ffn-radius-z"
+                prop:value=move || editing.ffn_radius_z.get().to_string()
+                on:change=move |ev| radius(editing.ffn_radius_z, ev) />
+            "slices"
+        </label>
+        <label class="row" title="The network's view moves on where the object is at least this probable. google/ffn uses 0.9; lower moves further (a network trained briefly is rarely that sure), higher stops sooner.">"Move at ≥"
+            <input type="number" min="0.1" max="0.95" step="0.05" class="narrow" data-testid="ffn-move"
+                prop:value=move || format!("{:.2}", editing.ffn_move.get())
+                on:change=move |ev| editing.ffn_move.set(event_target_value(&ev).parse::<f64>().unwrap_or(0.5).clamp(0.1, 0.95)) />
+            "probability"
+        </label>
+        <label class="row">"Accept into"
+            <select data-testid="ffn-into" on:change=move |ev| editing.ffn_new_id.set(event_target_value(&ev) == "new")>
+                <option value="new" selected=move || editing.ffn_new_id.get()>"a new ID"</option>
+                <option value="paint" selected=move || !editing.ffn_new_id.get()>"the paint ID (extend it)"</option>
+            </select>
+        </label>
+        {move || editing.proposal.get().map(|p| {
+            let [lo, hi] = p.bounds;
+            view! {
+                <div class="proposal" data-testid="ffn-proposal" data-voxels=p.voxels.to_string()>
+                    <p><span class="swatch proposal-swatch"></span>
+                        {format!("Proposal: {} voxels on slices {}–{} · {} fields of view on {} · {:.1} s",
+                            p.voxels, lo[0], hi[0] - 1, p.steps, p.device, p.compute_ms / 1000.0)}</p>
+                    <div class="buttons">
+                        <button class="primary" data-testid="ffn-accept" title="Write it into the labels as one undoable edit (Enter)"
+                            on:click=move |_| editing::accept_proposal(state, editing)>"Accept"<span class="key">"Enter"</span></button>
+                        <button data-testid="ffn-reject" title="Drop it (Esc)"
+                            on:click=move |_| editing::reject_proposal(state, editing)>"Reject"<span class="key">"Esc"</span></button>
+                    </div>
+                </div>
+            }
+        })}
+        <p class="hint" data-testid="ffn-note">{move || editing.ffn_note.get()}</p>
+    }
+}
+
 /// Autosaved editing sessions found in this browser, with Restore and Discard.
 #[component]
 pub fn SessionsPanel() -> impl IntoView {
@@ -417,7 +498,11 @@ pub fn HelpOverlay() -> impl IntoView {
         ("Ctrl+Z; Ctrl+Shift+Z or Ctrl+Y", "undo; redo"),
         ("P", "mark a problem under the cursor"),
         ("J", "jump to x, y, z"),
-        ("Esc", "clear selection and seeds, close this help"),
+        ("Enter", "accept the FFN fill's proposal"),
+        (
+            "Esc",
+            "reject the FFN fill's proposal, clear selection and seeds, close this help",
+        ),
         ("?", "this help"),
     ];
     view! {

@@ -32,11 +32,13 @@ pub enum Tool {
     Split,
     /// Click two seeds in one segment to split it in 3D.
     Split3d,
+    /// Click inside an object: a flood-filling network grows it in 3D as a proposal.
+    FfnFill,
 }
 
 impl Tool {
     /// Every tool, in toolbar order.
-    pub const ALL: [Tool; 8] = [
+    pub const ALL: [Tool; 9] = [
         Tool::Navigate,
         Tool::Brush,
         Tool::Eraser,
@@ -45,6 +47,7 @@ impl Tool {
         Tool::Select,
         Tool::Split,
         Tool::Split3d,
+        Tool::FfnFill,
     ];
 
     /// Short name.
@@ -58,6 +61,7 @@ impl Tool {
             Tool::Select => "Select",
             Tool::Split => "Split",
             Tool::Split3d => "Split 3D",
+            Tool::FfnFill => "FFN fill",
         }
     }
 
@@ -72,6 +76,7 @@ impl Tool {
             Tool::Select => "C",
             Tool::Split => "X",
             Tool::Split3d => "Shift+X",
+            Tool::FfnFill => "Shift+G",
         }
     }
 
@@ -90,6 +95,9 @@ impl Tool {
                 "draw across a segment: a watershed on the EM image cuts it along the membrane"
             }
             Tool::Split3d => "click two seeds in one segment: it is split in 3D between them",
+            Tool::FfnFill => {
+                "click inside an object: the flood-filling network grows it in 3D; Enter accepts, Esc rejects"
+            }
         }
     }
 
@@ -165,11 +173,48 @@ pub struct Editing {
     pub replies: RwSignal<u32>,
     /// Change count of the target layer that autosave last reported on disk.
     pub saved_version: RwSignal<u64>,
+    /// The FFN model of the FFN fill (none: the first in the store).
+    pub ffn_model: RwSignal<Option<String>>,
+    /// Half-size of the FFN fill's box across a slice (y and x), voxels.
+    pub ffn_radius_xy: RwSignal<usize>,
+    /// Half-size of the FFN fill's box through slices (z), voxels.
+    pub ffn_radius_z: RwSignal<usize>,
+    /// Accept the proposal into a new ID (else into the paint ID).
+    pub ffn_new_id: RwSignal<bool>,
+    /// The FFN fill's move threshold.
+    pub ffn_move: RwSignal<f64>,
+    /// The FFN fill waiting for Accept or Reject.
+    pub proposal: RwSignal<Option<FfnProposal>>,
+    /// The FFN fill running now.
+    pub ffn_running: RwSignal<Option<RequestId>>,
+    /// What the last FFN fill said (found nothing, or its numbers).
+    pub ffn_note: RwSignal<String>,
+    /// The model store (for the FFN fill's model).
+    pub models: super::models::Models,
+    /// Where networks run (the Train and Infer panels' choice).
+    pub devices: super::net_device::NetDevices,
+}
+
+/// An FFN fill the worker holds as a proposal (`FromWorker::FfnProposed`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnProposal {
+    /// The label layer.
+    pub layer: LayerId,
+    /// Its voxels.
+    pub voxels: u64,
+    /// Its box, `[z, y, x]` start and end (exclusive).
+    pub bounds: [[usize; 3]; 2],
+    /// FOV positions the network ran.
+    pub steps: u32,
+    /// Where it ran.
+    pub device: String,
+    /// Request to reply, milliseconds.
+    pub compute_ms: f64,
 }
 
 impl Editing {
     /// Fresh state.
-    pub fn new() -> Self {
+    pub fn new(models: super::models::Models, devices: super::net_device::NetDevices) -> Self {
         Self {
             tool: RwSignal::new(Tool::Navigate),
             target: RwSignal::new(None),
@@ -191,6 +236,20 @@ impl Editing {
             sessions: RwSignal::new(Vec::new()),
             replies: RwSignal::new(0),
             saved_version: RwSignal::new(0),
+            ffn_model: RwSignal::new(None),
+            // A 25 × 49 × 49 box fills in about 7 s on one CPU core in the browser
+            // (BENCHMARKS.md); the user makes it larger when the neuron is.
+            ffn_radius_xy: RwSignal::new(24),
+            ffn_radius_z: RwSignal::new(12),
+            ffn_new_id: RwSignal::new(true),
+            // Lower than google/ffn's 0.9: the demo's light network, measured on slices it
+            // never saw, fills three times as much at the same precision (BENCHMARKS.md).
+            ffn_move: RwSignal::new(0.5),
+            proposal: RwSignal::new(None),
+            ffn_running: RwSignal::new(None),
+            ffn_note: RwSignal::new(String::new()),
+            models,
+            devices,
         }
     }
 
@@ -296,6 +355,7 @@ pub fn apply(state: AppState, editing: Editing, edit: LabelEdit) {
             | LabelEdit::Delete { .. }
             | LabelEdit::Split2d { .. }
             | LabelEdit::Split3d { .. }
+            | LabelEdit::AcceptProposal { .. }
     );
     let saved_before = editing.saved.get_untracked();
     if changes {
@@ -511,4 +571,131 @@ pub fn new_label_layer(state: AppState, editing: Editing) {
             }
         },
     );
+}
+
+/// The FFN model the fill uses: the chosen one if it is still stored, else the first FFN
+/// model in the store.
+pub fn ffn_model(editing: Editing) -> Option<super::models::StoredModel> {
+    let chosen = editing.ffn_model.get();
+    editing.models.list.with(|l| {
+        let mut ffn = l
+            .iter()
+            .filter(|m| m.summary.kind == crate::training_ui::ModelKind::Ffn);
+        chosen
+            .and_then(|c| ffn.clone().find(|m| m.name == c))
+            .or_else(|| ffn.next())
+            .cloned()
+    })
+}
+
+/// The FFN fill from a clicked voxel: the network grows the object in 3D, and the worker
+/// holds the result as a proposal drawn over the label layer until Accept or Reject.
+pub fn ffn_fill(state: AppState, editing: Editing, seed: [usize; 3]) {
+    let Some(layer) = editing.target_layer_untracked(state) else {
+        return state.error("no label layer to edit: open one or make one with “New label layer”");
+    };
+    let Some(image) = editing.image_layer(state) else {
+        return state.error("an FFN fill needs the EM image layer");
+    };
+    let Some(model) = untrack(|| ffn_model(editing)) else {
+        return state.error(
+            "no flood-filling network model: upload one (.ffn, made by emstudio ffn train) in the \
+             Infer tab",
+        );
+    };
+    if editing.ffn_running.get_untracked().is_some() {
+        return state.error("an FFN fill is running: wait for it or cancel it in the jobs bar");
+    }
+    let Some(buffer) = editing.models.buffer(&model.name) else {
+        return;
+    };
+    let xy = editing.ffn_radius_xy.get_untracked();
+    let radius = [editing.ffn_radius_z.get_untracked(), xy, xy];
+    let device = editing.devices.choice.get_untracked();
+    let move_threshold = editing.ffn_move.get_untracked() as f32;
+    editing.ffn_note.set(String::new());
+    let [z, y, x] = seed;
+    let request = state.run_job(
+        format!("FFN fill at x {x}, y {y}, z {z}"),
+        move |request| ToWorker::FfnFill {
+            request,
+            layer,
+            image,
+            seed,
+            radius,
+            move_threshold,
+            device,
+        },
+        &[buffer],
+        move |msg, _| {
+            editing.ffn_running.set(None);
+            match msg {
+                FromWorker::FfnProposed {
+                    layer,
+                    voxels,
+                    bounds,
+                    steps,
+                    seed_probability,
+                    device,
+                    compute_ms,
+                    ..
+                } => {
+                    if voxels == 0 {
+                        // The worker keeps any earlier proposal; so does the panel.
+                        editing.ffn_note.set(format!(
+                            "The network found no object at x {x}, y {y}, z {z}: the click's \
+                             probability fell to {seed_probability:.2} (it must stay at the \
+                             move threshold, {move_threshold:.2}) after {steps} steps. Click \
+                             nearer the middle of the object."
+                        ));
+                    } else {
+                        // A new proposal replaces the old one in the worker: redraw both.
+                        let old = editing.proposal.get_untracked();
+                        editing.proposal.set(Some(FfnProposal {
+                            layer,
+                            voxels,
+                            bounds,
+                            steps,
+                            device,
+                            compute_ms,
+                        }));
+                        viewer::refresh_layer(layer, bounds[0][0], bounds[1][0] - 1);
+                        if let Some(o) = old {
+                            viewer::refresh_layer(o.layer, o.bounds[0][0], o.bounds[1][0] - 1);
+                        }
+                    }
+                    editing.replies.update(|n| *n += 1);
+                }
+                FromWorker::Failed { .. } | FromWorker::Cancelled { .. } => {
+                    editing.replies.update(|n| *n += 1);
+                }
+                _ => {}
+            }
+        },
+    );
+    editing.ffn_running.set(request);
+}
+
+/// Accepts the pending FFN fill as one undoable edit: into a new ID, or into the paint ID.
+pub fn accept_proposal(state: AppState, editing: Editing) {
+    if editing.proposal.get_untracked().is_none() {
+        return;
+    }
+    // 0: a new ID, which the worker picks (one no voxel has).
+    let id = if editing.ffn_new_id.get_untracked() {
+        0
+    } else {
+        editing.paint_id.get_untracked()
+    };
+    editing.proposal.set(None);
+    apply(state, editing, LabelEdit::AcceptProposal { id });
+}
+
+/// Rejects the pending FFN fill.
+pub fn reject_proposal(state: AppState, editing: Editing) {
+    if editing.proposal.get_untracked().is_none() {
+        return;
+    }
+    editing.proposal.set(None);
+    apply(state, editing, LabelEdit::RejectProposal);
 }

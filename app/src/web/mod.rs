@@ -3,6 +3,7 @@
 mod edit_panel;
 mod editing;
 mod evaluate_panel;
+mod ffn_train_panel;
 mod filters_panel;
 mod fsjs;
 mod infer_panel;
@@ -117,7 +118,11 @@ fn edit_key(
         "v" | "V" => tool(Tool::Navigate),
         "b" | "B" => tool(Tool::Brush),
         "e" | "E" => tool(Tool::Eraser),
-        "g" | "G" => tool(Tool::Fill),
+        "g" => tool(Tool::Fill),
+        "G" => tool(Tool::FfnFill),
+        "Enter" if editing.proposal.with_untracked(Option::is_some) => {
+            editing::accept_proposal(state, editing)
+        }
         "i" | "I" => tool(Tool::Pick),
         "c" | "C" => tool(Tool::Select),
         "x" => tool(Tool::Split),
@@ -146,6 +151,7 @@ fn edit_key(
         }
         "?" => editing.help.update(|h| *h = !*h),
         "Escape" => {
+            editing::reject_proposal(state, editing);
             editing.help.set(false);
             editing.seed.set(None);
             editing.selection.set(Vec::new());
@@ -191,9 +197,10 @@ fn App() -> impl IntoView {
     let models = models::Models::new();
     provide_context(models);
     models.load(state);
-    provide_context(net_device::NetDevices::new());
+    let devices = net_device::NetDevices::new();
+    provide_context(devices);
 
-    let editing = editing::Editing::new();
+    let editing = editing::Editing::new(models, devices);
     provide_context(editing);
     editing::persist_problems(state, editing);
     let tab = tools::ToolTab(RwSignal::new("filters"));

@@ -5,7 +5,7 @@
 
 use super::fsjs;
 use super::state::AppState;
-use crate::training_ui::{model_file_name as file_name, model_summary, ModelSummary};
+use crate::training_ui::{model_file_name as file_name, model_summary, ModelKind, ModelSummary};
 use leptos::prelude::*;
 use std::sync::Arc;
 use wasm_bindgen::JsValue;
@@ -76,17 +76,22 @@ impl Models {
             }
             self.list.set(list);
             if self.selected.get_untracked().is_none() {
-                self.selected.set(
-                    self.list
-                        .with_untracked(|l| l.last().map(|m| m.name.clone())),
-                );
+                self.selected.set(self.list.with_untracked(|l| {
+                    l.iter()
+                        .rev()
+                        .find(|m| m.summary.kind == ModelKind::Cnn2d)
+                        .map(|m| m.name.clone())
+                }));
             }
         });
     }
 
-    /// Adds a model (checked first) under a free name, stores it in OPFS and selects it.
+    /// Adds a model (checked first) under a free name, stores it in OPFS and selects it for
+    /// the Infer panel (a flood-filling network only when nothing else is selected: the Edit
+    /// panel's FFN fill picks those).
     pub fn add(self, state: AppState, wanted: &str, bytes: Vec<u8>) -> Result<String, String> {
         let summary = model_summary(&bytes).map_err(|e| format!("{wanted}: {e}"))?;
+        let select = summary.kind == ModelKind::Cnn2d || self.selected.get_untracked().is_none();
         let base = file_name(wanted);
         let taken = |n: &str| self.list.with_untracked(|l| l.iter().any(|m| m.name == n));
         let mut name = base.clone();
@@ -104,7 +109,9 @@ impl Models {
             });
             l.sort_by(|a, b| a.name.cmp(&b.name));
         });
-        self.selected.set(Some(name.clone()));
+        if select {
+            self.selected.set(Some(name.clone()));
+        }
         let stored = name.clone();
         spawn_local(async move {
             if let Err(e) = fsjs::opfs_save_model(&stored, &buffer).await {

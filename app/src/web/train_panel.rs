@@ -262,6 +262,12 @@ pub fn TrainPanel() -> impl IntoView {
         )
     };
     let size = move || size_label(&form.with(|f| f.arch.clone()));
+    // Fine-tuning starts from a 2D model (flood-filling networks train in the FFN mode).
+    let cnn_models = move || {
+        let mut list = models.list.get();
+        list.retain(|m| m.summary.kind == crate::training_ui::ModelKind::Cnn2d);
+        list
+    };
 
     view! {
         <div class="tool" data-testid="train">
@@ -295,7 +301,7 @@ pub fn TrainPanel() -> impl IntoView {
                     start_from.set((!v.is_empty()).then_some(v));
                 }>
                     <option value="" selected=move || start_from.get().is_none()>"fresh weights"</option>
-                    <For each=move || models.list.get() key=|m| m.name.clone() let:m>
+                    <For each=cnn_models key=|m| m.name.clone() let:m>
                         <option value=m.name.clone() selected={let n = m.name.clone(); move || start_from.get().as_deref() == Some(n.as_str())}>{m.name.clone()}</option>
                     </For>
                 </select></label>

@@ -312,7 +312,7 @@ fn draw_stroke_tail(from: usize) {
     });
 }
 
-/// The brush outline under the pointer, and the first seed of a 3D split.
+/// The brush outline under the pointer, the FFN fill's box, and the first seed of a 3D split.
 fn draw_cursor(ctx: &CanvasRenderingContext2d, v: &View) {
     let Some(editing) = v.editing else { return };
     let tool = editing.tool.get_untracked();
@@ -328,6 +328,21 @@ fn draw_cursor(ctx: &CanvasRenderingContext2d, v: &View) {
         ctx.set_line_width(1.5 / v.scale);
         ctx.set_stroke_style_str("#ffffff");
         ctx.stroke();
+    }
+    if let (Some((cx, cy)), Tool::FfnFill) = (v.cursor, tool) {
+        // The box the network may fill around a click here (its part on this slice).
+        let (x, y) = (
+            ((cx - v.tx) / v.scale).floor() + 0.5,
+            ((cy - v.ty) / v.scale).floor() + 0.5,
+        );
+        let r = editing.ffn_radius_xy.get_untracked() as f64;
+        ctx.set_line_width(1.5 / v.scale);
+        ctx.set_stroke_style_str("#ffdd00");
+        let dash = js_sys::Array::of2(&(6.0 / v.scale).into(), &(4.0 / v.scale).into());
+        let _ = ctx.set_line_dash(&dash);
+        ctx.stroke_rect(x - r - 0.5, y - r - 0.5, 2.0 * r + 1.0, 2.0 * r + 1.0);
+        let _ = ctx.set_line_dash(&js_sys::Array::new());
+        draw_marker(ctx, v.scale, x, y);
     }
     let z = v.state.map(|s| s.z.get_untracked());
     if let (Some([sz, sy, sx]), Some(z)) = (editing.seed.get_untracked(), z) {
@@ -850,6 +865,7 @@ fn tool_down(state: AppState, ev: &web_sys::PointerEvent) -> bool {
                 request_frame();
             }
         },
+        Tool::FfnFill => editing::ffn_fill(state, editing, voxel),
         Tool::Navigate | Tool::Pick => {}
     }
     true
@@ -897,9 +913,10 @@ fn tool_move(ev: &web_sys::PointerEvent) {
         draw_stroke_tail(from);
     }
     let shows_cursor = VIEW.with(|v| {
-        v.borrow()
-            .editing
-            .is_some_and(|e| e.tool.get_untracked().strokes())
+        v.borrow().editing.is_some_and(|e| {
+            let tool = e.tool.get_untracked();
+            tool.strokes() || tool == Tool::FfnFill
+        })
     });
     if drawing || shows_cursor {
         request_frame();

@@ -7,6 +7,8 @@
 //! - [`flood_fill`]: 2D (one slice) or 3D fill from a seed, bounded by the seed's label or by an
 //!   EM-intensity tolerance around the seed's intensity.
 //! - [`merge`] and [`delete_segment`]: every voxel of some IDs becomes another ID, or 0.
+//! - [`paint_mask`]: the voxels of a boolean mask over a box get one ID (an accepted FFN fill
+//!   proposal).
 //!
 //! Locked IDs are never changed by any of them.
 
@@ -272,6 +274,28 @@ pub fn delete_segment<T: Voxel + std::hash::Hash + Eq>(
     recorder.finish()
 }
 
+/// Paints `value` into every voxel of `mask` (a box whose first voxel is `origin`,
+/// `[z, y, x]`; the part outside the volume is clipped) whose ID is not locked; the edit is
+/// called `label`.
+pub fn paint_mask<T: Voxel + std::hash::Hash + Eq>(
+    volume: &mut Volume<T>,
+    origin: [usize; 3],
+    mask: ndarray::ArrayView3<'_, bool>,
+    value: T,
+    locked: &Locked<T>,
+    label: String,
+) -> Edit<T> {
+    let mut recorder = EditRecorder::new(label);
+    let s = volume.shape();
+    for ((dz, dy, dx), &inside) in mask.indexed_iter() {
+        let (z, y, x) = (origin[0] + dz, origin[1] + dy, origin[2] + dx);
+        if inside && z < s.z && y < s.y && x < s.x && !locked.contains(&volume.get(z, y, x, 0)) {
+            recorder.set(volume, z, y, x, value);
+        }
+    }
+    recorder.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,5 +437,47 @@ mod tests {
         assert_eq!(count(&v, 1), 3 * 144);
         assert!(delete_segment(&mut v, 1, &[1].into()).is_empty());
         assert_eq!(delete_segment(&mut v, 1, &Locked::new()).voxels(), 3 * 144);
+    }
+
+    #[test]
+    fn a_mask_is_painted_as_one_undoable_edit_around_locked_ids() {
+        let mut v = labels();
+        let before = v.clone();
+        let mut mask = ndarray::Array3::from_elem((2, 4, 8), false);
+        mask.slice_mut(ndarray::s![.., 1..3, ..]).fill(true);
+        // Box from (1, 2, 2): x 2..10 crosses IDs 1 (x < 6) and 2; ID 2 is locked.
+        let locked: Locked<u16> = [2].into_iter().collect();
+        let edit = paint_mask(
+            &mut v,
+            [1, 2, 2],
+            mask.view(),
+            9,
+            &locked,
+            "FFN fill 9".into(),
+        );
+        assert_eq!(edit.label, "FFN fill 9");
+        // Rows 3..5, x 2..6, slices 1..3; (4, 2..4) was background (the hole) and is painted.
+        assert_eq!(edit.voxels(), 2 * 2 * 4);
+        assert_eq!(v.get(1, 3, 2, 0), 9);
+        assert_eq!(v.get(2, 4, 5, 0), 9);
+        assert_eq!(v.get(1, 3, 6, 0), 2, "a locked ID keeps its voxels");
+        assert_eq!(v.get(0, 3, 2, 0), 1, "outside the box");
+        // Past the volume's end: clipped, not a panic.
+        let big = ndarray::Array3::from_elem((4, 20, 20), true);
+        let clipped = paint_mask(
+            &mut v,
+            [2, 10, 10],
+            big.view(),
+            3,
+            &Locked::new(),
+            "x".into(),
+        );
+        assert_eq!(clipped.voxels(), 2 * 2);
+        let mut journal = Journal::new(1 << 20);
+        journal.record(edit);
+        journal.record(clipped);
+        journal.undo(&mut v).expect("undo");
+        journal.undo(&mut v).expect("undo");
+        assert_eq!(v, before);
     }
 }

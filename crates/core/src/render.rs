@@ -129,6 +129,48 @@ pub fn highlight_labels(
     }
 }
 
+/// The colour of a pending proposal (an FFN fill not yet accepted): a bright yellow no
+/// label colour is meant to be confused with.
+pub const PROPOSAL_COLOR: [u8; 3] = [255, 221, 0];
+
+/// Draws a pending proposal over a rendered label slice: `inside` (one flag per pixel, row
+/// major) becomes a translucent [`PROPOSAL_COLOR`] blended over what is there, and its border
+/// (4-neighbour) opaque, so the user sees the proposal's shape and the labels under it.
+pub fn overlay_proposal(rgba: &mut [u8], inside: &[bool], width: usize, height: usize) {
+    let [r, g, b] = PROPOSAL_COLOR;
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            if !inside[i] {
+                continue;
+            }
+            let outside = |j: usize| !inside[j];
+            let edge = x == 0
+                || y == 0
+                || x + 1 == width
+                || y + 1 == height
+                || outside(i - 1)
+                || outside(i + 1)
+                || outside(i - width)
+                || outside(i + width);
+            let px = &mut rgba[i * 4..i * 4 + 4];
+            if edge {
+                px.copy_from_slice(&[r, g, b, 255]);
+            } else {
+                // 55 % proposal over the label colour (or over nothing).
+                let blend = |under: u8, over: u8| {
+                    ((u16::from(under) * 45 + u16::from(over) * 55) / 100) as u8
+                };
+                let under_alpha = px[3];
+                px[0] = if under_alpha == 0 { r } else { blend(px[0], r) };
+                px[1] = if under_alpha == 0 { g } else { blend(px[1], g) };
+                px[2] = if under_alpha == 0 { b } else { blend(px[2], b) };
+                px[3] = px[3].max(150);
+            }
+        }
+    }
+}
+
 /// Colour of an error-map value: 1 merge (red), 2 split (blue), 3 both (magenta).
 pub fn error_color(value: u32) -> [u8; 3] {
     match value {
@@ -257,5 +299,22 @@ mod tests {
         assert_eq!(&rgba[0..4], &[0, 0, 0, 255]);
         assert_eq!(rgba[4], 127);
         assert_eq!(rgba[8], 255);
+    }
+
+    #[test]
+    fn a_proposal_is_drawn_with_an_opaque_border_over_translucent_inside() {
+        // A 3×3 proposal in a 5×5 slice over label 4 on the left half.
+        let ids: Vec<u32> = (0..25).map(|i| if i % 5 < 2 { 4 } else { 0 }).collect();
+        let mut rgba = render_labels(&ids, 5, 5, false);
+        let inside: Vec<bool> = (0..25)
+            .map(|i| (1..4).contains(&(i / 5)) && (1..4).contains(&(i % 5)))
+            .collect();
+        overlay_proposal(&mut rgba, &inside, 5, 5);
+        let px = |x: usize, y: usize| rgba[(y * 5 + x) * 4..(y * 5 + x) * 4 + 4].to_vec();
+        let [r, g, b] = PROPOSAL_COLOR;
+        assert_eq!(px(1, 1), vec![r, g, b, 255], "border");
+        assert_eq!(px(2, 2), vec![r, g, b, 150], "inside over nothing");
+        assert_eq!(px(0, 0)[3], 255, "label outside the proposal untouched");
+        assert_eq!(px(4, 4), vec![0, 0, 0, 0], "background outside untouched");
     }
 }

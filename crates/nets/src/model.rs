@@ -208,6 +208,12 @@ impl ModelHeader {
 /// asynchronously in one transaction: the way to save a network trained on WebGPU in the
 /// browser, where synchronous reads are impossible.
 pub async fn net_to_cpu(net: &Net) -> Result<Net, ModelError> {
+    module_to_cpu(net.valid()).await
+}
+
+/// [`net_to_cpu`] for any module (the flood-filling network too): every float parameter,
+/// running statistics included, read back in one transaction onto the CPU (flex) device.
+pub async fn module_to_cpu<M: Module>(module: M) -> Result<M, ModelError> {
     /// Registers every float parameter (running statistics included) in visiting order.
     struct Collect(burn::tensor::Transaction);
     impl ModuleVisitor for Collect {
@@ -228,15 +234,14 @@ pub async fn net_to_cpu(net: &Net) -> Result<Net, ModelError> {
             }
         }
     }
-    let net = net.valid();
     let mut collect = Collect(burn::tensor::Transaction::default());
-    net.visit(&mut collect);
+    module.visit(&mut collect);
     let data = collect
         .0
         .execute_async()
         .await
         .map_err(|e| ModelError::Device(e.to_string()))?;
-    Ok(net.map(&mut Replace {
+    Ok(module.map(&mut Replace {
         data: data.into_iter(),
         device: Device::flex(),
     }))

@@ -10,15 +10,13 @@
 //! (BENCHMARKS.md), not for these 400 steps.
 
 use burn::prelude::*;
-use emstudio_core::filters::intensity::otsu_threshold;
 use emstudio_core::stack::{read_stack, Limits};
 use emstudio_nets::ffn::net::FfnConfig;
 use emstudio_nets::ffn::train::{
-    balanced_centres, canvas_view, evaluate_masks, FfnOptimizer, FfnTrainConfig, FfnTrainer,
-    FfnVolume, MaskCounts,
+    balanced_centres, evaluate_masks, threshold_fill_counts, FfnOptimizer, FfnTrainConfig,
+    FfnTrainer, FfnVolume,
 };
-use ndarray::{s, Array3};
-use std::collections::VecDeque;
+use ndarray::s;
 use std::path::Path;
 
 fn layer(name: &str) -> emstudio_core::AnyVolume {
@@ -36,52 +34,6 @@ fn layer(name: &str) -> emstudio_core::AnyVolume {
         .collect();
     files.sort();
     read_stack(files, &Limits::default()).expect("decode")
-}
-
-/// The plain-threshold flood fill's counts on the canvases of `centres`.
-fn threshold_fill(volume: &FfnVolume, centres: &[[usize; 3]], canvas: [usize; 3]) -> MaskCounts {
-    let t = otsu_threshold(volume.image.as_slice().expect("standard"), 256);
-    let mut counts = MaskCounts::default();
-    for &c in centres {
-        let image = canvas_view(&volume.image, c, canvas);
-        let labels = canvas_view(&volume.labels, c, canvas);
-        let h = canvas.map(|v| v / 2);
-        let side = image[h] > t;
-        let mut inside = Array3::<bool>::from_elem(canvas, false);
-        let mut queue = VecDeque::from([h]);
-        inside[h] = true;
-        while let Some([z, y, x]) = queue.pop_front() {
-            for (dz, dy, dx) in [
-                (-1, 0, 0),
-                (1, 0, 0),
-                (0, -1, 0),
-                (0, 1, 0),
-                (0, 0, -1),
-                (0, 0, 1),
-            ] {
-                let n = [z as isize + dz, y as isize + dy, x as isize + dx];
-                if (0..3).any(|a| n[a] < 0 || n[a] >= canvas[a] as isize) {
-                    continue;
-                }
-                let n = n.map(|v| v as usize);
-                if !inside[n] && (image[n] > t) == side {
-                    inside[n] = true;
-                    queue.push_back(n);
-                }
-            }
-        }
-        let id = labels[h];
-        for (&p, &l) in inside.iter().zip(labels.iter()) {
-            let target = id != 0 && l == id;
-            match (p, target) {
-                (true, true) => counts.tp += 1,
-                (true, false) => counts.fp += 1,
-                (false, true) => counts.fn_ += 1,
-                (false, false) => counts.tn += 1,
-            }
-        }
-    }
-    counts
 }
 
 #[test]
@@ -139,7 +91,7 @@ fn the_light_ffn_learns_neuron_masks_on_a_held_out_half() {
         .expect("evaluate")
     };
     let before = score(&trainer);
-    let baseline = threshold_fill(&held_out, &centres, config.canvas_zyx());
+    let baseline = threshold_fill_counts(&held_out, &centres, config.canvas_zyx());
     while !trainer.finished() {
         let r = trainer.step().expect("step");
         assert!(r.loss.is_finite(), "step {}: loss {}", r.step, r.loss);

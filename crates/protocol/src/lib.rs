@@ -27,7 +27,7 @@ pub mod nets;
 pub mod pool;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 12;
+pub const PROTOCOL_VERSION: u8 = 13;
 
 /// Slots of the shared cancel board ([`ToWorker::Configure`]).
 pub const CANCEL_SLOTS: u32 = 64;
@@ -272,6 +272,64 @@ pub enum ToWorker {
         /// Orientations averaged per tile: 1, 4 (mirror images) or 8 (and 90° rotations).
         views: u8,
     },
+    /// Grow one object in 3D with a flood-filling network from a clicked voxel (the Edit
+    /// panel's FFN fill). Attachment 0 is the FFN model file. The network runs in a box of
+    /// ±`radius` around the seed (clipped to the stack) of the image layer; the result is
+    /// held as the label layer's proposal, drawn over its slices until `EditLabels` with
+    /// `AcceptProposal` (one undoable edit) or `RejectProposal`. Replies: `Progress`*, then
+    /// `FfnProposed` or `Failed`/`Cancelled`.
+    FfnFill {
+        /// Request id.
+        request: RequestId,
+        /// The label layer the proposal is for.
+        layer: LayerId,
+        /// The EM image layer (grayscale).
+        image: LayerId,
+        /// The clicked voxel `[z, y, x]`.
+        seed: [usize; 3],
+        /// Half-size of the box the network may fill, `[z, y, x]` voxels.
+        radius: [usize; 3],
+        /// The field of view moves to voxels at least this probable (google/ffn: 0.9; lower
+        /// moves further, for a network that is not sure enough yet).
+        move_threshold: f32,
+        /// Where to run the network.
+        device: NetDevice,
+    },
+    /// Segment neurons in 3D with a flood-filling network (google/ffn's inference: seeds
+    /// from distance-transform peaks, one object at a time) over a box of an image layer
+    /// into a new label layer of the image's extent (0 outside the box). Attachment 0 is the
+    /// FFN model file. Replies: `Progress`* (seeds), then `LayerCreated` or
+    /// `Failed`/`Cancelled`.
+    FfnSegment {
+        /// Request id.
+        request: RequestId,
+        /// The EM image layer (grayscale).
+        image: LayerId,
+        /// The box, `[z, y, x]` start and end (exclusive); none: the whole stack.
+        region: Option<[[usize; 3]; 2]>,
+        /// Name of the new layer.
+        name: String,
+        /// Where to run the network.
+        device: NetDevice,
+    },
+    /// Train a flood-filling network on a box of an image layer and its dense instance labels
+    /// (neurons). Replies: `TrainStarted`, `FfnTrainStep`*, then `Trained` (attachment 0: the
+    /// FFN model file) or `Failed`/`Cancelled`. Steered with `TrainControl` (pause, resume,
+    /// stop) and `Cancel`, like a 2D run.
+    FfnTrain {
+        /// Request id.
+        request: RequestId,
+        /// The EM image layer (grayscale).
+        image: LayerId,
+        /// Dense instance labels of the same extent.
+        label: LayerId,
+        /// The box to train in, `[z, y, x]` start and end (exclusive); none: the whole stack.
+        region: Option<[[usize; 3]; 2]>,
+        /// `emstudio_nets::ffn::train::FfnTrainConfig` as JSON.
+        config_json: String,
+        /// Where to run.
+        device: NetDevice,
+    },
     /// Look for a WebGPU adapter (once; later calls answer from memory). Reply: `Devices`.
     ProbeDevices {
         /// Request id.
@@ -463,6 +521,15 @@ pub enum LabelEdit {
         /// Seed of the part that gets a new ID.
         b: [usize; 3],
     },
+    /// Write the layer's pending FFN proposal (`ToWorker::FfnFill`) into the labels as one
+    /// edit: its voxels get `id` (an existing ID extends that segment), except voxels of
+    /// locked segments.
+    AcceptProposal {
+        /// The ID the proposal's voxels get; 0: a new ID (one no voxel has).
+        id: u32,
+    },
+    /// Drop the layer's pending FFN proposal.
+    RejectProposal,
     /// Lock or unlock a segment (no tool changes a locked one).
     Lock {
         /// The segment.
@@ -678,6 +745,24 @@ pub enum FromWorker {
         /// Recent speed.
         steps_per_s: f64,
     },
+    /// Steps of an FFN training run are done (sent at most every ~100 ms).
+    FfnTrainStep {
+        /// Request id.
+        request: RequestId,
+        /// Steps done.
+        step: u64,
+        /// Steps in all.
+        total: u64,
+        /// Mean loss over the steps since the previous report.
+        loss: f32,
+        /// Mask precision over those steps' fields of view (voxels over 0.5 against the
+        /// object of the training centre).
+        precision: f32,
+        /// Mask recall over the same.
+        recall: f32,
+        /// Recent speed.
+        steps_per_s: f64,
+    },
     /// The current network's prediction of slice `z`; attachment 0 is a transferred
     /// `ImageBitmap` of `width × height` (probability as gray, or class colours).
     TrainPreview {
@@ -701,6 +786,27 @@ pub enum FromWorker {
         steps: u64,
         /// One line for the user.
         summary: String,
+    },
+    /// Reply to `FfnFill`: what the network grew from the seed. With `voxels` > 0 the
+    /// label layer holds it as its proposal (drawn over its slices).
+    FfnProposed {
+        /// Request id.
+        request: RequestId,
+        /// The label layer.
+        layer: LayerId,
+        /// Voxels of the proposal (0: the network kept nothing at the seed).
+        voxels: u64,
+        /// The proposal's box, `[z, y, x]` start and end (exclusive).
+        bounds: [[usize; 3]; 2],
+        /// FOV positions the network ran.
+        steps: u32,
+        /// The object probability at the seed after the fill (google/ffn keeps an object
+        /// when it is at least the move threshold, 0.9).
+        seed_probability: f32,
+        /// Where the network ran.
+        device: String,
+        /// Time from the request to the reply, milliseconds.
+        compute_ms: f64,
     },
     /// A label layer changed (or its state was asked for).
     Edited {
@@ -785,11 +891,13 @@ impl FromWorker {
             | FromWorker::ModelChecked { request, .. }
             | FromWorker::TrainStarted { request, .. }
             | FromWorker::TrainStep { request, .. }
+            | FromWorker::FfnTrainStep { request, .. }
             | FromWorker::TrainPreview { request, .. }
             | FromWorker::Trained { request, .. }
             | FromWorker::Probe { request, .. }
             | FromWorker::Exported { request, .. }
             | FromWorker::Edited { request, .. }
+            | FromWorker::FfnProposed { request, .. }
             | FromWorker::Sessions { request, .. }
             | FromWorker::Failed { request, .. }
             | FromWorker::Cancelled { request } => Some(*request),
@@ -804,6 +912,7 @@ impl FromWorker {
                 | FromWorker::Autosaved { .. }
                 | FromWorker::TrainStarted { .. }
                 | FromWorker::TrainStep { .. }
+                | FromWorker::FfnTrainStep { .. }
                 | FromWorker::TrainPreview { .. }
         )
     }
@@ -1087,6 +1196,8 @@ mod tests {
                 id: 9,
                 locked: true,
             },
+            LabelEdit::AcceptProposal { id: 12 },
+            LabelEdit::RejectProposal,
             LabelEdit::Undo,
         ];
         for edit in edits {
@@ -1137,6 +1248,73 @@ mod tests {
         assert_eq!(edited.request(), Some(RequestId(2)));
         let back: FromWorker = decode(&encode(&edited).expect("encode")).expect("decode");
         assert_eq!(back, edited);
+        let fill = ToWorker::FfnFill {
+            request: RequestId(6),
+            layer: LayerId(5),
+            image: LayerId(1),
+            seed: [10, 120, 80],
+            radius: [12, 40, 40],
+            move_threshold: 0.5,
+            device: NetDevice::Cpu,
+        };
+        assert_eq!(
+            decode::<ToWorker>(&encode(&fill).expect("encode")).expect("decode"),
+            fill
+        );
+        let segment = ToWorker::FfnSegment {
+            request: RequestId(7),
+            image: LayerId(1),
+            region: Some([[0, 10, 20], [30, 110, 120]]),
+            name: "FFN".into(),
+            device: NetDevice::Auto,
+        };
+        assert_eq!(
+            decode::<ToWorker>(&encode(&segment).expect("encode")).expect("decode"),
+            segment
+        );
+        let train = ToWorker::FfnTrain {
+            request: RequestId(8),
+            image: LayerId(1),
+            label: LayerId(2),
+            region: None,
+            config_json: "{}".into(),
+            device: NetDevice::Cpu,
+        };
+        assert_eq!(
+            decode::<ToWorker>(&encode(&train).expect("encode")).expect("decode"),
+            train
+        );
+        let step = FromWorker::FfnTrainStep {
+            request: RequestId(8),
+            step: 20,
+            total: 100,
+            loss: 0.6,
+            precision: 0.7,
+            recall: 0.4,
+            steps_per_s: 3.5,
+        };
+        assert!(!step.is_terminal());
+        assert_eq!(step.request(), Some(RequestId(8)));
+        assert_eq!(
+            decode::<FromWorker>(&encode(&step).expect("encode")).expect("decode"),
+            step
+        );
+        let proposed = FromWorker::FfnProposed {
+            request: RequestId(6),
+            layer: LayerId(5),
+            voxels: 5120,
+            bounds: [[2, 90, 50], [20, 150, 110]],
+            steps: 31,
+            seed_probability: 0.97,
+            device: "CPU".into(),
+            compute_ms: 812.5,
+        };
+        assert!(proposed.is_terminal());
+        assert_eq!(proposed.request(), Some(RequestId(6)));
+        assert_eq!(
+            decode::<FromWorker>(&encode(&proposed).expect("encode")).expect("decode"),
+            proposed
+        );
     }
 
     #[test]

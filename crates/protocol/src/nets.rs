@@ -4,8 +4,8 @@
 //! The networks live in a worker of their own because burn's WebGPU backend makes a wasm module
 //! about 30 MB larger, and every trip through JavaScript (a posted message, a yield) costs a
 //! module that size several milliseconds (BENCHMARKS.md). The data worker starts the network
-//! worker on the first network request and relays: the app's `Train`, `Infer` and
-//! `ProbeDevices` become [`ToNets`] messages with the pixels attached, and the network worker's
+//! worker on the first network request and relays: the app's `Train`, `Infer`, `FfnFill`,
+//! `FfnSegment` and `ProbeDevices` become [`ToNets`] messages with the pixels attached, and the network worker's
 //! replies meant for the app come back as [`FromNets::App`] and are passed on unchanged.
 //!
 //! Pixels travel as attached, transferred `ArrayBuffer`s of little-endian `f32` (images scaled
@@ -133,7 +133,52 @@ pub enum ToNets {
         /// The `InferStart` request.
         request: RequestId,
     },
-    /// Cancel a training run. Reply: `App(Cancelled)`.
+    /// Grow one object with a flood-filling network from `seed` in the attached image box.
+    /// Attachments: the box (`f32` in [0, 1], `size` z × y × x, raster order), then the FFN
+    /// model file. Replies: `App(Progress)`*, then `FfnFilled` or `App(Failed)` /
+    /// `App(Cancelled)` (after `Cancel`).
+    FfnFill {
+        /// The app's request id.
+        request: RequestId,
+        /// The box's size `[z, y, x]`.
+        size: [usize; 3],
+        /// The seed inside the box `[z, y, x]`.
+        seed: [usize; 3],
+        /// Most FOV positions to run.
+        max_steps: u32,
+        /// The field of view moves to voxels at least this probable.
+        move_threshold: f32,
+        /// Where to run.
+        device: NetDevice,
+    },
+    /// Segment the attached image box with a flood-filling network. Attachments: the box
+    /// (`f32` in [0, 1], `size` z × y × x), then the FFN model file. Replies:
+    /// `App(Progress)`* (seeds), then `FfnSegmented` or `App(Failed)` / `App(Cancelled)`.
+    FfnSegment {
+        /// The app's request id.
+        request: RequestId,
+        /// The box's size `[z, y, x]`.
+        size: [usize; 3],
+        /// Where to run.
+        device: NetDevice,
+    },
+    /// Train a flood-filling network on the attached box. Attachments: the image (`f32` in
+    /// [0, 1], `size` z × y × x), then its dense instance labels (`u32`, the same size).
+    /// Replies: `App(TrainStarted)`, `App(FfnTrainStep)`*, then `App(Trained)` with the model
+    /// file, or `App(Failed)` / `App(Cancelled)`; steered with `Control` and `Cancel`.
+    FfnTrain {
+        /// The app's request id.
+        request: RequestId,
+        /// The box's size `[z, y, x]`.
+        size: [usize; 3],
+        /// `FfnTrainConfig` as JSON.
+        config_json: String,
+        /// What the data is, for the model's provenance.
+        data_name: String,
+        /// Where to run.
+        device: NetDevice,
+    },
+    /// Cancel a training run, an FFN fill or an FFN segmentation. Reply: `App(Cancelled)`.
     Cancel {
         /// The request.
         request: RequestId,
@@ -176,6 +221,34 @@ pub enum FromNets {
         tiles: usize,
         /// Rows and columns of each tile.
         tile_side: (usize, usize),
+    },
+    /// An FFN segmentation is done: attachment 0 is its labels over the box (`u32`,
+    /// consecutive IDs from 1, 0 = background, raster order).
+    FfnSegmented {
+        /// The `FfnSegment` request.
+        request: RequestId,
+        /// Objects kept.
+        objects: u32,
+        /// Seeds tried.
+        seeds: u32,
+        /// FOV positions the network ran.
+        steps: u64,
+        /// The device, for the UI.
+        device: String,
+    },
+    /// An FFN fill is done: attachment 0 is its mask over the box (`u8`, 1 = the object
+    /// at or above the segment threshold, raster order).
+    FfnFilled {
+        /// The `FfnFill` request.
+        request: RequestId,
+        /// FOV positions the network ran.
+        steps: u32,
+        /// The object probability at the seed at the end.
+        seed_probability: f32,
+        /// Whether the seed held (at least the move threshold): google/ffn keeps the object.
+        kept: bool,
+        /// The device, for the UI.
+        device: String,
     },
 }
 
@@ -371,6 +444,26 @@ mod tests {
             ToNets::InferEnd {
                 request: RequestId(3),
             },
+            ToNets::FfnFill {
+                request: RequestId(4),
+                size: [33, 81, 81],
+                seed: [16, 40, 40],
+                max_steps: 500,
+                move_threshold: 0.9,
+                device: NetDevice::Auto,
+            },
+            ToNets::FfnSegment {
+                request: RequestId(5),
+                size: [20, 100, 100],
+                device: NetDevice::Cpu,
+            },
+            ToNets::FfnTrain {
+                request: RequestId(6),
+                size: [50, 250, 250],
+                config_json: "{}".into(),
+                data_name: "flyem / label".into(),
+                device: NetDevice::Auto,
+            },
             ToNets::Cancel {
                 request: RequestId(2),
             },
@@ -396,6 +489,20 @@ mod tests {
                 plane,
                 tiles: 9,
                 tile_side: (480, 480),
+            },
+            FromNets::FfnSegmented {
+                request: RequestId(5),
+                objects: 12,
+                seeds: 300,
+                steps: 4100,
+                device: "CPU".into(),
+            },
+            FromNets::FfnFilled {
+                request: RequestId(4),
+                steps: 40,
+                seed_probability: 0.96,
+                kept: true,
+                device: "CPU".into(),
             },
         ];
         for m in from {

@@ -65,6 +65,9 @@ impl From<crate::model::ModelError> for FfnFileError {
     fn from(e: crate::model::ModelError) -> Self {
         match e {
             crate::model::ModelError::Truncated(what) => FfnFileError::Truncated(what),
+            crate::model::ModelError::Device(e) => {
+                FfnFileError::Weights(format!("reading them back from the device failed: {e}"))
+            }
             other => FfnFileError::Header(other.to_string()),
         }
     }
@@ -115,6 +118,16 @@ impl FfnModelFile {
             weights,
             optimizer,
         })
+    }
+
+    /// [`FfnModelFile::from_net`] for a network on any device, read back asynchronously
+    /// (`crate::model::module_to_cpu`; WebGPU in the browser); without optimiser state.
+    pub async fn from_net_async(
+        header: FfnHeader,
+        net: &ConvStack3d,
+    ) -> Result<Self, FfnFileError> {
+        let on_cpu = crate::model::module_to_cpu(net.clone()).await?;
+        Self::from_net(header, &on_cpu, None)
     }
 
     /// Builds the network on `device` with the file's weights.

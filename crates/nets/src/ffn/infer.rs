@@ -124,14 +124,41 @@ impl FovPredictor for NetPredictor<'_> {
         seed: Vec<f32>,
         fov: [usize; 3],
     ) -> Result<Vec<f32>, FfnInferError> {
-        let shape = [1, 1, fov[0], fov[1], fov[2]];
-        let t = |v: Vec<f32>| Tensor::<5>::from_data(TensorData::new(v, shape), &self.device);
-        self.net
-            .forward(t(image), t(seed))
+        forward_fov(self.net, image, seed, fov, &self.device)
             .into_data()
             .try_into_vec::<f32>()
             .map_err(|e| FfnInferError::Device(format!("{e:?}")))
     }
+}
+
+/// One FOV through the network: image and mask logits (`fov` values each, raster order) as
+/// `[1, 1, z, y, x]` tensors on `device`; the new logits, not yet read back.
+fn forward_fov(
+    net: &ConvStack3d,
+    image: Vec<f32>,
+    seed: Vec<f32>,
+    fov: [usize; 3],
+    device: &Device,
+) -> Tensor<5> {
+    let shape = [1, 1, fov[0], fov[1], fov[2]];
+    let t = |v: Vec<f32>| Tensor::<5>::from_data(TensorData::new(v, shape), device);
+    net.forward(t(image), t(seed))
+}
+
+/// [`NetPredictor`]'s prediction with the read awaited, for devices that cannot read
+/// synchronously (WebGPU in the browser); on the CPU it resolves at once.
+pub async fn predict_fov_async(
+    net: &ConvStack3d,
+    input: FovInput,
+    fov: [usize; 3],
+    device: &Device,
+) -> Result<Vec<f32>, FfnInferError> {
+    forward_fov(net, input.image, input.seed, fov, device)
+        .into_data_async()
+        .await
+        .map_err(|e| FfnInferError::Device(format!("{e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| FfnInferError::Device(format!("{e:?}")))
 }
 
 /// What one fill did.
@@ -141,6 +168,59 @@ pub struct Fill {
     pub steps: usize,
     /// The visited box (z, y, x start, end exclusive), in which the mask was written.
     pub bounds: [[usize; 3]; 2],
+}
+
+/// A fill in progress, driven by [`Canvas::next_fov`] and [`Canvas::apply_fov`].
+#[derive(Clone, Debug)]
+pub struct FillWalk {
+    start: [usize; 3],
+    queue: VecDeque<[isize; 3]>,
+    done: HashSet<[isize; 3]>,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    steps: usize,
+    max_steps: usize,
+}
+
+impl FillWalk {
+    /// FOV positions predicted so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Positions waiting in the queue (some may be skipped).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// One FOV to predict: its centre and the network's two inputs (`fov` values each, raster
+/// order; see [`FovPredictor::predict`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FovInput {
+    /// The FOV's centre.
+    pub pos: [usize; 3],
+    /// The normalised image.
+    pub image: Vec<f32>,
+    /// The mask's logits.
+    pub seed: Vec<f32>,
+}
+
+/// The predictor of a canvas whose fills are driven from outside ([`Canvas::begin_fill`]):
+/// it is never asked, and says so if it is.
+pub struct DrivenFromOutside;
+
+impl FovPredictor for DrivenFromOutside {
+    fn predict(
+        &mut self,
+        _image: Vec<f32>,
+        _seed: Vec<f32>,
+        _fov: [usize; 3],
+    ) -> Result<Vec<f32>, FfnInferError> {
+        Err(FfnInferError::Invalid(
+            "this canvas is driven from outside (next_fov / apply_fov); it has no predictor".into(),
+        ))
+    }
 }
 
 /// The state of inference over one volume (see the module doc).
@@ -239,21 +319,41 @@ impl<P: FovPredictor> Canvas<P> {
         self.segmentation[p] <= 0
     }
 
-    /// One prediction at `pos`; returns the FOV's new logits.
-    fn update_at(&mut self, pos: [usize; 3]) -> Result<Array3<f32>, FfnInferError> {
+    /// The FOV box around `pos`.
+    fn fov_box(
+        &self,
+        pos: [usize; 3],
+    ) -> ndarray::SliceInfo<[ndarray::SliceInfoElem; 3], ndarray::Ix3, ndarray::Ix3> {
         let m = self.margin();
-        let sel = s![
+        s![
             pos[0] - m[0]..pos[0] - m[0] + self.fov[0],
             pos[1] - m[1]..pos[1] - m[1] + self.fov[1],
             pos[2] - m[2]..pos[2] - m[2] + self.fov[2]
-        ];
-        let old = self.mask.slice(sel).to_owned();
-        let seed: Vec<f32> = old
+        ]
+    }
+
+    /// The network's input at `pos`: the image and the mask (unexplored voxels as the pad
+    /// value), each `fov` values in raster order.
+    fn fov_input(&self, pos: [usize; 3]) -> FovInput {
+        let sel = self.fov_box(pos);
+        let seed: Vec<f32> = self
+            .mask
+            .slice(sel)
             .iter()
             .map(|&v| if v.is_nan() { self.pad_logit } else { v })
             .collect();
         let image: Vec<f32> = self.image.slice(sel).iter().copied().collect();
-        let values = self.predictor.predict(image, seed, self.fov)?;
+        FovInput { pos, image, seed }
+    }
+
+    /// Writes a prediction at `pos` into the mask; returns the FOV's new logits.
+    fn write_prediction(
+        &mut self,
+        pos: [usize; 3],
+        values: Vec<f32>,
+    ) -> Result<Array3<f32>, FfnInferError> {
+        let sel = self.fov_box(pos);
+        let old = self.mask.slice(sel).to_owned();
         if values.len() != old.len() {
             return Err(FfnInferError::Device(format!(
                 "the network predicted {} values for a FOV of {}",
@@ -320,50 +420,103 @@ impl<P: FovPredictor> Canvas<P> {
         out
     }
 
-    /// Fills one object from `start` into the mask (nothing is assigned yet).
+    /// Fills one object from `start` into the mask (nothing is assigned yet), running the
+    /// canvas's predictor at each FOV position.
     pub fn fill_at(&mut self, start: [usize; 3], max_steps: usize) -> Result<Fill, FfnInferError> {
+        let mut walk = self.begin_fill(start, max_steps);
+        while let Some(input) = self.next_fov(&mut walk) {
+            let pos = input.pos;
+            let values = self.predictor.predict(input.image, input.seed, self.fov)?;
+            self.apply_fov(&mut walk, pos, values)?;
+        }
+        Ok(self.end_fill(&walk))
+    }
+
+    /// Starts a fill from `start` that the caller drives: [`Canvas::next_fov`] gives the next
+    /// FOV to predict, [`Canvas::apply_fov`] takes the prediction, [`Canvas::end_fill`] the
+    /// result. [`Canvas::fill_at`] is this loop with the canvas's predictor; the browser runs
+    /// it with predictions read from WebGPU asynchronously, yielding between steps.
+    pub fn begin_fill(&mut self, start: [usize; 3], max_steps: usize) -> FillWalk {
         self.mask[start] = logit(self.options.init_activation);
+        FillWalk {
+            start,
+            queue: VecDeque::from([start.map(|v| v as isize)]),
+            done: HashSet::new(),
+            lo: start,
+            hi: start,
+            steps: 0,
+            max_steps,
+        }
+    }
+
+    /// The next FOV the walk needs predicted; `None` when the fill is over (the queue is
+    /// empty, the step budget spent, or the seed fell below the move threshold).
+    pub fn next_fov(&self, walk: &mut FillWalk) -> Option<FovInput> {
         let deltas = self.deltas;
+        let start = walk.start;
         let quantize = |pos: [isize; 3]| -> [isize; 3] {
             [0, 1, 2].map(|a| {
                 let d = deltas[a].max(1) as isize;
                 (pos[a] - start[a] as isize + deltas[a] as isize / 2).div_euclid(d)
             })
         };
-        let mut queue: VecDeque<[isize; 3]> = VecDeque::from([start.map(|v| v as isize)]);
-        let mut done: HashSet<[isize; 3]> = HashSet::new();
-        let (mut lo, mut hi) = (start, start);
-        let mut steps = 0;
-        while let Some(pos) = queue.pop_front() {
+        while let Some(pos) = walk.queue.pop_front() {
             let seed_holds = self.mask[start] >= self.move_logit;
-            if steps >= max_steps || !seed_holds {
-                break;
+            if walk.steps >= walk.max_steps || !seed_holds {
+                walk.queue.clear();
+                return None;
             }
-            if done.contains(&quantize(pos)) || !self.is_valid_pos(pos, false) {
+            if walk.done.contains(&quantize(pos)) || !self.is_valid_pos(pos, false) {
                 continue;
             }
-            let p = pos.map(|v| v as usize);
-            let logits = self.update_at(p)?;
-            steps += 1;
-            done.insert(quantize(pos));
-            for a in 0..3 {
-                lo[a] = lo[a].min(p[a]);
-                hi[a] = hi[a].max(p[a]);
-            }
-            for (_, rel) in self.face_moves(&logits) {
-                queue.push_back([0, 1, 2].map(|a| pos[a] + rel[a]));
-            }
+            walk.done.insert(quantize(pos));
+            return Some(self.fov_input(pos.map(|v| v as usize)));
         }
+        None
+    }
+
+    /// Takes the network's logits for the FOV at `pos` (from [`Canvas::next_fov`]) and
+    /// queues the moves they allow.
+    pub fn apply_fov(
+        &mut self,
+        walk: &mut FillWalk,
+        pos: [usize; 3],
+        logits: Vec<f32>,
+    ) -> Result<(), FfnInferError> {
+        let logits = self.write_prediction(pos, logits)?;
+        walk.steps += 1;
+        walk.lo = [0, 1, 2].map(|a| walk.lo[a].min(pos[a]));
+        walk.hi = [0, 1, 2].map(|a| walk.hi[a].max(pos[a]));
+        for (_, rel) in self.face_moves(&logits) {
+            walk.queue
+                .push_back([0, 1, 2].map(|a| pos[a] as isize + rel[a]));
+        }
+        Ok(())
+    }
+
+    /// What the walk did: its steps and the box the mask was written in.
+    pub fn end_fill(&self, walk: &FillWalk) -> Fill {
         let m = self.margin();
         let (nz, ny, nx) = self.mask.dim();
         let shape = [nz, ny, nx];
-        Ok(Fill {
-            steps,
+        Fill {
+            steps: walk.steps,
             bounds: [
-                [0, 1, 2].map(|a| lo[a].saturating_sub(m[a])),
-                [0, 1, 2].map(|a| (hi[a] + m[a] + 1).min(shape[a])),
+                [0, 1, 2].map(|a| walk.lo[a].saturating_sub(m[a])),
+                [0, 1, 2].map(|a| (walk.hi[a] + m[a] + 1).min(shape[a])),
             ],
-        })
+        }
+    }
+
+    /// True when a fill could start at `pos`: a whole FOV fits around it.
+    pub fn fits_fov(&self, pos: [usize; 3]) -> bool {
+        self.is_valid_pos(pos.map(|v| v as isize), true)
+    }
+
+    /// The probability at the seed after a fill, and whether the fill kept it (at least the
+    /// move threshold, google/ffn's test for keeping an object).
+    pub fn seed_kept(&self, pos: [usize; 3]) -> (f32, bool) {
+        (self.probability(pos), self.mask[pos] >= self.move_logit)
     }
 
     /// The voxels of the fill's box at or above the segment threshold that no object owns.
@@ -374,6 +527,18 @@ impl<P: FovPredictor> Canvas<P> {
         ndarray::Zip::from(self.mask.slice(sel))
             .and(self.segmentation.slice(sel))
             .map_collect(|&m, &s| m >= t && s <= 0)
+    }
+
+    /// Every voxel of the canvas at or above the segment threshold (whatever owns it): the
+    /// object of an interactive fill, which may cross existing labels (to extend or split).
+    pub fn object_mask(&self) -> Array3<bool> {
+        let t = logit(self.options.segment_threshold);
+        self.mask.mapv(|m| m >= t)
+    }
+
+    /// The network's field of view `[z, y, x]`.
+    pub fn fov(&self) -> [usize; 3] {
+        self.fov
     }
 
     /// Forgets the fill's mask (back to unexplored).
@@ -387,9 +552,25 @@ impl<P: FovPredictor> Canvas<P> {
     /// Segments one object from `pos` (google/ffn's `segment_all` step); returns its ID when
     /// kept.
     pub fn segment_at(&mut self, pos: [usize; 3]) -> Result<Option<u32>, FfnInferError> {
+        let Some(mut walk) = self.begin_segment(pos) else {
+            return Ok(None);
+        };
+        while let Some(input) = self.next_fov(&mut walk) {
+            let at = input.pos;
+            let values = self.predictor.predict(input.image, input.seed, self.fov)?;
+            self.apply_fov(&mut walk, at, values)?;
+        }
+        Ok(self.end_segment(pos, &walk))
+    }
+
+    /// The first half of [`Canvas::segment_at`] for callers that drive the fill: `None` when
+    /// the seed is skipped (no FOV fits, it is taken, or an object is within
+    /// `min_boundary_dist`), else the walk to drive with [`Canvas::next_fov`] and
+    /// [`Canvas::apply_fov`] before [`Canvas::end_segment`].
+    pub fn begin_segment(&mut self, pos: [usize; 3]) -> Option<FillWalk> {
         let ipos = pos.map(|v| v as isize);
         if !self.is_valid_pos(ipos, true) {
-            return Ok(None);
+            return None;
         }
         let b = self.options.min_boundary_dist;
         let (nz, ny, nx) = self.segmentation.dim();
@@ -404,9 +585,15 @@ impl<P: FovPredictor> Canvas<P> {
             .any(|&v| v > 0);
         if near {
             self.segmentation[pos] = -1;
-            return Ok(None);
+            return None;
         }
-        let fill = self.fill_at(pos, usize::MAX)?;
+        Some(self.begin_fill(pos, usize::MAX))
+    }
+
+    /// The second half of [`Canvas::segment_at`]: keeps the object (the next ID) when the
+    /// seed held and it is large enough, and forgets the fill's mask.
+    pub fn end_segment(&mut self, pos: [usize; 3], walk: &FillWalk) -> Option<u32> {
+        let fill = self.end_fill(walk);
         let mut kept = None;
         if fill.steps > 0 && self.mask[pos] >= self.move_logit {
             let mask = self.fill_mask(&fill);
@@ -433,7 +620,7 @@ impl<P: FovPredictor> Canvas<P> {
             self.segmentation[pos] = -1;
         }
         self.clear_fill(&fill);
-        Ok(kept)
+        kept
     }
 
     /// Segments from every seed in order, reporting progress per seed.
@@ -599,6 +786,70 @@ mod tests {
         assert!(labels.iter().all(|&l| l <= 2));
         assert_eq!(labels[[24, 24, 47]], 2);
         assert_eq!(labels[[24, 24, 46]], 0);
+    }
+
+    #[test]
+    fn a_fill_driven_from_outside_equals_fill_at() {
+        let image = two_spheres();
+        let norm = Normalization {
+            mean: 0.0,
+            std: 1.0,
+        };
+        let options = FfnInferOptions::default();
+        let seed = [24, 24, 36];
+        let mut own =
+            Canvas::new(Oracle, &network(), norm, image.view(), options.clone()).expect("canvas");
+        let filled = own.fill_at(seed, usize::MAX).expect("fill");
+        let mut driven = Canvas::new(DrivenFromOutside, &network(), norm, image.view(), options)
+            .expect("canvas");
+        assert!(driven.fits_fov(seed));
+        assert!(!driven.fits_fov([2, 24, 36]), "a FOV does not fit at z 2");
+        let mut walk = driven.begin_fill(seed, usize::MAX);
+        let mut oracle = Oracle;
+        while let Some(input) = driven.next_fov(&mut walk) {
+            let logits = oracle
+                .predict(input.image, input.seed, driven.fov())
+                .expect("oracle");
+            driven
+                .apply_fov(&mut walk, input.pos, logits)
+                .expect("apply");
+        }
+        assert_eq!(driven.end_fill(&walk), filled);
+        assert_eq!(walk.steps(), filled.steps);
+        assert_eq!(driven.object_mask(), own.object_mask());
+        let (p, kept) = driven.seed_kept(seed);
+        assert!(kept && p > 0.9, "{p}");
+        // The object is the first sphere: bright, and none of it across the dark plane.
+        let mask = driven.object_mask();
+        assert!(mask
+            .indexed_iter()
+            .all(|((z, y, x), &m)| !m || (image[[z, y, x]] > 0.5 && x < 46)));
+        // A step budget stops the walk early; the undriven canvas says it has no predictor.
+        let mut short = Canvas::new(
+            DrivenFromOutside,
+            &network(),
+            norm,
+            image.view(),
+            FfnInferOptions::default(),
+        )
+        .expect("canvas");
+        let mut walk = short.begin_fill(seed, 2);
+        let mut n = 0;
+        while let Some(input) = short.next_fov(&mut walk) {
+            let logits = Oracle
+                .predict(input.image, input.seed, short.fov())
+                .expect("oracle");
+            short
+                .apply_fov(&mut walk, input.pos, logits)
+                .expect("apply");
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        assert!(short
+            .fill_at(seed, 5)
+            .unwrap_err()
+            .to_string()
+            .contains("driven from outside"));
     }
 
     #[test]

@@ -751,6 +751,40 @@ impl FfnTrainer {
 
     /// One optimisation step on a batch of FOVs; the predictions go back into the walks.
     pub fn step(&mut self) -> Result<FfnStepReport, FfnTrainError> {
+        let (logits, l) = self.step_tensors();
+        let values = logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?;
+        let loss_value = l
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?[0];
+        Ok(self.finish_step(&values, loss_value))
+    }
+
+    /// [`FfnTrainer::step`] with the predictions and the loss read back asynchronously (any
+    /// device; WebGPU in the browser cannot read synchronously).
+    pub async fn step_async(&mut self) -> Result<FfnStepReport, FfnTrainError> {
+        let (logits, l) = self.step_tensors();
+        let device = |e: burn::tensor::ExecutionError| FfnTrainError::Device(e.to_string());
+        let values = logits
+            .into_data_async()
+            .await
+            .map_err(device)?
+            .try_into_vec::<f32>()
+            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?;
+        let loss_value = l
+            .into_data_async()
+            .await
+            .map_err(device)?
+            .try_into_vec::<f32>()
+            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?[0];
+        Ok(self.finish_step(&values, loss_value))
+    }
+
+    /// The optimiser step on the next batch; returns its (detached) logits and its loss.
+    fn step_tensors(&mut self) -> (Tensor<5>, Tensor<1>) {
         for slot in 0..self.config.batch {
             self.ready_walk(slot);
         }
@@ -763,24 +797,21 @@ impl FfnTrainer {
         self.net = self
             .optim
             .step(self.config.learning_rate, self.net.clone(), grads);
-        let values = logits
-            .detach()
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?;
-        let loss_value = l
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| FfnTrainError::Device(format!("{e:?}")))?[0];
-        let counts = write_back(&mut self.walks.iter_mut().collect::<Vec<_>>(), fov, &values);
+        (logits.detach(), l)
+    }
+
+    /// Writes a step's predictions back into the walks and books the step.
+    fn finish_step(&mut self, values: &[f32], loss_value: f32) -> FfnStepReport {
+        let fov = self.config.network.fov_zyx();
+        let counts = write_back(&mut self.walks.iter_mut().collect::<Vec<_>>(), fov, values);
         self.step += 1;
         self.record(loss_value, counts);
-        Ok(FfnStepReport {
+        FfnStepReport {
             step: self.step,
             total: self.total_steps(),
             loss: loss_value,
             counts,
-        })
+        }
     }
 
     /// Curve bookkeeping: a point every 10 steps and at the end.
@@ -821,6 +852,12 @@ impl FfnTrainer {
                 card: None,
             },
         }
+    }
+
+    /// The model file without the optimiser state, weights read back asynchronously (any
+    /// device).
+    pub async fn model_file_async(&self, saved: &str) -> Result<FfnModelFile, FfnTrainError> {
+        Ok(FfnModelFile::from_net_async(self.header(saved), &self.net.valid()).await?)
     }
 
     /// The model file (with the optimiser state, so the run can resume).
@@ -928,6 +965,59 @@ pub fn canvas_view<'a, T>(
     ])
 }
 
+/// The classic baseline of [`evaluate_masks`]: on the canvas of each centre, the voxels on the
+/// centre's side of the volume's Otsu threshold and 6-connected to it (a flood fill by
+/// intensity, as the Edit panel's fill does), scored like the network's masks.
+pub fn threshold_fill_counts(
+    volume: &FfnVolume,
+    centres: &[[usize; 3]],
+    canvas: [usize; 3],
+) -> MaskCounts {
+    let values: Vec<f32> = volume.image.iter().copied().collect();
+    let t = emstudio_core::filters::intensity::otsu_threshold(&values, 256);
+    let mut counts = MaskCounts::default();
+    for &c in centres {
+        let image = canvas_view(&volume.image, c, canvas);
+        let labels = canvas_view(&volume.labels, c, canvas);
+        let h = canvas.map(|v| v / 2);
+        let side = image[h] > t;
+        let mut inside = Array3::<bool>::from_elem(canvas, false);
+        let mut queue = std::collections::VecDeque::from([h]);
+        inside[h] = true;
+        while let Some([z, y, x]) = queue.pop_front() {
+            for (dz, dy, dx) in [
+                (-1, 0, 0),
+                (1, 0, 0),
+                (0, -1, 0),
+                (0, 1, 0),
+                (0, 0, -1),
+                (0, 0, 1),
+            ] {
+                let n = [z as isize + dz, y as isize + dy, x as isize + dx];
+                if (0..3).any(|a| n[a] < 0 || n[a] >= canvas[a] as isize) {
+                    continue;
+                }
+                let n = n.map(|v| v as usize);
+                if !inside[n] && (image[n] > t) == side {
+                    inside[n] = true;
+                    queue.push_back(n);
+                }
+            }
+        }
+        let id = labels[h];
+        for (&p, &l) in inside.iter().zip(labels.iter()) {
+            let target = id != 0 && l == id;
+            match (p, target) {
+                (true, true) => counts.tp += 1,
+                (true, false) => counts.fp += 1,
+                (false, true) => counts.fn_ += 1,
+                (false, false) => counts.tn += 1,
+            }
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -975,6 +1065,55 @@ mod tests {
         assert!(w.advance(&offsets, th));
         assert_eq!(w.at, [0, 0, 1]);
         assert!(!w.advance(&offsets, th));
+    }
+
+    #[test]
+    fn awaited_steps_and_model_files_equal_the_synchronous_ones() {
+        // Two objects split at x = 12 with a little texture; a tiny network.
+        let image = Array3::from_shape_fn((12, 16, 24), |(z, y, x)| {
+            (if x < 12 { 0.7 } else { 0.3 }) + ((z + 2 * y + 3 * x) % 5) as f32 * 0.02
+        });
+        let labels = Array3::from_shape_fn((12, 16, 24), |(_, _, x)| 1 + u32::from(x >= 12));
+        let volume = FfnVolume::new("halves", image, labels).expect("volume");
+        let config = FfnTrainConfig {
+            network: FfnConfig {
+                depth: 1,
+                features: 2,
+                fov: [5, 5, 5],
+                deltas: [1, 1, 1],
+            },
+            steps: 3,
+            batch: 2,
+            min_size: 10,
+            seed: 3,
+            ..FfnTrainConfig::default()
+        };
+        let device = Device::flex().autodiff();
+        let make = |start: Option<(&FfnModelFile, bool)>| {
+            FfnTrainer::new(
+                config.clone(),
+                vec![volume.clone()],
+                &device,
+                start,
+                &mut emstudio_core::progress::NoProgress,
+            )
+            .expect("trainer")
+        };
+        // The twin resumes the first at step 0: the same weights (burn's random generator is
+        // shared by the tests running beside this one, so two fresh draws could differ).
+        let mut sync = make(None);
+        let start = sync.model_file("t").expect("file");
+        let mut awaited = make(Some((&start, true)));
+        for _ in 0..3 {
+            let a = sync.step().expect("step");
+            let b = futures_lite::future::block_on(awaited.step_async()).expect("step");
+            assert_eq!(a, b);
+        }
+        assert!(awaited.finished());
+        let file = futures_lite::future::block_on(awaited.model_file_async("t")).expect("file");
+        let mut plain = sync.model_file("t").expect("file");
+        plain.optimizer = None;
+        assert_eq!(file, plain);
     }
 
     #[test]

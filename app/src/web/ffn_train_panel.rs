@@ -1,0 +1,301 @@
+//! The Train tab's flood-filling network mode: an FFN (3D neurons) trained on an image layer
+//! and its dense neuron labels, over all slices or a range, in the network worker (CPU or
+//! WebGPU); preset, steps, batch, learning rate; Start, Pause / Resume, Stop (keep the model)
+//! and Cancel; a progress bar with speed and ETA, the loss chart and the mask's precision and
+//! recall as it learns. The model (`.ffn`) goes to the model store, where the Edit panel's FFN
+//! fill and the Infer panel find it.
+
+use super::models::Models;
+use super::net_device::{DevicePicker, NetDevices};
+use super::state::AppState;
+use super::worker_client;
+use crate::training_ui::{chart, eta, CurvePoint, FfnTrainForm, FFN_PRESETS};
+use emstudio_core::slices::parse_slice_list;
+use emstudio_protocol::{FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl};
+use leptos::prelude::*;
+
+/// Where a run is.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    request: RequestId,
+    device: String,
+    step: u64,
+    total: u64,
+    steps_per_s: f64,
+    paused: bool,
+    stopping: bool,
+    /// The mask's precision and recall over the last report's steps.
+    mask: Option<(f32, f32)>,
+}
+
+/// The chart's size in SVG units.
+const CHART: (f64, f64, f64) = (300.0, 160.0, 28.0);
+
+/// The FFN mode of the Train tab.
+#[component]
+pub fn FfnTrainPanel() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let models = expect_context::<Models>();
+    let devices = expect_context::<NetDevices>();
+    let form = RwSignal::new(FfnTrainForm::default());
+    let image = RwSignal::new(None::<LayerId>);
+    let label = RwSignal::new(None::<LayerId>);
+    let slices_text = RwSignal::new(String::new());
+    let run = RwSignal::new(None::<Run>);
+    let curve = RwSignal::new(Vec::<CurvePoint>::new());
+    let outcome = RwSignal::new(None::<String>);
+
+    let pick = move |chosen: Option<LayerId>, kind: LayerKind| {
+        let list = state.layer_choices(kind, false);
+        chosen
+            .filter(|id| list.iter().any(|(i, _)| i == id))
+            .or_else(|| list.first().map(|(i, _)| *i))
+    };
+    let image_id = move || pick(image.get(), LayerKind::Image);
+    let label_id = move || pick(label.get(), LayerKind::Label);
+
+    let start = move |_| {
+        let (Some(img), Some(gt)) = (image_id(), label_id()) else {
+            return state.error("FFN training needs an image layer and a label layer of neurons");
+        };
+        let Some(shape) = state
+            .layers
+            .with_untracked(|l| l.iter().find(|l| l.info.id == img).map(|l| l.info.shape))
+        else {
+            return;
+        };
+        let text = slices_text.get_untracked();
+        let region = if text.trim().is_empty() {
+            None
+        } else {
+            match parse_slice_list(&text, shape.z) {
+                Ok(zs) if !zs.is_empty() => {
+                    let (z0, z1) = (zs[0], zs[zs.len() - 1] + 1);
+                    if zs.len() != z1 - z0 {
+                        return state.error(
+                            "FFN training slices: give one range (e.g. 0-39); an FFN learns in 3D",
+                        );
+                    }
+                    Some([[z0, 0, 0], [z1, shape.y, shape.x]])
+                }
+                Ok(_) => return state.error("FFN training slices: none given"),
+                Err(e) => return state.error(format!("FFN training slices: {e}")),
+            }
+        };
+        let f = form.get_untracked();
+        let config_json = f.config_json();
+        curve.set(Vec::new());
+        outcome.set(None);
+        let dataset = state
+            .opened
+            .get_untracked()
+            .map(|o| o.name)
+            .unwrap_or_else(|| "data".into());
+        let result = worker_client::request(
+            move |request| ToWorker::FfnTrain {
+                request,
+                image: img,
+                label: gt,
+                region,
+                config_json,
+                device: devices.choice.get_untracked(),
+            },
+            &[],
+            move |msg, attachments| match msg {
+                FromWorker::TrainStarted {
+                    request,
+                    device,
+                    total,
+                    ..
+                } => run.set(Some(Run {
+                    request,
+                    device,
+                    step: 0,
+                    total,
+                    steps_per_s: 0.0,
+                    paused: false,
+                    stopping: false,
+                    mask: None,
+                })),
+                FromWorker::FfnTrainStep {
+                    step,
+                    total,
+                    loss,
+                    precision,
+                    recall,
+                    steps_per_s,
+                    ..
+                } => {
+                    run.update(|r| {
+                        if let Some(r) = r {
+                            (r.step, r.total, r.steps_per_s) = (step, total, steps_per_s);
+                            r.mask = Some((precision, recall));
+                        }
+                    });
+                    curve.update(|c| {
+                        c.push(CurvePoint {
+                            step,
+                            train: loss,
+                            validation: None,
+                        })
+                    });
+                }
+                FromWorker::Trained { steps, summary, .. } => {
+                    run.set(None);
+                    let bytes = attachments
+                        .first()
+                        .map(|b| js_sys::Uint8Array::new(b).to_vec())
+                        .unwrap_or_default();
+                    let stem: String = dataset
+                        .split(['(', '/'])
+                        .next()
+                        .unwrap_or("data")
+                        .trim()
+                        .to_string();
+                    let wanted = format!("ffn-{}-{stem}-{steps}steps.ffn", f.preset);
+                    match models.add(state, &wanted, bytes) {
+                        Ok(name) => outcome.set(Some(format!("{summary} → model {name}"))),
+                        Err(e) => state.error(e),
+                    }
+                }
+                FromWorker::Failed { error, .. } => {
+                    run.set(None);
+                    state.error(format!("FFN training: {error}"));
+                }
+                FromWorker::Cancelled { .. } => {
+                    run.set(None);
+                    outcome.set(Some("cancelled; nothing was kept".into()));
+                }
+                _ => {}
+            },
+        );
+        if let Err(e) = result {
+            state.error(e);
+        }
+    };
+
+    let control = move |c: TrainControl| {
+        if let Some(r) = run.get_untracked() {
+            worker_client::notify(&ToWorker::TrainControl {
+                request: r.request,
+                control: c,
+            });
+            run.update(|r| {
+                if let Some(r) = r {
+                    match c {
+                        TrainControl::Pause => r.paused = true,
+                        TrainControl::Resume => r.paused = false,
+                        TrainControl::Stop => r.stopping = true,
+                        TrainControl::PreviewSlice(_) => {}
+                    }
+                }
+            });
+        }
+    };
+    let cancel = move |_| {
+        if let Some(r) = run.get_untracked() {
+            worker_client::cancel(r.request);
+        }
+    };
+    let set_form = move |f: fn(&mut FfnTrainForm, &str), ev: leptos::ev::Event| {
+        let v = event_target_value(&ev);
+        form.update(|form| f(form, &v));
+    };
+    let running = move || run.with(Option::is_some);
+    let drawn = move || {
+        chart(
+            &curve.get(),
+            run.get().map_or_else(
+                || curve.with(|c| c.last().map_or(1, |p| p.step)),
+                |r| r.total,
+            ),
+            0.6,
+            CHART,
+        )
+    };
+
+    view! {
+        <div class="tool" data-testid="ffn-train">
+            <p class="hint">"A flood-filling network learns to grow one neuron at a time in 3D from dense neuron labels (every object its own ID). Use it in the Edit tab (FFN fill, Shift+G) or the Infer tab (Segment neurons)."</p>
+            <label class="row">"Image"
+                <select data-testid="ffn-train-image" on:change=move |ev| image.set(event_target_value(&ev).parse().ok().map(LayerId))>
+                    {move || state.layer_choices(LayerKind::Image, false).into_iter().map(|(id, name)| view! {
+                        <option value=id.0.to_string() selected=move || image_id() == Some(id)>{name}</option>
+                    }).collect_view()}
+                </select></label>
+            <label class="row">"Neuron labels"
+                <select data-testid="ffn-train-label" on:change=move |ev| label.set(event_target_value(&ev).parse().ok().map(LayerId))>
+                    {move || state.layer_choices(LayerKind::Label, false).into_iter().map(|(id, name)| view! {
+                        <option value=id.0.to_string() selected=move || label_id() == Some(id)>{name}</option>
+                    }).collect_view()}
+                </select></label>
+            <fieldset class="settings" prop:disabled=running>
+            <label class="row" title="One range of slices (e.g. 0-39); empty: the whole stack. Keep some slices out to score the model on them.">"Train on slices"
+                <input type="text" data-testid="ffn-train-slices" placeholder="all" prop:value=move || slices_text.get()
+                    on:change=move |ev| slices_text.set(event_target_value(&ev)) /></label>
+            <label class="row">"Network"
+                <select data-testid="ffn-train-preset" on:change=move |ev| set_form(|f, v| f.preset = v.to_string(), ev)>
+                    {FFN_PRESETS.map(|p| view! { <option value=p.name selected=move || form.with(|f| f.preset == p.name)>{p.label}</option> }).collect_view()}
+                </select></label>
+            <p class="hint">{move || {
+                let name = form.with(|f| f.preset.clone());
+                FFN_PRESETS.iter().find(|p| p.name == name).map(|p| format!(
+                    "depth {}, {} features, field of view {}×{}×{} (x×y×z), moves {}×{}×{}{}",
+                    p.depth, p.features, p.fov[0], p.fov[1], p.fov[2], p.deltas[0], p.deltas[1], p.deltas[2],
+                    if p.name == "light" { "" } else { ": slow on a CPU, meant for a GPU" })).unwrap_or_default()
+            }}</p>
+            <label class="row">"Steps"
+                <input type="number" min="1" max="1000000" data-testid="ffn-train-steps" prop:value=move || form.with(|f| f.steps.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<u64>() { f.steps = n.clamp(1, 1_000_000) }, ev) /></label>
+            <label class="row">"Batch"
+                <input type="number" min="1" max="64" data-testid="ffn-train-batch" prop:value=move || form.with(|f| f.batch.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<usize>() { f.batch = n.clamp(1, 64) }, ev) /></label>
+            <label class="row">"Learning rate (Adam)"
+                <input type="number" min="0" step="any" data-testid="ffn-train-lr" prop:value=move || form.with(|f| f.learning_rate.to_string())
+                    on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<f64>() { f.learning_rate = n.max(0.0) }, ev) /></label>
+            </fieldset>
+            <DevicePicker id="ffn-train" />
+            <div class="buttons">
+                <button class="primary" data-testid="ffn-train-start" prop:disabled=move || running() || image_id().is_none() || label_id().is_none() on:click=start>"Start"</button>
+                <Show when=move || run.with(|r| r.as_ref().is_some_and(|r| !r.paused))
+                    fallback=move || view! { <button data-testid="ffn-train-resume" prop:disabled=move || !running() on:click=move |_| control(TrainControl::Resume)>"Resume"</button> }>
+                    <button data-testid="ffn-train-pause" on:click=move |_| control(TrainControl::Pause)>"Pause"</button>
+                </Show>
+                <button data-testid="ffn-train-stop" title="End now and keep the model" prop:disabled=move || !running() on:click=move |_| control(TrainControl::Stop)>"Stop"</button>
+                <button data-testid="ffn-train-cancel" title="End now and discard the model" prop:disabled=move || !running() on:click=cancel>"Cancel"</button>
+            </div>
+            <Show when=running>
+                <div class="job train" data-testid="ffn-train-progress">
+                    {move || run.get().map(|r| view! {
+                        <div class="job-title">{format!("step {} / {} · {:.2} steps/s · {}{}", r.step, r.total, r.steps_per_s,
+                            if r.paused { "paused".to_string() } else { eta(r.step, r.total, r.steps_per_s) },
+                            if r.stopping { " · stopping" } else { "" })}</div>
+                        <progress max=r.total.to_string() value=r.step.to_string()></progress>
+                        <div class="hint" data-testid="ffn-train-device">{format!("on {}", r.device)}</div>
+                    })}
+                </div>
+                <p class="hint" data-testid="ffn-train-mask" title="Voxels the network puts over 0.5 in its field of view, against the neuron of the training centre, over the steps since the last report">
+                    {move || run.get().and_then(|r| r.mask).map(|(p, rc)| format!("mask precision {p:.2} · recall {rc:.2}")).unwrap_or_default()}</p>
+            </Show>
+            <svg class="plot" data-testid="ffn-train-chart" data-points=move || curve.with(|c| c.len().to_string())
+                viewBox=format!("0 0 {} {}", CHART.0, CHART.1) width="100%">
+                <rect x=CHART.2 y=CHART.2 width=CHART.0 - 2.0 * CHART.2 height=CHART.1 - 2.0 * CHART.2 class="plot-frame"></rect>
+                {move || {
+                    let c = drawn();
+                    view! {
+                        {c.y_ticks.iter().map(|(y, label)| view! {
+                            <line x1=CHART.2 - 3.0 x2=CHART.0 - CHART.2 y1=*y y2=*y class="plot-grid"></line>
+                            <text x=CHART.2 - 5.0 y=*y + 3.0 class="plot-label" text-anchor="end">{label.clone()}</text>
+                        }).collect_view()}
+                        {c.x_ticks.iter().map(|(x, label)| view! {
+                            <text x=*x y=CHART.1 - 10.0 class="plot-label" text-anchor="middle">{label.clone()}</text>
+                        }).collect_view()}
+                        <polyline points=c.train class="plot-rand"></polyline>
+                    }
+                }}
+            </svg>
+            <p class="hint"><span class="swatch rand"></span>"training loss (log scale, smoothed) against the step"</p>
+            <p class="result" data-testid="ffn-train-result">{move || outcome.get().unwrap_or_default()}</p>
+        </div>
+    }
+}

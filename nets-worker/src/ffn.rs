@@ -1,0 +1,547 @@
+//! Flood-filling networks in the network worker: the Edit panel's FFN fill, one object grown
+//! from a clicked voxel in a box the data worker cuts around the click (`ToNets::FfnFill`,
+//! [`FfnFillJob`]), the segmentation of a whole box from `PolicyPeaks` seeds
+//! (`ToNets::FfnSegment`, [`FfnSegmentJob`]), google/ffn's inference, and training on a box
+//! with dense labels (`ToNets::FfnTrain`, [`FfnTrainJob`], one awaited step at a time).
+//!
+//! Platform-free: both drive `emstudio_nets::ffn::infer::Canvas` from outside —
+//! [`FfnFillJob::next_fov`] gives the next field of view, [`FfnFillJob::step_async`] runs it
+//! (reads awaited, so it runs on WebGPU in the browser) and queues the moves it allows — so
+//! the browser loop yields between steps for progress and cancel. [`FfnFillJob::run`] is the
+//! synchronous loop for native callers and tests. A fill's result is the object's mask over the
+//! box: every voxel at or above the segment threshold (0.6), whatever label it has now, so
+//! a fill can extend a segment or propose a split; the data worker keeps the part connected
+//! to the click.
+
+use emstudio_nets::ffn::file::FfnModelFile;
+use emstudio_nets::ffn::infer::{
+    predict_fov_async, Canvas, DrivenFromOutside, FfnInferOptions, FillWalk, FovInput,
+    FovPredictor, NetPredictor,
+};
+use emstudio_nets::ffn::net::ConvStack3d;
+use emstudio_nets::ffn::train::{FfnStepReport, FfnTrainConfig, FfnTrainer, FfnVolume};
+use emstudio_nets::Device;
+use ndarray::Array3;
+
+/// What a fill found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnFillResult {
+    /// Over the box, raster order: 1 = the object.
+    pub mask: Vec<u8>,
+    /// FOV positions the network ran.
+    pub steps: u32,
+    /// The object probability at the seed at the end.
+    pub seed_probability: f32,
+    /// The seed held (at least the move threshold): google/ffn keeps such an object.
+    pub kept: bool,
+}
+
+/// One fill in progress.
+pub struct FfnFillJob {
+    net: ConvStack3d,
+    canvas: Canvas<DrivenFromOutside>,
+    walk: FillWalk,
+    seed: [usize; 3],
+}
+
+impl FfnFillJob {
+    /// Loads the FFN `model` onto `device` and starts a fill from `seed` in `image` (the
+    /// box, scaled to [0, 1], `z, y, x`), running at most `max_steps` FOVs, moving where the
+    /// object is at least `move_threshold` probable (google/ffn: 0.9).
+    pub fn new(
+        model: &[u8],
+        device: &Device,
+        image: Array3<f32>,
+        seed: [usize; 3],
+        max_steps: usize,
+        move_threshold: f64,
+    ) -> Result<Self, String> {
+        let file = FfnModelFile::from_bytes(model).map_err(|e| format!("FFN model: {e}"))?;
+        let net = file
+            .load_net(device)
+            .map_err(|e| format!("FFN model: {e}"))?;
+        let (nz, ny, nx) = image.dim();
+        if seed[0] >= nz || seed[1] >= ny || seed[2] >= nx {
+            return Err(format!(
+                "FFN fill: the seed ({}, {}, {}) lies outside the {nz}×{ny}×{nx} box",
+                seed[0], seed[1], seed[2]
+            ));
+        }
+        let [fz, fy, fx] = file.header.network.fov_zyx();
+        let fits = |pos: usize, n: usize, f: usize| pos >= f / 2 && pos + f / 2 < n;
+        if !(fits(seed[0], nz, fz) && fits(seed[1], ny, fy) && fits(seed[2], nx, fx)) {
+            return Err(format!(
+                "FFN fill: the network's field of view (z×y×x {fz}×{fy}×{fx}) does not fit around \
+                 the click: it is within {} slices or {} pixels of the stack's edge (or the fill \
+                 box is smaller than the field of view); click further inside",
+                fz / 2,
+                fy.max(fx) / 2
+            ));
+        }
+        let mut canvas = Canvas::new(
+            DrivenFromOutside,
+            &file.header.network,
+            file.header.normalization,
+            image.view(),
+            FfnInferOptions {
+                move_threshold,
+                ..FfnInferOptions::default()
+            },
+        )
+        .map_err(|e| format!("FFN fill: {e}"))?;
+        let walk = canvas.begin_fill(seed, max_steps);
+        Ok(Self {
+            net,
+            canvas,
+            walk,
+            seed,
+        })
+    }
+
+    /// The next field of view to run; `None` when the fill is over.
+    pub fn next_fov(&mut self) -> Option<FovInput> {
+        self.canvas.next_fov(&mut self.walk)
+    }
+
+    /// Runs the network on `input` (from [`FfnFillJob::next_fov`]) with the read awaited (any
+    /// device) and takes its prediction.
+    pub async fn step_async(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
+        let pos = input.pos;
+        let logits = predict_fov_async(&self.net, input, self.canvas.fov(), device)
+            .await
+            .map_err(|e| format!("FFN fill: {e}"))?;
+        self.canvas
+            .apply_fov(&mut self.walk, pos, logits)
+            .map_err(|e| format!("FFN fill: {e}"))
+    }
+
+    /// [`FfnFillJob::step_async`] with a synchronous read (CPU only).
+    pub fn step(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
+        let pos = input.pos;
+        let mut predictor = NetPredictor {
+            net: &self.net,
+            device: device.clone(),
+        };
+        let logits = predictor
+            .predict(input.image, input.seed, self.canvas.fov())
+            .map_err(|e| format!("FFN fill: {e}"))?;
+        self.canvas
+            .apply_fov(&mut self.walk, pos, logits)
+            .map_err(|e| format!("FFN fill: {e}"))
+    }
+
+    /// FOVs run so far, and that plus the positions waiting (an estimate of the total).
+    pub fn progress(&self) -> (u64, u64) {
+        let done = self.walk.steps() as u64;
+        (done, done + self.walk.queued() as u64)
+    }
+
+    /// What the fill found.
+    pub fn finish(&self) -> FfnFillResult {
+        let (seed_probability, kept) = self.canvas.seed_kept(self.seed);
+        FfnFillResult {
+            mask: self
+                .canvas
+                .object_mask()
+                .iter()
+                .map(|&m| u8::from(m))
+                .collect(),
+            steps: self.walk.steps() as u32,
+            seed_probability,
+            kept,
+        }
+    }
+
+    /// The whole fill with synchronous reads (CPU only).
+    pub fn run(mut self, device: &Device) -> Result<FfnFillResult, String> {
+        while let Some(input) = self.next_fov() {
+            self.step(input, device)?;
+        }
+        Ok(self.finish())
+    }
+}
+
+/// What a segmentation found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnSegmentResult {
+    /// Over the box, raster order: consecutive object IDs from 1, 0 = background.
+    pub labels: Vec<u32>,
+    /// Objects kept.
+    pub objects: u32,
+    /// Seeds tried.
+    pub seeds: u32,
+    /// FOV positions the network ran.
+    pub steps: u64,
+}
+
+/// The segmentation of a box: every `PolicyPeaks` seed in turn, each object kept by
+/// google/ffn's rules (the seed holds, at least `min_segment_size` new voxels), none
+/// overwriting another.
+pub struct FfnSegmentJob {
+    net: ConvStack3d,
+    canvas: Canvas<DrivenFromOutside>,
+    seeds: Vec<[usize; 3]>,
+    /// The next seed to begin.
+    next_seed: usize,
+    /// The seed being filled and its walk.
+    current: Option<([usize; 3], FillWalk)>,
+    steps: u64,
+}
+
+impl FfnSegmentJob {
+    /// Loads the FFN `model` onto `device` and finds the seeds of `image` (the box, scaled to
+    /// [0, 1], `z, y, x`).
+    pub fn new(model: &[u8], device: &Device, image: Array3<f32>) -> Result<Self, String> {
+        let file = FfnModelFile::from_bytes(model).map_err(|e| format!("FFN model: {e}"))?;
+        let net = file
+            .load_net(device)
+            .map_err(|e| format!("FFN model: {e}"))?;
+        let canvas = Canvas::new(
+            DrivenFromOutside,
+            &file.header.network,
+            file.header.normalization,
+            image.view(),
+            FfnInferOptions::default(),
+        )
+        .map_err(|e| format!("FFN segmentation: {e}"))?;
+        let seeds = emstudio_nets::ffn::seeds::policy_peaks(canvas.image());
+        Ok(Self {
+            net,
+            canvas,
+            seeds,
+            next_seed: 0,
+            current: None,
+            steps: 0,
+        })
+    }
+
+    /// The next field of view to run, beginning seeds as the earlier ones end; `None` when
+    /// every seed is done.
+    pub fn next_fov(&mut self) -> Option<FovInput> {
+        loop {
+            if let Some((pos, walk)) = &mut self.current {
+                if let Some(input) = self.canvas.next_fov(walk) {
+                    return Some(input);
+                }
+                let (pos, walk) = (*pos, walk.clone());
+                self.canvas.end_segment(pos, &walk);
+                self.current = None;
+            }
+            let pos = *self.seeds.get(self.next_seed)?;
+            self.next_seed += 1;
+            self.current = self.canvas.begin_segment(pos).map(|w| (pos, w));
+        }
+    }
+
+    /// Runs the network on `input` (from [`FfnSegmentJob::next_fov`]) with the read awaited.
+    pub async fn step_async(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
+        let pos = input.pos;
+        let logits = predict_fov_async(&self.net, input, self.canvas.fov(), device)
+            .await
+            .map_err(|e| format!("FFN segmentation: {e}"))?;
+        self.apply(pos, logits)
+    }
+
+    /// [`FfnSegmentJob::step_async`] with a synchronous read (CPU only).
+    pub fn step(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
+        let pos = input.pos;
+        let mut predictor = NetPredictor {
+            net: &self.net,
+            device: device.clone(),
+        };
+        let logits = predictor
+            .predict(input.image, input.seed, self.canvas.fov())
+            .map_err(|e| format!("FFN segmentation: {e}"))?;
+        self.apply(pos, logits)
+    }
+
+    fn apply(&mut self, pos: [usize; 3], logits: Vec<f32>) -> Result<(), String> {
+        let Some((_, walk)) = &mut self.current else {
+            return Err("FFN segmentation: a prediction came with no fill running".into());
+        };
+        self.steps += 1;
+        self.canvas
+            .apply_fov(walk, pos, logits)
+            .map_err(|e| format!("FFN segmentation: {e}"))
+    }
+
+    /// Seeds begun so far, and all seeds.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.next_seed as u64, self.seeds.len() as u64)
+    }
+
+    /// The segmentation so far.
+    pub fn finish(&self) -> FfnSegmentResult {
+        let labels = self.canvas.labels();
+        let objects = labels.iter().copied().max().unwrap_or(0);
+        FfnSegmentResult {
+            labels: labels.into_iter().collect(),
+            objects,
+            seeds: self.seeds.len() as u32,
+            steps: self.steps,
+        }
+    }
+
+    /// The whole segmentation with synchronous reads (CPU only).
+    pub fn run(mut self, device: &Device) -> Result<FfnSegmentResult, String> {
+        while let Some(input) = self.next_fov() {
+            self.step(input, device)?;
+        }
+        Ok(self.finish())
+    }
+}
+
+/// An FFN training run on one box of image and dense instance labels
+/// (`emstudio_nets::ffn::train::FfnTrainer`), stepped with awaited reads.
+pub struct FfnTrainJob {
+    trainer: FfnTrainer,
+}
+
+impl FfnTrainJob {
+    /// Checks the settings (`FfnTrainConfig` as JSON) and the data, draws the training
+    /// centres and builds the network on `device` (with autodiff).
+    pub fn new(
+        image: Array3<f32>,
+        labels: Array3<u32>,
+        name: &str,
+        config_json: &str,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let config: FfnTrainConfig =
+            serde_json::from_str(config_json).map_err(|e| format!("FFN training settings: {e}"))?;
+        let volume = FfnVolume::new(name, image, labels).map_err(|e| e.to_string())?;
+        let trainer = FfnTrainer::new(
+            config,
+            vec![volume],
+            device,
+            None,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { trainer })
+    }
+
+    /// One step, reads awaited (any device).
+    pub async fn step_async(&mut self) -> Result<FfnStepReport, String> {
+        self.trainer.step_async().await.map_err(|e| e.to_string())
+    }
+
+    /// One step, synchronous reads (CPU only).
+    pub fn step(&mut self) -> Result<FfnStepReport, String> {
+        self.trainer.step().map_err(|e| e.to_string())
+    }
+
+    /// All steps done.
+    pub fn finished(&self) -> bool {
+        self.trainer.finished()
+    }
+
+    /// Steps done and in all.
+    pub fn steps(&self) -> (u64, u64) {
+        (self.trainer.steps_done(), self.trainer.total_steps())
+    }
+
+    /// Partition classes the centres are drawn from.
+    pub fn classes(&self) -> usize {
+        self.trainer.class_count()
+    }
+
+    /// The model file of the current state (no optimiser state), weights read back
+    /// asynchronously; `saved` is the ISO 8601 time.
+    pub async fn model_bytes_async(&self, saved: &str) -> Result<Vec<u8>, String> {
+        self.trainer
+            .model_file_async(saved)
+            .await
+            .map(|f| f.to_bytes())
+            .map_err(|e| e.to_string())
+    }
+
+    /// One line for the user: steps, time, the loss and mask scores from first to last.
+    pub fn summary(&self, seconds: f64) -> String {
+        let curve = self.trainer.curve();
+        let (steps, _) = self.steps();
+        match (curve.first(), curve.last()) {
+            (Some(a), Some(b)) => format!(
+                "trained {steps} steps in {seconds:.0} s; loss {:.3} → {:.3}, mask precision {:.2} \
+                 recall {:.2}",
+                a.loss, b.loss, b.precision, b.recall
+            ),
+            _ => format!("trained {steps} steps in {seconds:.0} s"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emstudio_nets::ffn::net::FfnConfig;
+    use emstudio_nets::model::{Normalization, Provenance};
+    use futures_lite::future::block_on;
+
+    fn model(device: &Device) -> Vec<u8> {
+        let network = FfnConfig {
+            depth: 1,
+            features: 2,
+            fov: [9, 9, 5],
+            deltas: [2, 2, 1],
+        };
+        let net = network.build(device);
+        emstudio_nets::ffn::file::FfnModelFile::from_net(
+            emstudio_nets::ffn::file::FfnHeader {
+                network,
+                normalization: Normalization {
+                    mean: 0.5,
+                    std: 0.25,
+                },
+                provenance: Provenance::default(),
+            },
+            &net,
+            None,
+        )
+        .expect("model")
+        .to_bytes()
+    }
+
+    #[test]
+    fn a_fill_runs_sync_and_awaited_alike_and_bad_clicks_are_named() {
+        let device = Device::default();
+        let bytes = model(&device);
+        crate::jobs::check_model(&bytes).expect("the store takes an FFN model");
+        let cut = crate::jobs::check_model(&bytes[..bytes.len() - 10]).expect_err("truncated");
+        assert!(cut.contains("truncated"), "{cut}");
+        let image = Array3::from_shape_fn((12, 20, 20), |(z, y, x)| {
+            ((z * 7 + y * 3 + x) % 11) as f32 / 10.0
+        });
+        let seed = [6, 10, 10];
+        let sync = FfnFillJob::new(&bytes, &device, image.clone(), seed, 50, 0.9)
+            .expect("job")
+            .run(&device)
+            .expect("run");
+        assert_eq!(sync.mask.len(), 12 * 20 * 20);
+        assert!(sync.steps >= 1);
+        assert!(sync.seed_probability.is_finite());
+        let mut job = FfnFillJob::new(&bytes, &device, image.clone(), seed, 50, 0.9).expect("job");
+        while let Some(input) = job.next_fov() {
+            block_on(job.step_async(input, &device)).expect("step");
+        }
+        assert_eq!(job.progress().0, u64::from(sync.steps));
+        assert_eq!(job.finish(), sync);
+
+        let near_edge = FfnFillJob::new(&bytes, &device, image.clone(), [1, 10, 10], 50, 0.9)
+            .err()
+            .expect("refused");
+        assert!(
+            near_edge.contains("does not fit around the click"),
+            "{near_edge}"
+        );
+        let outside = FfnFillJob::new(&bytes, &device, image.clone(), [30, 10, 10], 50, 0.9)
+            .err()
+            .expect("refused");
+        assert!(outside.contains("outside the 12×20×20 box"), "{outside}");
+        let wrong = FfnFillJob::new(b"EMSTUDIO-MODEL1\n....", &device, image, seed, 50, 0.9)
+            .err()
+            .expect("refused");
+        assert!(wrong.contains("2D network model"), "{wrong}");
+    }
+
+    #[test]
+    fn a_segmentation_driven_here_equals_the_command_lines() {
+        let device = Device::default();
+        let bytes = model(&device);
+        let image = Array3::from_shape_fn((14, 24, 24), |(z, y, x)| {
+            let d =
+                ((z as f32 - 7.0).powi(2) + (y as f32 - 12.0).powi(2) + (x as f32 - 12.0).powi(2))
+                    .sqrt();
+            if d < 6.0 {
+                0.9
+            } else {
+                0.1 + ((y + x) % 3) as f32 * 0.05
+            }
+        });
+        let ours = FfnSegmentJob::new(&bytes, &device, image.clone())
+            .expect("job")
+            .run(&device)
+            .expect("run");
+        // The same canvas run by emstudio ffn infer's loop.
+        let file = FfnModelFile::from_bytes(&bytes).expect("model");
+        let net = file.load_net(&device).expect("net");
+        let mut canvas = Canvas::new(
+            NetPredictor {
+                net: &net,
+                device: device.clone(),
+            },
+            &file.header.network,
+            file.header.normalization,
+            image.view(),
+            FfnInferOptions::default(),
+        )
+        .expect("canvas");
+        let seeds = emstudio_nets::ffn::seeds::policy_peaks(canvas.image());
+        canvas
+            .segment_all(&seeds, &mut emstudio_core::progress::NoProgress)
+            .expect("segment");
+        assert_eq!(ours.seeds as usize, seeds.len());
+        assert!(ours.seeds > 0);
+        assert_eq!(ours.labels, canvas.labels().into_iter().collect::<Vec<_>>());
+        assert_eq!(ours.labels.len(), 14 * 24 * 24);
+        let small = FfnSegmentJob::new(&bytes, &device, Array3::zeros((4, 24, 24)))
+            .err()
+            .expect("refused");
+        assert!(
+            small.contains("smaller than the network's field of view"),
+            "{small}"
+        );
+    }
+
+    #[test]
+    fn a_training_run_steps_awaited_and_saves_a_model_the_fill_takes() {
+        let image = Array3::from_shape_fn((12, 16, 24), |(z, y, x)| {
+            (if x < 12 { 0.7 } else { 0.3 }) + ((z + 2 * y + 3 * x) % 5) as f32 * 0.02
+        });
+        let labels = Array3::from_shape_fn((12, 16, 24), |(_, _, x)| 1 + u32::from(x >= 12));
+        let config = r#"{"network": {"depth": 1, "features": 2, "fov": [5, 5, 5], "deltas": [1, 1, 1]},
+            "steps": 2, "batch": 2, "min_size": 10, "optimizer": "adam"}"#;
+        let device = Device::default().autodiff();
+        let mut job = FfnTrainJob::new(image.clone(), labels.clone(), "halves", config, &device)
+            .expect("job");
+        assert!(job.classes() >= 1);
+        while !job.finished() {
+            let r = block_on(job.step_async()).expect("step");
+            assert!(r.loss.is_finite());
+        }
+        assert_eq!(job.steps(), (2, 2));
+        assert!(
+            job.summary(1.0).starts_with("trained 2 steps"),
+            "{}",
+            job.summary(1.0)
+        );
+        let bytes = block_on(job.model_bytes_async("2026-12-07")).expect("model");
+        crate::jobs::check_model(&bytes).expect("a valid FFN model");
+        let plain = Device::default();
+        FfnFillJob::new(&bytes, &plain, image.clone(), [6, 8, 6], 10, 0.9)
+            .expect("the fill loads it")
+            .run(&plain)
+            .expect("fill");
+        // Bad settings and data are named.
+        let e = FfnTrainJob::new(
+            image.clone(),
+            labels.clone(),
+            "halves",
+            "{\"steps\": -1}",
+            &device,
+        )
+        .err()
+        .expect("refused");
+        assert!(e.contains("FFN training settings"), "{e}");
+        let e = FfnTrainJob::new(
+            image.clone(),
+            Array3::from_shape_fn((12, 16, 24), |(z, _, _)| u32::from(z > 5)),
+            "mask.tif",
+            config,
+            &device,
+        )
+        .err()
+        .expect("refused");
+        assert!(e.contains("mask.tif"), "{e}");
+    }
+}
