@@ -23,6 +23,20 @@ use emstudio_nets::ffn::train::{FfnStepReport, FfnTrainConfig, FfnTrainer, FfnVo
 use emstudio_nets::Device;
 use ndarray::Array3;
 
+/// One field of view through the network with a synchronous read (CPU only).
+fn predict_sync(
+    net: &ConvStack3d,
+    input: FovInput,
+    fov: [usize; 3],
+    device: &Device,
+) -> Result<Vec<f32>, emstudio_nets::ffn::infer::FfnInferError> {
+    NetPredictor {
+        net,
+        device: device.clone(),
+    }
+    .predict(input.image, input.seed, fov)
+}
+
 /// What a fill found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FfnFillResult {
@@ -118,12 +132,7 @@ impl FfnFillJob {
     /// [`FfnFillJob::step_async`] with a synchronous read (CPU only).
     pub fn step(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
         let pos = input.pos;
-        let mut predictor = NetPredictor {
-            net: &self.net,
-            device: device.clone(),
-        };
-        let logits = predictor
-            .predict(input.image, input.seed, self.canvas.fov())
+        let logits = predict_sync(&self.net, input, self.canvas.fov(), device)
             .map_err(|e| format!("FFN fill: {e}"))?;
         self.canvas
             .apply_fov(&mut self.walk, pos, logits)
@@ -245,12 +254,7 @@ impl FfnSegmentJob {
     /// [`FfnSegmentJob::step_async`] with a synchronous read (CPU only).
     pub fn step(&mut self, input: FovInput, device: &Device) -> Result<(), String> {
         let pos = input.pos;
-        let mut predictor = NetPredictor {
-            net: &self.net,
-            device: device.clone(),
-        };
-        let logits = predictor
-            .predict(input.image, input.seed, self.canvas.fov())
+        let logits = predict_sync(&self.net, input, self.canvas.fov(), device)
             .map_err(|e| format!("FFN segmentation: {e}"))?;
         self.apply(pos, logits)
     }

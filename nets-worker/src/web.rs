@@ -598,6 +598,51 @@ async fn ffn_segment_loop(
     );
 }
 
+/// Training speed: steps per second over the last second (over the run until a second has
+/// passed), restarted after a pause.
+struct Speed {
+    started: f64,
+    first: u64,
+    since: f64,
+    since_step: u64,
+    per_s: f64,
+}
+
+impl Speed {
+    fn new(started: f64, first: u64) -> Self {
+        Self {
+            started,
+            first,
+            since: started,
+            since_step: first,
+            per_s: 0.0,
+        }
+    }
+
+    fn restart(&mut self, step: u64) {
+        (self.since, self.since_step) = (now_ms(), step);
+    }
+
+    /// The speed after step `step` ended at `now` (ms).
+    fn update(&mut self, now: f64, step: u64) -> f64 {
+        if now - self.since >= 1000.0 {
+            self.per_s = (step - self.since_step) as f64 / ((now - self.since) / 1000.0);
+            (self.since, self.since_step) = (now, step);
+        } else if self.per_s == 0.0 && now > self.started {
+            self.per_s = (step - self.first) as f64 / ((now - self.started) / 1000.0);
+        }
+        self.per_s
+    }
+}
+
+/// The reply when a training step fails.
+fn stopped_by(request: RequestId, e: &str) -> FromWorker {
+    FromWorker::Failed {
+        request,
+        error: format!("training stopped: {e}"),
+    }
+}
+
 /// Runs an FFN training run: steered like a 2D run (pause, resume, stop, cancel), steps
 /// and mask scores reported every 100 ms, the model sent at the end.
 async fn ffn_train_loop(
@@ -639,8 +684,7 @@ async fn ffn_train_loop(
         emstudio_nets::ffn::train::MaskCounts::default(),
     );
     let (mut last_sent, mut last_turn) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-    let (mut speed_t, mut speed_step) = (started, first);
-    let mut steps_per_s = 0.0;
+    let mut speed = Speed::new(started, first);
     let stopped = loop {
         if now_ms() - last_turn >= TURN_MS {
             yield_now().await;
@@ -655,31 +699,18 @@ async fn ffn_train_loop(
         }
         if steer.paused {
             sleep_ms(100).await;
-            (speed_t, speed_step) = (now_ms(), job.steps().0);
+            speed.restart(job.steps().0);
             continue;
         }
         let r = match job.step_async().await {
             Ok(r) => r,
-            Err(e) => {
-                return finish(
-                    FromWorker::Failed {
-                        request,
-                        error: format!("training stopped: {e}"),
-                    },
-                    &[],
-                )
-            }
+            Err(e) => return finish(stopped_by(request, &e), &[]),
         };
         window.0 += f64::from(r.loss);
         window.1 += 1;
         window.2.merge(&r.counts);
         let now = now_ms();
-        if now - speed_t >= 1000.0 {
-            steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
-            (speed_t, speed_step) = (now, r.step);
-        } else if steps_per_s == 0.0 && now > started {
-            steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
-        }
+        let steps_per_s = speed.update(now, r.step);
         if now - last_sent >= 100.0 || job.finished() {
             let (sum, n, counts) = std::mem::take(&mut window);
             to_app(
@@ -791,8 +822,7 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
     // Previews (a whole-slice inference) may take at most a fifth of the time: the next
     // is due no sooner than four times the last one's duration after it.
     let mut preview_due = f64::NEG_INFINITY;
-    let (mut speed_t, mut speed_step) = (started, first);
-    let mut steps_per_s = 0.0;
+    let mut speed = Speed::new(started, first);
     loop {
         if now_ms() - last_turn >= TURN_MS {
             yield_now().await;
@@ -818,31 +848,17 @@ async fn train_loop(request: RequestId, data: TrainData, every: u32, choice: Net
         }
         if steer.paused {
             sleep_ms(100).await;
-            // Speed restarts after a pause.
-            (speed_t, speed_step) = (now_ms(), job.steps_done());
+            speed.restart(job.steps_done());
             continue;
         }
         let r = match job.step_async().await {
             Ok(r) => r,
-            Err(e) => {
-                return finish(
-                    FromWorker::Failed {
-                        request,
-                        error: format!("training stopped: {e}"),
-                    },
-                    &[],
-                )
-            }
+            Err(e) => return finish(stopped_by(request, &e), &[]),
         };
         sum += r.losses.iter().map(|&l| f64::from(l)).sum::<f64>();
         n += r.losses.len() as u32;
         let now = now_ms();
-        if now - speed_t >= 1000.0 {
-            steps_per_s = (r.step - speed_step) as f64 / ((now - speed_t) / 1000.0);
-            (speed_t, speed_step) = (now, r.step);
-        } else if steps_per_s == 0.0 && now > started {
-            steps_per_s = (r.step - first) as f64 / ((now - started) / 1000.0);
-        }
+        let steps_per_s = speed.update(now, r.step);
         // Validation points and the last step always carry read losses (n > 0).
         if n > 0 && (now - last_sent >= 100.0 || r.validation.is_some() || job.finished()) {
             to_app(

@@ -8,6 +8,7 @@
 use super::models::Models;
 use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
+use super::train_panel::{LossChart, CHART};
 use super::worker_client;
 use crate::training_ui::{chart, eta, CurvePoint, FfnTrainForm, FFN_PRESETS};
 use emstudio_core::slices::parse_slice_list;
@@ -27,9 +28,6 @@ struct Run {
     /// The mask's precision and recall over the last report's steps.
     mask: Option<(f32, f32)>,
 }
-
-/// The chart's size in SVG units.
-const CHART: (f64, f64, f64) = (300.0, 160.0, 28.0);
 
 /// The FFN mode of the Train tab.
 #[component]
@@ -277,23 +275,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
                 <p class="hint" data-testid="ffn-train-mask" title="Voxels the network puts over 0.5 in its field of view, against the neuron of the training centre, over the steps since the last report">
                     {move || run.get().and_then(|r| r.mask).map(|(p, rc)| format!("mask precision {p:.2} · recall {rc:.2}")).unwrap_or_default()}</p>
             </Show>
-            <svg class="plot" data-testid="ffn-train-chart" data-points=move || curve.with(|c| c.len().to_string())
-                viewBox=format!("0 0 {} {}", CHART.0, CHART.1) width="100%">
-                <rect x=CHART.2 y=CHART.2 width=CHART.0 - 2.0 * CHART.2 height=CHART.1 - 2.0 * CHART.2 class="plot-frame"></rect>
-                {move || {
-                    let c = drawn();
-                    view! {
-                        {c.y_ticks.iter().map(|(y, label)| view! {
-                            <line x1=CHART.2 - 3.0 x2=CHART.0 - CHART.2 y1=*y y2=*y class="plot-grid"></line>
-                            <text x=CHART.2 - 5.0 y=*y + 3.0 class="plot-label" text-anchor="end">{label.clone()}</text>
-                        }).collect_view()}
-                        {c.x_ticks.iter().map(|(x, label)| view! {
-                            <text x=*x y=CHART.1 - 10.0 class="plot-label" text-anchor="middle">{label.clone()}</text>
-                        }).collect_view()}
-                        <polyline points=c.train class="plot-rand"></polyline>
-                    }
-                }}
-            </svg>
+            <LossChart testid="ffn-train-chart" curve=curve drawn=Signal::derive(drawn) />
             <p class="hint"><span class="swatch rand"></span>"training loss (log scale, smoothed) against the step"</p>
             <p class="result" data-testid="ffn-train-result">{move || outcome.get().unwrap_or_default()}</p>
         </div>

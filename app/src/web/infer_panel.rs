@@ -80,7 +80,7 @@ pub fn InferPanel() -> impl IntoView {
         let name = format!("{} · {what}", model.name.trim_end_matches(".ffn"));
         result.set(None);
         labelled.set(None);
-        state.run_job(
+        state.run_layer_job_with(
             format!("Segmenting with {}", model.name),
             move |request| ToWorker::FfnSegment {
                 request,
@@ -90,22 +90,7 @@ pub fn InferPanel() -> impl IntoView {
                 device: devices.choice.get_untracked(),
             },
             &[buffer],
-            move |msg, _| {
-                if let FromWorker::LayerCreated {
-                    layer,
-                    summary,
-                    compute_ms,
-                    ..
-                } = msg
-                {
-                    result.set(Some(Created {
-                        layer_name: layer.name.clone(),
-                        summary,
-                        compute_ms,
-                    }));
-                    add_computed_layer(state, layer);
-                }
-            },
+            result,
         );
     };
 

@@ -241,9 +241,20 @@ impl AppState {
         make: impl FnOnce(RequestId) -> ToWorker,
         outcome: RwSignal<Option<Created>>,
     ) {
+        self.run_layer_job_with(title, make, &[], outcome);
+    }
+
+    /// [`AppState::run_layer_job`] with attachments (a model file).
+    pub fn run_layer_job_with(
+        &self,
+        title: String,
+        make: impl FnOnce(RequestId) -> ToWorker,
+        attachments: &[JsValue],
+        outcome: RwSignal<Option<Created>>,
+    ) {
         let state = *self;
         outcome.set(None);
-        self.run_job(title, make, &[], move |msg, _| {
+        self.run_job(title, make, attachments, move |msg, _| {
             if let FromWorker::LayerCreated {
                 layer,
                 summary,

@@ -11,7 +11,7 @@ use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::worker_client;
 use crate::training_ui::{
-    arch_choice, chart, curve_csv, eta, limits, patch_note, size_label, trained_model_name,
+    arch_choice, chart, curve_csv, eta, limits, patch_note, size_label, trained_model_name, Chart,
     CurvePoint, TrainForm, ARCHITECTURES,
 };
 use emstudio_core::slices::parse_slice_list;
@@ -33,8 +33,8 @@ struct Run {
     stopping: bool,
 }
 
-/// The chart's size in SVG units.
-const CHART: (f64, f64, f64) = (300.0, 160.0, 28.0);
+/// The loss chart's size in SVG units.
+pub const CHART: (f64, f64, f64) = (300.0, 160.0, 28.0);
 
 /// The panel.
 #[component]
@@ -371,24 +371,7 @@ pub fn TrainPanel() -> impl IntoView {
                     })}
                 </div>
             </Show>
-            <svg class="plot" data-testid="train-chart" data-points=move || curve.with(|c| c.len().to_string())
-                viewBox=format!("0 0 {} {}", CHART.0, CHART.1) width="100%">
-                <rect x=CHART.2 y=CHART.2 width=CHART.0 - 2.0 * CHART.2 height=CHART.1 - 2.0 * CHART.2 class="plot-frame"></rect>
-                {move || {
-                    let c = drawn();
-                    view! {
-                        {c.y_ticks.iter().map(|(y, label)| view! {
-                            <line x1=CHART.2 - 3.0 x2=CHART.0 - CHART.2 y1=*y y2=*y class="plot-grid"></line>
-                            <text x=CHART.2 - 5.0 y=*y + 3.0 class="plot-label" text-anchor="end">{label.clone()}</text>
-                        }).collect_view()}
-                        {c.x_ticks.iter().map(|(x, label)| view! {
-                            <text x=*x y=CHART.1 - 10.0 class="plot-label" text-anchor="middle">{label.clone()}</text>
-                        }).collect_view()}
-                        <polyline points=c.train class="plot-rand"></polyline>
-                        <polyline points=c.validation class="plot-info"></polyline>
-                    }
-                }}
-            </svg>
+            <LossChart testid="train-chart" curve=curve drawn=Signal::derive(drawn) />
             <p class="hint"><span class="swatch rand"></span>"training  "<span class="swatch info"></span>"validation  loss (log scale) against the step"</p>
             <p class="hint"><button class="link" data-testid="train-curve-csv" title="Download the loss curves as a CSV file (step, training loss, validation loss)"
                     prop:disabled=move || curve.with(Vec::is_empty)
@@ -408,6 +391,39 @@ pub fn TrainPanel() -> impl IntoView {
             </div>
             <p class="result" data-testid="train-result">{move || outcome.get().unwrap_or_default()}</p>
         </div>
+    }
+}
+
+/// The loss chart of a training run (log scale, against the step), shared by the 2D and the
+/// FFN mode of the Train tab; `drawn` is the laid-out chart ([`chart`] with [`CHART`]).
+#[component]
+pub fn LossChart(
+    /// `data-testid` of the SVG (its `data-points` says how many points it has).
+    testid: &'static str,
+    /// The run's points.
+    curve: RwSignal<Vec<CurvePoint>>,
+    /// The laid-out chart.
+    drawn: Signal<Chart>,
+) -> impl IntoView {
+    view! {
+        <svg class="plot" data-testid=testid data-points=move || curve.with(|c| c.len().to_string())
+            viewBox=format!("0 0 {} {}", CHART.0, CHART.1) width="100%">
+            <rect x=CHART.2 y=CHART.2 width=CHART.0 - 2.0 * CHART.2 height=CHART.1 - 2.0 * CHART.2 class="plot-frame"></rect>
+            {move || {
+                let c = drawn.get();
+                view! {
+                    {c.y_ticks.iter().map(|(y, label)| view! {
+                        <line x1=CHART.2 - 3.0 x2=CHART.0 - CHART.2 y1=*y y2=*y class="plot-grid"></line>
+                        <text x=CHART.2 - 5.0 y=*y + 3.0 class="plot-label" text-anchor="end">{label.clone()}</text>
+                    }).collect_view()}
+                    {c.x_ticks.iter().map(|(x, label)| view! {
+                        <text x=*x y=CHART.1 - 10.0 class="plot-label" text-anchor="middle">{label.clone()}</text>
+                    }).collect_view()}
+                    <polyline points=c.train class="plot-rand"></polyline>
+                    <polyline points=c.validation class="plot-info"></polyline>
+                }
+            }}
+        </svg>
     }
 }
 
