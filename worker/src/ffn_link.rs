@@ -135,15 +135,21 @@ fn unit_box(
     lo: [usize; 3],
     hi: [usize; 3],
 ) -> Result<Vec<f32>, String> {
-    let slab = layer
-        .volume
-        .to_unit_f32_slices(lo[0]..hi[0])
-        .map_err(|e| format!("{}: {e}", layer.info.name))?;
-    Ok(slab
-        .slice(s![.., lo[1]..hi[1], lo[2]..hi[2]])
-        .iter()
-        .copied()
-        .collect())
+    // One slice at a time: a small box of a large stack never holds whole slices as floats.
+    let mut out = Vec::with_capacity((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]));
+    for z in lo[0]..hi[0] {
+        let slice = layer
+            .volume
+            .to_unit_f32_slices(z..z + 1)
+            .map_err(|e| format!("{}: {e}", layer.info.name))?;
+        out.extend(
+            slice
+                .slice(s![0, lo[1]..hi[1], lo[2]..hi[2]])
+                .iter()
+                .copied(),
+        );
+    }
+    Ok(out)
 }
 
 /// The image of an FFN segmentation, for the network worker.
