@@ -9,24 +9,33 @@
 //!   them, so another box stays held out), with a progress bar, checkpoints and resume.
 //! - `evaluate`: the mask scores of a model on a (held-out) box: fixed-policy walks from
 //!   balanced centres, voxels over 0.5 against the centre object.
+//! - `import`: an FFN model file from the PyTorch twin's `state_dict` in safetensors
+//!   (`FfnModelFile::import_safetensors`, golden-tested against the twin's outputs).
 //! - `infer`: dense segmentation of a stack (or a box of it) with `emstudio_nets::ffn::infer`
 //!   from `PolicyPeaks` seeds, written as a label stack; with `--truth`, scored against dense
-//!   labels (adapted Rand error, VI, merges and splits; `core::metrics`).
+//!   labels (adapted Rand error, VI, merges and splits; `core::metrics`). With
+//!   `--block-depth` in blocks along z joined where they overlap (`nets::ffn::blocks`), with
+//!   `--checkpoint-dir` each finished block kept on disk so a stopped run goes on from there.
 
 use crate::cli::{bar, follow, read_stack_path, write_stack, OutputSpec};
 use crate::nets_cli::{today, DeviceChoice};
 use anyhow::{ensure, Context, Result};
 use emstudio_core::ffn_data::{class_counts, compute_partitions, PartitionParams};
+use emstudio_core::labels::blocks::{LabelledBlock, SEAM};
 use emstudio_core::metrics::{evaluate_labels_3d, EvaluateParams};
+use emstudio_core::progress::Phase;
 use emstudio_core::stack::{BitDepth, ExportFormat};
 use emstudio_core::{AnyVolume, Volume};
-use emstudio_nets::ffn::file::FfnModelFile;
-use emstudio_nets::ffn::infer::{Canvas, FfnInferOptions, NetPredictor};
-use emstudio_nets::ffn::seeds::policy_peaks;
+use emstudio_nets::ffn::blocks as ffn_blocks;
+use emstudio_nets::ffn::file::{FfnHeader, FfnModelFile};
+use emstudio_nets::ffn::infer::{FfnInferOptions, NetPredictor};
+use emstudio_nets::ffn::net::FfnConfig;
 use emstudio_nets::ffn::train::{
     balanced_centres, evaluate_masks, FfnTrainConfig, FfnTrainer, FfnVolume,
 };
+use emstudio_nets::model::{Normalization, Provenance};
 use emstudio_nets::native_device::pick_device;
+use emstudio_nets::Device;
 use ndarray::s;
 use serde::Serialize;
 use std::ops::Range;
@@ -228,6 +237,50 @@ fn write_model(path: &Path, file: &FfnModelFile) -> Result<()> {
         .with_context(|| format!("{}: cannot write", path.display()))
 }
 
+/// Arguments of `emstudio ffn import`.
+#[derive(Debug, Clone)]
+pub struct ImportArgs {
+    /// The PyTorch twin's `state_dict` as safetensors.
+    pub safetensors: PathBuf,
+    /// The network the weights are for.
+    pub network: FfnConfig,
+    /// The image normalisation the weights were trained with.
+    pub normalization: Normalization,
+    /// FFN model file to write.
+    pub output: PathBuf,
+}
+
+/// Runs `emstudio ffn import`; returns the summary line.
+pub fn import(args: &ImportArgs) -> Result<String> {
+    let bytes = std::fs::read(&args.safetensors)
+        .with_context(|| format!("{}: cannot read", args.safetensors.display()))?;
+    let source = args.safetensors.file_name().map_or_else(
+        || args.safetensors.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let header = FfnHeader {
+        network: args.network.clone(),
+        normalization: args.normalization,
+        provenance: Provenance {
+            saved: today(),
+            ..Provenance::default()
+        },
+    };
+    let file = FfnModelFile::import_safetensors(header, bytes, &source, &Device::flex())
+        .with_context(|| args.safetensors.display().to_string())?;
+    write_model(&args.output, &file)?;
+    let n = &args.network;
+    Ok(format!(
+        "{source} (FFN depth {}, {} features, FOV {}×{}×{}) → {}",
+        n.depth,
+        n.features,
+        n.fov[0],
+        n.fov[1],
+        n.fov[2],
+        args.output.display()
+    ))
+}
+
 /// Arguments of `emstudio ffn train`.
 #[derive(Debug, Clone)]
 pub struct TrainArgs {
@@ -387,9 +440,15 @@ pub struct InferArgs {
     pub region: Region,
     /// Thresholds, minimum size, boundary distance.
     pub options: FfnInferOptions,
+    /// Segment in blocks of at most this many slices (`None` = one block).
+    pub block_depth: Option<usize>,
+    /// Slices a block reads beyond its own on each side (`None` = `blocks::default_halo`).
+    pub block_overlap: Option<usize>,
+    /// Keep each finished block here and reuse the ones a run with the same settings left.
+    pub checkpoint_dir: Option<PathBuf>,
     /// Where the labels go.
     pub output: OutputSpec,
-    /// Dense labels to score the result against (the same box is cut from them).
+    /// Dense labels to score against.
     pub truth: Option<PathBuf>,
     /// Compute device.
     pub device: DeviceChoice,
@@ -397,10 +456,120 @@ pub struct InferArgs {
     pub quiet: bool,
 }
 
-/// Runs `emstudio ffn infer`; returns the summary (and the scores as JSON with `--truth`).
+/// The settings file of a checkpoint folder.
+pub const CHECKPOINT_SETTINGS: &str = "ffn-infer.json";
+
+/// A checkpoint folder of `emstudio ffn infer`: [`CHECKPOINT_SETTINGS`] (what the blocks were
+/// made from) and `block-KKKK.tif`, each block's labels (its `send` slices, 32-bit), written
+/// to a `.partial` file and renamed when complete, so a run stopped at any point leaves only
+/// whole blocks.
+struct Checkpoints {
+    dir: PathBuf,
+}
+
+impl Checkpoints {
+    /// Opens (or starts) the folder for a run with `settings`; a folder made with other
+    /// settings is refused, naming the first that differs.
+    fn open(dir: &Path, settings: &serde_json::Value) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+        let path = dir.join(CHECKPOINT_SETTINGS);
+        if path.exists() {
+            let old: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?,
+            )
+            .with_context(|| format!("{}: not a settings file", path.display()))?;
+            if &old != settings {
+                let differs = settings
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(k, v)| old.get(k.as_str()) != Some(v))
+                    .map_or_else(|| "its settings".to_string(), |(k, _)| format!("{k:?}"));
+                anyhow::bail!(
+                    "{}: the blocks there were made with another {differs} ({} says {}); \
+                     give a new --checkpoint-dir or delete that folder",
+                    dir.display(),
+                    CHECKPOINT_SETTINGS,
+                    old.get(differs.trim_matches('"'))
+                        .map_or_else(String::new, ToString::to_string)
+                );
+            }
+        } else {
+            std::fs::write(&path, serde_json::to_vec_pretty(settings)?)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn file(&self, k: usize) -> PathBuf {
+        self.dir.join(format!("block-{k:04}.tif"))
+    }
+
+    /// Block `k`'s labels if a run left them whole; an unreadable or misshapen file is noted
+    /// and the block segmented again.
+    fn load(&self, k: usize, shape: (usize, usize, usize)) -> Option<ndarray::Array3<u32>> {
+        let path = self.file(k);
+        if !path.exists() {
+            return None;
+        }
+        let read = read_stack_path(&path, true).and_then(|v| {
+            let labels = v.to_label_array()?;
+            ensure!(
+                labels.dim() == shape,
+                "holds {:?} voxels, the block is {shape:?}",
+                labels.dim()
+            );
+            Ok(labels)
+        });
+        match read {
+            Ok(labels) => Some(labels),
+            Err(e) => {
+                eprintln!("{}: {e:#}; segmenting this block again", path.display());
+                None
+            }
+        }
+    }
+
+    fn save(&self, k: usize, labels: &ndarray::Array3<u32>) -> Result<()> {
+        let path = self.file(k);
+        let partial = path.with_extension("tif.partial");
+        let volume = AnyVolume::U32(Volume::from_array(labels.view())?);
+        let mut files = emstudio_core::stack::export(
+            &volume,
+            &emstudio_core::stack::ExportOptions {
+                format: ExportFormat::MultiPageTiff,
+                depth: BitDepth::Native,
+                rescale: false,
+                base_name: "block".into(),
+            },
+        )?;
+        let (_, bytes) = files.pop().context("no block file encoded")?;
+        std::fs::write(&partial, bytes)
+            .with_context(|| format!("{}: cannot write", partial.display()))?;
+        std::fs::rename(&partial, &path)
+            .with_context(|| format!("{}: cannot write", path.display()))
+    }
+}
+
+/// FNV-1a of a model file's bytes: tells checkpoints of one model from another's.
+fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// Runs `emstudio ffn infer`; returns the summary line.
 pub fn infer(args: &InferArgs) -> Result<String> {
     let (device, described) = pick_device(args.device)?;
-    let file = read_model(&args.model)?;
+    let model_bytes = std::fs::read(&args.model)
+        .with_context(|| format!("{}: cannot read", args.model.display()))?;
+    let file =
+        FfnModelFile::from_bytes(&model_bytes).with_context(|| args.model.display().to_string())?;
     let image_vol = read_stack_path(&args.image, args.quiet)?;
     ensure!(
         image_vol.channels() == 1,
@@ -408,40 +577,98 @@ pub fn infer(args: &InferArgs) -> Result<String> {
         args.image.display(),
         image_vol.channels()
     );
-    let pixels = image_vol
-        .to_unit_f32_array()
-        .with_context(|| args.image.display().to_string())?;
-    let (nz, ny, nx) = pixels.dim();
+    let shape = image_vol.shape();
+    let (nz, ny, nx) = (shape.z, shape.y, shape.x);
     let [z, y, x] = args.region.ranges([nz, ny, nx])?;
     let sel = s![z.clone(), y.clone(), x.clone()];
+    let dim = (z.len(), y.len(), x.len());
+    let network = &file.header.network;
+    let block_depth = args.block_depth.unwrap_or(dim.0);
+    ensure!(block_depth > 0, "--block-depth must be at least 1 slice");
+    let halo = args
+        .block_overlap
+        .unwrap_or_else(|| ffn_blocks::default_halo(network));
+    let blocks = ffn_blocks::plan(dim.0, block_depth, halo);
+    ensure!(
+        blocks.len() == 1 || halo >= SEAM,
+        "--block-overlap {halo}: blocks must overlap by at least {SEAM} slices to be joined"
+    );
+    let checkpoints = match &args.checkpoint_dir {
+        Some(dir) => Some(Checkpoints::open(
+            dir,
+            &serde_json::json!({
+                "model": fingerprint(&model_bytes),
+                "image": std::fs::canonicalize(&args.image)
+                    .unwrap_or_else(|_| args.image.clone())
+                    .display()
+                    .to_string(),
+                "shape": [nz, ny, nx],
+                "region": [[z.start, z.end], [y.start, y.end], [x.start, x.end]],
+                "block_depth": block_depth,
+                "block_overlap": halo,
+                "options": args.options,
+            }),
+        )?),
+        None => None,
+    };
     let net = file
         .load_net(&device)
         .with_context(|| args.model.display().to_string())?;
     let t0 = std::time::Instant::now();
-    let mut canvas = Canvas::new(
-        NetPredictor {
-            net: &net,
-            device: device.clone(),
-        },
-        &file.header.network,
-        file.header.normalization,
-        pixels.slice(sel),
-        args.options.clone(),
-    )
-    .with_context(|| args.image.display().to_string())?;
-    let seeds = policy_peaks(canvas.image());
     let pb = bar(args.quiet, "segmenting");
-    canvas.segment_all(&seeds, &mut follow(&pb))?;
+    let mut progress = follow(&pb);
+    let (mut done, mut seeds, mut reused) = (Vec::with_capacity(blocks.len()), 0, 0);
+    let n = blocks.len() as u64;
+    for (k, block) in blocks.iter().enumerate() {
+        let send = (block.send.len(), dim.1, dim.2);
+        if let Some(labels) = checkpoints.as_ref().and_then(|c| c.load(k, send)) {
+            reused += 1;
+            done.push(LabelledBlock {
+                block: block.clone(),
+                labels,
+            });
+            continue;
+        }
+        let read = z.start + block.read.start..z.start + block.read.end;
+        let pixels = image_vol
+            .to_unit_f32_slices(read)
+            .with_context(|| args.image.display().to_string())?;
+        let segmented = ffn_blocks::segment_block(
+            NetPredictor {
+                net: &net,
+                device: device.clone(),
+            },
+            network,
+            file.header.normalization,
+            pixels.slice(s![.., y.clone(), x.clone()]),
+            block,
+            &args.options,
+            &mut Phase::new(&mut progress, 950 * k as u64 / n, 950 / n),
+        )
+        .with_context(|| args.image.display().to_string())?;
+        seeds += segmented.seeds;
+        if let Some(c) = &checkpoints {
+            c.save(k, &segmented.labelled.labels)?;
+        }
+        done.push(segmented.labelled);
+    }
+    let (labels, objects) = ffn_blocks::join(dim, &done, &mut Phase::new(&mut progress, 950, 50))?;
+    drop(done);
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    let labels = canvas.labels();
-    let objects = labels.iter().copied().max().unwrap_or(0);
     let volume = AnyVolume::from_labels(labels.view(), image_vol.voxel_size())?;
     write_stack(&volume, &args.output)?;
     let voxels = labels.len() as f64;
+    let in_blocks = match (blocks.len(), &args.checkpoint_dir) {
+        (1, None) => String::new(),
+        (b, None) => format!(" in {b} blocks (overlap {halo})"),
+        (b, Some(dir)) => format!(
+            " in {b} blocks (overlap {halo}; {reused} of them from {})",
+            dir.display()
+        ),
+    };
     let mut summary = format!(
-        "{objects} objects from {} seeds in {secs:.1} s ({:.0} voxels/s, {described}) → {}",
-        seeds.len(),
+        "{objects} objects from {seeds} seeds{in_blocks} in {secs:.1} s ({:.0} voxels/s, {described}) → {}",
         voxels / secs.max(1e-9),
         args.output.path.display()
     );

@@ -82,21 +82,8 @@ enum FfnCommand {
         /// box stays held out for `ffn evaluate`.
         #[arg(long)]
         region: Option<String>,
-        /// light | anisotropic | isotropic (UNI-EM's two and a small one for CPUs/browsers).
-        #[arg(long, default_value = "light")]
-        preset: String,
-        /// Override the preset's residual depth.
-        #[arg(long)]
-        depth: Option<usize>,
-        /// Override the preset's feature channels.
-        #[arg(long)]
-        features: Option<usize>,
-        /// Override the field of view, x,y,z (odd sizes).
-        #[arg(long)]
-        fov: Option<String>,
-        /// Override the moves, x,y,z.
-        #[arg(long)]
-        deltas: Option<String>,
+        #[command(flatten)]
+        network: FfnNetworkFlags,
         /// Steps to run.
         #[arg(long, default_value_t = 1000)]
         steps: u64,
@@ -176,6 +163,25 @@ enum FfnCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Make an FFN model file from weights trained elsewhere: the `state_dict` of the PyTorch
+    /// twin (scripts/golden/torch_ffn.py) saved as safetensors, with the network's settings and
+    /// the image normalisation it was trained with.
+    Import {
+        /// The .safetensors file.
+        #[arg(long)]
+        safetensors: PathBuf,
+        #[command(flatten)]
+        network: FfnNetworkFlags,
+        /// Input normalisation the weights expect: mean of [0, 1]-scaled images.
+        #[arg(long)]
+        mean: f32,
+        /// Input normalisation: standard deviation.
+        #[arg(long)]
+        std: f32,
+        /// FFN model file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Segment a stack with a flood-filling network (google/ffn's inference: seeds from
     /// distance-transform peaks, face-maximum moves, objects kept by size and never
     /// overwritten); writes a label stack; with --truth, prints adapted Rand error and VI.
@@ -201,6 +207,18 @@ enum FfnCommand {
         /// Seeds this close to an object are skipped, z,y,x.
         #[arg(long, default_value = "1,1,1")]
         min_boundary_dist: String,
+        /// Segment in blocks of at most this many slices, joined where they overlap (for
+        /// stacks whose canvas, 12 bytes a voxel, would not fit in memory).
+        #[arg(long)]
+        block_depth: Option<usize>,
+        /// Slices a block reads beyond its own on each side (default: the FOV's depth, at
+        /// least the 4 compared slices plus half a FOV and a move).
+        #[arg(long)]
+        block_overlap: Option<usize>,
+        /// Keep every finished block in this folder; run the same command again to go on
+        /// from where a stopped run was.
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
         /// Dense labels to score against (the same box is cut from them).
         #[arg(long)]
         truth: Option<PathBuf>,
@@ -213,6 +231,48 @@ enum FfnCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+/// The flood-filling network's shape: a preset and what overrides it (`ffn train`, `ffn import`).
+#[derive(clap::Args)]
+struct FfnNetworkFlags {
+    /// light | anisotropic | isotropic (UNI-EM's two and a small one for CPUs/browsers).
+    #[arg(long, default_value = "light")]
+    preset: String,
+    /// Override the preset's residual depth.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Override the preset's feature channels.
+    #[arg(long)]
+    features: Option<usize>,
+    /// Override the field of view, x,y,z (odd sizes).
+    #[arg(long)]
+    fov: Option<String>,
+    /// Override the moves, x,y,z.
+    #[arg(long)]
+    deltas: Option<String>,
+}
+
+impl FfnNetworkFlags {
+    fn config(&self) -> anyhow::Result<FfnConfig> {
+        let preset = &self.preset;
+        let mut network = FfnConfig::preset(preset).ok_or_else(|| {
+            anyhow::anyhow!("--preset {preset:?}: use {}", ffn_net::PRESETS.join(", "))
+        })?;
+        if let Some(d) = self.depth {
+            network.depth = d;
+        }
+        if let Some(f) = self.features {
+            network.features = f;
+        }
+        if let Some(f) = &self.fov {
+            network.fov = xyz("--fov", f)?;
+        }
+        if let Some(d) = &self.deltas {
+            network.deltas = xyz("--deltas", d)?;
+        }
+        Ok(network)
+    }
 }
 
 /// `"17,17,9"` as x, y, z.
@@ -845,11 +905,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             image,
             label,
             region,
-            preset,
-            depth,
-            features,
-            fov,
-            deltas,
+            network,
             steps,
             batch,
             optimizer,
@@ -866,21 +922,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             device,
             quiet,
         } => {
-            let mut network = FfnConfig::preset(&preset).ok_or_else(|| {
-                anyhow::anyhow!("--preset {preset:?}: use {}", ffn_net::PRESETS.join(", "))
-            })?;
-            if let Some(d) = depth {
-                network.depth = d;
-            }
-            if let Some(f) = features {
-                network.features = f;
-            }
-            if let Some(f) = fov {
-                network.fov = xyz("--fov", &f)?;
-            }
-            if let Some(d) = deltas {
-                network.deltas = xyz("--deltas", &d)?;
-            }
+            let network = network.config()?;
             let optimizer = match optimizer.as_str() {
                 "sgd" => FfnOptimizer::Sgd,
                 "adam" => FfnOptimizer::Adam,
@@ -932,6 +974,18 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             device: device.parse()?,
             quiet,
         })?,
+        FfnCommand::Import {
+            safetensors,
+            network,
+            mean,
+            std,
+            output,
+        } => ffn_cli::import(&ffn_cli::ImportArgs {
+            safetensors,
+            network: network.config()?,
+            normalization: emstudio_nets::model::Normalization { mean, std },
+            output,
+        })?,
         FfnCommand::Infer {
             model,
             image,
@@ -940,6 +994,9 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             segment_threshold,
             min_segment_size,
             min_boundary_dist,
+            block_depth,
+            block_overlap,
+            checkpoint_dir,
             truth,
             output,
             device,
@@ -955,6 +1012,9 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
                 min_boundary_dist: zyx("--min-boundary-dist", &min_boundary_dist)?,
                 ..FfnInferOptions::default()
             },
+            block_depth,
+            block_overlap,
+            checkpoint_dir,
             output: output.spec()?,
             truth,
             device: device.parse()?,

@@ -310,6 +310,99 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
     .expect("labels");
     assert_eq!((out.shape().z, out.shape().y, out.shape().x), (16, 32, 32));
 
+    // In blocks, with checkpoints: a run stopped after some blocks goes on from them and gives
+    // the same labels; a checkpoint folder of other settings is refused by name.
+    // A model that has learnt these cells a little (the three-step one keeps no object).
+    let learnt = dir.path().join("learnt.emsffn").display().to_string();
+    let mut train = vec![
+        "train", "-i", &img, "-l", &lab, "-o", &learnt, "--steps", "150",
+    ];
+    train.extend_from_slice(&tiny);
+    let done = run(&train);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let ck = dir.path().join("ck");
+    let blocked = |out: &str, extra: &[&str]| {
+        let ck = ck.display().to_string();
+        let mut args = vec![
+            "infer",
+            "-m",
+            &learnt,
+            "-i",
+            &img,
+            "--block-depth",
+            "5",
+            "--block-overlap",
+            "7",
+            "--checkpoint-dir",
+            &ck,
+            "--move-threshold",
+            "0.5",
+            "--min-segment-size",
+            "5",
+            "-o",
+            out,
+            "--device",
+            "cpu",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let first = dir.path().join("blocks-first.tif").display().to_string();
+    let done = blocked(&first, &[]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        stdout.contains("in 4 blocks (overlap 7; 0 of them from"),
+        "{stdout}"
+    );
+    let block_files = |n| ck.join(format!("block-{n:04}.tif"));
+    assert!((0..4).all(|k| block_files(k).exists()));
+    assert!(ck.join("ffn-infer.json").exists());
+    // As if the run had stopped during block 2: its file and the next are missing.
+    std::fs::remove_file(block_files(2)).expect("rm");
+    std::fs::remove_file(block_files(3)).expect("rm");
+    let again = dir.path().join("blocks-again.tif").display().to_string();
+    let done = blocked(&again, &[]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("2 of them from"), "{stdout}");
+    let read = |path: &str| {
+        read_stack(
+            vec![("s.tif".into(), std::fs::read(path).expect("written"))],
+            &Limits::default(),
+        )
+        .expect("labels")
+        .to_label_array()
+        .expect("ids")
+    };
+    let (a, b) = (read(&first), read(&again));
+    assert!(a.iter().any(|&v| v != 0), "the blocks found objects");
+    assert_eq!(
+        a, b,
+        "a resumed run gives the labels of an uninterrupted one"
+    );
+    let other = blocked(&again, &["--segment-threshold", "0.7"]);
+    assert!(!other.status.success());
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("\"options\"") && stderr.contains("--checkpoint-dir"),
+        "{stderr}"
+    );
+
     // Bad input, each named.
     let mask_dir = dir.path().join("mask");
     write_png_series(
@@ -389,4 +482,113 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
         let stderr = String::from_utf8_lossy(&failed.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn import_makes_a_model_file_from_the_pytorch_twins_weights_and_names_a_mismatch() {
+    use emstudio_nets::ffn::file::{FfnHeader, FfnModelFile};
+    use emstudio_nets::ffn::net::FfnConfig;
+    use emstudio_nets::model::{Normalization, Provenance};
+    // The golden fixture of `crates/nets/tests/golden_ffn_net.rs` (depth 3, 4 features,
+    // FOV 9×7×5): that test checks the import against PyTorch's outputs; this one checks the
+    // command makes the same file and names what does not fit.
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/nets/tests/golden/ffn/small.safetensors");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("small.ffn");
+    let run = |features: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .args(["ffn", "import", "--safetensors"])
+            .arg(&weights)
+            .args([
+                "--preset",
+                "light",
+                "--depth",
+                "3",
+                "--features",
+                features,
+                "--fov",
+                "9,7,5",
+                "--deltas",
+                "2,2,1",
+                "--mean",
+                "0.45",
+                "--std",
+                "0.2",
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .expect("run")
+    };
+    let done = run("4");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("small.safetensors"), "{stdout}");
+    let file = FfnModelFile::from_bytes(&std::fs::read(&out).expect("written")).expect("valid");
+    let network = FfnConfig {
+        depth: 3,
+        features: 4,
+        fov: [9, 7, 5],
+        deltas: [2, 2, 1],
+    };
+    assert_eq!(file.header.network, network);
+    assert_eq!(
+        file.header.normalization,
+        Normalization {
+            mean: 0.45,
+            std: 0.2
+        }
+    );
+    assert_eq!(
+        file.header.provenance.imported_from.as_deref(),
+        Some("small.safetensors")
+    );
+    let direct = FfnModelFile::import_safetensors(
+        FfnHeader {
+            network,
+            normalization: file.header.normalization,
+            provenance: Provenance::default(),
+        },
+        std::fs::read(&weights).expect("fixture"),
+        "small.safetensors",
+        &emstudio_nets::Device::flex(),
+    )
+    .expect("import");
+    // The same network (the weight records carry random parameter IDs, so compare outputs).
+    let device = emstudio_nets::Device::flex();
+    let input = |phase: f32| {
+        let values: Vec<f32> = (0..5 * 7 * 9)
+            .map(|i| (i as f32 * 0.37 + phase).sin())
+            .collect();
+        burn::tensor::Tensor::<5>::from_data(
+            burn::tensor::TensorData::new(values, [1, 1, 5, 7, 9]),
+            &device,
+        )
+    };
+    let outputs = [&file, &direct].map(|f| {
+        let net = f.load_net(&device).expect("load");
+        net.forward(input(0.0), input(1.0))
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("floats")
+    });
+    assert_eq!(outputs[0], outputs[1], "the library's import, bit for bit");
+
+    std::fs::remove_file(&out).expect("rm");
+    let refused = run("5");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("small.safetensors") && stderr.contains("do not match"),
+        "{stderr}"
+    );
+    assert!(
+        !out.exists(),
+        "no file is written for weights that do not fit"
+    );
 }

@@ -303,22 +303,29 @@ pub struct FfnTrainJob {
 
 impl FfnTrainJob {
     /// Checks the settings (`FfnTrainConfig` as JSON) and the data, draws the training
-    /// centres and builds the network on `device` (with autodiff).
+    /// centres and builds the network on `device` (with autodiff): fresh, or the weights of
+    /// `init`, an FFN model file to fine-tune (its network and normalisation replace the
+    /// settings'; the optimiser starts afresh).
     pub fn new(
         image: Array3<f32>,
         labels: Array3<u32>,
         name: &str,
         config_json: &str,
+        init: Option<&[u8]>,
         device: &Device,
     ) -> Result<Self, String> {
         let config: FfnTrainConfig =
             serde_json::from_str(config_json).map_err(|e| format!("FFN training settings: {e}"))?;
+        let start = init
+            .map(FfnModelFile::from_bytes)
+            .transpose()
+            .map_err(|e| format!("the model to fine-tune: {e}"))?;
         let volume = FfnVolume::new(name, image, labels).map_err(|e| e.to_string())?;
         let trainer = FfnTrainer::new(
             config,
             vec![volume],
             device,
-            None,
+            start.as_ref().map(|f| (f, false)),
             &mut emstudio_core::progress::NoProgress,
         )
         .map_err(|e| e.to_string())?;
@@ -506,8 +513,15 @@ mod tests {
         let config = r#"{"network": {"depth": 1, "features": 2, "fov": [5, 5, 5], "deltas": [1, 1, 1]},
             "steps": 2, "batch": 2, "min_size": 10, "optimizer": "adam"}"#;
         let device = Device::default().autodiff();
-        let mut job = FfnTrainJob::new(image.clone(), labels.clone(), "halves", config, &device)
-            .expect("job");
+        let mut job = FfnTrainJob::new(
+            image.clone(),
+            labels.clone(),
+            "halves",
+            config,
+            None,
+            &device,
+        )
+        .expect("job");
         assert!(job.classes() >= 1);
         while !job.finished() {
             let r = block_on(job.step_async()).expect("step");
@@ -532,6 +546,7 @@ mod tests {
             labels.clone(),
             "halves",
             "{\"steps\": -1}",
+            None,
             &device,
         )
         .err()
@@ -542,10 +557,46 @@ mod tests {
             Array3::from_shape_fn((12, 16, 24), |(z, _, _)| u32::from(z > 5)),
             "mask.tif",
             config,
+            None,
             &device,
         )
         .err()
         .expect("refused");
         assert!(e.contains("mask.tif"), "{e}");
+
+        // Fine-tuning: the model's network and normalisation, whatever the settings say.
+        let other = r#"{"network": {"depth": 2, "features": 3, "fov": [7, 7, 7], "deltas": [2, 2, 2]},
+            "steps": 1, "batch": 1, "min_size": 10}"#;
+        let mut tuned = FfnTrainJob::new(
+            image.map(|v| v * 0.5),
+            labels.clone(),
+            "halves",
+            other,
+            Some(&bytes),
+            &device,
+        )
+        .expect("fine-tune");
+        while !tuned.finished() {
+            block_on(tuned.step_async()).expect("step");
+        }
+        assert_eq!(tuned.steps(), (1, 1), "a fresh run of its own steps");
+        let tuned = FfnModelFile::from_bytes(
+            &block_on(tuned.model_bytes_async("2026-12-07")).expect("model"),
+        )
+        .expect("valid");
+        let started = FfnModelFile::from_bytes(&bytes).expect("valid");
+        assert_eq!(tuned.header.network, started.header.network);
+        assert_eq!(tuned.header.normalization, started.header.normalization);
+        let e = FfnTrainJob::new(
+            image,
+            labels,
+            "halves",
+            config,
+            Some(b"not a model"),
+            &device,
+        )
+        .err()
+        .expect("refused");
+        assert!(e.starts_with("the model to fine-tune"), "{e}");
     }
 }

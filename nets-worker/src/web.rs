@@ -412,10 +412,14 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
             size,
             config_json,
             data_name,
+            init,
             device,
         } => {
             let image =
                 attachment(&attachments, 0, "FFN training image").and_then(|b| box_f32(&b, size));
+            let init = init
+                .then(|| attachment(&attachments, 2, "FFN model to fine-tune"))
+                .transpose();
             let labels = attachment(&attachments, 1, "FFN training labels").and_then(|b| {
                 let what = "FFN training labels";
                 let plane = Plane::single(size[0] * size[1], size[2]);
@@ -423,8 +427,8 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                 Array3::from_shape_vec((size[0], size[1], size[2]), v)
                     .map_err(|e| format!("{what}: {e}"))
             });
-            match image.and_then(|i| labels.map(|l| (i, l))) {
-                Ok((image, labels)) => {
+            match image.and_then(|i| Ok((i, labels?, init?))) {
+                Ok((image, labels, init)) => {
                     TRAINING.with(|t| t.borrow_mut().insert(request, Steering::default()));
                     spawn_local(ffn_train_loop(
                         request,
@@ -432,6 +436,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                         labels,
                         data_name,
                         config_json,
+                        init,
                         device,
                     ));
                 }
@@ -651,6 +656,7 @@ async fn ffn_train_loop(
     labels: Array3<u32>,
     data_name: String,
     config_json: String,
+    init: Option<Vec<u8>>,
     choice: NetDevice,
 ) {
     let finish = |msg: FromWorker, buffers: &[JsValue]| {
@@ -663,7 +669,15 @@ async fn ffn_train_loop(
         Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
     };
     let device = chosen.device.clone().autodiff();
-    let mut job = match FfnTrainJob::new(image, labels, &data_name, &config_json, &device) {
+    let job = FfnTrainJob::new(
+        image,
+        labels,
+        &data_name,
+        &config_json,
+        init.as_deref(),
+        &device,
+    );
+    let mut job = match job {
         Ok(j) => j,
         Err(error) => return finish(FromWorker::Failed { request, error }, &[]),
     };

@@ -1883,6 +1883,41 @@ test("FFN training in the browser: the light network on slices 0-39 of the FlyEM
   return summary;
 });
 
+test("FFN fine-tuning in the browser: the demo's shipped FFN goes on training on the labels, its network and normalisation kept", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-kind-ffn").check();
+  const starts = await page.getByTestId("ffn-train-start-from").locator("option").allTextContents();
+  assert.ok(starts.includes("flyem-ffn-light.ffn"), starts.join(", "));
+  assert.ok(!starts.some((s) => s.endsWith(".emsmodel")), "2D models are not offered: " + starts.join(", "));
+  await page.getByTestId("ffn-train-slices").fill("0-39");
+  await page.getByTestId("ffn-train-slices").dispatchEvent("change");
+  await setField(page, "ffn-train-steps", 3);
+  await page.getByTestId("ffn-train-device-choice").selectOption("cpu");
+  // The baseline, computed here: the same three steps from fresh weights.
+  const run = async (model) => {
+    await page.getByTestId("ffn-train-start").click();
+    await page.getByTestId("ffn-train-result").filter({ hasText: model }).waitFor({ timeout: 300000 });
+    const summary = await page.getByTestId("ffn-train-result").textContent();
+    const m = summary.match(/loss ([\d.]+) → ([\d.]+)/);
+    assert.ok(m, summary);
+    return [summary, Number(m[1])];
+  };
+  const [, fresh] = await run("ffn-light-FlyEM-medulla-3steps.ffn");
+  await page.getByTestId("ffn-train-start-from").selectOption("flyem-ffn-light.ffn");
+  assert.match(await page.getByTestId("ffn-train-tuning").textContent(), /Fine-tuning: .*FFN depth 4 · 16 features · FOV 17×17×17 · 3000 steps/);
+  assert.equal(await page.getByTestId("ffn-train-preset").count(), 0, "the preset comes from the model");
+  const [summary, tuned] = await run("flyem-ffn-light-tuned-FlyEM-medulla-3steps.ffn");
+  assert.match(summary, /trained 3 steps .* → model flyem-ffn-light-tuned-FlyEM-medulla-3steps\.ffn/);
+  // A network that has learnt 3000 steps starts far lower than fresh weights (`<` fails on NaN).
+  assert.ok(tuned < 0.6 * fresh, `first loss ${tuned} fine-tuned, ${fresh} fresh`);
+  await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-fine-tune.png") });
+  await page.getByTestId("tab-infer").click();
+  await page.locator("[data-testid=model-list] li", { hasText: "flyem-ffn-light-tuned-FlyEM-medulla-3steps.ffn" }).filter({ hasText: "FFN depth 4 · 16 features · FOV 17×17×17 · 3 steps" }).waitFor();
+  assert.deepEqual(await errors(page), []);
+  return summary;
+});
+
 const context = await launch();
 let failed = 0;
 let skipped = 0;

@@ -308,7 +308,10 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             region,
             config_json,
             device,
-        } => web_nets::ffn_train(request, image, label, region, config_json, device),
+        } => {
+            let init = attachments.into_iter().next();
+            web_nets::ffn_train(request, image, label, region, config_json, device, init);
+        }
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::CheckModel { request, name } => {
             web_nets::check_model(request, name, attachments.into_iter().next())

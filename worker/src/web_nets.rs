@@ -417,7 +417,8 @@ fn ffn_filled(
     );
 }
 
-/// `FfnTrain`: cuts the box of image and labels and starts the run.
+/// `FfnTrain`: cuts the box of image and labels and starts the run (from `init`, a model
+/// file to fine-tune, when given).
 pub fn ffn_train(
     request: RequestId,
     image: LayerId,
@@ -425,16 +426,19 @@ pub fn ffn_train(
     region: Option<[[usize; 3]; 2]>,
     config_json: String,
     device: NetDevice,
+    init: Option<JsValue>,
 ) {
     let b = match WORKSPACE.with(|w| train_box(&w.borrow(), image, label, region)) {
         Ok(b) => b,
         Err(e) => return fail(request, e),
     };
     JOBS.with(|j| j.borrow_mut().insert(request, Job::FfnTrain));
-    let buffers = vec![
+    let mut buffers = vec![
         to_buffer(&f32_bytes(&b.image)),
         to_buffer(&u32_bytes(&b.labels)),
     ];
+    let has_init = init.is_some();
+    buffers.extend(init);
     to_nets(
         request,
         ToNets::FfnTrain {
@@ -442,6 +446,7 @@ pub fn ffn_train(
             size: b.size,
             config_json,
             data_name: b.name,
+            init: has_init,
             device,
         },
         buffers,

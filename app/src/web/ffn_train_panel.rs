@@ -1,6 +1,7 @@
 //! The Train tab's flood-filling network mode: an FFN (3D neurons) trained on an image layer
 //! and its dense neuron labels, over all slices or a range, in the network worker (CPU or
-//! WebGPU); preset, steps, batch, learning rate; Start, Pause / Resume, Stop (keep the model)
+//! WebGPU); from fresh weights or fine-tuning a stored FFN (e.g. the demo's on a lab's own
+//! labels); preset, steps, batch, learning rate; Start, Pause / Resume, Stop (keep the model)
 //! and Cancel; a progress bar with speed and ETA, the loss chart and the mask's precision and
 //! recall as it learns. The model (`.ffn`) goes to the model store, where the Edit panel's FFN
 //! fill and the Infer panel find it.
@@ -42,6 +43,13 @@ pub fn FfnTrainPanel() -> impl IntoView {
     let run = RwSignal::new(None::<Run>);
     let curve = RwSignal::new(Vec::<CurvePoint>::new());
     let outcome = RwSignal::new(None::<String>);
+    // Fine-tune a stored FFN instead of starting from fresh weights.
+    let start_from = RwSignal::new(None::<String>);
+    let ffn_models = move || {
+        let mut list = models.list.get();
+        list.retain(|m| m.summary.kind == crate::training_ui::ModelKind::Ffn);
+        list
+    };
 
     let pick = move |chosen: Option<LayerId>, kind: LayerKind| {
         let list = state.layer_choices(kind, false);
@@ -89,6 +97,11 @@ pub fn FfnTrainPanel() -> impl IntoView {
             .get_untracked()
             .map(|o| o.name)
             .unwrap_or_else(|| "data".into());
+        let init = start_from
+            .get_untracked()
+            .filter(|name| models.get(name).is_some());
+        let attachments: Vec<wasm_bindgen::JsValue> =
+            init.iter().filter_map(|name| models.buffer(name)).collect();
         let result = worker_client::request(
             move |request| ToWorker::FfnTrain {
                 request,
@@ -98,7 +111,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
                 config_json,
                 device: devices.choice.get_untracked(),
             },
-            &[],
+            &attachments,
             move |msg, attachments| match msg {
                 FromWorker::TrainStarted {
                     request,
@@ -150,7 +163,13 @@ pub fn FfnTrainPanel() -> impl IntoView {
                         .unwrap_or("data")
                         .trim()
                         .to_string();
-                    let wanted = format!("ffn-{}-{stem}-{steps}steps.ffn", f.preset);
+                    let wanted = match &init {
+                        Some(from) => format!(
+                            "{}-tuned-{stem}-{steps}steps.ffn",
+                            from.trim_end_matches(".ffn")
+                        ),
+                        None => format!("ffn-{}-{stem}-{steps}steps.ffn", f.preset),
+                    };
                     match models.add(state, &wanted, bytes) {
                         Ok(name) => outcome.set(Some(format!("{summary} → model {name}"))),
                         Err(e) => state.error(e),
@@ -231,6 +250,21 @@ pub fn FfnTrainPanel() -> impl IntoView {
             <label class="row" title="One range of slices (e.g. 0-39); empty: the whole stack. Keep some slices out to score the model on them.">"Train on slices"
                 <input type="text" data-testid="ffn-train-slices" placeholder="all" prop:value=move || slices_text.get()
                     on:change=move |ev| slices_text.set(event_target_value(&ev)) /></label>
+            <label class="row" title="Go on training a stored flood-filling network on these labels, e.g. the demo's network on your own neurons">"Start from"
+                <select data-testid="ffn-train-start-from" on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    start_from.set((!v.is_empty()).then_some(v));
+                }>
+                    <option value="" selected=move || start_from.get().is_none()>"fresh weights"</option>
+                    <For each=ffn_models key=|m| m.name.clone() let:m>
+                        <option value=m.name.clone() selected={let n = m.name.clone(); move || start_from.get().as_deref() == Some(n.as_str())}>{m.name.clone()}</option>
+                    </For>
+                </select></label>
+            <Show when=move || start_from.get().is_none()
+                fallback=move || view! { <p class="hint" data-testid="ffn-train-tuning">{move || {
+                    let from = start_from.get().and_then(|n| models.get(&n));
+                    from.map(|m| format!("Fine-tuning: the network and the image normalisation come from the model ({} · {} steps); the optimiser starts afresh.", m.summary.arch, m.summary.steps)).unwrap_or_default()
+                }}</p> }>
             <label class="row">"Network"
                 <select data-testid="ffn-train-preset" on:change=move |ev| set_form(|f, v| f.preset = v.to_string(), ev)>
                     {FFN_PRESETS.map(|p| view! { <option value=p.name selected=move || form.with(|f| f.preset == p.name)>{p.label}</option> }).collect_view()}
@@ -242,6 +276,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
                     p.depth, p.features, p.fov[0], p.fov[1], p.fov[2], p.deltas[0], p.deltas[1], p.deltas[2],
                     if p.name == "light" { "" } else { ": slow on a CPU, meant for a GPU" })).unwrap_or_default()
             }}</p>
+            </Show>
             <label class="row">"Steps"
                 <input type="number" min="1" max="1000000" data-testid="ffn-train-steps" prop:value=move || form.with(|f| f.steps.to_string())
                     on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<u64>() { f.steps = n.clamp(1, 1_000_000) }, ev) /></label>

@@ -27,7 +27,7 @@ pub mod nets;
 pub mod pool;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 13;
+pub const PROTOCOL_VERSION: u8 = 14;
 
 /// Slots of the shared cancel board ([`ToWorker::Configure`]).
 pub const CANCEL_SLOTS: u32 = 64;
@@ -313,9 +313,10 @@ pub enum ToWorker {
         device: NetDevice,
     },
     /// Train a flood-filling network on a box of an image layer and its dense instance labels
-    /// (neurons). Replies: `TrainStarted`, `FfnTrainStep`*, then `Trained` (attachment 0: the
-    /// FFN model file) or `Failed`/`Cancelled`. Steered with `TrainControl` (pause, resume,
-    /// stop) and `Cancel`, like a 2D run.
+    /// (neurons). Attachment 0, if any: an FFN model file to fine-tune (its network and
+    /// normalisation replace the settings'). Replies: `TrainStarted`, `FfnTrainStep`*, then
+    /// `Trained` (attachment 0: the FFN model file) or `Failed`/`Cancelled`. Steered with
+    /// `TrainControl` (pause, resume, stop) and `Cancel`, like a 2D run.
     FfnTrain {
         /// Request id.
         request: RequestId,

@@ -163,7 +163,8 @@ pub enum ToNets {
         device: NetDevice,
     },
     /// Train a flood-filling network on the attached box. Attachments: the image (`f32` in
-    /// [0, 1], `size` z × y × x), then its dense instance labels (`u32`, the same size).
+    /// [0, 1], `size` z × y × x), then its dense instance labels (`u32`, the same size), then
+    /// the FFN model file to fine-tune when `init`.
     /// Replies: `App(TrainStarted)`, `App(FfnTrainStep)`*, then `App(Trained)` with the model
     /// file, or `App(Failed)` / `App(Cancelled)`; steered with `Control` and `Cancel`.
     FfnTrain {
@@ -175,6 +176,9 @@ pub enum ToNets {
         config_json: String,
         /// What the data is, for the model's provenance.
         data_name: String,
+        /// An FFN model file to fine-tune is attached last (its network and normalisation
+        /// replace the settings').
+        init: bool,
         /// Where to run.
         device: NetDevice,
     },
@@ -462,6 +466,7 @@ mod tests {
                 size: [50, 250, 250],
                 config_json: "{}".into(),
                 data_name: "flyem / label".into(),
+                init: true,
                 device: NetDevice::Auto,
             },
             ToNets::Cancel {

@@ -95,6 +95,9 @@ pub enum FfnInferError {
     /// Cancelled through the progress callback.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
+    /// The blocks of a segmentation in blocks could not be joined.
+    #[error("the blocks could not be joined: {0}")]
+    Blocks(String),
 }
 
 /// What predicts a FOV's new mask logits from its image and mask: the network
@@ -658,13 +661,13 @@ impl<P: FovPredictor> Canvas<P> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The ideal FFN: inside the FOV, the bright voxels 6-connected (through bright voxels) to
     /// a voxel the mask already holds (logit ≥ 0) become +4 (a little more near the FOV's
     /// centre, as a trained network is surest there), the rest −4.
-    struct Oracle;
+    pub(crate) struct Oracle;
     impl FovPredictor for Oracle {
         fn predict(
             &mut self,

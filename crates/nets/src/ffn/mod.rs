@@ -11,11 +11,14 @@
 //! - [`seeds`]: where inference starts objects (google/ffn's `PolicyPeaks`).
 //! - [`infer`]: the inference canvas (one object at a time from a seed, face-maximum moves,
 //!   objects kept by size, never overwriting earlier ones).
+//! - [`blocks`]: a stack segmented in blocks along z with overlap, the blocks' IDs reconciled
+//!   by their overlap (for volumes whose canvas would not fit, and resumable runs).
 //!
 //! The training centres come from `emstudio_core::ffn_data` (partitions, balanced
 //! coordinates). Arrays are indexed z, y, x; settings that google/ffn gives as x, y, z
 //! (field of view, deltas) are x, y, z here too, and named so.
 
+pub mod blocks;
 pub mod file;
 pub mod infer;
 pub mod net;
