@@ -7,7 +7,7 @@
 // Used by the browser panels; natively only the tests use it.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use emstudio_protocol::{GpuInfo, NetDevice};
+use emstudio_protocol::{FfnTrainPreview, GpuInfo, NetDevice};
 use serde_json::{json, Value};
 
 /// The Train form's values.
@@ -478,6 +478,57 @@ pub const FFN_PRESETS: [FfnPreset; 3] = [
     },
 ];
 
+/// The FFN training preview as one RGBA picture (width, height, pixels): three panels of the
+/// example's central plane side by side, one column apart — the image; the object it should
+/// fill in green over the dimmed image; the network's probability in yellow (the FFN fill's
+/// proposal colour) over the dimmed image, with the last FOV outlined in cyan. A preview whose
+/// planes do not match its size draws nothing.
+pub fn ffn_preview_rgba(p: &FfnTrainPreview) -> Option<(u32, u32, Vec<u8>)> {
+    const GAP: usize = 1;
+    let [h, w] = p.size;
+    let n = h.checked_mul(w)?;
+    if n == 0 || [&p.image, &p.target, &p.mask].iter().any(|v| v.len() != n) {
+        return None;
+    }
+    let width = 3 * w + 2 * GAP;
+    let mut out = vec![0u8; width * h * 4];
+    let mut put = |panel: usize, y: usize, x: usize, rgb: [u8; 3]| {
+        let i = (y * width + panel * (w + GAP) + x) * 4;
+        out[i..i + 4].copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+    };
+    let blend = |gray: u8, colour: [u8; 3], alpha: f32| -> [u8; 3] {
+        let dim = f32::from(gray) * 0.6;
+        colour.map(|c| (dim + (f32::from(c) - dim) * alpha).round() as u8)
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let g = p.image[i];
+            put(0, y, x, [g, g, g]);
+            let on = if p.target[i] > 127 { 0.75 } else { 0.0 };
+            put(1, y, x, blend(g, [60, 200, 90], on));
+            put(
+                2,
+                y,
+                x,
+                blend(g, [255, 210, 0], f32::from(p.mask[i]) / 255.0 * 0.85),
+            );
+        }
+    }
+    if let Some([y0, x0, y1, x1]) = p.fov {
+        if y0 < y1 && x0 < x1 && y1 <= h && x1 <= w {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if y == y0 || y == y1 - 1 || x == x0 || x == x1 - 1 {
+                        put(2, y, x, [0, 220, 255]);
+                    }
+                }
+            }
+        }
+    }
+    Some((width as u32, h as u32, out))
+}
+
 /// The FFN training form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FfnTrainForm {
@@ -653,6 +704,41 @@ pub fn describe_device(choice: NetDevice, found: &Found) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ffn_preview_draws_three_panels_and_the_fov() {
+        let p = FfnTrainPreview {
+            size: [2, 3],
+            image: vec![0, 100, 200, 50, 150, 250],
+            target: vec![0, 255, 255, 0, 0, 0],
+            mask: vec![0, 255, 128, 0, 0, 0],
+            fov: Some([0, 0, 2, 2]),
+        };
+        let (w, h, px) = ffn_preview_rgba(&p).expect("drawn");
+        assert_eq!((w, h), (11, 2));
+        assert_eq!(px.len(), 11 * 2 * 4);
+        let at = |x: usize, y: usize| &px[(y * 11 + x) * 4..(y * 11 + x) * 4 + 4];
+        assert_eq!(at(1, 0), &[100, 100, 100, 255], "the image as it is");
+        assert_eq!(at(3, 0), &[0, 0, 0, 0], "the gap stays clear");
+        assert!(at(5, 0)[1] > at(5, 0)[0], "the object in green");
+        assert_eq!(
+            at(4, 0),
+            &[0, 0, 0, 255],
+            "off the object: the dimmed image"
+        );
+        assert_eq!(at(8, 0), &[0, 220, 255, 255], "the FOV's outline");
+        assert!(at(10, 0)[0] > at(10, 0)[2], "probability in yellow");
+        assert_eq!(
+            at(10, 1),
+            &[150, 150, 150, 255],
+            "dimmed 250, no probability"
+        );
+        let mut bad = p.clone();
+        bad.mask.pop();
+        assert!(ffn_preview_rgba(&bad).is_none());
+        bad.size = [usize::MAX, 2];
+        assert!(ffn_preview_rgba(&bad).is_none());
+    }
     use emstudio_nets::train::TrainConfig;
 
     #[test]

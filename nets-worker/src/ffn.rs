@@ -21,6 +21,7 @@ use emstudio_nets::ffn::infer::{
 use emstudio_nets::ffn::net::ConvStack3d;
 use emstudio_nets::ffn::train::{FfnStepReport, FfnTrainConfig, FfnTrainer, FfnVolume};
 use emstudio_nets::Device;
+use emstudio_protocol::FfnTrainPreview;
 use ndarray::Array3;
 
 /// One field of view through the network with a synchronous read (CPU only).
@@ -352,6 +353,23 @@ impl FfnTrainJob {
         (self.trainer.steps_done(), self.trainer.total_steps())
     }
 
+    /// The central plane of a training example after the last step, as bytes for the app.
+    pub fn preview(&self) -> Option<FfnTrainPreview> {
+        let p = self.trainer.preview()?;
+        let bytes = |v: &[f32]| -> Vec<u8> {
+            v.iter()
+                .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect()
+        };
+        Some(FfnTrainPreview {
+            size: p.size,
+            image: bytes(&p.image),
+            target: bytes(&p.target),
+            mask: bytes(&p.mask),
+            fov: p.fov,
+        })
+    }
+
     /// Partition classes the centres are drawn from.
     pub fn classes(&self) -> usize {
         self.trainer.class_count()
@@ -528,6 +546,12 @@ mod tests {
             assert!(r.loss.is_finite());
         }
         assert_eq!(job.steps(), (2, 2));
+        let preview = job.preview().expect("a preview after the steps");
+        assert_eq!(preview.size, [7, 7], "FOV 5 plus a move of 1 on each side");
+        assert!([&preview.image, &preview.target, &preview.mask]
+            .iter()
+            .all(|p| p.len() == 49));
+        assert!(preview.target.contains(&255) && preview.target.contains(&0));
         assert!(
             job.summary(1.0).starts_with("trained 2 steps"),
             "{}",

@@ -736,6 +736,7 @@ async fn ffn_train_loop(
                     precision: counts.precision() as f32,
                     recall: counts.recall() as f32,
                     steps_per_s,
+                    preview: job.preview(),
                 },
                 &[],
             );

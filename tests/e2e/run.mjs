@@ -1859,6 +1859,21 @@ test("FFN training in the browser: the light network on slices 0-39 of the FlyEM
   assert.match(await page.getByTestId("ffn-train-device").textContent(), /on CPU/);
   await page.waitForFunction(() => Number(document.querySelector("[data-testid=ffn-train-chart]")?.dataset.points) >= 2, null, { timeout: 300000 });
   assert.match(await page.getByTestId("ffn-train-mask").textContent(), /mask precision [\d.]+ · recall [\d.]+/);
+  // The live preview: the light network's training canvas (17 + 2 × 4 = 25 voxels) in three
+  // panels one column apart, with the neuron in green and the network's mask in yellow.
+  await page.getByTestId("ffn-train-preview-info").filter({ hasText: /network's mask \(step \d+\)/ }).waitFor();
+  const preview = await page.getByTestId("ffn-train-preview").evaluate((c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let green = 0, yellow = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 1] > d[i] + 40 && d[i + 1] > d[i + 2] + 40) green++;
+      if (d[i] > d[i + 2] + 60 && d[i + 1] > d[i + 2] + 40) yellow++;
+    }
+    return { width: c.width, height: c.height, green, yellow, shown: c.getBoundingClientRect().width };
+  });
+  assert.deepEqual([preview.width, preview.height], [3 * 25 + 2, 25]);
+  assert.ok(preview.green > 0 && preview.yellow > 0, JSON.stringify(preview));
+  assert.ok(preview.shown > 200, "drawn large enough to see: " + JSON.stringify(preview));
   await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-train.png") });
   // Pause: no steps arrive; resume: they do.
   await page.getByTestId("ffn-train-pause").click();

@@ -3,17 +3,20 @@
 //! WebGPU); from fresh weights or fine-tuning a stored FFN (e.g. the demo's on a lab's own
 //! labels); preset, steps, batch, learning rate; Start, Pause / Resume, Stop (keep the model)
 //! and Cancel; a progress bar with speed and ETA, the loss chart and the mask's precision and
-//! recall as it learns. The model (`.ffn`) goes to the model store, where the Edit panel's FFN
-//! fill and the Infer panel find it.
+//! recall as it learns, and a live preview of one training example (image, the neuron to
+//! fill, the network's mask and its field of view). The model (`.ffn`) goes to the model
+//! store, where the Edit panel's FFN fill and the Infer panel find it.
 
 use super::models::Models;
 use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::train_panel::{LossChart, CHART};
 use super::worker_client;
-use crate::training_ui::{chart, eta, CurvePoint, FfnTrainForm, FFN_PRESETS};
+use crate::training_ui::{chart, eta, ffn_preview_rgba, CurvePoint, FfnTrainForm, FFN_PRESETS};
 use emstudio_core::slices::parse_slice_list;
-use emstudio_protocol::{FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl};
+use emstudio_protocol::{
+    FfnTrainPreview, FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl,
+};
 use leptos::prelude::*;
 
 /// Where a run is.
@@ -43,6 +46,8 @@ pub fn FfnTrainPanel() -> impl IntoView {
     let run = RwSignal::new(None::<Run>);
     let curve = RwSignal::new(Vec::<CurvePoint>::new());
     let outcome = RwSignal::new(None::<String>);
+    let preview_ref = NodeRef::<leptos::html::Canvas>::new();
+    let previewed = RwSignal::new(None::<u64>);
     // Fine-tune a stored FFN instead of starting from fresh weights.
     let start_from = RwSignal::new(None::<String>);
     let ffn_models = move || {
@@ -92,6 +97,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
         let config_json = f.config_json();
         curve.set(Vec::new());
         outcome.set(None);
+        previewed.set(None);
         let dataset = state
             .opened
             .get_untracked()
@@ -135,8 +141,14 @@ pub fn FfnTrainPanel() -> impl IntoView {
                     precision,
                     recall,
                     steps_per_s,
+                    preview,
                     ..
                 } => {
+                    if let (Some(canvas), Some(p)) = (preview_ref.get_untracked(), preview) {
+                        if draw_preview(&canvas, &p) {
+                            previewed.set(Some(step));
+                        }
+                    }
                     run.update(|r| {
                         if let Some(r) = r {
                             (r.step, r.total, r.steps_per_s) = (step, total, steps_per_s);
@@ -310,9 +322,38 @@ pub fn FfnTrainPanel() -> impl IntoView {
                 <p class="hint" data-testid="ffn-train-mask" title="Voxels the network puts over 0.5 in its field of view, against the neuron of the training centre, over the steps since the last report">
                     {move || run.get().and_then(|r| r.mask).map(|(p, rc)| format!("mask precision {p:.2} · recall {rc:.2}")).unwrap_or_default()}</p>
             </Show>
+            <div class="ffn-preview" class:hidden=move || previewed.get().is_none()>
+                <canvas node_ref=preview_ref data-testid="ffn-train-preview"
+                    title="The middle slice of one training example: the image, the neuron it should fill (green), and what the network fills (yellow) with its last field of view (cyan)"></canvas>
+                <p class="hint" data-testid="ffn-train-preview-info">{move || previewed.get().map(|s| format!("image · neuron to fill · network's mask (step {s})")).unwrap_or_default()}</p>
+            </div>
             <LossChart testid="ffn-train-chart" curve=curve drawn=Signal::derive(drawn) />
             <p class="hint"><span class="swatch rand"></span>"training loss (log scale, smoothed) against the step"</p>
             <p class="result" data-testid="ffn-train-result">{move || outcome.get().unwrap_or_default()}</p>
         </div>
     }
+}
+
+/// Draws a training preview at its own size (CSS scales it up, pixelated); false when it
+/// could not be drawn.
+fn draw_preview(canvas: &web_sys::HtmlCanvasElement, p: &FfnTrainPreview) -> bool {
+    use wasm_bindgen::JsCast;
+    let Some((width, height, pixels)) = ffn_preview_rgba(p) else {
+        return false;
+    };
+    let Ok(data) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(&pixels),
+        width,
+        height,
+    ) else {
+        return false;
+    };
+    canvas.set_width(width);
+    canvas.set_height(height);
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+        .is_some_and(|ctx| ctx.put_image_data(&data, 0, 0).is_ok())
 }

@@ -638,6 +638,23 @@ pub struct LayerInfo {
     pub max: f64,
 }
 
+/// The central z plane of one FFN training example after a step (as google/ffn's training
+/// summaries show it), rows of `size[1]` bytes: the image (0–255), the object of the
+/// example's centre (255 on it), and the network's probability of the object (0–255).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FfnTrainPreview {
+    /// Height and width: the training canvas (the FOV plus the moves on each side).
+    pub size: [usize; 2],
+    /// The image.
+    pub image: Vec<u8>,
+    /// The object the network should fill.
+    pub target: Vec<u8>,
+    /// What it fills.
+    pub mask: Vec<u8>,
+    /// Where the last FOV cut this plane, `[y0, x0, y1, x1]` (end exclusive).
+    pub fov: Option<[usize; 4]>,
+}
+
 /// Replies and events from the worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
@@ -763,6 +780,8 @@ pub enum FromWorker {
         recall: f32,
         /// Recent speed.
         steps_per_s: f64,
+        /// What the network made of one training example at the last step.
+        preview: Option<FfnTrainPreview>,
     },
     /// The current network's prediction of slice `z`; attachment 0 is a transferred
     /// `ImageBitmap` of `width × height` (probability as gray, or class colours).
@@ -1293,6 +1312,13 @@ mod tests {
             precision: 0.7,
             recall: 0.4,
             steps_per_s: 3.5,
+            preview: Some(FfnTrainPreview {
+                size: [2, 3],
+                image: vec![0, 50, 100, 150, 200, 250],
+                target: vec![0, 0, 255, 255, 255, 0],
+                mask: vec![12, 12, 240, 200, 180, 12],
+                fov: Some([0, 0, 2, 2]),
+            }),
         };
         assert!(!step.is_terminal());
         assert_eq!(step.request(), Some(RequestId(8)));

@@ -279,6 +279,24 @@ pub struct FfnStepReport {
     pub counts: MaskCounts,
 }
 
+/// The central z plane of a training example's canvas ([`FfnTrainer::preview`]), rows of
+/// `size[1]` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnPreview {
+    /// Height and width (y, x) of the plane: the training canvas, the FOV plus the moves.
+    pub size: [usize; 2],
+    /// The image, in [0, 1].
+    pub image: Vec<f32>,
+    /// 1 on the object of the example's centre, 0 elsewhere.
+    pub target: Vec<f32>,
+    /// The network's probability that a voxel is on the object (the pad value where no
+    /// FOV has been yet).
+    pub mask: Vec<f32>,
+    /// Where the last step's FOV cut this plane, `[y0, x0, y1, x1]` (end exclusive); none
+    /// when it sat above or below it.
+    pub fov: Option<[usize; 4]>,
+}
+
 /// One point of the curves: means over the steps since the previous point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FfnCurvePoint {
@@ -721,6 +739,46 @@ impl FfnTrainer {
         self.normalization
     }
 
+    /// The central plane of the first training example after the last step (as google/ffn's
+    /// training summaries show it): image, object, the network's mask and the last FOV. None
+    /// before the first step.
+    pub fn preview(&self) -> Option<FfnPreview> {
+        let walk = self.walks.first()?;
+        let (nz, ny, nx) = walk.mask.dim();
+        let z = nz / 2;
+        let n = self.normalization;
+        let plane = |a: &Array3<f32>, f: &dyn Fn(f32) -> f32| -> Vec<f32> {
+            a.slice(s![z, .., ..]).iter().map(|&v| f(v)).collect()
+        };
+        let fov = self.config.network.fov_zyx();
+        let start = [0, 1, 2]
+            .map(|a| walk.mask.dim_arr()[a] as isize / 2 - fov[a] as isize / 2 + walk.at[a]);
+        let fov_box = (start[0]..start[0] + fov[0] as isize)
+            .contains(&(z as isize))
+            .then(|| {
+                [
+                    start[1] as usize,
+                    start[2] as usize,
+                    start[1] as usize + fov[1],
+                    start[2] as usize + fov[2],
+                ]
+            });
+        Some(FfnPreview {
+            size: [ny, nx],
+            image: plane(&walk.image, &|v| (v * n.std + n.mean).clamp(0.0, 1.0)),
+            target: plane(&walk.target, &|v| if v > 0.5 { 1.0 } else { 0.0 }),
+            mask: plane(&walk.mask, &|v| {
+                let p = 1.0 / (1.0 + (-v).exp());
+                if p.is_finite() {
+                    p
+                } else {
+                    SOFT_FALSE as f32
+                }
+            }),
+            fov: fov_box,
+        })
+    }
+
     /// The network as it is now (for evaluation; parameters stay on the training device).
     pub fn net(&self) -> ConvStack3d {
         self.net.clone()
@@ -1102,6 +1160,7 @@ mod tests {
         // The twin resumes the first at step 0: the same weights (burn's random generator is
         // shared by the tests running beside this one, so two fresh draws could differ).
         let mut sync = make(None);
+        assert!(sync.preview().is_none(), "no example before the first step");
         let start = sync.model_file("t").expect("file");
         let mut awaited = make(Some((&start, true)));
         for _ in 0..3 {
@@ -1110,6 +1169,23 @@ mod tests {
             assert_eq!(a, b);
         }
         assert!(awaited.finished());
+        // The preview: the canvas's central plane (FOV 5 + 2 × 1 moves = 7²), the image back
+        // in its range, the object as 0/1, probabilities, and the FOV inside the plane.
+        let p = sync.preview().expect("a preview after a step");
+        assert_eq!(p.size, [7, 7]);
+        for plane in [&p.image, &p.target, &p.mask] {
+            assert_eq!(plane.len(), 49);
+            assert!(plane.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
+        assert!(p.target.contains(&1.0), "the centre's object is marked");
+        assert!(p.image.iter().any(|&v| v > 0.6) && p.image.iter().any(|&v| v < 0.4));
+        assert!(p.fov.is_none_or(|[y0, x0, y1, x1]| y1 - y0 == 5
+            && x1 - x0 == 5
+            && y1 <= 7
+            && x1 <= 7
+            && y0 < y1
+            && x0 < x1));
+        assert_eq!(p, awaited.preview().expect("preview"));
         let file = futures_lite::future::block_on(awaited.model_file_async("t")).expect("file");
         let mut plain = sync.model_file("t").expect("file");
         plain.optimizer = None;
