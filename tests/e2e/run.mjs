@@ -73,6 +73,7 @@ test("the data worker starts from the page before the app; when its script canno
   await broken.goto(URL_);
   await broken.getByTestId("error").filter({ hasText: "the worker stopped: its script could not be loaded" }).waitFor({ timeout: 30000 });
   assert.equal(await broken.getByTestId("worker-status").textContent(), "worker stopped: reload the page");
+  assert.equal(await broken.getByTestId("parallel-status").count(), 0, "no helper count without the data worker");
   await broken.screenshot({ path: path.join(OUT, "worker-missing.png") });
   await broken.close();
 });
@@ -601,6 +602,10 @@ test("parallel work: helper workers open and filter a stack and infer on the CPU
   await openDataset(lostOpen, "flyem-medulla-fib", 2);
   const lostAt = openLog.find((l) => /decoding the rest/.test(l)) ?? "";
   assert.ok(openLog.some((l) => /[0-9]{4}\.png: helper worker [0-9] stopped: .*helper killed by the test.*decoding the rest in the data worker/.test(l)), openLog.join("\n"));
+  // The layers say the helpers decoded part and the data worker the rest.
+  const notes = await lostOpen.getByTestId("layer-details").evaluateAll((els) => els.map((e) => e.getAttribute("title")));
+  const split = new RegExp(`^opened in [0-9.]+ s (by ${helpers} helper workers?, the last [0-9]+ files? )?in the data worker after a helper stopped$`);
+  assert.ok(notes.some((n) => split.test(n)), notes.join(" | "));
   await lostOpen.getByTestId("layer-visible").nth(1).uncheck();
   assert.deepEqual([await hashAt(lostOpen, 0), await hashAt(lostOpen, 137), await hashAt(lostOpen, 249)], alone.image, "the open finished in the data worker");
   assert.deepEqual(await errors(lostOpen), []);

@@ -80,7 +80,11 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
         } => spawn_local(async move {
             let started = now_ms();
             match open(request, &name, source, attachments).await {
-                Ok(Some((mut volume, decoded_by))) => {
+                Ok(Some(Decoded {
+                    mut volume,
+                    by: decoded_by,
+                    here: decoded_here,
+                })) => {
                     if let Some(vs) = voxel_size {
                         volume.set_voxel_size(vs);
                     }
@@ -90,6 +94,7 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
                                 request,
                                 layer,
                                 decoded_by,
+                                decoded_here,
                                 open_ms: now_ms() - started,
                             },
                             &[],
@@ -746,17 +751,26 @@ pub(crate) fn browser_stack_limits() -> Limits {
     stack_limits(u64::from(used), device_gib)
 }
 
-/// Reads and decodes a stack; `Ok(None)` when cancelled. Files are read up to
-/// [`READ_AHEAD`] ahead of the decoder.
 /// How often a long loop reports progress and yields to the event loop, milliseconds.
 const TURN_MS: f64 = 50.0;
 
+/// An opened stack and who decoded it.
+struct Decoded {
+    volume: emstudio_core::AnyVolume,
+    /// Helper workers that decoded files (0: the data worker alone).
+    by: u32,
+    /// Files the data worker decoded after a helper stopped.
+    here: u32,
+}
+
+/// Reads and decodes a stack; `Ok(None)` when cancelled. Files are read up to
+/// [`READ_AHEAD`] ahead of the decoder.
 async fn open(
     request: RequestId,
     layer_name: &str,
     source: StackSource,
     attachments: Vec<JsValue>,
-) -> Result<Option<(emstudio_core::AnyVolume, u32)>, String> {
+) -> Result<Option<Decoded>, String> {
     let names: Vec<String> = match &source {
         StackSource::Attached { names } | StackSource::Urls { names, .. } => names.clone(),
     };
@@ -792,7 +806,13 @@ async fn open(
     if !decode_here(request, &files, 0, &mut builder, &mut turns).await? {
         return Ok(None);
     }
-    finish_stack(builder).map(|v| Some((v, 0)))
+    finish_stack(builder).map(|volume| {
+        Some(Decoded {
+            volume,
+            by: 0,
+            here: 0,
+        })
+    })
 }
 
 /// Progress of an open, sent (and the event loop let in) at most every [`TURN_MS`]: each
@@ -918,14 +938,13 @@ const MIN_IN_FLIGHT: usize = 128;
 
 /// [`open`] with the pool: helpers read and decode the files in parallel, the stack takes
 /// their pages in order (with the same checks as a file decoded here). When a helper is lost,
-/// the files from the first one not taken yet are decoded here; the count of helpers returned
-/// is then 0.
+/// the files from the first one not taken yet are decoded here, and counted as such.
 async fn open_in_pool(
     pool: &web_pool::Pool,
     request: RequestId,
     layer_name: &str,
     files: OpenFiles<'_>,
-) -> Result<Option<(emstudio_core::AnyVolume, u32)>, String> {
+) -> Result<Option<Decoded>, String> {
     let limits = browser_stack_limits();
     let count = files.order.len();
     // Made at the first file (see `open`).
@@ -954,7 +973,14 @@ async fn open_in_pool(
                 if !decode_here(request, &files, k, &mut builder, &mut turns).await? {
                     return Ok(None);
                 }
-                return finish_stack(builder).map(|v| Some((v, 0)));
+                return finish_stack(builder).map(|volume| {
+                    Some(Decoded {
+                        volume,
+                        // Files the helpers decoded before it count only when taken.
+                        by: if k == 0 { 0 } else { pool.size() as u32 },
+                        here: (count - k) as u32,
+                    })
+                });
             }
             reply => reply.map_err(|e| format!("{name}: {e}"))?,
         };
@@ -983,7 +1009,13 @@ async fn open_in_pool(
         }
         turns.file_done(k, name).await;
     }
-    finish_stack(builder).map(|v| Some((v, pool.size() as u32)))
+    finish_stack(builder).map(|volume| {
+        Some(Decoded {
+            volume,
+            by: pool.size() as u32,
+            here: 0,
+        })
+    })
 }
 
 /// Encodes a layer; `Ok(None)` when cancelled.

@@ -185,6 +185,7 @@ pub fn restore(request: RequestId, key: String) {
                     request,
                     layer,
                     decoded_by: 0,
+                    decoded_here: 0,
                     open_ms: crate::web::now_ms() - started,
                 },
                 &[],

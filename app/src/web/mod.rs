@@ -261,7 +261,8 @@ fn App() -> impl IntoView {
                 <h1>"EM Studio"</h1>
                 <span class="hint" data-testid="opened">{move || state.opened.get().map(|o| o.name).unwrap_or_default()}</span>
                 <span class="grow"></span>
-                <ParallelStatus/>
+                // Helpers live inside the data worker: when it stopped, so did they.
+                <Show when=move || !state.stopped.get()><ParallelStatus/></Show>
                 <span class="hint" data-testid="worker-status" class:stopped=move || state.stopped.get()>{move || {
                     if state.stopped.get() { "worker stopped: reload the page" } else if state.ready.get() { "worker ready" } else { "starting worker…" }
                 }}</span>

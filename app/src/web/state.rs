@@ -324,9 +324,10 @@ pub fn open_layers(
                     FromWorker::Opened {
                         layer,
                         decoded_by,
+                        decoded_here,
                         open_ms,
                         ..
-                    } => Arrival::Layer(layer, opened_note(decoded_by, open_ms)),
+                    } => Arrival::Layer(layer, opened_note(decoded_by, decoded_here, open_ms)),
                     FromWorker::Cancelled { .. } => {
                         let others = {
                             let mut g = g.borrow_mut();
@@ -410,12 +411,19 @@ fn flush_opened(state: AppState, group: &Rc<RefCell<OpenGroup>>) {
     }
 }
 
-/// "opened in 0.8 s by 2 helper workers" (or "… in the data worker" without helpers).
-fn opened_note(decoded_by: u32, open_ms: f64) -> String {
-    let by = match decoded_by {
-        0 => "in the data worker".to_string(),
-        1 => "by 1 helper worker".to_string(),
-        n => format!("by {n} helper workers"),
+/// "opened in 0.8 s by 2 helper workers" (or "… in the data worker" without helpers; "…, the
+/// last 380 files in the data worker after a helper stopped" when one was lost mid-open).
+fn opened_note(decoded_by: u32, decoded_here: u32, open_ms: f64) -> String {
+    let by = match (decoded_by, decoded_here) {
+        (0, 0) => "in the data worker".to_string(),
+        (0, _) => "in the data worker after a helper stopped".to_string(),
+        (1, 0) => "by 1 helper worker".to_string(),
+        (n, 0) => format!("by {n} helper workers"),
+        (n, here) => format!(
+            "by {n} helper worker{}, the last {here} file{} in the data worker after a helper stopped",
+            if n == 1 { "" } else { "s" },
+            if here == 1 { "" } else { "s" }
+        ),
     };
     format!("opened in {:.1} s {by}", open_ms / 1000.0)
 }

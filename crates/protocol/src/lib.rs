@@ -682,6 +682,9 @@ pub enum FromWorker {
         layer: LayerInfo,
         /// Helper workers that read and decoded its files (0: the data worker alone).
         decoded_by: u32,
+        /// Files the data worker decoded itself after a helper stopped mid-open (0 when the
+        /// helpers, or the data worker alone, took them all).
+        decoded_here: u32,
         /// Milliseconds from the request to the assembled stack.
         open_ms: f64,
     },
