@@ -556,14 +556,29 @@ impl Default for FfnTrainForm {
     }
 }
 
+/// Objects with fewer voxels count as background when FFN training draws its centres, so a
+/// few annotated slices suffice.
+pub const FFN_MIN_SIZE: u64 = 1000;
+
 impl FfnTrainForm {
-    /// `FfnTrainConfig` as JSON (Adam, google/ffn's other defaults; objects of at least 1000
-    /// voxels count when centres are drawn, so a few annotated slices suffice).
-    pub fn config_json(&self) -> String {
-        let p = FFN_PRESETS
+    fn preset(&self) -> &'static FfnPreset {
+        FFN_PRESETS
             .iter()
             .find(|p| p.name == self.preset)
-            .unwrap_or(&FFN_PRESETS[0]);
+            .unwrap_or(&FFN_PRESETS[0])
+    }
+
+    /// The box radius (z, y, x) of the partitions training balances its centres over: half
+    /// its canvas, the FOV's half plus the moves (`FfnTrainConfig::margin_zyx`).
+    pub fn partition_radius(&self) -> [usize; 3] {
+        let p = self.preset();
+        [2, 1, 0].map(|a| (p.fov[a] + 2 * p.deltas[a]) / 2)
+    }
+
+    /// `FfnTrainConfig` as JSON (Adam, google/ffn's other defaults; objects of at least
+    /// [`FFN_MIN_SIZE`] voxels count when centres are drawn).
+    pub fn config_json(&self) -> String {
+        let p = self.preset();
         serde_json::json!({
             "network": {
                 "depth": p.depth,
@@ -575,7 +590,7 @@ impl FfnTrainForm {
             "batch": self.batch,
             "optimizer": "adam",
             "learning_rate": self.learning_rate,
-            "min_size": 1000,
+            "min_size": FFN_MIN_SIZE,
             "seed": self.seed,
         })
         .to_string()
@@ -968,6 +983,9 @@ mod tests {
             emstudio_nets::ffn::train::FfnOptimizer::Adam
         );
         config.check_bounds().expect("in bounds");
+        // The partitions shown are the ones training balances over.
+        assert_eq!(form.partition_radius(), config.margin_zyx());
+        assert_eq!(form.partition_radius(), [12, 24, 24]);
     }
 
     #[test]

@@ -1938,6 +1938,25 @@ test("FFN fine-tuning in the browser: the demo's shipped FFN goes on training on
   return summary;
 });
 
+test("FFN partitions in the browser: the classes training balances its centres over, as a label layer of the FlyEM demo", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-kind-ffn").check();
+  await page.getByTestId("ffn-partitions").click();
+  await page.getByTestId("ffn-partitions-result").filter({ hasText: "training centres" }).waitFor({ timeout: 60000 });
+  const summary = await page.getByTestId("ffn-partitions-result").textContent();
+  // google/ffn's 12 thresholds cut 13 classes, plus 0 for background; the demo fills them all.
+  const classes = Number(summary.match(/: (\d+) classes/)?.[1]);
+  assert.ok(classes >= 3 && classes <= 14, summary);
+  assert.match(summary, /FFN partitions \(light\)/);
+  const names = await page.locator(".layer-name").allTextContents();
+  assert.ok(names.some((n) => /FFN partitions \(light\)/.test(n)), names.join(", "));
+  await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-partitions.png") });
+  await page.screenshot({ path: path.join(OUT, "ffn-partitions-view.png") });
+  assert.deepEqual(await errors(page), []);
+  return summary;
+});
+
 const context = await launch();
 let failed = 0;
 let skipped = 0;

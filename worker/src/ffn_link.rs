@@ -5,9 +5,15 @@
 //! `LabelEdit::AcceptProposal`) or rejects it, and drawn over the layer's slices meanwhile;
 //! for a segmentation (`ToWorker::FfnSegment`) the box sent ([`segment_box`]) and the label
 //! layer made of the answer ([`segmentation_volume`]); for training (`ToWorker::FfnTrain`)
-//! the box of image and labels ([`train_box`]).
+//! the box of image and labels ([`train_box`]), and the partitions its centres are balanced
+//! over, as a layer to look at and export ([`partitions_volume`], what `emstudio ffn prepare`
+//! writes).
 
+use crate::compute::ComputeError;
 use crate::workspace::Workspace;
+use emstudio_core::ffn_data::{class_counts, compute_partitions, FfnDataError, PartitionParams};
+use emstudio_core::progress::Progress;
+use emstudio_core::{AnyVolume, Volume};
 use emstudio_protocol::{LayerId, LayerKind};
 use ndarray::{s, Array3};
 use std::collections::VecDeque;
@@ -352,6 +358,64 @@ impl Workspace {
     }
 }
 
+/// google/ffn's partition volume of a label layer of neurons (`core::ffn_data`, the same as
+/// `emstudio ffn prepare`'s `partitions.tif`): per voxel the class of the fraction of its
+/// `lom_radius` box (z, y, x) that shares its ID, 255 within the radius of the border (no
+/// training centre there); objects under `min_size` voxels count as background. With the
+/// training's radius (half its canvas) these are the classes FFN training balances its
+/// centres over. Returns the `u8` volume and a summary of the classes.
+pub fn partitions_volume(
+    ws: &Workspace,
+    label: LayerId,
+    lom_radius: [usize; 3],
+    min_size: u64,
+    progress: &mut dyn Progress,
+) -> Result<(AnyVolume, String), ComputeError> {
+    let layer = ws.layer(label)?;
+    let name = &layer.info.name;
+    if layer.info.kind != LayerKind::Label {
+        return Err(format!(
+            "{name}: FFN partitions come from a label layer of neurons (dense instance labels)"
+        )
+        .into());
+    }
+    let labels = layer
+        .volume
+        .to_label_array()
+        .map_err(|e| format!("{name}: {e}"))?;
+    let params = PartitionParams {
+        lom_radius,
+        min_size,
+        ..PartitionParams::default()
+    };
+    let partitions = compute_partitions(labels.view(), &params, progress).map_err(|e| match e {
+        FfnDataError::Cancelled(_) => ComputeError::Cancelled,
+        e => ComputeError::Failed(format!("{name}: {e}")),
+    })?;
+    let classes =
+        class_counts(partitions.view(), lom_radius).map_err(|e| format!("{name}: {e}"))?;
+    if classes.iter().all(|&(c, _)| c == 0) {
+        return Err(format!(
+            "{name}: no object of at least {min_size} voxels reaches inside the border of \
+             {}×{}×{} voxels: an FFN has nothing to learn here",
+            lom_radius[0], lom_radius[1], lom_radius[2]
+        )
+        .into());
+    }
+    let largest = classes.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    let summary = format!(
+        "{} classes (0 = background), {} training centres in one balanced pass; 255 = \
+         within {}×{}×{} of the border (no centres)",
+        classes.len(),
+        largest * classes.len() as u64,
+        lom_radius[0],
+        lom_radius[1],
+        lom_radius[2]
+    );
+    let volume = Volume::from_array(partitions.view()).map_err(|e| format!("{name}: {e}"))?;
+    Ok((AnyVolume::U8(volume), summary))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +438,97 @@ mod tests {
             .expect("add")
             .id;
         (ws, image, labels)
+    }
+
+    #[test]
+    fn partitions_are_the_libraries_and_bad_layers_are_named() {
+        let mut ws = Workspace::default();
+        // Two slabs of neurons along x and a small object: 12 × 20 × 24.
+        let ids = ndarray::Array3::from_shape_fn((12, 20, 24), |(z, y, x)| match (y < 9, x) {
+            _ if (5..7).contains(&z) && (10..12).contains(&y) && (16..18).contains(&x) => 9u16,
+            (true, _) => 1,
+            (false, x) if x < 15 => 2,
+            _ => 0,
+        });
+        let label = ws
+            .add(
+                "neurons",
+                LayerKind::Label,
+                AnyVolume::U16(Volume::from_array(ids.view()).expect("v")),
+            )
+            .expect("add")
+            .id;
+        let image = ws
+            .add(
+                "em",
+                LayerKind::Image,
+                AnyVolume::U8(Volume::new(emstudio_core::Shape::new(12, 20, 24), 1).expect("v")),
+            )
+            .expect("add")
+            .id;
+        let radius = [2, 3, 3];
+        let (volume, summary) = partitions_volume(
+            &ws,
+            label,
+            radius,
+            10,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect("partitions");
+        let want = compute_partitions(
+            ids.mapv(u32::from).view(),
+            &PartitionParams {
+                lom_radius: radius,
+                min_size: 10,
+                ..PartitionParams::default()
+            },
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect("library");
+        let AnyVolume::U8(got) = &volume else {
+            panic!("a u8 volume");
+        };
+        assert_eq!(got.to_array().expect("array"), want);
+        assert!(
+            summary.contains("training centres in one balanced pass"),
+            "{summary}"
+        );
+        let e = partitions_volume(
+            &ws,
+            image,
+            radius,
+            10,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect_err("an image is refused");
+        assert!(
+            matches!(&e, ComputeError::Failed(m) if m.starts_with("em: ")),
+            "{e:?}"
+        );
+        let e = partitions_volume(
+            &ws,
+            label,
+            [6, 3, 3],
+            10,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect_err("too small for the radius");
+        assert!(
+            matches!(&e, ComputeError::Failed(m) if m.starts_with("neurons: ")),
+            "{e:?}"
+        );
+        let e = partitions_volume(
+            &ws,
+            label,
+            radius,
+            100_000,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect_err("no object large enough");
+        assert!(
+            matches!(&e, ComputeError::Failed(m) if m.contains("nothing to learn")),
+            "{e:?}"
+        );
     }
 
     #[test]

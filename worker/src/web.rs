@@ -317,6 +317,27 @@ fn handle(msg: ToWorker, attachments: Vec<JsValue>) {
             let init = attachments.into_iter().next();
             web_nets::ffn_train(request, image, label, region, config_json, device, init);
         }
+        ToWorker::FfnPartitions {
+            request,
+            label,
+            lom_radius,
+            min_size,
+            name,
+        } => spawn_local(async move {
+            yield_now().await;
+            let started = now_ms();
+            let mut progress = progress_sender(request, "partitions".into());
+            let result = WORKSPACE.with(|w| {
+                crate::ffn_link::partitions_volume(
+                    &w.borrow(),
+                    label,
+                    lom_radius,
+                    min_size,
+                    &mut progress,
+                )
+            });
+            finish_layer(request, &name, LayerKind::Label, started, result);
+        }),
         ToWorker::ProbeDevices { request } => web_nets::probe(request),
         ToWorker::CheckModel { request, name } => {
             web_nets::check_model(request, name, attachments.into_iter().next())

@@ -12,7 +12,9 @@ use super::net_device::{DevicePicker, NetDevices};
 use super::state::AppState;
 use super::train_panel::{LossChart, CHART};
 use super::worker_client;
-use crate::training_ui::{chart, eta, ffn_preview_rgba, CurvePoint, FfnTrainForm, FFN_PRESETS};
+use crate::training_ui::{
+    chart, eta, ffn_preview_rgba, CurvePoint, FfnTrainForm, FFN_MIN_SIZE, FFN_PRESETS,
+};
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{
     FfnTrainPreview, FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl,
@@ -46,6 +48,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
     let run = RwSignal::new(None::<Run>);
     let curve = RwSignal::new(Vec::<CurvePoint>::new());
     let outcome = RwSignal::new(None::<String>);
+    let partitions = RwSignal::new(None::<super::state::Created>);
     let preview_ref = NodeRef::<leptos::html::Canvas>::new();
     let previewed = RwSignal::new(None::<u64>);
     // Fine-tune a stored FFN instead of starting from fresh weights.
@@ -203,6 +206,34 @@ pub fn FfnTrainPanel() -> impl IntoView {
         }
     };
 
+    // The partitions training balances its centres over, as a layer to look at and export.
+    let show_partitions = move |_| {
+        let Some(gt) = label_id() else {
+            return state.error("FFN partitions need a label layer of neurons");
+        };
+        let f = form.get_untracked();
+        let lom_radius = f.partition_radius();
+        let source = state
+            .layers
+            .with_untracked(|l| {
+                l.iter()
+                    .find(|l| l.info.id == gt)
+                    .map(|l| l.info.name.clone())
+            })
+            .unwrap_or_default();
+        state.run_layer_job(
+            format!("FFN partitions of {source}"),
+            move |request| ToWorker::FfnPartitions {
+                request,
+                label: gt,
+                lom_radius,
+                min_size: FFN_MIN_SIZE,
+                name: format!("{source} · FFN partitions ({})", f.preset),
+            },
+            partitions,
+        );
+    };
+
     let control = move |c: TrainControl| {
         if let Some(r) = run.get_untracked() {
             worker_client::notify(&ToWorker::TrainControl {
@@ -299,6 +330,11 @@ pub fn FfnTrainPanel() -> impl IntoView {
                 <input type="number" min="0" step="any" data-testid="ffn-train-lr" prop:value=move || form.with(|f| f.learning_rate.to_string())
                     on:change=move |ev| set_form(|f, v| if let Ok(n) = v.parse::<f64>() { f.learning_rate = n.max(0.0) }, ev) /></label>
             </fieldset>
+            <div class="buttons">
+                <button data-testid="ffn-partitions" prop:disabled=move || label_id().is_none() on:click=show_partitions
+                    title="A layer of the classes training draws its centres from in balance (google/ffn's partitions: how much of each voxel's box is its own neuron; 255 = too near the border). Export it like any layer.">"Show training partitions"</button>
+            </div>
+            <p class="hint" data-testid="ffn-partitions-result">{move || partitions.get().map(|c| format!("{}: {}", c.layer_name, c.summary)).unwrap_or_default()}</p>
             <DevicePicker id="ffn-train" />
             <div class="buttons">
                 <button class="primary" data-testid="ffn-train-start" prop:disabled=move || running() || image_id().is_none() || label_id().is_none() on:click=start>"Start"</button>

@@ -331,6 +331,23 @@ pub enum ToWorker {
         /// Where to run.
         device: NetDevice,
     },
+    /// The partitions FFN training balances its centres over (google/ffn's
+    /// `compute_partitions`, what `emstudio ffn prepare` writes) of a label layer of neurons,
+    /// as a new `u8` label layer of the classes (255 at the border). Replies: `Progress`*, then
+    /// `LayerCreated` (its summary names the classes) or `Failed`/`Cancelled`.
+    FfnPartitions {
+        /// Request id.
+        request: RequestId,
+        /// Dense instance labels.
+        label: LayerId,
+        /// Half the box side, `[z, y, x]` (training uses half its canvas: the FOV's half plus
+        /// the moves).
+        lom_radius: [usize; 3],
+        /// Objects with fewer voxels count as background.
+        min_size: u64,
+        /// Name of the new layer.
+        name: String,
+    },
     /// Look for a WebGPU adapter (once; later calls answer from memory). Reply: `Devices`.
     ProbeDevices {
         /// Request id.
