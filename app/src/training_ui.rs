@@ -365,6 +365,33 @@ pub fn model_file_name(wanted: &str) -> String {
     format!("{stem}.{suffix}")
 }
 
+/// `wanted` with the suffix of `kind`'s files: a flood-filling network renamed "neurons" is
+/// stored as `neurons.ffn`, a 2D network as `neurons.emsmodel`.
+pub fn name_for_kind(wanted: &str, kind: ModelKind) -> String {
+    let stem = wanted
+        .trim()
+        .trim_end_matches(".emsmodel")
+        .trim_end_matches(".ffn");
+    match kind {
+        ModelKind::Ffn => model_file_name(&format!("{stem}.ffn")),
+        ModelKind::Cnn2d => model_file_name(stem),
+    }
+}
+
+/// A store name for `wanted` (see [`model_file_name`]) that `taken` does not hold: `-2`, `-3`,
+/// … before the suffix, which stays (`.ffn` files stay flood-filling networks).
+pub fn free_model_name(wanted: &str, taken: impl Fn(&str) -> bool) -> String {
+    let base = model_file_name(wanted);
+    let (stem, suffix) = base.rsplit_once('.').unwrap_or((base.as_str(), "emsmodel"));
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken(&name) {
+        name = format!("{stem}-{i}.{suffix}");
+        i += 1;
+    }
+    name
+}
+
 /// The name a trained model is offered under: architecture, the dataset part of the image
 /// layer's name (before `/`, without parenthesised notes) and the steps.
 pub fn trained_model_name(arch: &str, image_layer: &str, steps: u64) -> String {
@@ -935,6 +962,22 @@ mod tests {
         assert_eq!(model_file_name("a.emsmodel"), "a.emsmodel");
         assert_eq!(model_file_name("  "), "model.emsmodel");
         assert_eq!(model_file_name("flyem light.ffn"), "flyem-light.ffn");
+        // Another model of a taken name keeps its kind's suffix.
+        let taken = [
+            "flyem-ffn-light.ffn",
+            "flyem-ffn-light-2.ffn",
+            "unet.emsmodel",
+        ];
+        let taken = |n: &str| taken.contains(&n);
+        assert_eq!(
+            free_model_name("flyem-ffn-light.ffn", taken),
+            "flyem-ffn-light-3.ffn"
+        );
+        assert_eq!(free_model_name("unet", taken), "unet-2.emsmodel");
+        assert_eq!(free_model_name("new.ffn", taken), "new.ffn");
+        assert_eq!(name_for_kind("neurons", ModelKind::Ffn), "neurons.ffn");
+        assert_eq!(name_for_kind("x.emsmodel", ModelKind::Ffn), "x.ffn");
+        assert_eq!(name_for_kind("x.ffn", ModelKind::Cnn2d), "x.emsmodel");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!   `--checkpoint-dir` each finished block kept on disk so a stopped run goes on from there.
 
 use crate::cli::{bar, follow, read_stack_path, write_stack, OutputSpec};
-use crate::nets_cli::{today, DeviceChoice};
+use crate::nets_cli::{read_safetensors, today, DeviceChoice};
 use anyhow::{ensure, Context, Result};
 use emstudio_core::ffn_data::{class_counts, compute_partitions, PartitionParams};
 use emstudio_core::labels::blocks::{LabelledBlock, SEAM};
@@ -252,12 +252,7 @@ pub struct ImportArgs {
 
 /// Runs `emstudio ffn import`; returns the summary line.
 pub fn import(args: &ImportArgs) -> Result<String> {
-    let bytes = std::fs::read(&args.safetensors)
-        .with_context(|| format!("{}: cannot read", args.safetensors.display()))?;
-    let source = args.safetensors.file_name().map_or_else(
-        || args.safetensors.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let (bytes, source) = read_safetensors(&args.safetensors)?;
     let header = FfnHeader {
         network: args.network.clone(),
         normalization: args.normalization,

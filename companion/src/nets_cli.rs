@@ -458,6 +458,17 @@ pub struct ImportArgs {
     pub output: PathBuf,
 }
 
+/// Reads a safetensors file of weights trained elsewhere: its bytes and its file name (what a
+/// model records as where its weights came from).
+pub(crate) fn read_safetensors(path: &Path) -> Result<(Vec<u8>, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let source = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((bytes, source))
+}
+
 /// `emstudio import`: PyTorch safetensors weights → model file.
 pub fn import(args: &ImportArgs) -> Result<String> {
     use emstudio_nets::arch::NetIo;
@@ -468,12 +479,7 @@ pub fn import(args: &ImportArgs) -> Result<String> {
         "--channels must be 1 (grayscale) or 3 (RGB), not {}",
         args.channels
     );
-    let bytes = std::fs::read(&args.safetensors)
-        .with_context(|| format!("{}: cannot read", args.safetensors.display()))?;
-    let source = args.safetensors.file_name().map_or_else(
-        || args.safetensors.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let (bytes, source) = read_safetensors(&args.safetensors)?;
     let header = ModelHeader {
         arch: args.arch.clone(),
         io: NetIo {

@@ -5,7 +5,7 @@
 
 use super::fsjs;
 use super::state::AppState;
-use crate::training_ui::{model_file_name as file_name, model_summary, ModelKind, ModelSummary};
+use crate::training_ui::{free_model_name, model_summary, name_for_kind, ModelKind, ModelSummary};
 use leptos::prelude::*;
 use std::sync::Arc;
 use wasm_bindgen::JsValue;
@@ -88,18 +88,21 @@ impl Models {
 
     /// Adds a model (checked first) under a free name, stores it in OPFS and selects it for
     /// the Infer panel (a flood-filling network only when nothing else is selected: the Edit
-    /// panel's FFN fill picks those).
+    /// panel's FFN fill picks those). The same bytes under the same name are the model already
+    /// there (a shipped model fetched while the store was loading), not a copy.
     pub fn add(self, state: AppState, wanted: &str, bytes: Vec<u8>) -> Result<String, String> {
         let summary = model_summary(&bytes).map_err(|e| format!("{wanted}: {e}"))?;
         let select = summary.kind == ModelKind::Cnn2d || self.selected.get_untracked().is_none();
-        let base = file_name(wanted);
-        let taken = |n: &str| self.list.with_untracked(|l| l.iter().any(|m| m.name == n));
-        let mut name = base.clone();
-        let mut i = 2;
-        while taken(&name) {
-            name = format!("{}-{i}.emsmodel", base.trim_end_matches(".emsmodel"));
-            i += 1;
+        let same = free_model_name(wanted, |_| false);
+        if self.list.with_untracked(|l| {
+            l.iter()
+                .any(|m| m.name == same && m.bytes.as_slice() == bytes.as_slice())
+        }) {
+            return Ok(same);
         }
+        let name = free_model_name(wanted, |n| {
+            self.list.with_untracked(|l| l.iter().any(|m| m.name == n))
+        });
         let buffer = buffer_of(&bytes);
         self.list.update(|l| {
             l.push(StoredModel {
@@ -146,10 +149,11 @@ impl Models {
         let model = self
             .get(old)
             .ok_or_else(|| format!("{old}: no such model"))?;
-        if file_name(wanted) == old {
+        let wanted = name_for_kind(wanted, model.summary.kind);
+        if wanted == old {
             return Ok(old.to_string());
         }
-        let new = self.add(state, wanted, model.bytes.as_ref().clone())?;
+        let new = self.add(state, &wanted, model.bytes.as_ref().clone())?;
         self.delete(state, old);
         self.selected.set(Some(new.clone()));
         Ok(new)

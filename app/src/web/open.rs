@@ -158,6 +158,8 @@ fn add_shipped_models(state: AppState, models: Models, d: &DatasetInfo) {
             match fetch_response(&url).await {
                 Ok(resp) => match resp.array_buffer() {
                     Ok(promise) => match JsFuture::from(promise).await {
+                        // The store may have finished loading it meanwhile.
+                        Ok(_) if models.get(&m.name).is_some() => {}
                         Ok(buf) => {
                             let bytes = js_sys::Uint8Array::new(&buf).to_vec();
                             if let Err(e) = models.add(state, &m.name, bytes) {

@@ -125,18 +125,9 @@ pub fn segment_in_blocks<P: FovPredictor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffn::infer::tests::Oracle;
+    use crate::ffn::infer::tests::{network, Oracle};
     use emstudio_core::labels::blocks::assemble_blocks;
     use emstudio_core::progress::NoProgress;
-
-    fn network() -> FfnConfig {
-        FfnConfig {
-            depth: 1,
-            features: 1,
-            fov: [9, 9, 9],
-            deltas: [3, 3, 3],
-        }
-    }
 
     /// Four bright tubes along z through 60 slices (so every seam cuts each of them), one of
     /// them bending in y half way, and a short blob, on a dark background.
@@ -163,6 +154,15 @@ mod tests {
         }
     }
 
+    /// One canvas over the whole volume, as without blocks.
+    fn whole_run(image: &Array3<f32>) -> Array3<u32> {
+        let mut canvas =
+            Canvas::new(Oracle, &network(), norm(), image.view(), options()).expect("canvas");
+        let seeds = policy_peaks(canvas.image());
+        canvas.segment_all(&seeds, &mut NoProgress).expect("whole");
+        canvas.labels()
+    }
+
     /// The number of distinct non-zero IDs under each object of `image` (tube or blob).
     fn ids_per_object(labels: &Array3<u32>) -> Vec<usize> {
         [(10, 10), (30, 10), (10, 30), (30, 30)]
@@ -182,13 +182,7 @@ mod tests {
     #[test]
     fn blocks_give_each_tube_one_id_as_the_whole_volume_does() {
         let image = tubes();
-        let whole = {
-            let mut canvas =
-                Canvas::new(Oracle, &network(), norm(), image.view(), options()).expect("canvas");
-            let seeds = policy_peaks(canvas.image());
-            canvas.segment_all(&seeds, &mut NoProgress).expect("whole");
-            canvas.labels()
-        };
+        let whole = whole_run(&image);
         assert_eq!(ids_per_object(&whole), vec![1, 1, 1, 1]);
         let halo = default_halo(&network());
         assert_eq!(halo, 11);
@@ -261,11 +255,7 @@ mod tests {
             &mut NoProgress,
         )
         .expect("one block");
-        let mut canvas =
-            Canvas::new(Oracle, &network(), norm(), image.view(), options()).expect("canvas");
-        let seeds = policy_peaks(canvas.image());
-        canvas.segment_all(&seeds, &mut NoProgress).expect("whole");
         assert_eq!(objects, 4);
-        assert_eq!(labels, canvas.labels());
+        assert_eq!(labels, whole_run(&image));
     }
 }

@@ -727,7 +727,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn network() -> FfnConfig {
+    pub(crate) fn network() -> FfnConfig {
         FfnConfig {
             depth: 1,
             features: 1,
