@@ -88,18 +88,10 @@ impl Models {
 
     /// Adds a model (checked first) under a free name, stores it in OPFS and selects it for
     /// the Infer panel (a flood-filling network only when nothing else is selected: the Edit
-    /// panel's FFN fill picks those). The same bytes under the same name are the model already
-    /// there (a shipped model fetched while the store was loading), not a copy.
+    /// panel's FFN fill picks those).
     pub fn add(self, state: AppState, wanted: &str, bytes: Vec<u8>) -> Result<String, String> {
         let summary = model_summary(&bytes).map_err(|e| format!("{wanted}: {e}"))?;
         let select = summary.kind == ModelKind::Cnn2d || self.selected.get_untracked().is_none();
-        let same = free_model_name(wanted, |_| false);
-        if self.list.with_untracked(|l| {
-            l.iter()
-                .any(|m| m.name == same && m.bytes.as_slice() == bytes.as_slice())
-        }) {
-            return Ok(same);
-        }
         let name = free_model_name(wanted, |n| {
             self.list.with_untracked(|l| l.iter().any(|m| m.name == n))
         });
