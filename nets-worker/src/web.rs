@@ -335,7 +335,7 @@ fn handle(msg: ToNets, attachments: Vec<JsValue>) {
                         Ok(p) => Some(p),
                         Err(e) => {
                             // The slice is computed here instead; later runs start without
-                            // helpers (the pool turned itself off if one was lost).
+                            // helpers (the pool turned itself off when its last was lost).
                             web_sys::console::warn_1(
                                 &format!("emstudio network worker: helpers failed: {e}").into(),
                             );

@@ -6,10 +6,12 @@
 //! (the app's `?workers=N`; 0 keeps all work here), and every run loads its model into each
 //! helper. A slice's batches ([`emstudio_nets::infer::TiledPrediction::batch_input`]) go out
 //! with a window of two per helper and are blended here in order, so the prediction is the one
-//! this worker would compute alone, bit for bit. A helper that cannot start or stops turns the
-//! pool off (through [`emstudio_webmsg::pool`]); the slice is then computed here.
+//! this worker would compute alone, bit for bit. A batch whose helper stops is sent again to
+//! the helpers left (through [`emstudio_webmsg::pool`]); when none is left, or one cannot start,
+//! the pool is off and the slice is computed here.
 
 use crate::jobs::{InferEngine, Prediction};
+use emstudio_nets::infer::TiledPrediction;
 use emstudio_protocol::nets::{
     f32_bytes, plane_f32, FromNetsHelper, Plane, ToNetsHelper, NETS_HELPER_NAME,
 };
@@ -36,7 +38,9 @@ thread_local! {
 /// helpers on first use; `None` (compute here) when `size` is 0 or the helpers failed.
 pub(crate) async fn load(run: RequestId, model: &[u8], size: usize) -> Option<Rc<Pool>> {
     let pool = started(&POOL, SCRIPT, NETS_HELPER_NAME, size, START_TIMEOUT_MS).await?;
-    let loading: Vec<js_sys::Promise> = (0..pool.size())
+    let loading: Vec<js_sys::Promise> = pool
+        .helper_indices()
+        .into_iter()
         .map(|i| {
             pool.submit_to(
                 i,
@@ -75,20 +79,36 @@ pub(crate) async fn predict(
     let batches = tiled.batches();
     let window = 2 * pool.size().max(1);
     let mut in_flight = VecDeque::with_capacity(window);
+    let submit = |tiled: &TiledPrediction<'_>, batch: usize| {
+        let (values, shape) = tiled.batch_input(batch);
+        let (job, promise) = pool.submit_tracked(
+            |job| ToNetsHelper::Forward { job, run, shape },
+            &[to_buffer(&f32_bytes(&values))],
+        );
+        (batch, job, promise)
+    };
     let mut next = 0;
     while next < batches || !in_flight.is_empty() {
         while next < batches && in_flight.len() < window {
-            let (values, shape) = tiled.batch_input(next);
-            in_flight.push_back(pool.submit(
-                |job| ToNetsHelper::Forward { job, run, shape },
-                &[to_buffer(&f32_bytes(&values))],
-            ));
+            in_flight.push_back(submit(&tiled, next));
             next += 1;
         }
-        let Some(promise) = in_flight.pop_front() else {
+        let Some((batch, job, promise)) = in_flight.pop_front() else {
             break;
         };
-        let env = reply::<FromNetsHelper>(promise).await?;
+        let env = match reply::<FromNetsHelper>(promise).await {
+            // Its helper was lost and others are left: they take the batch (first in line, so
+            // the batches are still blended in order).
+            Err(e) if pool.take_lost(job) && pool.failure().is_none() => {
+                web_sys::console::warn_1(
+                    &format!("emstudio network worker: {e}; its batches go to the other helpers")
+                        .into(),
+                );
+                in_flight.push_front(submit(&tiled, batch));
+                continue;
+            }
+            reply => reply?,
+        };
         match env.msg {
             FromNetsHelper::Forwarded { .. } => {
                 let bytes = env

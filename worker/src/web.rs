@@ -561,7 +561,7 @@ async fn filter_in_pool(
                 promise,
             });
         }
-        let Some((zs, reply)) = next_reply(
+        let Some(((id, zs), reply)) = next_reply(
             request,
             &mut in_flight,
             done as f64,
@@ -577,17 +577,26 @@ async fn filter_in_pool(
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if let Some(lost) = lost_with_helper(pool, &reply, zs.clone(), &mut in_flight, "filtering")
-        {
-            // The slabs that were out are filtered here, then the rest.
-            for keep in lost {
-                yield_now().await;
-                if take_cancelled(request) {
-                    return Err(ComputeError::Cancelled);
-                }
+        match lost_with_helper(pool, &reply, (id, zs.clone()), &mut in_flight, "filtering") {
+            // The lost helper's slab is filtered here; the others' go on.
+            Some(LostWork::One(keep)) => {
+                done += keep.len() as u64;
                 WORKSPACE.with(|w| job.redo(&w.borrow(), keep, &mut progress))?;
+                yield_now().await;
+                continue;
             }
-            return filter_here(request, job, steps, &mut progress).await;
+            // The slabs that were out are filtered here, then the rest.
+            Some(LostWork::All(lost)) => {
+                for keep in lost {
+                    yield_now().await;
+                    if take_cancelled(request) {
+                        return Err(ComputeError::Cancelled);
+                    }
+                    WORKSPACE.with(|w| job.redo(&w.borrow(), keep, &mut progress))?;
+                }
+                return filter_here(request, job, steps, &mut progress).await;
+            }
+            None => {}
         }
         let reply = reply?;
         let (depth, height, width) = (zs.len(), job.shape().y, job.shape().x);
@@ -621,36 +630,61 @@ pub(crate) struct Out<U> {
     pub(crate) promise: js_sys::Promise,
 }
 
-/// When `reply` failed because a helper was lost (the pool is then off): says so in the
-/// console and returns the work that was out, `first` (the failed job's) and the rest of
-/// `out`, to be done in the data worker.
+/// Work that failed with a lost helper, to be done in the data worker.
+pub(crate) enum LostWork<U> {
+    /// The lost helper's job: the other helpers go on with theirs.
+    One(U),
+    /// The last helper was lost: the failed job's work and the rest of what was out.
+    All(Vec<U>),
+}
+
+/// When `reply` (of job `id`, covering `first`) failed because its helper was lost: says so in
+/// the console and returns the work to do in the data worker — that job's alone while other
+/// helpers are left, else everything that was out (`first` and the rest of `out`).
 pub(crate) fn lost_with_helper<U>(
     pool: &web_pool::Pool,
     reply: &Result<emstudio_webmsg::Envelope<FromHelper>, String>,
-    first: U,
+    (id, first): (u32, U),
     out: &mut std::collections::VecDeque<Out<U>>,
     doing: &str,
-) -> Option<Vec<U>> {
-    let failure = pool.failure().filter(|_| reply.is_err())?;
-    web_sys::console::warn_1(&format!("{failure}; {doing} the rest in the data worker").into());
-    Some(
-        std::iter::once(first)
-            .chain(out.drain(..).map(|o| o.unit))
-            .collect(),
-    )
+) -> Option<LostWork<U>> {
+    let Err(e) = reply else { return None };
+    if pool.failure().is_some() {
+        web_sys::console::warn_1(&format!("{e}; {doing} the rest in the data worker").into());
+        return Some(LostWork::All(
+            std::iter::once(first)
+                .chain(out.drain(..).map(|o| o.unit))
+                .collect(),
+        ));
+    }
+    if !pool.take_lost(id) {
+        return None;
+    }
+    let left = crate::pool::helpers_phrase(pool.size());
+    web_sys::console::warn_1(
+        &format!("{e}; {doing} its part in the data worker ({left} left)").into(),
+    );
+    Some(LostWork::One(first))
 }
 
 /// Takes the oldest job out with the helpers and waits for its reply, meanwhile moving the
 /// progress bar (`done` of `total` weight finished before these jobs) by the helpers' own
-/// reports every 100 ms, so a long block shows how far it has got. `None` when no job is out;
-/// `Err(Cancelled)` when the request is cancelled while it waits.
+/// reports every 100 ms, so a long block shows how far it has got: the job's number and work
+/// with its reply. `None` when no job is out; `Err(Cancelled)` when the request is cancelled
+/// while it waits.
 pub(crate) async fn next_reply<U>(
     request: RequestId,
     out: &mut std::collections::VecDeque<Out<U>>,
     done: f64,
     total: f64,
     progress: &mut dyn Progress,
-) -> Result<Option<(U, Result<emstudio_webmsg::Envelope<FromHelper>, String>)>, ComputeError> {
+) -> Result<
+    Option<(
+        (u32, U),
+        Result<emstudio_webmsg::Envelope<FromHelper>, String>,
+    )>,
+    ComputeError,
+> {
     let Some(front) = out.pop_front() else {
         return Ok(None);
     };
@@ -670,7 +704,10 @@ pub(crate) async fn next_reply<U>(
             return Err(ComputeError::Cancelled);
         }
     }
-    Ok(Some((front.unit, web_pool::reply(front.promise).await)))
+    Ok(Some((
+        (front.id, front.unit),
+        web_pool::reply(front.promise).await,
+    )))
 }
 
 /// Label volumes (class maps) become label layers, the rest image layers.
@@ -824,7 +861,7 @@ async fn open(
     // one has allocated (opens of a dataset's layers run at the same time).
     let mut builder: Option<StackBuilder> = None;
     let mut turns = OpenTurns::new(request, layer_name, order.len());
-    if !decode_here(request, &files, 0, &mut builder, &mut turns).await? {
+    if !decode_here(request, &files, 0..order.len(), &mut builder, &mut turns).await? {
         return Ok(None);
     }
     finish_stack(builder).map(|volume| {
@@ -891,8 +928,9 @@ struct OpenFiles<'a> {
 }
 
 impl OpenFiles<'_> {
-    /// Hands file `k` (in stack order) to a helper: the `File` attached, or its URL.
-    fn submit(&self, pool: &web_pool::Pool, k: usize, limits: Limits) -> js_sys::Promise {
+    /// Hands file `k` (in stack order) to a helper: the `File` attached, or its URL; the job
+    /// number and the promise of its reply.
+    fn submit(&self, pool: &web_pool::Pool, k: usize, limits: Limits) -> (u32, js_sys::Promise) {
         let i = self.order[k];
         let name = self.names[i].clone();
         let (url, attached) = match self.source {
@@ -900,7 +938,7 @@ impl OpenFiles<'_> {
             StackSource::Attached { .. } => (None, self.attachments.get(i).cloned()),
         };
         let attachments: Vec<JsValue> = attached.into_iter().collect();
-        pool.submit(
+        pool.submit_tracked(
             |job| ToHelper::Decode {
                 job,
                 name,
@@ -912,22 +950,23 @@ impl OpenFiles<'_> {
     }
 }
 
-/// Reads and decodes files `from..` (in stack order) here, in the data worker, into `builder`;
+/// Reads and decodes files `range` (in stack order) here, in the data worker, into `builder`;
 /// `false` when cancelled.
 async fn decode_here(
     request: RequestId,
     files: &OpenFiles<'_>,
-    from: usize,
+    range: std::ops::Range<usize>,
     builder: &mut Option<StackBuilder>,
     turns: &mut OpenTurns<'_>,
 ) -> Result<bool, String> {
     let count = files.order.len();
-    let mut reading: std::collections::VecDeque<js_sys::Promise> = files.order[from..]
+    let to = range.end.min(count);
+    let mut reading: std::collections::VecDeque<js_sys::Promise> = files.order[range.start..to]
         .iter()
         .take(READ_AHEAD)
         .map(|&i| start_read(files.source, files.attachments, i))
         .collect();
-    for done in from..count {
+    for done in range.start..to {
         if take_cancelled(request) {
             return Ok(false);
         }
@@ -935,7 +974,7 @@ async fn decode_here(
         let promise = reading
             .pop_front()
             .ok_or_else(|| format!("{name}: internal error, no read in flight"))?;
-        if let Some(&next) = files.order.get(done + READ_AHEAD) {
+        if let Some(&next) = files.order[..to].get(done + READ_AHEAD) {
             reading.push_back(start_read(files.source, files.attachments, next));
         }
         let buffer = JsFuture::from(promise)
@@ -958,8 +997,9 @@ const JOBS_PER_HELPER: usize = 64;
 const MIN_IN_FLIGHT: usize = 128;
 
 /// [`open`] with the pool: helpers read and decode the files in parallel, the stack takes
-/// their pages in order (with the same checks as a file decoded here). When a helper is lost,
-/// the files from the first one not taken yet are decoded here, and counted as such.
+/// their pages in order (with the same checks as a file decoded here). A file whose helper was
+/// lost is decoded here while the other helpers go on; when the last helper is lost, the files
+/// from the first one not taken yet are decoded here. Files decoded here are counted.
 async fn open_in_pool(
     pool: &web_pool::Pool,
     request: RequestId,
@@ -968,19 +1008,22 @@ async fn open_in_pool(
 ) -> Result<Option<Decoded>, String> {
     let limits = browser_stack_limits();
     let count = files.order.len();
+    let helpers = pool.size() as u32;
     // Made at the first file (see `open`).
     let mut builder: Option<StackBuilder> = None;
     let window = (pool.size() * JOBS_PER_HELPER).max(MIN_IN_FLIGHT);
-    let mut jobs: std::collections::VecDeque<js_sys::Promise> = (0..count.min(window))
+    let mut jobs: std::collections::VecDeque<(u32, js_sys::Promise)> = (0..count.min(window))
         .map(|k| files.submit(pool, k, limits))
         .collect();
     let mut turns = OpenTurns::new(request, layer_name, count);
+    let mut here = 0u32;
+    let mut said = String::new();
     for k in 0..count {
         if take_cancelled(request) {
             return Ok(None);
         }
         let name = &files.names[files.order[k]];
-        let promise = jobs
+        let (job, promise) = jobs
             .pop_front()
             .ok_or_else(|| format!("{name}: internal error, no job in flight"))?;
         if k + window < count {
@@ -991,17 +1034,35 @@ async fn open_in_pool(
                 web_sys::console::warn_1(
                     &format!("{name}: {e}; decoding the rest in the data worker").into(),
                 );
-                if !decode_here(request, &files, k, &mut builder, &mut turns).await? {
+                if !decode_here(request, &files, k..count, &mut builder, &mut turns).await? {
                     return Ok(None);
                 }
                 return finish_stack(builder).map(|volume| {
                     Some(Decoded {
                         volume,
                         // Files the helpers decoded before it count only when taken.
-                        by: if k == 0 { 0 } else { pool.size() as u32 },
-                        here: (count - k) as u32,
+                        by: if k as u32 == here { 0 } else { helpers },
+                        here: here + (count - k) as u32,
                     })
                 });
+            }
+            Err(e) if pool.take_lost(job) => {
+                // Said once per lost helper, not for each of its files.
+                if e != said {
+                    web_sys::console::warn_1(
+                        &format!(
+                            "{name}: {e}; decoding its files in the data worker ({} left)",
+                            crate::pool::helpers_phrase(pool.size())
+                        )
+                        .into(),
+                    );
+                    said = e;
+                }
+                if !decode_here(request, &files, k..k + 1, &mut builder, &mut turns).await? {
+                    return Ok(None);
+                }
+                here += 1;
+                continue;
             }
             reply => reply.map_err(|e| format!("{name}: {e}"))?,
         };
@@ -1033,8 +1094,8 @@ async fn open_in_pool(
     finish_stack(builder).map(|volume| {
         Some(Decoded {
             volume,
-            by: pool.size() as u32,
-            here: 0,
+            by: helpers,
+            here,
         })
     })
 }

@@ -5,7 +5,9 @@
 
 use crate::compute::ComputeError;
 use crate::labelling::LabelJob;
-use crate::web::{lost_with_helper, next_reply, progress_sender, take_cancelled, Out, WORKSPACE};
+use crate::web::{
+    lost_with_helper, next_reply, progress_sender, take_cancelled, LostWork, Out, WORKSPACE,
+};
 use crate::web_pool;
 use emstudio_core::labels::postprocess::PostprocessParams;
 use emstudio_core::progress::{Phase, Progress};
@@ -121,7 +123,7 @@ async fn label_in_pool(
             });
         }
         let mut blocks_bar = Phase::new(progress, BLOCKS_FROM, BLOCKS_SPAN);
-        let Some((index, reply)) =
+        let Some(((id, index), reply)) =
             next_reply(request, &mut out, done, total, &mut blocks_bar).await?
         else {
             return job.finish(pool.size(), &mut Phase::new(progress, 800, 200));
@@ -130,16 +132,26 @@ async fn label_in_pool(
         if take_cancelled(request) {
             return Err(ComputeError::Cancelled);
         }
-        if let Some(lost) = lost_with_helper(pool, &reply, index, &mut out, "labelling") {
-            // The blocks that were out are labelled here, then the rest.
-            for index in lost {
-                yield_now().await;
-                if take_cancelled(request) {
-                    return Err(ComputeError::Cancelled);
-                }
+        match lost_with_helper(pool, &reply, (id, index), &mut out, "labelling") {
+            // The lost helper's block is labelled here; the others' go on.
+            Some(LostWork::One(index)) => {
                 run_here(&mut job, index, progress)?;
+                done += job.weight(index);
+                yield_now().await;
+                continue;
             }
-            return label_here(request, job, 0, progress).await;
+            // The blocks that were out are labelled here, then the rest.
+            Some(LostWork::All(lost)) => {
+                for index in lost {
+                    yield_now().await;
+                    if take_cancelled(request) {
+                        return Err(ComputeError::Cancelled);
+                    }
+                    run_here(&mut job, index, progress)?;
+                }
+                return label_here(request, job, 0, progress).await;
+            }
+            None => {}
         }
         let reply = reply?;
         match reply.msg {

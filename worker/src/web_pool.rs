@@ -3,9 +3,10 @@
 //!
 //! Helpers are more instances of this module ([`crate::web_helper`]); each answers jobs
 //! ([`emstudio_protocol::pool::ToHelper`]) one reply per job, through the shared
-//! [`emstudio_webmsg::pool::Pool`]. A helper that cannot start (its module fails to load, or no
-//! `Ready` within [`START_TIMEOUT_MS`]) or stops turns the pool off: the work then runs in the
-//! data worker as before, with a note in the console.
+//! [`emstudio_webmsg::pool::Pool`]. A helper that stops is lost alone: the data worker does its
+//! jobs in flight and the others go on. One that cannot start (its module fails to load, or no
+//! `Ready` within [`START_TIMEOUT_MS`]), or the loss of the last one, turns the pool off: the
+//! work then runs in the data worker as before, with a note in the console.
 
 use emstudio_protocol::pool::{FromHelper, HELPER_NAME};
 use emstudio_protocol::{cancel_slot, RequestId};

@@ -411,8 +411,9 @@ fn flush_opened(state: AppState, group: &Rc<RefCell<OpenGroup>>) {
     }
 }
 
-/// "opened in 0.8 s by 2 helper workers" (or "… in the data worker" without helpers; "…, the
-/// last 380 files in the data worker after a helper stopped" when one was lost mid-open).
+/// "opened in 0.8 s by 2 helper workers" (or "… in the data worker" without helpers; "…, 64
+/// files in the data worker after a helper stopped" when one was lost mid-open: its files, or
+/// all from there on when it was the last).
 fn opened_note(decoded_by: u32, decoded_here: u32, open_ms: f64) -> String {
     let by = match (decoded_by, decoded_here) {
         (0, 0) => "in the data worker".to_string(),
@@ -420,7 +421,7 @@ fn opened_note(decoded_by: u32, decoded_here: u32, open_ms: f64) -> String {
         (1, 0) => "by 1 helper worker".to_string(),
         (n, 0) => format!("by {n} helper workers"),
         (n, here) => format!(
-            "by {n} helper worker{}, the last {here} file{} in the data worker after a helper stopped",
+            "by {n} helper worker{}, {here} file{} in the data worker after a helper stopped",
             if n == 1 { "" } else { "s" },
             if here == 1 { "" } else { "s" }
         ),

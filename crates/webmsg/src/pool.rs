@@ -12,8 +12,10 @@
 //! [`Pool::submit`] gives a promise per job that resolves to the helper's reply (read it with
 //! [`reply`]); callers keep a window of jobs in flight and await them in order, so results are
 //! used in order while every helper stays busy. A helper that cannot load, stops, or speaks
-//! another protocol version fails every job in flight with the reason and marks the pool
-//! failed ([`Pool::failure`]): callers then do the work themselves.
+//! another protocol version is lost alone: its jobs in flight fail with the reason (and
+//! [`Pool::take_lost`] says so of each, so the caller does that job itself) while the other
+//! helpers' jobs go on and new jobs go to them. When the last helper is lost the pool fails
+//! ([`Pool::failure`]): callers then do all the work themselves.
 
 use crate::glue::{js_error, sleep_ms};
 use crate::{post, receive, Envelope, Target};
@@ -23,7 +25,7 @@ use emstudio_protocol::PROTOCOL_VERSION;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::rc::{Rc, Weak};
 use std::thread::LocalKey;
@@ -80,6 +82,8 @@ struct Helper {
     worker: Worker,
     in_flight: Cell<usize>,
     ready: Cell<bool>,
+    /// False once lost (terminated; it gets no more jobs).
+    alive: Cell<bool>,
 }
 
 /// A waiting job's promise callbacks and its helper.
@@ -94,6 +98,8 @@ pub struct Pool<R: PoolReply> {
     failure: RefCell<Option<String>>,
     /// The last progress report of each running job.
     progress: RefCell<HashMap<u32, (u64, u64)>>,
+    /// Jobs that failed because their helper was lost (see [`Pool::take_lost`]).
+    lost_jobs: RefCell<HashSet<u32>>,
     replies: PhantomData<R>,
 }
 
@@ -119,6 +125,7 @@ impl<R: PoolReply> Pool<R> {
                 worker,
                 in_flight: Cell::new(0),
                 ready: Cell::new(false),
+                alive: Cell::new(true),
             });
         }
         let pool = Rc::new(Pool {
@@ -127,6 +134,7 @@ impl<R: PoolReply> Pool<R> {
             waiting: RefCell::new(HashMap::new()),
             failure: RefCell::new(None),
             progress: RefCell::new(HashMap::new()),
+            lost_jobs: RefCell::new(HashSet::new()),
             replies: PhantomData,
         });
         for (index, helper) in pool.helpers.iter().enumerate() {
@@ -181,19 +189,33 @@ impl<R: PoolReply> Pool<R> {
         Ok(())
     }
 
-    /// Whether every helper said `Ready` (and none was lost).
+    /// Whether every helper not lost said `Ready` (and one is left).
     pub fn ready(&self) -> bool {
-        self.failure.borrow().is_none() && self.helpers.iter().all(|h| h.ready.get())
+        self.failure.borrow().is_none()
+            && self.helpers.iter().all(|h| h.ready.get() || !h.alive.get())
     }
 
-    /// Why the pool stopped, once a helper was lost.
+    /// Why the pool stopped, once its last helper was lost.
     pub fn failure(&self) -> Option<String> {
         self.failure.borrow().clone()
     }
 
-    /// Helpers in the pool.
+    /// Helpers in the pool that were not lost.
     pub fn size(&self) -> usize {
-        self.helpers.len()
+        self.helpers.iter().filter(|h| h.alive.get()).count()
+    }
+
+    /// The indices (for [`Pool::submit_to`]) of the helpers not lost.
+    pub fn helper_indices(&self) -> Vec<usize> {
+        (0..self.helpers.len())
+            .filter(|&i| self.helpers[i].alive.get())
+            .collect()
+    }
+
+    /// Whether `job` failed because its helper was lost while the pool went on (asked once:
+    /// the answer is forgotten). The caller does that job itself, or submits it again.
+    pub fn take_lost(&self, job: u32) -> bool {
+        self.lost_jobs.borrow_mut().remove(&job)
     }
 
     /// Sends a job to the least busy helper; the promise resolves to its reply's
@@ -212,7 +234,9 @@ impl<R: PoolReply> Pool<R> {
         make: impl FnOnce(u32) -> M,
         attachments: &[JsValue],
     ) -> (u32, js_sys::Promise) {
-        let index = (0..self.helpers.len())
+        let index = self
+            .helper_indices()
+            .into_iter()
             .min_by_key(|&i| self.helpers[i].in_flight.get())
             .unwrap_or(0);
         self.send(index, make, attachments)
@@ -249,6 +273,12 @@ impl<R: PoolReply> Pool<R> {
         if let Some(e) = self.failure() {
             return (job, js_sys::Promise::reject(&e.into()));
         }
+        if !helper.alive.get() {
+            return (
+                job,
+                js_sys::Promise::reject(&format!("helper worker {} was lost", index + 1).into()),
+            );
+        }
         self.next_job.set(job);
         let msg = make(job);
         let mut settle = None;
@@ -270,9 +300,9 @@ impl<R: PoolReply> Pool<R> {
         (job, promise)
     }
 
-    /// Posts a message that has no reply (e.g. "forget this model") to every helper.
+    /// Posts a message that has no reply (e.g. "forget this model") to every helper not lost.
     pub fn post_all<M: Serialize>(&self, msg: &M) {
-        for h in &self.helpers {
+        for h in self.helpers.iter().filter(|h| h.alive.get()) {
             if let Err(e) = post(Target::Worker(&h.worker), msg, &[]) {
                 web_sys::console::warn_1(&format!("helper worker: {}", js_error(&e)).into());
             }
@@ -312,17 +342,43 @@ impl<R: PoolReply> Pool<R> {
         }
     }
 
-    /// A helper stopped: every job in flight fails with the reason and the pool stops (the
-    /// caller's next request works without it).
+    /// A helper stopped: it is terminated and its jobs in flight fail with the reason (each
+    /// marked for [`Pool::take_lost`]); the others go on. Losing the last one fails the pool
+    /// (the caller's next request works without it).
     fn lost(&self, index: usize, reason: &str) {
+        let helper = &self.helpers[index];
+        if !helper.alive.replace(false) {
+            return;
+        }
+        helper.worker.terminate();
+        helper.ready.set(false);
+        helper.in_flight.set(0);
         let message = format!("helper worker {} stopped: {reason}", index + 1);
-        *self.failure.borrow_mut() = Some(message.clone());
-        self.progress.borrow_mut().clear();
-        let failed: Vec<Settle> = self.waiting.borrow_mut().drain().map(|(_, s)| s).collect();
-        for (_, reject, _) in failed {
+        let last = self.size() == 0;
+        if last {
+            *self.failure.borrow_mut() = Some(message.clone());
+        }
+        let failed: Vec<(u32, Settle)> = {
+            let mut waiting = self.waiting.borrow_mut();
+            let jobs: Vec<u32> = waiting
+                .iter()
+                .filter(|(_, (_, _, i))| *i == index)
+                .map(|(&job, _)| job)
+                .collect();
+            jobs.into_iter()
+                .filter_map(|job| waiting.remove(&job).map(|s| (job, s)))
+                .collect()
+        };
+        for (job, (_, reject, _)) in failed {
+            self.progress.borrow_mut().remove(&job);
+            if !last {
+                self.lost_jobs.borrow_mut().insert(job);
+            }
             let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&message));
         }
-        self.stop();
+        if last {
+            self.stop();
+        }
     }
 
     /// Terminates every helper.
