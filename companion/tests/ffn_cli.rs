@@ -416,10 +416,12 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
         ),
         &short_dir,
     );
-    let two_d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../demo/uniem-ac3-mito/models/ac3-mito-unet.emsmodel")
-        .display()
-        .to_string();
+    let two_d = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../demo/uniem-ac3-mito/models/ac3-mito-unet.emsmodel")
+    .display()
+    .to_string();
     let (mask, short) = (
         mask_dir.display().to_string(),
         short_dir.display().to_string(),
@@ -492,8 +494,10 @@ fn import_makes_a_model_file_from_the_pytorch_twins_weights_and_names_a_mismatch
     // The golden fixture of `crates/nets/tests/golden_ffn_net.rs` (depth 3, 4 features,
     // FOV 9×7×5): that test checks the import against PyTorch's outputs; this one checks the
     // command makes the same file and names what does not fit.
-    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/nets/tests/golden/ffn/small.safetensors");
+    let weights = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../crates/nets/tests/golden/ffn/small.safetensors");
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("small.ffn");
     let run = |features: &str| {

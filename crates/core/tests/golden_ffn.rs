@@ -11,7 +11,8 @@ use ndarray_npy::read_npy;
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ffn")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/golden/ffn")
 }
 
 /// `[z, y, x]` from `"4_6_6"`.

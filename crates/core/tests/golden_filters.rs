@@ -23,7 +23,8 @@ use ndarray_npy::read_npy;
 use serde_json::Value;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/filters")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/golden/filters")
 }
 
 fn load(file: &str, dtype: &str) -> Array3<f32> {

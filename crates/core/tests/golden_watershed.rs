@@ -24,7 +24,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/watershed")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/golden/watershed")
 }
 
 /// Case names (`<kind>_<name>`) of one kind, from the files present.

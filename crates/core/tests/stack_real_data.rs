@@ -61,7 +61,10 @@ fn flyem_medulla_labels() {
 /// Deflate-compressed multi-page TIFF per layer holding slices 0–49 of flyem-medulla-fib.
 #[test]
 fn the_flyem_demo_tiffs_hold_the_first_fifty_slices() {
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/flyem-medulla");
+    let demo = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../demo/flyem-medulla");
     for (layer, dtype) in [("image", DType::U8), ("label", DType::U16)] {
         let Some(files) = load(&format!("flyem-medulla-fib/{layer}"), 50) else {
             return;

@@ -27,7 +27,9 @@ fn main() -> Result<()> {
         .unwrap_or_else(|_| "cpu".into())
         .parse()?;
     let (device, described) = pick_device(choice)?;
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/flyem-medulla");
+    let demo =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../demo/flyem-medulla");
     let model = demo.join("models/flyem-ffn-light.ffn");
     let file = FfnModelFile::from_bytes(
         &std::fs::read(&model).with_context(|| model.display().to_string())?,

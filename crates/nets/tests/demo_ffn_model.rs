@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 fn shared_data() -> PathBuf {
     let dir = std::env::var_os("EMSTUDIO_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../../../shared/data")
+        })
         .join("flyem-medulla-fib");
     assert!(
         dir.join("image").is_dir(),
@@ -46,7 +49,9 @@ fn layer(dir: &Path) -> emstudio_core::AnyVolume {
 
 #[test]
 fn the_shipped_ffn_scores_far_above_the_untrained_network_on_slices_it_never_saw() {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/flyem-medulla");
+    let demo =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../demo/flyem-medulla");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(demo.join("dataset.json")).expect("dataset.json"))
             .expect("json");

@@ -10,7 +10,8 @@ use emstudio_nets::Device;
 use std::path::{Path, PathBuf};
 
 fn demo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/uniem-ac3-mito")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../demo/uniem-ac3-mito")
 }
 
 fn read_layer(name: &str) -> AnyVolume {

@@ -20,9 +20,10 @@ use ndarray::s;
 use std::path::Path;
 
 fn layer(name: &str) -> emstudio_core::AnyVolume {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../demo/flyem-medulla")
-        .join(name);
+    let dir =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../demo/flyem-medulla")
+            .join(name);
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("demo layer")
         .filter_map(|e| e.ok())

@@ -25,7 +25,8 @@ struct Case {
 }
 
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ffn")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/golden/ffn")
 }
 
 fn tensor(file: &SafeTensors<'_>, name: &str, device: &Device) -> Tensor<5> {

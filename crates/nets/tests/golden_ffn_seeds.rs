@@ -10,7 +10,7 @@ use ndarray_npy::read_npy;
 use std::path::{Path, PathBuf};
 
 fn file(case: &str, what: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .join(format!("tests/golden/ffn/seeds__{case}__{what}.npy"))
 }
 

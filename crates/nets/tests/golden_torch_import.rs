@@ -27,7 +27,8 @@ struct Case {
 }
 
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
 }
 
 /// A float32 tensor of a safetensors file as (shape, values).

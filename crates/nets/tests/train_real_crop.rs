@@ -11,8 +11,9 @@ use ndarray::{s, Array2};
 use std::path::Path;
 
 fn load(layer: &str) -> Array2<f32> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../demo/uniem-ac3-mito/{layer}/0000.png"));
+    let path =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join(format!("../../demo/uniem-ac3-mito/{layer}/0000.png"));
     let bytes = std::fs::read(&path).expect("demo slice");
     let v = read_stack(vec![("0000.png".into(), bytes)], &Limits::default()).expect("decode");
     let a = v.to_unit_f32_array().expect("gray");

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 /// runs integration tests in the crate's folder, so the relative one is resolved from the
 /// manifest folder (the repository is two levels up from `crates/core`).
 fn candidates() -> Vec<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../..");
     let mut out: Vec<PathBuf> = std::env::var_os("EMSTUDIO_SHARED_DATA")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
