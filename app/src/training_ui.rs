@@ -556,6 +556,67 @@ pub fn ffn_preview_rgba(p: &FfnTrainPreview) -> Option<(u32, u32, Vec<u8>)> {
     Some((width as u32, h as u32, out))
 }
 
+/// Where an FFN run's live fill grows its object: the view's centre `(y, x)` on slice `z` of
+/// a stack of `shape` (`[z, y, x]`), moved in so that the box of ±`radius` fits inside the
+/// stack where the stack is larger than the box (the network's field of view then fits around
+/// it). None when the centre is off the stack.
+pub fn live_fill_seed(
+    shape: [usize; 3],
+    z: usize,
+    centre: (usize, usize),
+    radius: [usize; 3],
+) -> Option<[usize; 3]> {
+    let at = [z, centre.0, centre.1];
+    if (0..3).any(|a| at[a] >= shape[a]) {
+        return None;
+    }
+    Some([0, 1, 2].map(|a| match shape[a] > 2 * radius[a] {
+        true => at[a].clamp(radius[a], shape[a] - 1 - radius[a]),
+        false => shape[a] / 2,
+    }))
+}
+
+/// The probability at or above which a voxel is the object (google/ffn's segment threshold).
+pub const FFN_OBJECT_BYTE: u8 = 153;
+
+/// A live fill's plane (probabilities 0–255, rows of `width`) as RGBA to draw over the slice:
+/// the object (at or above [`FFN_OBJECT_BYTE`]) in the FFN fill's yellow with an opaque
+/// border (so it shows over a label layer's colours), fainter below it down to nothing at 0;
+/// and the number of object pixels. None when the plane does not match its size.
+pub fn live_fill_rgba(probability: &[u8], width: usize) -> Option<(Vec<u8>, usize)> {
+    if width == 0 || probability.is_empty() || probability.len() % width != 0 {
+        return None;
+    }
+    let height = probability.len() / width;
+    let on = |y: usize, x: usize| probability[y * width + x] >= FFN_OBJECT_BYTE;
+    let mut object = 0;
+    let mut out = Vec::with_capacity(probability.len() * 4);
+    for (i, &p) in probability.iter().enumerate() {
+        let (y, x) = (i / width, i % width);
+        let pixel = if on(y, x) {
+            object += 1;
+            let border = y == 0
+                || x == 0
+                || y + 1 == height
+                || x + 1 == width
+                || !(on(y - 1, x) && on(y + 1, x) && on(y, x - 1) && on(y, x + 1));
+            match border {
+                true => [255, 235, 0, 255],
+                false => [255, 210, 0, 150],
+            }
+        } else {
+            [
+                255,
+                210,
+                0,
+                (u16::from(p) * 60 / u16::from(FFN_OBJECT_BYTE)) as u8,
+            ]
+        };
+        out.extend_from_slice(&pixel);
+    }
+    Some((out, object))
+}
+
 /// The FFN training form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FfnTrainForm {
@@ -780,6 +841,57 @@ mod tests {
         assert!(ffn_preview_rgba(&bad).is_none());
         bad.size = [usize::MAX, 2];
         assert!(ffn_preview_rgba(&bad).is_none());
+    }
+
+    #[test]
+    fn the_live_fill_seed_keeps_its_box_inside_the_stack_and_the_plane_draws_the_object() {
+        let shape = [250, 250, 250];
+        let r = [16, 16, 16];
+        assert_eq!(
+            live_fill_seed(shape, 120, (100, 140), r),
+            Some([120, 100, 140]),
+            "the view's centre where the box fits"
+        );
+        assert_eq!(
+            live_fill_seed(shape, 3, (5, 249), r),
+            Some([16, 16, 233]),
+            "moved in at the edges"
+        );
+        assert_eq!(
+            live_fill_seed([20, 250, 250], 3, (100, 100), r),
+            Some([10, 100, 100]),
+            "a stack thinner than the box: its middle"
+        );
+        assert_eq!(live_fill_seed(shape, 250, (5, 5), r), None);
+        assert_eq!(live_fill_seed(shape, 5, (250, 5), r), None);
+
+        let (rgba, object) = live_fill_rgba(&[0, 100, 153, 255, 152, 0], 3).expect("drawn");
+        assert_eq!(object, 2);
+        assert_eq!(rgba.len(), 24);
+        let alpha = |i: usize| rgba[i * 4 + 3];
+        assert_eq!(alpha(0), 0, "never looked at: clear");
+        assert!(alpha(1) > 0 && alpha(1) < 150, "below the threshold: faint");
+        assert_eq!((alpha(2), alpha(3)), (255, 255), "the object's border");
+        assert!(alpha(4) < 150);
+        // A 3 × 3 object in a 5 × 5 plane: its middle is filled, its ring opaque.
+        let mut plane = vec![0u8; 25];
+        for y in 1..4 {
+            for x in 1..4 {
+                plane[y * 5 + x] = 200;
+            }
+        }
+        let (rgba, object) = live_fill_rgba(&plane, 5).expect("drawn");
+        assert_eq!(object, 9);
+        assert_eq!(
+            &rgba[12 * 4..13 * 4],
+            &[255, 210, 0, 150],
+            "inside: the fill's yellow"
+        );
+        assert_eq!(rgba[6 * 4 + 3], 255, "on the ring: opaque");
+        assert_eq!(rgba[3], 0, "outside: clear");
+        assert!(live_fill_rgba(&[1, 2, 3], 2).is_none());
+        assert!(live_fill_rgba(&[], 2).is_none());
+        assert!(live_fill_rgba(&[1, 2], 0).is_none());
     }
     use emstudio_nets::train::TrainConfig;
 

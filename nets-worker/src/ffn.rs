@@ -13,7 +13,7 @@
 //! a fill can extend a segment or propose a split; the data worker keeps the part connected
 //! to the click.
 
-use emstudio_nets::ffn::file::FfnModelFile;
+use emstudio_nets::ffn::file::{FfnHeader, FfnModelFile};
 use emstudio_nets::ffn::infer::{
     predict_fov_async, Canvas, DrivenFromOutside, FfnInferOptions, FillWalk, FovInput,
     FovPredictor, NetPredictor,
@@ -23,6 +23,13 @@ use emstudio_nets::ffn::train::{FfnStepReport, FfnTrainConfig, FfnTrainer, FfnVo
 use emstudio_nets::Device;
 use emstudio_protocol::FfnTrainPreview;
 use ndarray::Array3;
+
+/// The most fields of view a training run's live fill runs (about 0.8 s of the light preset
+/// in the browser's CPU worker: a fill every few seconds costs the run little).
+pub const LIVE_FILL_FOVS: usize = 16;
+/// A live fill moves where the object is this probable: the Edit panel's FFN fill default
+/// (google/ffn's 0.9 fills a third as much with a young network).
+pub const LIVE_FILL_MOVE: f64 = 0.5;
 
 /// One field of view through the network with a synchronous read (CPU only).
 fn predict_sync(
@@ -75,6 +82,19 @@ impl FfnFillJob {
         let net = file
             .load_net(device)
             .map_err(|e| format!("FFN model: {e}"))?;
+        Self::with_net(net, &file.header, image, seed, max_steps, move_threshold)
+    }
+
+    /// [`FfnFillJob::new`] with a network already on its device (`header` gives its settings
+    /// and normalisation), e.g. the one a training run is changing.
+    pub fn with_net(
+        net: ConvStack3d,
+        header: &FfnHeader,
+        image: Array3<f32>,
+        seed: [usize; 3],
+        max_steps: usize,
+        move_threshold: f64,
+    ) -> Result<Self, String> {
         let (nz, ny, nx) = image.dim();
         if seed[0] >= nz || seed[1] >= ny || seed[2] >= nx {
             return Err(format!(
@@ -82,7 +102,7 @@ impl FfnFillJob {
                 seed[0], seed[1], seed[2]
             ));
         }
-        let [fz, fy, fx] = file.header.network.fov_zyx();
+        let [fz, fy, fx] = header.network.fov_zyx();
         let fits = |pos: usize, n: usize, f: usize| pos >= f / 2 && pos + f / 2 < n;
         if !(fits(seed[0], nz, fz) && fits(seed[1], ny, fy) && fits(seed[2], nx, fx)) {
             return Err(format!(
@@ -95,8 +115,8 @@ impl FfnFillJob {
         }
         let mut canvas = Canvas::new(
             DrivenFromOutside,
-            &file.header.network,
-            file.header.normalization,
+            &header.network,
+            header.normalization,
             image.view(),
             FfnInferOptions {
                 move_threshold,
@@ -160,6 +180,22 @@ impl FfnFillJob {
             seed_probability,
             kept,
         }
+    }
+
+    /// The object's probability (0–255, 0 where the fill never looked) on plane `z` of the
+    /// box, raster order.
+    pub fn plane_probability(&self, z: usize) -> Vec<u8> {
+        let mask = self.canvas.mask();
+        if z >= mask.dim().0 {
+            return Vec::new();
+        }
+        mask.index_axis(ndarray::Axis(0), z)
+            .iter()
+            .map(|&logit| match logit.is_nan() {
+                true => 0,
+                false => (255.0 / (1.0 + (-logit).exp())).round() as u8,
+            })
+            .collect()
     }
 
     /// The whole fill with synchronous reads (CPU only).
@@ -370,6 +406,28 @@ impl FfnTrainJob {
         })
     }
 
+    /// The half-size `[z, y, x]` of the box a live fill needs: half the field of view and two
+    /// moves each way.
+    pub fn fill_radius(&self) -> [usize; 3] {
+        let network = self.trainer.header("").network;
+        let (fov, deltas) = (network.fov_zyx(), network.deltas_zyx());
+        [0, 1, 2].map(|a| fov[a] / 2 + 2 * deltas[a])
+    }
+
+    /// A fill of the object at `seed` in `image` (a box scaled to [0, 1], `z, y, x`) with the
+    /// network as it is now (off the autodiff graph), at most [`LIVE_FILL_FOVS`] fields of
+    /// view, moving where the object is at least [`LIVE_FILL_MOVE`] probable.
+    pub fn live_fill(&self, image: Array3<f32>, seed: [usize; 3]) -> Result<FfnFillJob, String> {
+        FfnFillJob::with_net(
+            self.trainer.inference_net(),
+            &self.trainer.header(""),
+            image,
+            seed,
+            LIVE_FILL_FOVS,
+            LIVE_FILL_MOVE,
+        )
+    }
+
     /// Partition classes the centres are drawn from.
     pub fn classes(&self) -> usize {
         self.trainer.class_count()
@@ -560,10 +618,42 @@ mod tests {
         let bytes = block_on(job.model_bytes_async("2026-12-07")).expect("model");
         crate::jobs::check_model(&bytes).expect("a valid FFN model");
         let plain = Device::default();
-        FfnFillJob::new(&bytes, &plain, image.clone(), [6, 8, 6], 10, 0.9)
+        let saved = FfnFillJob::new(&bytes, &plain, image.clone(), [6, 8, 6], 10, 0.9)
             .expect("the fill loads it")
             .run(&plain)
             .expect("fill");
+        assert!(saved.steps >= 1);
+
+        // The live fill: FOV 5 and moves of 1 need a box of ±(2 + 2); it grows the object with
+        // the weights of now, as a fill with the model saved now does.
+        assert_eq!(job.fill_radius(), [4, 4, 4]);
+        let mut live = job.live_fill(image.clone(), [6, 8, 6]).expect("live fill");
+        while let Some(input) = live.next_fov() {
+            block_on(live.step_async(input, &plain)).expect("step");
+        }
+        assert!(live.progress().0 as usize <= LIVE_FILL_FOVS);
+        let same = FfnFillJob::new(
+            &bytes,
+            &plain,
+            image.clone(),
+            [6, 8, 6],
+            LIVE_FILL_FOVS,
+            LIVE_FILL_MOVE,
+        )
+        .expect("job")
+        .run(&plain)
+        .expect("fill");
+        assert_eq!(live.finish(), same);
+        let plane = live.plane_probability(6);
+        assert_eq!(plane.len(), 16 * 24);
+        assert!(plane[8 * 24 + 6] > 0, "the seed's voxel was filled");
+        assert!(plane.contains(&0), "voxels no FOV reached stay 0");
+        assert!(live.plane_probability(12).is_empty(), "no such plane");
+        let e = job
+            .live_fill(image.clone(), [0, 8, 6])
+            .err()
+            .expect("refused");
+        assert!(e.contains("does not fit around the click"), "{e}");
         // Bad settings and data are named.
         let e = FfnTrainJob::new(
             image.clone(),

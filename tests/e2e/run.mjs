@@ -1907,6 +1907,26 @@ test("FFN training in the browser: the light network on slices 0-39 of the FlyEM
   const paused = await points();
   await page.waitForTimeout(2000);
   assert.equal(await points(), paused, "steps arrived while paused");
+  // The live fill on the slice on screen: the network as it is grows the object at the view's
+  // centre (slice 25, the stack's middle in x and y) in a box of ±16 (half the FOV and two
+  // moves), drawn over the slice; a new slice gets a new fill, also while the run is paused.
+  await page.getByTestId("z-slider").fill("25");
+  const fillInfo = page.getByTestId("ffn-train-fill-info");
+  await fillInfo.filter({ hasText: /^live fill at x \d+, y \d+, slice 25 after step \d+: \d+ pixels of the object on this slice · \d+ fields of view · [\d.]+ s$/ }).waitFor({ timeout: 120000 });
+  const fillText = await fillInfo.textContent();
+  const fovs = Number(fillText.match(/(\d+) fields of view/)[1]);
+  assert.ok(fovs >= 1 && fovs <= 16, await fillInfo.textContent());
+  const drawn = (await page.getByTestId("viewer").getAttribute("data-live-fill")).split(" ").map(Number);
+  assert.deepEqual([drawn[0], drawn[3], drawn[4]], [25, 33, 33], "slice 25, a 33 × 33 box");
+  assert.ok(drawn[1] > 0 && drawn[2] > 0, `the box at the view's centre: ${drawn}`);
+  await page.screenshot({ path: path.join(OUT, "ffn-train-live-fill.png") });
+  await page.getByTestId("z-slider").fill("30");
+  await fillInfo.filter({ hasText: /slice 30 after step/ }).waitFor({ timeout: 120000 });
+  assert.equal((await page.getByTestId("viewer").getAttribute("data-live-fill")).split(" ")[0], "30");
+  // Off: the overlay goes.
+  await page.getByTestId("ffn-train-live-fill").uncheck();
+  await page.waitForFunction(() => !document.querySelector("[data-testid=viewer]").hasAttribute("data-live-fill"));
+  assert.equal(await fillInfo.textContent(), "");
   await page.getByTestId("ffn-train-resume").click();
   await page.getByTestId("ffn-train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
   const summary = await page.getByTestId("ffn-train-result").textContent();
@@ -1918,7 +1938,7 @@ test("FFN training in the browser: the light network on slices 0-39 of the FlyEM
   const options = await page.getByTestId("ffn-model").locator("option").allTextContents();
   assert.ok(options.includes("ffn-light-FlyEM-medulla-30steps.ffn"), options.join(", "));
   assert.deepEqual(await errors(page), []);
-  return summary;
+  return `${summary}; ${fillText}`;
 });
 
 test("FFN fine-tuning in the browser: the demo's shipped FFN goes on training on the labels, its network and normalisation kept", async (page) => {

@@ -93,6 +93,27 @@ pub fn fill_box(
         ));
     }
     let image_layer = ws.layer(image)?;
+    let shape = image_layer.volume.shape();
+    if label_layer.volume.shape() != shape {
+        return Err(format!(
+            "{} is {shape} but {} is {}: an FFN fill needs both the same size",
+            image_layer.info.name,
+            label_layer.info.name,
+            label_layer.volume.shape()
+        ));
+    }
+    image_box(ws, image, seed, radius)
+}
+
+/// Cuts the box of ±`radius` around `seed` (clipped to the stack) from the grayscale image
+/// layer `image` (an FFN fill's, or a training run's live fill).
+pub fn image_box(
+    ws: &Workspace,
+    image: LayerId,
+    seed: [usize; 3],
+    radius: [usize; 3],
+) -> Result<FillBox, String> {
+    let image_layer = ws.layer(image)?;
     let name = &image_layer.info.name;
     if image_layer.info.kind != LayerKind::Image {
         return Err(format!("{name}: an FFN fill reads an EM image layer"));
@@ -104,13 +125,6 @@ pub fn fill_box(
         ));
     }
     let shape = image_layer.volume.shape();
-    if label_layer.volume.shape() != shape {
-        return Err(format!(
-            "{name} is {shape} but {} is {}: an FFN fill needs both the same size",
-            label_layer.info.name,
-            label_layer.volume.shape()
-        ));
-    }
     let dims = [shape.z, shape.y, shape.x];
     if (0..3).any(|a| seed[a] >= dims[a]) {
         return Err(format!(

@@ -710,9 +710,9 @@ pub(crate) async fn next_reply<U>(
     )))
 }
 
-/// Label volumes (class maps) become label layers, the rest image layers.
-/// Adds a computed volume as a layer and sends the terminal reply.
-fn finish_layer(
+/// Adds a computed volume as a layer and sends the terminal reply (the summary gets the
+/// seconds since `started`).
+pub(crate) fn finish_layer(
     request: RequestId,
     name: &str,
     kind: LayerKind,

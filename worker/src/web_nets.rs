@@ -5,14 +5,19 @@
 //! If the network worker cannot start (its script or wasm fails to load) or dies, every
 //! network request in flight fails with that reason and the next request tries again.
 
+use crate::compute::ComputeError;
 use crate::ffn_link::{
-    fill_box, proposal, segment_box, segmentation_volume, train_box, FillBox, MAX_FILL_STEPS,
+    fill_box, image_box, proposal, segment_box, segmentation_volume, train_box, FillBox,
+    MAX_FILL_STEPS,
 };
 use crate::nets_link::{preview_image, train_inputs, InferPlan, ModelSummary, TrainRequest};
-use crate::web::{fail, now_ms, send, WORKSPACE};
-use emstudio_protocol::nets::{f32_bytes, plane_f32, plane_u32, u32_bytes, FromNets, ToNets};
+use crate::web::{fail, finish_layer, now_ms, send, WORKSPACE};
+use emstudio_protocol::nets::{
+    f32_bytes, plane_f32, plane_u32, u32_bytes, FfnFillBox, FromNets, ToNets,
+};
 use emstudio_protocol::{
-    FromWorker, LayerId, LayerKind, NetDevice, Region, RequestId, TrainControl, PROTOCOL_VERSION,
+    FfnFillAt, FromWorker, LayerId, LayerKind, NetDevice, Region, RequestId, TrainControl,
+    PROTOCOL_VERSION,
 };
 use emstudio_webmsg::{buffer_bytes, post, receive, to_buffer, Target};
 use std::cell::RefCell;
@@ -45,8 +50,8 @@ enum Job {
         fill: Box<FillBox>,
         started: f64,
     },
-    /// An FFN training run.
-    FfnTrain,
+    /// An FFN training run on this image layer.
+    FfnTrain { image: LayerId },
     /// An FFN segmentation of this box of an image layer.
     FfnSegment {
         image: LayerId,
@@ -237,10 +242,39 @@ fn set_preview(request: RequestId, z: Option<usize>, now: bool) {
     );
 }
 
+/// Cuts the box of an FFN run's live fill around `at` and sends it (none: stop the fills).
+/// A box that cannot be cut is said in the console; the run goes on.
+fn set_live_fill(request: RequestId, at: Option<FfnFillAt>) {
+    let Some(image) = JOBS.with(|j| match j.borrow().get(&request) {
+        Some(Job::FfnTrain { image }) => Some(*image),
+        _ => None,
+    }) else {
+        return;
+    };
+    let cut = at.map(|at| WORKSPACE.with(|w| image_box(&w.borrow(), image, at.voxel, at.radius)));
+    let (fill, buffers) = match cut {
+        Some(Ok(b)) => (
+            Some(FfnFillBox {
+                origin: b.origin,
+                size: b.size,
+                seed: b.seed,
+            }),
+            vec![to_buffer(&f32_bytes(&b.values))],
+        ),
+        Some(Err(e)) => {
+            web_sys::console::warn_1(&format!("FFN live fill: {e}").into());
+            (None, vec![])
+        }
+        None => (None, vec![]),
+    };
+    to_nets(request, ToNets::FfnFillBox { request, fill }, buffers);
+}
+
 /// `TrainControl`.
 pub fn control(request: RequestId, control: TrainControl) {
     match control {
         TrainControl::PreviewSlice(z) => set_preview(request, z, true),
+        TrainControl::FfnFillAt(at) => set_live_fill(request, at),
         other => to_nets(
             request,
             ToNets::Control {
@@ -432,7 +466,7 @@ pub fn ffn_train(
         Ok(b) => b,
         Err(e) => return fail(request, e),
     };
-    JOBS.with(|j| j.borrow_mut().insert(request, Job::FfnTrain));
+    JOBS.with(|j| j.borrow_mut().insert(request, Job::FfnTrain { image }));
     let mut buffers = vec![
         to_buffer(&f32_bytes(&b.image)),
         to_buffer(&u32_bytes(&b.labels)),
@@ -524,25 +558,10 @@ fn ffn_segmented(request: RequestId, summary: String, labels: &[u8]) {
         labels,
     )
     .map_err(|e| e.to_string())
-    .and_then(|ids| {
-        WORKSPACE.with(|w| {
-            let volume = segmentation_volume(&w.borrow(), image, origin, size, &ids)?;
-            w.borrow_mut().add(&name, LayerKind::Label, volume)
-        })
-    });
-    let compute_ms = now_ms() - started;
-    match made {
-        Ok(layer) => send(
-            &FromWorker::LayerCreated {
-                request,
-                layer,
-                summary: format!("{summary} · {:.1} s", compute_ms / 1000.0),
-                compute_ms,
-            },
-            &[],
-        ),
-        Err(e) => fail(request, e),
-    }
+    .and_then(|ids| WORKSPACE.with(|w| segmentation_volume(&w.borrow(), image, origin, size, &ids)))
+    .map(|volume| (volume, summary))
+    .map_err(ComputeError::from);
+    finish_layer(request, &name, LayerKind::Label, started, made);
 }
 
 /// `Cancel` of a network job; false when `request` is not one.
@@ -551,7 +570,10 @@ pub fn cancel(request: RequestId) -> bool {
         let mut jobs = j.borrow_mut();
         match jobs.get(&request) {
             Some(
-                Job::Train { .. } | Job::FfnTrain | Job::FfnFill { .. } | Job::FfnSegment { .. },
+                Job::Train { .. }
+                | Job::FfnTrain { .. }
+                | Job::FfnFill { .. }
+                | Job::FfnSegment { .. },
             ) => Some(false),
             Some(Job::Infer { .. }) => {
                 jobs.remove(&request);
@@ -763,31 +785,14 @@ fn finish_infer(request: RequestId) {
     else {
         return;
     };
-    let result = WORKSPACE.with(|w| plan.finish(&w.borrow(), &model));
-    let compute_ms = now_ms() - started;
+    let result = WORKSPACE
+        .with(|w| plan.finish(&w.borrow(), &model))
+        .map(|(volume, summary)| (volume, format!("{summary} on {}", model.device)))
+        .map_err(ComputeError::from);
     let kind = if model.classes {
         LayerKind::Label
     } else {
         LayerKind::Image
     };
-    match result.and_then(|(volume, summary)| {
-        WORKSPACE
-            .with(|w| w.borrow_mut().add(&name, kind, volume))
-            .map(|layer| (layer, summary))
-    }) {
-        Ok((layer, summary)) => send(
-            &FromWorker::LayerCreated {
-                request,
-                layer,
-                summary: format!(
-                    "{summary} on {} · {:.1} s",
-                    model.device,
-                    compute_ms / 1000.0
-                ),
-                compute_ms,
-            },
-            &[],
-        ),
-        Err(e) => fail(request, e),
-    }
+    finish_layer(request, &name, kind, started, result);
 }

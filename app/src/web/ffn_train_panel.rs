@@ -3,9 +3,12 @@
 //! WebGPU); from fresh weights or fine-tuning a stored FFN (e.g. the demo's on a lab's own
 //! labels); preset, steps, batch, learning rate; Start, Pause / Resume, Stop (keep the model)
 //! and Cancel; a progress bar with speed and ETA, the loss chart and the mask's precision and
-//! recall as it learns, and a live preview of one training example (image, the neuron to
-//! fill, the network's mask and its field of view). The model (`.ffn`) goes to the model
-//! store, where the Edit panel's FFN fill and the Infer panel find it.
+//! recall as it learns, a live preview of one training example (image, the neuron to fill,
+//! the network's mask and its field of view), and a live fill on the slice on screen: every
+//! few seconds the network as it is fills the object at the view's centre, drawn over the
+//! slice (pan and change slices to look elsewhere, also at slices it does not train on). The
+//! model (`.ffn`) goes to the model store, where the Edit panel's FFN fill and the Infer panel
+//! find it.
 
 use super::models::Models;
 use super::net_device::{DevicePicker, NetDevices};
@@ -13,11 +16,12 @@ use super::state::AppState;
 use super::train_panel::{LossChart, CHART};
 use super::worker_client;
 use crate::training_ui::{
-    chart, eta, ffn_preview_rgba, CurvePoint, FfnTrainForm, FFN_MIN_SIZE, FFN_PRESETS,
+    chart, eta, ffn_preview_rgba, live_fill_rgba, live_fill_seed, CurvePoint, FfnTrainForm,
+    FFN_MIN_SIZE, FFN_PRESETS,
 };
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{
-    FfnTrainPreview, FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl,
+    FfnFillAt, FfnTrainPreview, FromWorker, LayerId, LayerKind, RequestId, ToWorker, TrainControl,
 };
 use leptos::prelude::*;
 
@@ -33,6 +37,10 @@ struct Run {
     stopping: bool,
     /// The mask's precision and recall over the last report's steps.
     mask: Option<(f32, f32)>,
+    /// The live fill's box half-size (from the network worker).
+    fill_radius: Option<[usize; 3]>,
+    /// Where the live fill was last asked to grow.
+    fill_at: Option<FfnFillAt>,
 }
 
 /// The FFN mode of the Train tab.
@@ -53,6 +61,9 @@ pub fn FfnTrainPanel() -> impl IntoView {
     let previewed = RwSignal::new(None::<u64>);
     // Fine-tune a stored FFN instead of starting from fresh weights.
     let start_from = RwSignal::new(None::<String>);
+    // The live fill on the slice on screen, and what the last one found.
+    let live_fill = RwSignal::new(true);
+    let filled = RwSignal::new(None::<String>);
     let ffn_models = move || {
         let mut list = models.list.get();
         list.retain(|m| m.summary.kind == crate::training_ui::ModelKind::Ffn);
@@ -126,17 +137,23 @@ pub fn FfnTrainPanel() -> impl IntoView {
                     request,
                     device,
                     total,
+                    fill_radius,
                     ..
-                } => run.set(Some(Run {
-                    request,
-                    device,
-                    step: 0,
-                    total,
-                    steps_per_s: 0.0,
-                    paused: false,
-                    stopping: false,
-                    mask: None,
-                })),
+                } => {
+                    run.set(Some(Run {
+                        request,
+                        device,
+                        step: 0,
+                        total,
+                        steps_per_s: 0.0,
+                        paused: false,
+                        stopping: false,
+                        mask: None,
+                        fill_radius,
+                        fill_at: None,
+                    }));
+                    steer_live_fill(state, run, live_fill.get_untracked(), img);
+                }
                 FromWorker::FfnTrainStep {
                     step,
                     total,
@@ -158,6 +175,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
                             r.mask = Some((precision, recall));
                         }
                     });
+                    steer_live_fill(state, run, live_fill.get_untracked(), img);
                     curve.update(|c| {
                         c.push(CurvePoint {
                             step,
@@ -166,8 +184,27 @@ pub fn FfnTrainPanel() -> impl IntoView {
                         })
                     });
                 }
+                FromWorker::FfnTrainFill {
+                    step,
+                    seed,
+                    origin,
+                    size,
+                    probability,
+                    fovs,
+                    compute_ms,
+                    ..
+                } if live_fill.get_untracked() => {
+                    filled.set(show_live_fill(
+                        seed,
+                        origin,
+                        size,
+                        &probability,
+                        (step, fovs, compute_ms),
+                    ));
+                }
                 FromWorker::Trained { steps, summary, .. } => {
                     run.set(None);
+                    super::viewer::show_live_fill(None);
                     let bytes = attachments
                         .first()
                         .map(|b| js_sys::Uint8Array::new(b).to_vec())
@@ -192,10 +229,12 @@ pub fn FfnTrainPanel() -> impl IntoView {
                 }
                 FromWorker::Failed { error, .. } => {
                     run.set(None);
+                    super::viewer::show_live_fill(None);
                     state.error(format!("FFN training: {error}"));
                 }
                 FromWorker::Cancelled { .. } => {
                     run.set(None);
+                    super::viewer::show_live_fill(None);
                     outcome.set(Some("cancelled; nothing was kept".into()));
                 }
                 _ => {}
@@ -234,6 +273,15 @@ pub fn FfnTrainPanel() -> impl IntoView {
         );
     };
 
+    // A new slice on screen gets a live fill of its own (also while paused, when no step
+    // reports come to look again).
+    Effect::new(move |_| {
+        state.z.track();
+        if let Some(img) = image_id() {
+            steer_live_fill(state, run, live_fill.get_untracked(), img);
+        }
+    });
+
     let control = move |c: TrainControl| {
         if let Some(r) = run.get_untracked() {
             worker_client::notify(&ToWorker::TrainControl {
@@ -246,7 +294,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
                         TrainControl::Pause => r.paused = true,
                         TrainControl::Resume => r.paused = false,
                         TrainControl::Stop => r.stopping = true,
-                        TrainControl::PreviewSlice(_) => {}
+                        TrainControl::PreviewSlice(_) | TrainControl::FfnFillAt(_) => {}
                     }
                 }
             });
@@ -363,11 +411,111 @@ pub fn FfnTrainPanel() -> impl IntoView {
                     title="The middle slice of one training example: the image, the neuron it should fill (green), and what the network fills (yellow) with its last field of view (cyan)"></canvas>
                 <p class="hint" data-testid="ffn-train-preview-info">{move || previewed.get().map(|s| format!("image · neuron to fill · network's mask (step {s})")).unwrap_or_default()}</p>
             </div>
+            <label class="row" title="Every few seconds the network as it is now fills the object at the centre of the view, drawn over the slice in yellow (its box dashed). Pan or change slices to look elsewhere, also at slices it does not train on.">
+                <input type="checkbox" data-testid="ffn-train-live-fill" prop:checked=move || live_fill.get()
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        live_fill.set(on);
+                        if !on {
+                            filled.set(None);
+                            super::viewer::show_live_fill(None);
+                        }
+                        if let Some(img) = image_id() {
+                            steer_live_fill(state, run, on, img);
+                        }
+                    } />"Live fill on the slice (the object at the view's centre)"</label>
+            <p class="hint" data-testid="ffn-train-fill-info">{move || filled.get().unwrap_or_default()}</p>
             <LossChart testid="ffn-train-chart" curve=curve drawn=Signal::derive(drawn) />
             <p class="hint"><span class="swatch rand"></span>"training loss (log scale, smoothed) against the step"</p>
             <p class="result" data-testid="ffn-train-result">{move || outcome.get().unwrap_or_default()}</p>
         </div>
     }
+}
+
+/// Asks the run for a live fill at the view's centre on the slice on screen when that moved
+/// (or to stop when `on` is false); nothing before the run said its box size.
+fn steer_live_fill(state: AppState, run: RwSignal<Option<Run>>, on: bool, image: LayerId) {
+    let Some(r) = run.get_untracked() else {
+        return;
+    };
+    let wanted = match (on, r.fill_radius) {
+        (true, Some(radius)) => state
+            .layers
+            .with_untracked(|l| l.iter().find(|l| l.info.id == image).map(|l| l.info.shape))
+            .and_then(|shape| {
+                let view = super::viewer::visible_region(shape.y, shape.x)?;
+                let centre = ((view.y0 + view.y1) / 2, (view.x0 + view.x1) / 2);
+                live_fill_seed(
+                    [shape.z, shape.y, shape.x],
+                    state.z.get_untracked(),
+                    centre,
+                    radius,
+                )
+            })
+            .map(|voxel| FfnFillAt { voxel, radius }),
+        _ => None,
+    };
+    if wanted == r.fill_at {
+        return;
+    }
+    worker_client::notify(&ToWorker::TrainControl {
+        request: r.request,
+        control: TrainControl::FfnFillAt(wanted),
+    });
+    run.update(|r| {
+        if let Some(r) = r {
+            r.fill_at = wanted;
+        }
+    });
+}
+
+/// Draws a live fill over its slice; the line saying what it found (none when it cannot be
+/// drawn).
+fn show_live_fill(
+    seed: [usize; 3],
+    origin: [usize; 3],
+    size: [usize; 3],
+    probability: &[u8],
+    (step, fovs, compute_ms): (u64, u32, f64),
+) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let (rgba, object) = live_fill_rgba(probability, size[2])?;
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(&rgba),
+        size[2] as u32,
+        size[1] as u32,
+    )
+    .ok()?;
+    let canvas: web_sys::HtmlCanvasElement = web_sys::window()?
+        .document()?
+        .create_element("canvas")
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    canvas.set_width(size[2] as u32);
+    canvas.set_height(size[1] as u32);
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())?
+        .put_image_data(&data, 0, 0)
+        .ok()?;
+    super::viewer::show_live_fill(Some(super::viewer::LiveFill {
+        z: seed[0],
+        y0: origin[1],
+        x0: origin[2],
+        seed: (seed[1], seed[2]),
+        canvas,
+    }));
+    Some(format!(
+        "live fill at x {}, y {}, slice {} after step {step}: {object} pixels of the object on \
+         this slice · {fovs} fields of view · {:.1} s",
+        seed[2],
+        seed[1],
+        seed[0],
+        compute_ms / 1000.0
+    ))
 }
 
 /// Draws a training preview at its own size (CSS scales it up, pixelated); false when it

@@ -143,6 +143,7 @@ pub fn TrainPanel() -> impl IntoView {
                     device,
                     total,
                     patch,
+                    ..
                 } => run.set(Some(Run {
                     request,
                     device,
@@ -222,7 +223,7 @@ pub fn TrainPanel() -> impl IntoView {
                         TrainControl::Pause => r.paused = true,
                         TrainControl::Resume => r.paused = false,
                         TrainControl::Stop => r.stopping = true,
-                        TrainControl::PreviewSlice(_) => {}
+                        TrainControl::PreviewSlice(_) | TrainControl::FfnFillAt(_) => {}
                     }
                 }
             });

@@ -79,6 +79,28 @@ struct View {
     /// Space is held: drags pan whatever the tool.
     space: bool,
     editing: Option<Editing>,
+    /// An FFN training run's live fill, drawn over its slice.
+    live_fill: Option<LiveFill>,
+}
+
+/// An FFN training run's live fill: the object's probability over its box on slice `z`.
+pub struct LiveFill {
+    /// The slice.
+    pub z: usize,
+    /// The box's first row and column.
+    pub y0: usize,
+    /// See `y0`.
+    pub x0: usize,
+    /// The seed `(y, x)`.
+    pub seed: (usize, usize),
+    /// The plane drawn (RGBA), as big as the box.
+    pub canvas: HtmlCanvasElement,
+}
+
+/// Shows an FFN training run's live fill over its slice (none: no more).
+pub fn show_live_fill(fill: Option<LiveFill>) {
+    VIEW.with(|v| v.borrow_mut().live_fill = fill);
+    request_frame();
 }
 
 /// A brush, eraser or split stroke drawn over the slice until the worker's render of it
@@ -112,7 +134,7 @@ thread_local! {
         frame_requested: false, drag: None, slice_asked_at: None, probe_in_flight: false,
         probe_next: None, state: None, preview: None, preview_in_flight: false,
         stale: HashSet::new(), generation: HashMap::new(), strokes: Vec::new(), drawing: false,
-        cursor: None, space: false, editing: None,
+        cursor: None, space: false, editing: None, live_fill: None,
     });
 }
 
@@ -202,6 +224,19 @@ fn draw() {
             }
         }
         ctx.set_global_alpha(1.0);
+        match v.live_fill.as_ref().filter(|f| f.z == z) {
+            Some(f) => {
+                draw_live_fill(&ctx, v.scale, f);
+                let (h, w) = (f.canvas.height(), f.canvas.width());
+                let _ = canvas.set_attribute(
+                    "data-live-fill",
+                    &format!("{} {} {} {h} {w}", f.z, f.y0, f.x0),
+                );
+            }
+            None => {
+                let _ = canvas.remove_attribute("data-live-fill");
+            }
+        }
         draw_strokes(&ctx, &v, z);
         all_current &= v.strokes.is_empty();
         draw_cursor(&ctx, &v);
@@ -237,6 +272,28 @@ fn draw() {
             }
         }
     });
+}
+
+/// Draws a live fill: its plane over the box, the box outlined in dashed cyan (as the training
+/// preview's field of view) and a cross at the seed.
+fn draw_live_fill(ctx: &CanvasRenderingContext2d, scale: f64, f: &LiveFill) {
+    let (x0, y0) = (f.x0 as f64, f.y0 as f64);
+    let (w, h) = (f64::from(f.canvas.width()), f64::from(f.canvas.height()));
+    let _ = ctx.draw_image_with_html_canvas_element(&f.canvas, x0, y0);
+    ctx.set_line_width(1.5 / scale);
+    ctx.set_stroke_style_str("#00dcff");
+    let dash = js_sys::Array::of2(&(6.0 / scale).into(), &(4.0 / scale).into());
+    let _ = ctx.set_line_dash(&dash);
+    ctx.stroke_rect(x0, y0, w, h);
+    let _ = ctx.set_line_dash(&js_sys::Array::new());
+    let (sx, sy) = (f.seed.1 as f64 + 0.5, f.seed.0 as f64 + 0.5);
+    let arm = 7.0 / scale;
+    ctx.begin_path();
+    ctx.move_to(sx - arm, sy);
+    ctx.line_to(sx + arm, sy);
+    ctx.move_to(sx, sy - arm);
+    ctx.line_to(sx, sy + arm);
+    ctx.stroke();
 }
 
 /// Rings a data point (x, y) with a circle of fixed screen size.

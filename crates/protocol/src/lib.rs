@@ -27,7 +27,7 @@ pub mod nets;
 pub mod pool;
 
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 14;
+pub const PROTOCOL_VERSION: u8 = 15;
 
 /// Slots of the shared cancel board ([`ToWorker::Configure`]).
 pub const CANCEL_SLOTS: u32 = 64;
@@ -630,6 +630,19 @@ pub enum TrainControl {
     Stop,
     /// Preview this slice from now on (none: stop previews).
     PreviewSlice(Option<usize>),
+    /// FFN training: fill the object at this voxel with the network as it is now, every few
+    /// seconds (`FfnTrainFill`), in a box of this half-size around it (`TrainStarted`'s
+    /// `fill_radius`); none: stop.
+    FfnFillAt(Option<FfnFillAt>),
+}
+
+/// Where an FFN training run's live fill grows its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FfnFillAt {
+    /// The seed voxel `[z, y, x]` in the stack.
+    pub voxel: [usize; 3],
+    /// The box's half-size `[z, y, x]` (clipped to the stack).
+    pub radius: [usize; 3],
 }
 
 /// Description of a layer the worker holds.
@@ -764,6 +777,9 @@ pub enum FromWorker {
         total: u64,
         /// Patch side actually used (clamped to the slice size).
         patch: usize,
+        /// FFN runs: the half-size `[z, y, x]` of the box a live fill needs (half the field of
+        /// view and two moves); none for 2D runs.
+        fill_radius: Option<[usize; 3]>,
     },
     /// One or more training steps are done (sent at most every ~100 ms, and with every
     /// validation measurement).
@@ -802,6 +818,26 @@ pub enum FromWorker {
         steps_per_s: f64,
         /// What the network made of one training example at the last step.
         preview: Option<FfnTrainPreview>,
+    },
+    /// An FFN training run's live fill (`TrainControl::FfnFillAt`): the object the network, as
+    /// it is after step `step`, grows from `seed`, on the seed's slice.
+    FfnTrainFill {
+        /// Request id.
+        request: RequestId,
+        /// Steps done when it filled.
+        step: u64,
+        /// The seed `[z, y, x]` in the stack.
+        seed: [usize; 3],
+        /// The box's first voxel `[z, y, x]` in the stack.
+        origin: [usize; 3],
+        /// The box's size `[z, y, x]`.
+        size: [usize; 3],
+        /// The object's probability (0–255) on slice `seed[0]` over the box, rows of `size[2]`.
+        probability: Vec<u8>,
+        /// Fields of view the network ran.
+        fovs: u32,
+        /// How long the fill took (ms).
+        compute_ms: f64,
     },
     /// The current network's prediction of slice `z`; attachment 0 is a transferred
     /// `ImageBitmap` of `width × height` (probability as gray, or class colours).
@@ -932,6 +968,7 @@ impl FromWorker {
             | FromWorker::TrainStarted { request, .. }
             | FromWorker::TrainStep { request, .. }
             | FromWorker::FfnTrainStep { request, .. }
+            | FromWorker::FfnTrainFill { request, .. }
             | FromWorker::TrainPreview { request, .. }
             | FromWorker::Trained { request, .. }
             | FromWorker::Probe { request, .. }
@@ -953,6 +990,7 @@ impl FromWorker {
                 | FromWorker::TrainStarted { .. }
                 | FromWorker::TrainStep { .. }
                 | FromWorker::FfnTrainStep { .. }
+                | FromWorker::FfnTrainFill { .. }
                 | FromWorker::TrainPreview { .. }
         )
     }
@@ -1115,6 +1153,13 @@ mod tests {
             ToWorker::TrainControl {
                 request: RequestId(9),
                 control: TrainControl::PreviewSlice(Some(3)),
+            },
+            ToWorker::TrainControl {
+                request: RequestId(9),
+                control: TrainControl::FfnFillAt(Some(FfnFillAt {
+                    voxel: [100, 120, 130],
+                    radius: [16, 16, 16],
+                })),
             },
             ToWorker::Infer {
                 request: RequestId(10),
@@ -1346,6 +1391,22 @@ mod tests {
             decode::<FromWorker>(&encode(&step).expect("encode")).expect("decode"),
             step
         );
+        let fill = FromWorker::FfnTrainFill {
+            request: RequestId(8),
+            step: 40,
+            seed: [30, 100, 120],
+            origin: [14, 84, 104],
+            size: [33, 2, 3],
+            probability: vec![0, 10, 200, 255, 90, 0],
+            fovs: 12,
+            compute_ms: 640.0,
+        };
+        assert!(!fill.is_terminal());
+        assert_eq!(fill.request(), Some(RequestId(8)));
+        assert_eq!(
+            decode::<FromWorker>(&encode(&fill).expect("encode")).expect("decode"),
+            fill
+        );
         let proposed = FromWorker::FfnProposed {
             request: RequestId(6),
             layer: LayerId(5),
@@ -1385,6 +1446,7 @@ mod tests {
                 device: "CPU (burn flex, wasm)".into(),
                 total: 200,
                 patch: 128,
+                fill_radius: None,
             },
             FromWorker::TrainStep {
                 request: RequestId(9),

@@ -48,6 +48,17 @@ impl Plane {
     }
 }
 
+/// The box of an FFN training run's live fill, cut by the data worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FfnFillBox {
+    /// The box's first voxel `[z, y, x]` in the stack.
+    pub origin: [usize; 3],
+    /// Its size `[z, y, x]`.
+    pub size: [usize; 3],
+    /// The seed inside the box.
+    pub seed: [usize; 3],
+}
+
 /// Data worker → network worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToNets {
@@ -99,7 +110,17 @@ pub enum ToNets {
         /// Preview it at once (the user picked it), not only at the next due step.
         now: bool,
     },
-    /// Pause, resume or stop a run (`PreviewSlice` goes as [`ToNets::Preview`]).
+    /// The box of an FFN training run's live fill (`TrainControl::FfnFillAt`): attachment 0
+    /// is the image (`f32` in [0, 1], `size` z × y × x); none stops the fills. Replies:
+    /// `App(FfnTrainFill)` every few seconds while the run steps.
+    FfnFillBox {
+        /// The `FfnTrain` request.
+        request: RequestId,
+        /// The box; none: no more fills.
+        fill: Option<FfnFillBox>,
+    },
+    /// Pause, resume or stop a run (`PreviewSlice` goes as [`ToNets::Preview`], `FfnFillAt`
+    /// as [`ToNets::FfnFillBox`]).
     Control {
         /// The `Train` request.
         request: RequestId,
@@ -433,6 +454,18 @@ mod tests {
             ToNets::Control {
                 request: RequestId(2),
                 control: TrainControl::Pause,
+            },
+            ToNets::FfnFillBox {
+                request: RequestId(6),
+                fill: Some(FfnFillBox {
+                    origin: [4, 10, 12],
+                    size: [33, 33, 33],
+                    seed: [16, 16, 16],
+                }),
+            },
+            ToNets::FfnFillBox {
+                request: RequestId(6),
+                fill: None,
             },
             ToNets::InferStart {
                 request: RequestId(3),

@@ -784,6 +784,11 @@ impl FfnTrainer {
         self.net.clone()
     }
 
+    /// The network as it is now, off the autodiff graph (for inference: a live fill).
+    pub fn inference_net(&self) -> ConvStack3d {
+        self.net.valid()
+    }
+
     /// The slot's walk, advanced to its next position (a new example when it is done).
     fn ready_walk(&mut self, slot: usize) {
         let threshold = logit(self.config.move_threshold);
