@@ -6,7 +6,9 @@
 //!   are not stored: they follow from the partitions, the margin and a seed
 //!   (`build_coordinates`), and for a 250³ volume they are 16 million centres.
 //! - `train`: `emstudio_nets::ffn::train` on an image and label stack (optionally a box of
-//!   them, so another box stays held out), with a progress bar, checkpoints and resume.
+//!   them, so another box stays held out), with a progress bar, checkpoints and resume; with
+//!   `--partitions`, the partitions `prepare` wrote are used (checked to be made with the
+//!   training's box radius, minimum size and thresholds) instead of computed again.
 //! - `evaluate`: the mask scores of a model on a (held-out) box: fixed-policy walks from
 //!   balanced centres, voxels over 0.5 against the centre object.
 //! - `import`: an FFN model file from the PyTorch twin's `state_dict` in safetensors
@@ -36,7 +38,7 @@ use emstudio_nets::ffn::train::{
 use emstudio_nets::model::{Normalization, Provenance};
 use emstudio_nets::native_device::pick_device;
 use emstudio_nets::Device;
-use ndarray::s;
+use ndarray::{s, Array3};
 use serde::Serialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -123,6 +125,84 @@ pub fn prepare(args: &PrepareArgs) -> Result<String> {
         description.coordinates,
         args.output.display()
     ))
+}
+
+/// What `ffn train --partitions` reads of `ffn-prepare.json`.
+#[derive(Debug, serde::Deserialize)]
+struct Prepared {
+    /// The label stack the partitions came from.
+    labels: String,
+    /// Its shape, z, y, x.
+    shape: [usize; 3],
+    /// The parameters used.
+    partitions: PartitionParams,
+}
+
+/// The partitions `prepare` wrote into `dir`, cut to `region`, after checking they were made
+/// with `wanted` (the training's box radius, minimum size and thresholds).
+fn read_prepared(
+    dir: &Path,
+    wanted: &PartitionParams,
+    region: &Region,
+    quiet: bool,
+) -> Result<Array3<u8>> {
+    let json_path = dir.join(DESCRIPTION_FILE);
+    let text = std::fs::read_to_string(&json_path)
+        .with_context(|| format!("{}: cannot read (made by ffn prepare)", json_path.display()))?;
+    let prepared: Prepared = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an ffn prepare description", json_path.display()))?;
+    let made = &prepared.partitions;
+    let differs = |what: &str, theirs: String, ours: String| {
+        anyhow::anyhow!(
+            "{}: the partitions were made with {what} {theirs}, this training needs {ours} \
+             (run ffn prepare again with it, or leave --partitions out)",
+            dir.display()
+        )
+    };
+    if made.lom_radius != wanted.lom_radius {
+        let zyx = |r: [usize; 3]| format!("{},{},{} (z,y,x)", r[0], r[1], r[2]);
+        return Err(differs(
+            "--lom-radius",
+            zyx(made.lom_radius),
+            zyx(wanted.lom_radius),
+        ));
+    }
+    if made.min_size != wanted.min_size {
+        return Err(differs(
+            "--min-size",
+            made.min_size.to_string(),
+            wanted.min_size.to_string(),
+        ));
+    }
+    if made.thresholds != wanted.thresholds {
+        return Err(differs(
+            "--thresholds",
+            format!("{:?}", made.thresholds),
+            format!("{:?}", wanted.thresholds),
+        ));
+    }
+    let path = dir.join(PARTITIONS_FILE);
+    let parts = read_stack_path(&path, quiet)?
+        .to_label_array()
+        .with_context(|| format!("{}: needs the partitions' 8-bit stack", path.display()))?;
+    let dim = parts.dim();
+    ensure!(
+        [dim.0, dim.1, dim.2] == prepared.shape,
+        "{}: is {}×{}×{} but {} says {}×{}×{}",
+        path.display(),
+        dim.0,
+        dim.1,
+        dim.2,
+        json_path.display(),
+        prepared.shape[0],
+        prepared.shape[1],
+        prepared.shape[2]
+    );
+    if !quiet {
+        eprintln!("partitions: {} (of {})", path.display(), prepared.labels);
+    }
+    let [z, y, x] = region.ranges(prepared.shape)?;
+    Ok(parts.slice(s![z, y, x]).mapv(|v| v as u8))
 }
 
 /// A box of a volume, z, y, x ranges (`"0:100,0:250,0:125"`; an empty side means all).
@@ -287,6 +367,8 @@ pub struct TrainArgs {
     pub region: Region,
     /// Settings.
     pub config: FfnTrainConfig,
+    /// A folder `prepare` wrote for these labels, whose partitions to use.
+    pub partitions: Option<PathBuf>,
     /// Start from this model (its network replaces the config's).
     pub init: Option<PathBuf>,
     /// Continue `init`'s run (optimiser state, step count).
@@ -311,6 +393,20 @@ pub fn train(args: &TrainArgs) -> Result<String> {
     }
     let volume = load_volume(&args.image, &args.label, &args.region, args.quiet)?;
     let start = args.init.as_deref().map(read_model).transpose()?;
+    let volume = match &args.partitions {
+        Some(dir) => {
+            // With --init the model's network sets the canvas, hence the box radius.
+            let mut config = args.config.clone();
+            if let Some(file) = &start {
+                config.network = file.header.network.clone();
+            }
+            let parts = read_prepared(dir, &config.partition_params(), &args.region, args.quiet)?;
+            volume
+                .with_partitions(parts)
+                .with_context(|| dir.display().to_string())?
+        }
+        None => volume,
+    };
     let pb = bar(args.quiet, "centres");
     let mut trainer = FfnTrainer::new(
         args.config.clone(),

@@ -103,6 +103,11 @@ enum FfnCommand {
         /// Objects with fewer voxels count as background when centres are drawn.
         #[arg(long, default_value_t = 10_000)]
         min_size: u64,
+        /// The folder `ffn prepare` wrote for these labels: its partitions are used instead of
+        /// computing them again (its box radius and minimum size must be this run's: half the
+        /// training canvas, --min-size).
+        #[arg(long)]
+        partitions: Option<PathBuf>,
         /// No reflections / transposition.
         #[arg(long)]
         no_augment: bool,
@@ -912,6 +917,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
             learning_rate,
             grad_clip,
             min_size,
+            partitions,
             no_augment,
             seed,
             init,
@@ -944,6 +950,7 @@ fn ffn(command: FfnCommand) -> anyhow::Result<()> {
                     augment: !no_augment,
                     seed,
                 },
+                partitions,
                 init,
                 resume,
                 output,

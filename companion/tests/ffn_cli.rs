@@ -487,6 +487,130 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
 }
 
 #[test]
+fn train_takes_the_partitions_prepare_wrote_and_refuses_ones_made_otherwise() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (image, labels) = cells();
+    let image_dir = dir.path().join("image");
+    let label_dir = dir.path().join("label");
+    write_png_series(
+        &AnyVolume::U8(Volume::from_array(image.view()).expect("v")),
+        &image_dir,
+    );
+    write_png_series(
+        &AnyVolume::U16(Volume::from_array(labels.view()).expect("v")),
+        &label_dir,
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+            .arg("ffn")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (img, lab) = (
+        image_dir.display().to_string(),
+        label_dir.display().to_string(),
+    );
+    // FOV 7 moving by 2: a training canvas of 11, so a box radius and margin of 5.
+    let prepared = dir.path().join("prep").display().to_string();
+    ok(run(&[
+        "prepare",
+        "-l",
+        &lab,
+        "-o",
+        &prepared,
+        "--lom-radius",
+        "5,5,5",
+        "--margin",
+        "5,5,5",
+        "--min-size",
+        "10",
+        "-q",
+    ]));
+    let tiny = [
+        "--depth",
+        "1",
+        "--features",
+        "2",
+        "--fov",
+        "7,7,7",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--region",
+        "2:18,:,:",
+        "-q",
+    ];
+    // `--min-size` and `--deltas` vary below: given once each.
+    let train = |out: &str, min_size: &str, deltas: &str, extra: &[&str]| {
+        let mut args = vec!["train", "-i", &img, "-l", &lab, "-o", out];
+        args.extend_from_slice(&tiny);
+        args.extend_from_slice(&["--min-size", min_size, "--deltas", deltas]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let computed = dir.path().join("computed.ffn").display().to_string();
+    let reused = dir.path().join("reused.ffn").display().to_string();
+    ok(train(&computed, "10", "2,2,2", &[]));
+    ok(train(&reused, "10", "2,2,2", &["--partitions", &prepared]));
+    let read = |path: &str| {
+        emstudio_nets::ffn::file::FfnModelFile::from_bytes(&std::fs::read(path).expect("model"))
+            .expect("model")
+    };
+    // The same centres, the same training: the same network (the records' parameter IDs are
+    // drawn afresh by each run, so the networks are compared by what they predict).
+    let predict = |file: &emstudio_nets::ffn::file::FfnModelFile| {
+        use emstudio_nets::ffn::infer::FovPredictor;
+        let device = emstudio_nets::Device::flex();
+        let net = file.load_net(&device).expect("net");
+        let image: Vec<f32> = (0..343)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let seed: Vec<f32> = (0..343)
+            .map(|i| if i == 171 { 2.0 } else { -2.0 })
+            .collect();
+        emstudio_nets::ffn::infer::NetPredictor { net: &net, device }
+            .predict(image, seed, [7, 7, 7])
+            .expect("predict")
+    };
+    let (a, b) = (read(&computed), read(&reused));
+    assert_eq!(predict(&a), predict(&b), "the same weights");
+    assert_eq!(a.header.provenance.steps, 2);
+
+    // Partitions of other settings are refused, naming the setting.
+    let other = dir.path().join("other.ffn").display().to_string();
+    for (min_size, deltas, says) in [
+        ("20", "2,2,2", "--min-size 10, this training needs 20"),
+        (
+            "10",
+            "3,3,3",
+            "--lom-radius 5,5,5 (z,y,x), this training needs 6,6,6",
+        ),
+    ] {
+        let failed = train(&other, min_size, deltas, &["--partitions", &prepared]);
+        assert!(!failed.status.success(), "{min_size} {deltas} accepted");
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(stderr.contains(says), "{min_size} {deltas}: {stderr}");
+        assert!(!std::path::Path::new(&other).exists(), "nothing written");
+    }
+    let missing = dir.path().join("nothing").display().to_string();
+    let failed = train(&other, "10", "2,2,2", &["--partitions", &missing]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && stderr.contains("ffn-prepare.json: cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn import_makes_a_model_file_from_the_pytorch_twins_weights_and_names_a_mismatch() {
     use emstudio_nets::ffn::file::{FfnHeader, FfnModelFile};
     use emstudio_nets::ffn::net::FfnConfig;

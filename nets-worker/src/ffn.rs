@@ -13,6 +13,8 @@
 //! a fill can extend a segment or propose a split; the data worker keeps the part connected
 //! to the click.
 
+use emstudio_core::labels::blocks::{Block, LabelledBlock};
+use emstudio_nets::ffn::blocks;
 use emstudio_nets::ffn::file::{FfnHeader, FfnModelFile};
 use emstudio_nets::ffn::infer::{
     predict_fov_async, Canvas, DrivenFromOutside, FfnInferOptions, FillWalk, FovInput,
@@ -220,62 +222,127 @@ pub struct FfnSegmentResult {
     pub steps: u64,
 }
 
+/// A box larger than this many voxels is segmented in blocks along z (each block's canvas
+/// takes 12 bytes a voxel: 2²⁴ voxels is about 200 MB), 250³ (15.6 M voxels) still in one.
+pub const SEGMENT_BLOCK_VOXELS: usize = 1 << 24;
+
 /// The segmentation of a box: every `PolicyPeaks` seed in turn, each object kept by
 /// google/ffn's rules (the seed holds, at least `min_segment_size` new voxels), none
-/// overwriting another.
+/// overwriting another. A box larger than the block size given is segmented in blocks along
+/// z, one canvas at a time, and the blocks joined as `emstudio ffn infer --block-depth` joins
+/// them (`emstudio_nets::ffn::blocks`); one block is the whole-box run exactly.
 pub struct FfnSegmentJob {
     net: ConvStack3d,
+    header: FfnHeader,
+    /// The whole box, unit floats.
+    image: Array3<f32>,
+    blocks: Vec<Block>,
+    /// The block being segmented.
+    block: usize,
     canvas: Canvas<DrivenFromOutside>,
     seeds: Vec<[usize; 3]>,
     /// The next seed to begin.
     next_seed: usize,
     /// The seed being filled and its walk.
     current: Option<([usize; 3], FillWalk)>,
+    /// The blocks segmented.
+    done: Vec<LabelledBlock>,
+    /// Seeds of the blocks segmented.
+    seeds_done: usize,
     steps: u64,
 }
 
 impl FfnSegmentJob {
     /// Loads the FFN `model` onto `device` and finds the seeds of `image` (the box, scaled to
-    /// [0, 1], `z, y, x`).
-    pub fn new(model: &[u8], device: &Device, image: Array3<f32>) -> Result<Self, String> {
+    /// [0, 1], `z, y, x`), in blocks of at most `block_voxels` voxels (at least twice the FOV
+    /// deep) when it is larger.
+    pub fn new(
+        model: &[u8],
+        device: &Device,
+        image: Array3<f32>,
+        block_voxels: usize,
+    ) -> Result<Self, String> {
         let file = FfnModelFile::from_bytes(model).map_err(|e| format!("FFN model: {e}"))?;
         let net = file
             .load_net(device)
             .map_err(|e| format!("FFN model: {e}"))?;
-        let canvas = Canvas::new(
-            DrivenFromOutside,
-            &file.header.network,
-            file.header.normalization,
-            image.view(),
-            FfnInferOptions::default(),
-        )
-        .map_err(|e| format!("FFN segmentation: {e}"))?;
-        let seeds = emstudio_nets::ffn::seeds::policy_peaks(canvas.image());
+        let (nz, ny, nx) = image.dim();
+        let network = &file.header.network;
+        let blocks = if nz * ny * nx <= block_voxels {
+            vec![Block::plain(0..nz)]
+        } else {
+            let depth = (block_voxels / (ny * nx).max(1)).max(2 * network.fov_zyx()[0]);
+            blocks::plan(nz, depth, blocks::default_halo(network))
+        };
+        let (canvas, seeds) = Self::block_canvas(&file.header, &image, &blocks[0])?;
         Ok(Self {
             net,
+            header: file.header,
+            image,
+            blocks,
+            block: 0,
             canvas,
             seeds,
             next_seed: 0,
             current: None,
+            done: Vec::new(),
+            seeds_done: 0,
             steps: 0,
         })
     }
 
-    /// The next field of view to run, beginning seeds as the earlier ones end; `None` when
-    /// every seed is done.
-    pub fn next_fov(&mut self) -> Option<FovInput> {
+    /// The canvas over one block's slices, and its seeds.
+    fn block_canvas(
+        header: &FfnHeader,
+        image: &Array3<f32>,
+        block: &Block,
+    ) -> Result<(Canvas<DrivenFromOutside>, Vec<[usize; 3]>), String> {
+        let canvas = Canvas::new(
+            DrivenFromOutside,
+            &header.network,
+            header.normalization,
+            image.slice(ndarray::s![block.read.clone(), .., ..]),
+            FfnInferOptions::default(),
+        )
+        .map_err(|e| format!("FFN segmentation: {e}"))?;
+        let seeds = emstudio_nets::ffn::seeds::policy_peaks(canvas.image());
+        Ok((canvas, seeds))
+    }
+
+    /// The next field of view to run, beginning seeds as the earlier ones end and blocks as
+    /// the earlier ones end; `None` when every seed of every block is done.
+    pub fn next_fov(&mut self) -> Result<Option<FovInput>, String> {
         loop {
             if let Some((pos, walk)) = &mut self.current {
                 if let Some(input) = self.canvas.next_fov(walk) {
-                    return Some(input);
+                    return Ok(Some(input));
                 }
                 let (pos, walk) = (*pos, walk.clone());
                 self.canvas.end_segment(pos, &walk);
                 self.current = None;
             }
-            let pos = *self.seeds.get(self.next_seed)?;
-            self.next_seed += 1;
-            self.current = self.canvas.begin_segment(pos).map(|w| (pos, w));
+            if let Some(&pos) = self.seeds.get(self.next_seed) {
+                self.next_seed += 1;
+                self.current = self.canvas.begin_segment(pos).map(|w| (pos, w));
+                continue;
+            }
+            // This block is done: keep the slices it sends, go on with the next.
+            if self.done.len() == self.block {
+                let block = self.blocks[self.block].clone();
+                let labels = self
+                    .canvas
+                    .labels()
+                    .slice(ndarray::s![block.send_in_read(), .., ..])
+                    .to_owned();
+                self.done.push(LabelledBlock { block, labels });
+                self.seeds_done += self.seeds.len();
+            }
+            let Some(next) = self.blocks.get(self.block + 1) else {
+                return Ok(None);
+            };
+            let (canvas, seeds) = Self::block_canvas(&self.header, &self.image, next)?;
+            (self.canvas, self.seeds, self.next_seed) = (canvas, seeds, 0);
+            self.block += 1;
         }
     }
 
@@ -306,29 +373,54 @@ impl FfnSegmentJob {
             .map_err(|e| format!("FFN segmentation: {e}"))
     }
 
-    /// Seeds begun so far, and all seeds.
+    /// How far it is, in thousandths of the whole: each block an equal share, moved by the
+    /// seeds it began.
     pub fn progress(&self) -> (u64, u64) {
-        (self.next_seed as u64, self.seeds.len() as u64)
+        let n = self.blocks.len() as u64;
+        let within = 1000 * self.next_seed as u64 / self.seeds.len().max(1) as u64;
+        (self.block as u64 * 1000 + within, n * 1000)
     }
 
-    /// The segmentation so far.
-    pub fn finish(&self) -> FfnSegmentResult {
-        let labels = self.canvas.labels();
-        let objects = labels.iter().copied().max().unwrap_or(0);
-        FfnSegmentResult {
+    /// "block 2 of 3, seed 10 of 40" (without the block in one block).
+    pub fn describe(&self) -> String {
+        let seeds = format!("seed {} of {}", self.next_seed, self.seeds.len());
+        match self.blocks.len() {
+            1 => seeds,
+            n => format!("block {} of {n}, {seeds}", self.block + 1),
+        }
+    }
+
+    /// Blocks the box is segmented in.
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The segmentation, once [`FfnSegmentJob::next_fov`] said it is over: the blocks joined
+    /// (objects found in two blocks get one ID where they overlap), consecutive IDs.
+    pub fn finish(&self) -> Result<FfnSegmentResult, String> {
+        if self.done.len() != self.blocks.len() {
+            return Err("FFN segmentation: finished before its last block".into());
+        }
+        let (labels, objects) = blocks::join(
+            self.image.dim(),
+            &self.done,
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .map_err(|e| format!("FFN segmentation: {e}"))?;
+        Ok(FfnSegmentResult {
             labels: labels.into_iter().collect(),
             objects,
-            seeds: self.seeds.len() as u32,
+            seeds: self.seeds_done as u32,
             steps: self.steps,
-        }
+        })
     }
 
     /// The whole segmentation with synchronous reads (CPU only).
     pub fn run(mut self, device: &Device) -> Result<FfnSegmentResult, String> {
-        while let Some(input) = self.next_fov() {
+        while let Some(input) = self.next_fov()? {
             self.step(input, device)?;
         }
-        Ok(self.finish())
+        self.finish()
     }
 }
 
@@ -545,7 +637,7 @@ mod tests {
                 0.1 + ((y + x) % 3) as f32 * 0.05
             }
         });
-        let ours = FfnSegmentJob::new(&bytes, &device, image.clone())
+        let ours = FfnSegmentJob::new(&bytes, &device, image.clone(), SEGMENT_BLOCK_VOXELS)
             .expect("job")
             .run(&device)
             .expect("run");
@@ -571,13 +663,76 @@ mod tests {
         assert!(ours.seeds > 0);
         assert_eq!(ours.labels, canvas.labels().into_iter().collect::<Vec<_>>());
         assert_eq!(ours.labels.len(), 14 * 24 * 24);
-        let small = FfnSegmentJob::new(&bytes, &device, Array3::zeros((4, 24, 24)))
-            .err()
-            .expect("refused");
+        let small = FfnSegmentJob::new(
+            &bytes,
+            &device,
+            Array3::zeros((4, 24, 24)),
+            SEGMENT_BLOCK_VOXELS,
+        )
+        .err()
+        .expect("refused");
         assert!(
             small.contains("smaller than the network's field of view"),
             "{small}"
         );
+    }
+
+    #[test]
+    fn a_large_box_is_segmented_in_blocks_as_the_command_line_segments_it() {
+        let device = Device::default();
+        let bytes = model(&device);
+        // Two bright tubes along z through 40 slices, on a textured background.
+        let image = Array3::from_shape_fn((40, 24, 24), |(z, y, x)| {
+            let tube = |cy: usize, cx: usize| y.abs_diff(cy) <= 3 && x.abs_diff(cx) <= 3;
+            if tube(7, 7) || tube(16, 16) {
+                0.9
+            } else {
+                0.1 + ((z + y + x) % 3) as f32 * 0.05
+            }
+        });
+        // Blocks of 10 slices (twice the FOV's depth), each reading 7 more on each side.
+        let mut job =
+            FfnSegmentJob::new(&bytes, &device, image.clone(), 10 * 24 * 24).expect("job");
+        assert_eq!(job.blocks(), 4);
+        assert_eq!(job.progress(), (0, 4000));
+        assert!(job.describe().starts_with("block 1 of 4, seed 0 of "));
+        let mut seen_blocks = std::collections::BTreeSet::new();
+        while let Some(input) = job.next_fov().expect("next") {
+            seen_blocks.insert(job.describe()[..10].to_string());
+            let (done, total) = job.progress();
+            assert!(done <= total);
+            job.step(input, &device).expect("step");
+        }
+        assert!(job.next_fov().expect("over").is_none(), "stays over");
+        assert!(seen_blocks.len() > 1, "{seen_blocks:?}");
+        let ours = job.finish().expect("finish");
+
+        // The same blocks through emstudio ffn infer's code.
+        let file = FfnModelFile::from_bytes(&bytes).expect("model");
+        let net = file.load_net(&device).expect("net");
+        let plan = blocks::plan(40, 10, blocks::default_halo(&file.header.network));
+        assert_eq!(plan.len(), 4);
+        let (labels, objects) = blocks::segment_in_blocks(
+            || NetPredictor {
+                net: &net,
+                device: device.clone(),
+            },
+            &file.header.network,
+            file.header.normalization,
+            image.view(),
+            &plan,
+            &FfnInferOptions::default(),
+            &mut emstudio_core::progress::NoProgress,
+        )
+        .expect("blocks");
+        assert_eq!(ours.objects, objects);
+        assert_eq!(ours.labels, labels.into_iter().collect::<Vec<_>>());
+        assert_eq!(ours.labels.len(), 40 * 24 * 24);
+
+        // The box in one block is the whole-box run of before.
+        let one = FfnSegmentJob::new(&bytes, &device, image, SEGMENT_BLOCK_VOXELS).expect("job");
+        assert_eq!(one.blocks(), 1);
+        assert!(one.describe().starts_with("seed 0 of "));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! module this size pays several milliseconds for each trip through JavaScript, so the
 //! training loop yields to the event loop at most every [`TURN_MS`], not every step.
 
-use crate::ffn::{FfnFillJob, FfnSegmentJob, FfnTrainJob};
+use crate::ffn::{FfnFillJob, FfnSegmentJob, FfnTrainJob, SEGMENT_BLOCK_VOXELS};
 use crate::jobs::{
     cpu_description_for, cpu_description_shared, InferEngine, LabelledSlice, Prediction, TrainData,
     TrainJob,
@@ -593,34 +593,46 @@ async fn ffn_segment_loop(
         Ok(c) => c,
         Err(e) => return fail(request, e),
     };
-    let mut job = match FfnSegmentJob::new(&model, &chosen.device, image) {
+    let mut job = match FfnSegmentJob::new(&model, &chosen.device, image, SEGMENT_BLOCK_VOXELS) {
         Ok(j) => j,
         Err(e) => return fail(request, e),
     };
     let mut last_turn = now_ms();
-    while let Some(input) = job.next_fov() {
+    loop {
+        let input = match job.next_fov() {
+            Ok(Some(input)) => input,
+            Ok(None) => break,
+            Err(e) => {
+                CANCELLED.with(|c| c.borrow_mut().remove(&request));
+                return fail(request, e);
+            }
+        };
         if let Err(e) = job.step_async(input, &chosen.device).await {
             CANCELLED.with(|c| c.borrow_mut().remove(&request));
             return fail(request, e);
         }
-        let (done, total) = job.progress();
         let message = || {
             format!(
-                "FFN segmentation on {}: seed {done} of {total}",
-                chosen.description
+                "FFN segmentation on {}: {}",
+                chosen.description,
+                job.describe()
             )
         };
-        if ffn_turn(request, &mut last_turn, (done, total), message).await {
+        if ffn_turn(request, &mut last_turn, job.progress(), message).await {
             return to_app(FromWorker::Cancelled { request }, &[]);
         }
     }
-    let result = job.finish();
+    let result = match job.finish() {
+        Ok(r) => r,
+        Err(e) => return fail(request, e),
+    };
     send(
         &FromNets::FfnSegmented {
             request,
             objects: result.objects,
             seeds: result.seeds,
             steps: result.steps,
+            blocks: job.blocks() as u32,
             device: chosen.description,
         },
         &[to_buffer(&u32_bytes(&result.labels))],

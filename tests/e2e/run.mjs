@@ -1920,6 +1920,8 @@ test("FFN training in the browser: the light network on slices 0-39 of the FlyEM
   assert.deepEqual([drawn[0], drawn[3], drawn[4]], [25, 33, 33], "slice 25, a 33 × 33 box");
   assert.ok(drawn[1] > 0 && drawn[2] > 0, `the box at the view's centre: ${drawn}`);
   await page.screenshot({ path: path.join(OUT, "ffn-train-live-fill.png") });
+  await page.getByTestId("ffn-train-live-fill").scrollIntoViewIfNeeded();
+  await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-train-live-fill-panel.png") });
   await page.getByTestId("z-slider").fill("30");
   await fillInfo.filter({ hasText: /slice 30 after step/ }).waitFor({ timeout: 120000 });
   assert.equal((await page.getByTestId("viewer").getAttribute("data-live-fill")).split(" ")[0], "30");

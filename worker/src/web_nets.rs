@@ -647,14 +647,19 @@ fn from_nets(msg: FromNets, attachments: Vec<JsValue>) {
             objects,
             seeds,
             steps,
+            blocks,
             device,
         } => {
             let labels = attachments
                 .first()
                 .and_then(buffer_bytes)
                 .unwrap_or_default();
+            let in_blocks = match blocks {
+                0 | 1 => String::new(),
+                n => format!(" in {n} blocks along z"),
+            };
             let summary = format!(
-                "{objects} objects from {seeds} seeds ({steps} fields of view) on {device}"
+                "{objects} objects from {seeds} seeds ({steps} fields of view){in_blocks} on {device}"
             );
             ffn_segmented(request, summary, &labels);
         }

@@ -258,6 +258,8 @@ pub enum FromNets {
         seeds: u32,
         /// FOV positions the network ran.
         steps: u64,
+        /// Blocks along z it was segmented in (1: the box in one).
+        blocks: u32,
         /// The device, for the UI.
         device: String,
     },
@@ -533,6 +535,7 @@ mod tests {
                 objects: 12,
                 seeds: 300,
                 steps: 4100,
+                blocks: 3,
                 device: "CPU".into(),
             },
             FromNets::FfnFilled {

@@ -167,6 +167,16 @@ impl FfnTrainConfig {
     pub fn margin_zyx(&self) -> [usize; 3] {
         self.canvas_zyx().map(|c| c / 2)
     }
+
+    /// The partitions training draws its centres from: a box of half its canvas, its
+    /// minimum object size, google/ffn's thresholds.
+    pub fn partition_params(&self) -> PartitionParams {
+        PartitionParams {
+            lom_radius: self.margin_zyx(),
+            min_size: self.min_size,
+            ..PartitionParams::default()
+        }
+    }
 }
 
 /// One training volume: image scaled to `[0, 1]` and dense instance labels (0 = background).
@@ -178,6 +188,10 @@ pub struct FfnVolume {
     pub image: Array3<f32>,
     /// z, y, x, the image's shape.
     pub labels: Array3<u32>,
+    /// Partitions computed before (`emstudio ffn prepare`, the browser's "Show training
+    /// partitions") with the training's box radius and minimum size: used instead of
+    /// computing them again.
+    pub partitions: Option<Array3<u8>>,
 }
 
 impl FfnVolume {
@@ -207,7 +221,23 @@ impl FfnVolume {
             name: name.to_string(),
             image,
             labels,
+            partitions: None,
         })
+    }
+
+    /// Takes the partitions computed before (with the training's box radius, minimum size
+    /// and google/ffn's thresholds: the caller checks the settings) instead of computing them
+    /// again; they must have the labels' shape.
+    pub fn with_partitions(mut self, partitions: Array3<u8>) -> Result<Self, FfnTrainError> {
+        if partitions.dim() != self.labels.dim() {
+            let (a, b) = (partitions.dim(), self.labels.dim());
+            return Err(FfnTrainError::Data(format!(
+                "{}: the partitions ({}×{}×{}, z×y×x) and the labels ({}×{}×{}) differ in shape",
+                self.name, a.0, a.1, a.2, b.0, b.1, b.2
+            )));
+        }
+        self.partitions = Some(partitions);
+        Ok(self)
     }
 }
 
@@ -328,11 +358,7 @@ impl CentreSampler {
         progress: &mut dyn Progress,
     ) -> Result<Self, FfnTrainError> {
         let margin = config.margin_zyx();
-        let params = PartitionParams {
-            lom_radius: margin,
-            min_size: config.min_size,
-            ..PartitionParams::default()
-        };
+        let params = config.partition_params();
         let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x5EED_CE47);
         // Per class: voxels seen, the reservoir of (volume, z, y, x).
         type Reservoir = (u64, Vec<(u32, [u32; 3])>);
@@ -355,11 +381,21 @@ impl CentreSampler {
             }
             let mut inner =
                 |done: u64, total: u64| progress.report(vi as u64 * total + done, n * total.max(1));
+            let computed;
             let parts =
-                compute_partitions(v.labels.view(), &params, &mut inner).map_err(|e| match e {
-                    emstudio_core::ffn_data::FfnDataError::Cancelled(_) => FfnTrainError::Cancelled,
-                    e => FfnTrainError::Data(format!("{}: {e}", v.name)),
-                })?;
+                match &v.partitions {
+                    Some(p) => p,
+                    None => {
+                        computed = compute_partitions(v.labels.view(), &params, &mut inner)
+                            .map_err(|e| match e {
+                                emstudio_core::ffn_data::FfnDataError::Cancelled(_) => {
+                                    FfnTrainError::Cancelled
+                                }
+                                e => FfnTrainError::Data(format!("{}: {e}", v.name)),
+                            })?;
+                        &computed
+                    }
+                };
             let [mz, my, mx] = margin;
             let inner = parts.slice(s![mz..nz - mz, my..ny - my, mx..nx - mx]);
             for ((z, y, x), &c) in inner.indexed_iter() {
@@ -1210,6 +1246,15 @@ mod tests {
         assert!(e.contains("mask.tif") && e.contains("instance"), "{e}");
         let labels = Array3::from_shape_fn((20, 20, 20), |(z, _, _)| 1 + u32::from(z > 9));
         let v = FfnVolume::new("small", Array3::zeros((20, 20, 20)), labels).expect("volume");
+        let e = v
+            .clone()
+            .with_partitions(Array3::zeros((20, 20, 19)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("small") && e.contains("partitions") && e.contains("differ in shape"),
+            "{e}"
+        );
         let e = CentreSampler::new(
             &[v],
             &FfnTrainConfig::default(),
