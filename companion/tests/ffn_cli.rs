@@ -141,12 +141,10 @@ fn cells() -> (Array3<u8>, Array3<u16>) {
     (image, labels)
 }
 
-#[test]
-fn train_evaluate_and_infer_make_score_and_run_a_model() {
-    let dir = tempfile::tempdir().expect("tmp");
+/// [`cells`] written as PNG series under `dir`: the image's and the labels' folders.
+fn cells_on_disk(dir: &std::path::Path) -> (String, String) {
     let (image, labels) = cells();
-    let image_dir = dir.path().join("image");
-    let label_dir = dir.path().join("label");
+    let (image_dir, label_dir) = (dir.join("image"), dir.join("label"));
     write_png_series(
         &AnyVolume::U8(Volume::from_array(image.view()).expect("v")),
         &image_dir,
@@ -155,17 +153,25 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
         &AnyVolume::U16(Volume::from_array(labels.view()).expect("v")),
         &label_dir,
     );
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
-            .arg("ffn")
-            .args(args)
-            .output()
-            .expect("run")
-    };
-    let (img, lab) = (
+    (
         image_dir.display().to_string(),
         label_dir.display().to_string(),
-    );
+    )
+}
+
+/// `emstudio ffn ARGS…`.
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
+        .arg("ffn")
+        .args(args)
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn train_evaluate_and_infer_make_score_and_run_a_model() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (img, lab) = cells_on_disk(dir.path());
     let model = dir.path().join("cells.emsffn").display().to_string();
     let tiny = [
         "--depth",
@@ -404,6 +410,7 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
     );
 
     // Bad input, each named.
+    let (_, labels) = cells();
     let mask_dir = dir.path().join("mask");
     write_png_series(
         &AnyVolume::U8(Volume::from_array(labels.mapv(|v| u8::from(v > 4)).view()).expect("v")),
@@ -489,24 +496,7 @@ fn train_evaluate_and_infer_make_score_and_run_a_model() {
 #[test]
 fn train_takes_the_partitions_prepare_wrote_and_refuses_ones_made_otherwise() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (image, labels) = cells();
-    let image_dir = dir.path().join("image");
-    let label_dir = dir.path().join("label");
-    write_png_series(
-        &AnyVolume::U8(Volume::from_array(image.view()).expect("v")),
-        &image_dir,
-    );
-    write_png_series(
-        &AnyVolume::U16(Volume::from_array(labels.view()).expect("v")),
-        &label_dir,
-    );
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_emstudio"))
-            .arg("ffn")
-            .args(args)
-            .output()
-            .expect("run")
-    };
+    let (img, lab) = cells_on_disk(dir.path());
     let ok = |out: std::process::Output| {
         assert!(
             out.status.success(),
@@ -514,10 +504,6 @@ fn train_takes_the_partitions_prepare_wrote_and_refuses_ones_made_otherwise() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let (img, lab) = (
-        image_dir.display().to_string(),
-        label_dir.display().to_string(),
-    );
     // FOV 7 moving by 2: a training canvas of 11, so a box radius and margin of 5.
     let prepared = dir.path().join("prep").display().to_string();
     ok(run(&[
