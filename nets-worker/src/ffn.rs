@@ -234,8 +234,11 @@ pub const SEGMENT_BLOCK_VOXELS: usize = 1 << 24;
 pub struct FfnSegmentJob {
     net: ConvStack3d,
     header: FfnHeader,
-    /// The whole box, unit floats.
-    image: Array3<f32>,
+    /// The whole box, unit floats, kept only when a later block needs its slices (the
+    /// canvas holds its own normalised copy, so one block does not keep it twice).
+    image: Option<Array3<f32>>,
+    /// The box's shape.
+    dim: (usize, usize, usize),
     blocks: Vec<Block>,
     /// The block being segmented.
     block: usize,
@@ -278,7 +281,8 @@ impl FfnSegmentJob {
         Ok(Self {
             net,
             header: file.header,
-            image,
+            image: (blocks.len() > 1).then_some(image),
+            dim: (nz, ny, nx),
             blocks,
             block: 0,
             canvas,
@@ -340,7 +344,11 @@ impl FfnSegmentJob {
             let Some(next) = self.blocks.get(self.block + 1) else {
                 return Ok(None);
             };
-            let (canvas, seeds) = Self::block_canvas(&self.header, &self.image, next)?;
+            let image = self
+                .image
+                .as_ref()
+                .ok_or("FFN segmentation: internal error, no image for the next block")?;
+            let (canvas, seeds) = Self::block_canvas(&self.header, image, next)?;
             (self.canvas, self.seeds, self.next_seed) = (canvas, seeds, 0);
             self.block += 1;
         }
@@ -402,7 +410,7 @@ impl FfnSegmentJob {
             return Err("FFN segmentation: finished before its last block".into());
         }
         let (labels, objects) = blocks::join(
-            self.image.dim(),
+            self.dim,
             &self.done,
             &mut emstudio_core::progress::NoProgress,
         )
