@@ -42,6 +42,43 @@ pub(crate) fn cast_from_f32<E: Element + Pod + Copy>(
     FlexTensor::new(bytes, Layout::contiguous(shape), E::dtype())
 }
 
+/// [`conv::conv3d_weight_grad`] for every float type: f32 and f64 as they are, the half types
+/// through f32 (EM Studio patch).
+#[cfg(not(target_arch = "wasm32"))]
+fn weight_grad_3d(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    weight_shape: [usize; 5],
+    options: &ConvOptions<3>,
+) -> FlexTensor {
+    use burn_std::{bf16, f16};
+    let grad = |x: FlexTensor, g: FlexTensor| {
+        if x.dtype() == DType::F64 {
+            conv::conv3d_weight_grad::<f64>(x, g, weight_shape, options, DType::F64, (0.0, 1.0))
+        } else {
+            conv::conv3d_weight_grad::<f32>(x, g, weight_shape, options, DType::F32, (0.0, 1.0))
+        }
+    };
+    match x.dtype() {
+        DType::F32 | DType::F64 => grad(x, output_grad),
+        DType::F16 => cast_from_f32(
+            grad(
+                cast_to_f32(x, f16::to_f32),
+                cast_to_f32(output_grad, f16::to_f32),
+            ),
+            f16::from_f32,
+        ),
+        DType::BF16 => cast_from_f32(
+            grad(
+                cast_to_f32(x, bf16::to_f32),
+                cast_to_f32(output_grad, bf16::to_f32),
+            ),
+            bf16::from_f32,
+        ),
+        dtype => panic!("conv weight gradient: unsupported dtype {:?}", dtype),
+    }
+}
+
 impl ModuleOps<Flex> for Flex {
     fn conv1d(
         x: FloatTensor<Flex>,
@@ -317,6 +354,57 @@ impl ModuleOps<Flex> for Flex {
                 options.groups,
             ),
         )
+    }
+
+    /// The weight gradient as one GEMM per tile of output pixels on the forward's channel-major
+    /// im2col matrix ([`conv::conv3d_weight_grad`]; EM Studio patch), for every stride,
+    /// dilation, group count and padding. burn's default is a convolution of the input with
+    /// the output gradient as its kernel, which took 45 % of a 3D training step.
+    ///
+    /// Native builds only: in the browser's single-threaded wasm build, merely having this
+    /// override made the FFN fill (inference, which never calls it) 1.35× slower in Chromium
+    /// (8.2–12.0 s against 6.3–7.0 s, builds alternated; the cause, presumably how LLVM
+    /// compiles gemm's generic entry once it has a second caller, is not found yet), so the
+    /// wasm build keeps burn's default.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn conv3d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Flex> {
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 3>(x, options);
+        weight_grad_3d(x, output_grad, weight.shape().dims(), &options)
+    }
+
+    /// The 2D weight gradient through the 3D one (a depth of 1), as the forward goes (EM
+    /// Studio patch).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        let w: [usize; 4] = weight.shape().dims();
+        let depth_one = |t: &FlexTensor| {
+            let s = t.layout().shape();
+            t.reshape(Shape::from(vec![s[0], s[1], 1, s[2], s[3]]))
+        };
+        let options = ConvOptions::new(
+            [1, options.stride[0], options.stride[1]],
+            [0, options.padding[0].0, options.padding[1].0],
+            [1, options.dilation[0], options.dilation[1]],
+            options.groups,
+        );
+        weight_grad_3d(
+            depth_one(&x),
+            depth_one(&output_grad),
+            [w[0], w[1], 1, w[2], w[3]],
+            &options,
+        )
+        .reshape(Shape::from(w.to_vec()))
     }
 
     fn conv_transpose1d(
