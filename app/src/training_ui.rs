@@ -212,6 +212,33 @@ pub fn curve_csv(points: &[CurvePoint]) -> String {
     csv
 }
 
+/// One report of an FFN training run: the step, the mean loss and the mask's precision and
+/// recall over the steps since the previous report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FfnCurveRow {
+    /// Step.
+    pub step: u64,
+    /// Training loss (mean since the previous report).
+    pub loss: f32,
+    /// Mask precision over those steps' fields of view.
+    pub precision: f32,
+    /// Mask recall over the same.
+    pub recall: f32,
+}
+
+/// An FFN training run's curves as CSV (`step,training_loss,mask_precision,mask_recall`),
+/// every value in full (the shortest text that reads back as the same `f32`).
+pub fn ffn_curve_csv(rows: &[FfnCurveRow]) -> String {
+    let mut csv = String::from("step,training_loss,mask_precision,mask_recall\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            r.step, r.loss, r.precision, r.recall
+        ));
+    }
+    csv
+}
+
 /// The chart's polylines (SVG `points`) and axis ticks, for a `width × height` box with
 /// `pad` margins: training loss smoothed by an exponential moving average (`smoothing` in
 /// 0..1, 0 = raw), validation loss as measured; losses on a log₁₀ scale.
@@ -921,6 +948,40 @@ mod tests {
         );
         let back: f32 = rows[1].split(',').nth(1).unwrap().parse().unwrap();
         assert_eq!(back, points[0].train);
+    }
+
+    #[test]
+    fn the_ffn_curve_csv_has_a_row_per_report_and_reads_back_exactly() {
+        let rows = [
+            FfnCurveRow {
+                step: 1,
+                loss: 0.569_123_4,
+                precision: 0.73,
+                recall: 0.68,
+            },
+            FfnCurveRow {
+                step: 2,
+                loss: 1e-7,
+                precision: 1.0,
+                recall: 0.0,
+            },
+        ];
+        let csv = ffn_curve_csv(&rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "step,training_loss,mask_precision,mask_recall",
+                "1,0.5691234,0.73,0.68",
+                "2,0.0000001,1,0"
+            ]
+        );
+        let back: Vec<f32> = lines[1]
+            .split(',')
+            .skip(1)
+            .map(|v| v.parse().expect("a number"))
+            .collect();
+        assert_eq!(back, [rows[0].loss, rows[0].precision, rows[0].recall]);
     }
 
     #[test]

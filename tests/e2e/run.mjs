@@ -1845,6 +1845,7 @@ test("FFN fill: a click inside a neuron grows it in 3D with the demo's flood-fil
   return `FFN fill of ${voxels} voxels in ${seconds.toFixed(1)} s (CPU wasm, box 25×49×49)`;
 });
 
+
 test("FFN segmentation: the demo's flood-filling network segments the part in view through 17 slices into a label layer of neurons", async (page) => {
   await openDataset(page, "flyem-medulla", 2);
   await page.getByTestId("z-slider").fill("25");
@@ -1997,6 +1998,96 @@ test("FFN partitions in the browser: the classes training balances its centres o
   await page.screenshot({ path: path.join(OUT, "ffn-partitions-view.png") });
   assert.deepEqual(await errors(page), []);
   return summary;
+});
+
+// SwiftShader runs WebGPU on the CPU, 20-50 times slower than the CPU backend (BENCHMARKS.md),
+// so this test checks that the FFN computes on WebGPU what it computes on the CPU, whose tests
+// show that it learns and fills: the demo's FFN is fine-tuned for three steps with the same
+// seed (the same centres, moves and augmentations, drawn on the host) on the CPU and on
+// WebGPU, and the loss of every step must agree; a third run on the CPU with a learning rate
+// of almost 0 shows how far one wrong update would move them (a broken backward pass or
+// optimiser step on WebGPU parts the curves from the second step on). Then an FFN fill on
+// WebGPU must propose the CPU's object.
+test("FFN on WebGPU (SwiftShader): fine-tuning follows the CPU's losses step by step, and the FFN fill proposes the object the CPU fill does", async (page) => {
+  await openDataset(page, "flyem-medulla", 2);
+  await page.getByTestId("tab-train").click();
+  await page.getByTestId("train-kind-ffn").check();
+  // SwiftShader is a software adapter, so Auto keeps the CPU; WebGPU must be asked for.
+  await page.getByTestId("ffn-train-device-info").filter({ hasText: "software emulation" }).waitFor({ timeout: 60000 });
+  await page.getByTestId("ffn-train-slices").fill("0-39");
+  await page.getByTestId("ffn-train-slices").dispatchEvent("change");
+  await page.getByTestId("ffn-train-start-from").selectOption("flyem-ffn-light.ffn");
+  await setField(page, "ffn-train-steps", 3);
+  await setField(page, "ffn-train-batch", 2);
+  await page.getByTestId("ffn-train-live-fill").uncheck();
+  const curve = async (device, lr) => {
+    await page.getByTestId("ffn-train-device-choice").selectOption(device);
+    await setField(page, "ffn-train-lr", lr);
+    await page.getByTestId("ffn-train-start").click();
+    await page.getByTestId("ffn-train-progress").waitFor({ timeout: 120000 });
+    const on = await page.getByTestId("ffn-train-device").textContent();
+    await page.getByTestId("ffn-train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
+    const summary = await page.getByTestId("ffn-train-result").textContent();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("ffn-train-curve-csv").click()]);
+    assert.equal(download.suggestedFilename(), "ffn-training-loss.csv");
+    const saved = path.join(tmpDir("emstudio-ffn-curve-"), "curve.csv");
+    await download.saveAs(saved);
+    const rows = fs.readFileSync(saved, "utf8").trim().split("\n");
+    assert.equal(rows[0], "step,training_loss,mask_precision,mask_recall");
+    const loss = rows.slice(1).map((r) => r.split(",").map(Number));
+    // One report a step here (a step takes longer than the 100 ms between reports).
+    assert.deepEqual(loss.map((r) => r[0]), [1, 2, 3], `${device}: ${rows.join(" | ")}`);
+    assert.ok(loss.every((r) => r.slice(1).every(Number.isFinite)), rows.join(" | "));
+    return { on, summary, loss: loss.map((r) => r[1]) };
+  };
+  const cpu = await curve("cpu", 0.01);
+  assert.match(cpu.on, /on CPU/);
+  const frozen = await curve("cpu", 1e-9);
+  const gpu = await curve("gpu", 0.01);
+  assert.match(gpu.on, /on WebGPU/);
+  await page.getByTestId("ffn-train-curve-csv").scrollIntoViewIfNeeded();
+  await page.getByTestId("ffn-train").screenshot({ path: path.join(OUT, "ffn-train-webgpu.png") });
+  const gap = (a, b, i) => Math.abs(a.loss[i] - b.loss[i]) / b.loss[i];
+  const gpuGap = Math.max(...[0, 1, 2].map((i) => gap(gpu, cpu, i)));
+  // Step 1 is computed before any update: the same for every run.
+  assert.ok(gap(frozen, cpu, 0) < 1e-4, `first losses ${frozen.loss[0]} vs ${cpu.loss[0]}`);
+  const updateEffect = Math.min(gap(frozen, cpu, 1), gap(frozen, cpu, 2));
+  assert.ok(updateEffect > 0.002, `the updates moved the losses by ${updateEffect}: ${cpu.loss} vs ${frozen.loss}`);
+  assert.ok(gpuGap < 0.2 * updateEffect, `WebGPU losses ${gpu.loss} vs CPU ${cpu.loss} (largest relative gap ${gpuGap}; an update moves them by ${updateEffect})`);
+  const stepSeconds = Number(gpu.summary.match(/in (\d+) s/)?.[1]) / 3;
+
+  // The FFN fill on WebGPU: the same object as on the CPU (the choice is shared by the tabs).
+  await page.getByTestId("tab-edit").click();
+  await page.getByTestId("edit-new-layer").click();
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid^='layer-'] .layer-name")].some((e) => e.textContent === "ground truth"));
+  await waitIdle(page);
+  await page.getByTestId("ffn-model").selectOption("flyem-ffn-light.ffn");
+  await page.keyboard.press("Shift+G");
+  for (const [id, v] of [["ffn-radius-xy", "16"], ["ffn-radius-z", "10"]]) await setField(page, id, v);
+  await page.getByTestId("z-slider").fill("25");
+  await waitShown(page, 25);
+  const fill = async (device) => {
+    await page.getByTestId("tab-train").click();
+    await page.getByTestId("ffn-train-device-choice").selectOption(device);
+    await page.getByTestId("tab-edit").click();
+    const before = await replies(page);
+    await click(page, 209, 103);
+    await page.waitForFunction((n) => Number(document.querySelector("[data-testid=edit-panel]").dataset.replies) > n, before, { timeout: 600000 });
+    await waitShown(page, 25);
+    const said = await page.getByTestId("ffn-proposal").textContent();
+    const voxels = Number(await page.getByTestId("ffn-proposal").getAttribute("data-voxels"));
+    await edit(page, () => page.keyboard.press("Escape"), 25);
+    return { said, voxels, seconds: Number(said.match(/· ([\d.]+) s/)[1]), fovs: Number(said.match(/(\d+) fields of view/)[1]) };
+  };
+  const cpuFill = await fill("cpu");
+  const gpuFill = await fill("gpu");
+  assert.match(gpuFill.said, /on WebGPU/);
+  assert.doesNotMatch(cpuFill.said, /WebGPU/);
+  assert.ok(cpuFill.voxels >= 500, cpuFill.said);
+  assert.equal(gpuFill.fovs, cpuFill.fovs, `${gpuFill.said} vs ${cpuFill.said}`);
+  assert.ok(Math.abs(gpuFill.voxels - cpuFill.voxels) <= 0.01 * cpuFill.voxels, `${gpuFill.said} vs ${cpuFill.said}`);
+  assert.deepEqual(await errors(page), []);
+  return `WebGPU fine-tuning (batch 2): ${stepSeconds.toFixed(1)} s a step, losses ${gpu.loss.map((l) => l.toFixed(5)).join(" ")} vs CPU ${cpu.loss.map((l) => l.toFixed(5)).join(" ")} (gap ${(100 * gpuGap).toFixed(4)} %, one update ${(100 * updateEffect).toFixed(2)} %); FFN fill ${gpuFill.voxels} voxels, ${gpuFill.fovs} FOVs in ${gpuFill.seconds} s on WebGPU vs ${cpuFill.voxels} in ${cpuFill.seconds} s on the CPU`;
 });
 
 const context = await launch();

@@ -16,8 +16,8 @@ use super::state::AppState;
 use super::train_panel::{LossChart, CHART};
 use super::worker_client;
 use crate::training_ui::{
-    chart, eta, ffn_preview_rgba, live_fill_rgba, live_fill_seed, CurvePoint, FfnTrainForm,
-    FFN_MIN_SIZE, FFN_PRESETS,
+    chart, eta, ffn_curve_csv, ffn_preview_rgba, live_fill_rgba, live_fill_seed, CurvePoint,
+    FfnCurveRow, FfnTrainForm, FFN_MIN_SIZE, FFN_PRESETS,
 };
 use emstudio_core::slices::parse_slice_list;
 use emstudio_protocol::{
@@ -55,6 +55,8 @@ pub fn FfnTrainPanel() -> impl IntoView {
     let slices_text = RwSignal::new(String::new());
     let run = RwSignal::new(None::<Run>);
     let curve = RwSignal::new(Vec::<CurvePoint>::new());
+    // The same reports with the mask's precision and recall, for the CSV download.
+    let rows = RwSignal::new(Vec::<FfnCurveRow>::new());
     let outcome = RwSignal::new(None::<String>);
     let partitions = RwSignal::new(None::<super::state::Created>);
     let preview_ref = NodeRef::<leptos::html::Canvas>::new();
@@ -110,6 +112,7 @@ pub fn FfnTrainPanel() -> impl IntoView {
         let f = form.get_untracked();
         let config_json = f.config_json();
         curve.set(Vec::new());
+        rows.set(Vec::new());
         outcome.set(None);
         previewed.set(None);
         let dataset = state
@@ -181,6 +184,14 @@ pub fn FfnTrainPanel() -> impl IntoView {
                             step,
                             train: loss,
                             validation: None,
+                        })
+                    });
+                    rows.update(|r| {
+                        r.push(FfnCurveRow {
+                            step,
+                            loss,
+                            precision,
+                            recall,
                         })
                     });
                 }
@@ -427,6 +438,13 @@ pub fn FfnTrainPanel() -> impl IntoView {
             <p class="hint" data-testid="ffn-train-fill-info">{move || filled.get().unwrap_or_default()}</p>
             <LossChart testid="ffn-train-chart" curve=curve drawn=Signal::derive(drawn) />
             <p class="hint"><span class="swatch rand"></span>"training loss (log scale, smoothed) against the step"</p>
+            <p class="hint"><button class="link" data-testid="ffn-train-curve-csv" title="Download the curves as a CSV file (step, training loss, mask precision, mask recall)"
+                    prop:disabled=move || rows.with(Vec::is_empty)
+                    on:click=move |_| {
+                        let csv = rows.with_untracked(|r| ffn_curve_csv(r));
+                        let buffer = js_sys::Uint8Array::from(csv.as_bytes()).buffer();
+                        super::fsjs::download_file("ffn-training-loss.csv", &buffer.into(), "text/csv");
+                    }>"Save the curves (CSV)"</button></p>
             <p class="result" data-testid="ffn-train-result">{move || outcome.get().unwrap_or_default()}</p>
         </div>
     }
