@@ -44,7 +44,6 @@ pub(crate) fn cast_from_f32<E: Element + Pod + Copy>(
 
 /// [`conv::conv3d_weight_grad`] for every float type: f32 and f64 as they are, the half types
 /// through f32 (EM Studio patch).
-#[cfg(not(target_arch = "wasm32"))]
 fn weight_grad_3d(
     x: FlexTensor,
     output_grad: FlexTensor,
@@ -360,13 +359,6 @@ impl ModuleOps<Flex> for Flex {
     /// im2col matrix ([`conv::conv3d_weight_grad`]; EM Studio patch), for every stride,
     /// dilation, group count and padding. burn's default is a convolution of the input with
     /// the output gradient as its kernel, which took 45 % of a 3D training step.
-    ///
-    /// Native builds only: in the browser's single-threaded wasm build, merely having this
-    /// override made the FFN fill (inference, which never calls it) 1.35× slower in Chromium
-    /// (8.2–12.0 s against 6.3–7.0 s, builds alternated; the cause, presumably how LLVM
-    /// compiles gemm's generic entry once it has a second caller, is not found yet), so the
-    /// wasm build keeps burn's default.
-    #[cfg(not(target_arch = "wasm32"))]
     fn conv3d_weight_backward(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
@@ -379,7 +371,6 @@ impl ModuleOps<Flex> for Flex {
 
     /// The 2D weight gradient through the 3D one (a depth of 1), as the forward goes (EM
     /// Studio patch).
-    #[cfg(not(target_arch = "wasm32"))]
     fn conv2d_weight_backward(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
