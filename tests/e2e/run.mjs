@@ -1469,6 +1469,15 @@ test("membranes on isbi2012: a U-Net trained on slices 0-19 in the browser, scor
 
 const GPU_STEPS = 6;
 
+// The lines of the CSV file a click on `testid` downloads, checked to be named `name`.
+async function downloadedCsv(page, testid, name) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId(testid).click()]);
+  assert.equal(download.suggestedFilename(), name);
+  const saved = path.join(tmpDir("emstudio-csv-"), name);
+  await download.saveAs(saved);
+  return fs.readFileSync(saved, "utf8").trim().split("\n");
+}
+
 // The validation losses of a short fine-tuning run, read from the Train panel's CSV download.
 async function fineTuneValidationLosses(page, model, device) {
   await page.getByTestId("train-device-choice").selectOption(device);
@@ -1482,11 +1491,7 @@ async function fineTuneValidationLosses(page, model, device) {
   await page.getByTestId("train-progress").waitFor();
   const on = await page.getByTestId("train-device").textContent();
   await page.getByTestId("train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
-  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("train-curve-csv").click()]);
-  assert.equal(download.suggestedFilename(), "training-loss.csv");
-  const saved = path.join(tmpDir("emstudio-curve-"), "curve.csv");
-  await download.saveAs(saved);
-  const rows = fs.readFileSync(saved, "utf8").trim().split("\n");
+  const rows = await downloadedCsv(page, "train-curve-csv", "training-loss.csv");
   assert.equal(rows[0], "step,training_loss,validation_loss");
   const validation = new Map(rows.slice(1).map((r) => r.split(",")).filter((r) => r[2] !== "").map((r) => [Number(r[0]), Number(r[2])]));
   return { on, validation, summary: await page.getByTestId("train-result").textContent() };
@@ -2028,11 +2033,7 @@ test("FFN on WebGPU (SwiftShader): fine-tuning follows the CPU's losses step by 
     const on = await page.getByTestId("ffn-train-device").textContent();
     await page.getByTestId("ffn-train-result").filter({ hasText: "→ model" }).waitFor({ timeout: 600000 });
     const summary = await page.getByTestId("ffn-train-result").textContent();
-    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("ffn-train-curve-csv").click()]);
-    assert.equal(download.suggestedFilename(), "ffn-training-loss.csv");
-    const saved = path.join(tmpDir("emstudio-ffn-curve-"), "curve.csv");
-    await download.saveAs(saved);
-    const rows = fs.readFileSync(saved, "utf8").trim().split("\n");
+    const rows = await downloadedCsv(page, "ffn-train-curve-csv", "ffn-training-loss.csv");
     assert.equal(rows[0], "step,training_loss,mask_precision,mask_recall");
     const loss = rows.slice(1).map((r) => r.split(",").map(Number));
     // One report a step here (a step takes longer than the 100 ms between reports).
