@@ -1850,7 +1850,6 @@ test("FFN fill: a click inside a neuron grows it in 3D with the demo's flood-fil
   return `FFN fill of ${voxels} voxels in ${seconds.toFixed(1)} s (CPU wasm, box 25×49×49)`;
 });
 
-
 test("FFN segmentation: the demo's flood-filling network segments the part in view through 17 slices into a label layer of neurons", async (page) => {
   await openDataset(page, "flyem-medulla", 2);
   await page.getByTestId("z-slider").fill("25");
